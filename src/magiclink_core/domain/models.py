@@ -1,0 +1,231 @@
+"""Records and statuses.
+
+Records are immutable pydantic models. A change is a new record with ``version`` one higher;
+storage writes it only if the stored version is still the old one (compare-and-set), so a record
+read, changed by the pure rules and written back can never overwrite a concurrent change.
+
+Each record class names its lookups in ``unique_fields`` (at most one record per non-null value:
+the storage enforces it, which is how an email address is claimed once) and ``list_fields``.
+``purge_after`` says when storage may delete the record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict
+
+
+class VerificationStatus(StrEnum):
+    UNVERIFIED = "unverified"
+    VERIFIED = "verified"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    CLIENT_MISMATCH = "client_mismatch"
+
+
+class SignUpStatus(StrEnum):
+    MISSING_REQUIREMENTS = "missing_requirements"
+    COMPLETE = "complete"
+    ABANDONED = "abandoned"
+
+
+class SignInStatus(StrEnum):
+    NEEDS_FIRST_FACTOR = "needs_first_factor"
+    COMPLETE = "complete"
+    ABANDONED = "abandoned"
+
+
+class SessionStatus(StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class AttemptKind(StrEnum):
+    """What a link verifies."""
+
+    SIGN_UP = "sign_up"
+    SIGN_IN = "sign_in"
+    EMAIL_ADDRESS = "email_address"
+
+
+class CrossDevicePolicy(StrEnum):
+    """What a click from a client other than the one that asked for the link does."""
+
+    ALLOW = "allow"
+    DENY = "deny"
+    CONFIRM = "confirm"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RequestInfo(Frozen):
+    """Where a request came from, as the host app saw it (for emails and the confirm page)."""
+
+    user_agent: str = ""
+    ip_address: str = ""
+    # a human description such as "Firefox on Ubuntu", made by the web layer from the user agent
+    device: str = ""
+
+    @property
+    def described(self) -> str:
+        return self.device or self.user_agent[:120] or "an unknown device"
+
+
+class Verification(Frozen):
+    """One email-link verification of an attempt (the guide's ``verification`` object)."""
+
+    strategy: Literal["email_link"] = "email_link"
+    status: VerificationStatus = VerificationStatus.UNVERIFIED
+    expire_at: datetime
+    redirect_url: str
+    link_id: str  # digest of the newest link; older links of this attempt no longer work
+    confirmation_code: str  # shown only to the client that started the attempt
+    requested_by: RequestInfo
+    requested_at: datetime
+    verified_at: datetime | None = None
+    verified_at_client: str | None = None
+    failed_code_attempts: int = 0
+
+
+class FirstFactor(Frozen):
+    strategy: Literal["email_link"] = "email_link"
+    safe_identifier: str
+    email_address_id: str
+
+
+class Record(Frozen):
+    id: str
+    version: int = 1
+    created_at: datetime
+    updated_at: datetime
+    purge_after: datetime | None = None
+
+    table: ClassVar[str]
+    id_prefix: ClassVar[str]
+    unique_fields: ClassVar[tuple[str, ...]] = ()
+    list_fields: ClassVar[tuple[str, ...]] = ()
+
+    def bumped(self, now: datetime, **changes: object) -> Self:
+        """This record changed: ``changes`` applied, version and ``updated_at`` advanced."""
+        return self.model_copy(update={**changes, "version": self.version + 1, "updated_at": now})
+
+
+class Client(Record):
+    """A browser or device. Owns attempts and sessions; known by its client cookie."""
+
+    table = "clients"
+    id_prefix = "client"
+    unique_fields = ("token_digest",)
+
+    token_digest: str
+    sign_in_id: str | None = None
+    sign_up_id: str | None = None
+    last_active_at: datetime
+
+
+class User(Record):
+    table = "users"
+    id_prefix = "user"
+
+    primary_email_address_id: str | None = None
+
+
+class EmailAddress(Record):
+    """An address of a user. ``claimed_email`` is set (to ``email``) once verified: unique."""
+
+    table = "email_addresses"
+    id_prefix = "idn"
+    unique_fields = ("claimed_email",)
+    list_fields = ("user_id", "email")
+
+    user_id: str
+    email: str
+    claimed_email: str | None = None
+    verification: Verification | None = None
+    # the client that asked for the newest verification link (owns the wait)
+    client_id: str | None = None
+
+    @property
+    def verified(self) -> bool:
+        return self.claimed_email is not None
+
+
+class Session(Record):
+    """A signed-in session on one client. ``token_digest`` is None until the client that owns it
+    collects its token (a session completed from another device is issued that way)."""
+
+    table = "sessions"
+    id_prefix = "sess"
+    unique_fields = ("token_digest",)
+    list_fields = ("user_id", "client_id")
+
+    user_id: str
+    client_id: str
+    token_digest: str | None = None
+    status: SessionStatus = SessionStatus.ACTIVE
+    last_active_at: datetime
+    expire_at: datetime  # absolute lifetime
+    ended_at: datetime | None = None
+    user_agent: str = ""
+    ip_address: str = ""
+
+
+class SignUp(Record):
+    table = "sign_ups"
+    id_prefix = "sua"
+
+    client_id: str
+    email_address: str
+    status: SignUpStatus = SignUpStatus.MISSING_REQUIREMENTS
+    verification: Verification | None = None
+    created_user_id: str | None = None
+    created_session_id: str | None = None
+    abandon_at: datetime
+
+
+class SignIn(Record):
+    """A sign-in attempt. ``user_id`` is None for an address with no account: such an attempt
+    runs exactly like any other, so nobody can tell from it whether an account exists."""
+
+    table = "sign_ins"
+    id_prefix = "sia"
+
+    client_id: str
+    identifier: str
+    user_id: str | None = None
+    email_address_id: str
+    status: SignInStatus = SignInStatus.NEEDS_FIRST_FACTOR
+    verification: Verification | None = None
+    created_session_id: str | None = None
+    abandon_at: datetime
+
+    @property
+    def supported_first_factors(self) -> tuple[FirstFactor, ...]:
+        return (
+            FirstFactor(safe_identifier=self.identifier, email_address_id=self.email_address_id),
+        )
+
+
+class Link(Record):
+    """An emailed link, keyed by the digest of its token (``id``)."""
+
+    table = "links"
+    id_prefix = "link"
+
+    attempt_kind: AttemptKind
+    attempt_id: str
+    client_id: str  # the client that asked for it
+    expire_at: datetime
+    consumed_at: datetime | None = None
+    consumed_by_client: str | None = None
+
+
+Attempt = SignUp | SignIn | EmailAddress
+RECORD_TYPES: tuple[type[Record], ...] = (Client, User, EmailAddress, Session, SignUp, SignIn, Link)

@@ -1,0 +1,131 @@
+"""Configuration, checked when built: unsafe values are refused, not warned about."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import cached_property
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from .models import CrossDevicePolicy
+from .redirects import origin_of
+from .tokens import Keyring
+
+MIN_SECRET_BYTES = 32
+
+
+class Settings(BaseModel):
+    """Everything magiclink needs to know about your app.
+
+    ``secret`` may be one secret or a list (newest first): the first signs new tokens, all verify
+    stored ones, so a secret can be rotated without signing everybody out.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    secret: SecretStr | list[SecretStr]
+    base_url: str
+    app_name: str = "magiclink"
+    link_ttl: timedelta = timedelta(minutes=10)
+    cross_device: CrossDevicePolicy = CrossDevicePolicy.CONFIRM
+    allowed_redirect_origins: list[str] = Field(default_factory=list)
+    confirmation_code_digits: Annotated[int, Field(ge=4, le=8)] = 6
+    max_confirmation_code_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    session_idle_timeout: timedelta = timedelta(days=7)
+    session_lifetime: timedelta = timedelta(days=30)
+    session_touch_interval: timedelta = timedelta(minutes=1)
+    attempt_ttl: timedelta = timedelta(hours=24)
+    client_ttl: timedelta = timedelta(days=365)
+    # expired records stay readable this long, so a late click still reads "expired"
+    purge_grace: timedelta = timedelta(days=1)
+    enumeration_protection: bool = True
+    check_deliverability: bool = False
+    # at most this many link emails to one address per window (0 turns the limit off)
+    links_per_address: Annotated[int, Field(ge=0)] = 5
+    links_per_address_window: timedelta = timedelta(minutes=10)
+    wait_poll_interval: timedelta = timedelta(seconds=2)
+    # where the emailed link points, below base_url (the ASGI middleware serves it there)
+    verify_path: str = "/auth/v1/verify"
+
+    @field_validator("secret")
+    @classmethod
+    def _strong_secrets(cls, value: SecretStr | list[SecretStr]) -> SecretStr | list[SecretStr]:
+        secrets = value if isinstance(value, list) else [value]
+        if not secrets:
+            raise ValueError("at least one secret is required")
+        for secret in secrets:
+            if len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"each secret must be at least {MIN_SECRET_BYTES} bytes; "
+                    "generate one with: "
+                    "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                )
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError(
+                "base_url must be an absolute http(s) URL, such as https://example.com"
+            )
+        if parts.scheme == "http" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
+            raise ValueError("base_url must use https unless the app runs on localhost")
+        return value.rstrip("/")
+
+    @field_validator("allowed_redirect_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            parts = urlsplit(origin)
+            if (
+                parts.scheme not in {"http", "https"}
+                or not parts.hostname
+                or parts.path
+                not in {
+                    "",
+                    "/",
+                }
+            ):
+                raise ValueError(f"{origin!r} is not an origin such as https://app.example.com")
+        return [origin_of(o) for o in value]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if not timedelta(seconds=30) <= self.link_ttl <= timedelta(hours=24):
+            raise ValueError("link_ttl must be between 30 seconds and 24 hours")
+        if self.session_idle_timeout > self.session_lifetime:
+            raise ValueError("session_idle_timeout cannot be longer than session_lifetime")
+        if self.session_lifetime <= timedelta(0) or self.session_touch_interval < timedelta(0):
+            raise ValueError("session durations must be positive")
+        if self.attempt_ttl < self.link_ttl:
+            raise ValueError("attempt_ttl must be at least link_ttl")
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(base_url={self.base_url!r}, app_name={self.app_name!r}, secret=**********)"
+        )
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        secrets = self.secret if isinstance(self.secret, list) else [self.secret]
+        return Keyring([s.get_secret_value().encode() for s in secrets])
+
+    @property
+    def verify_url(self) -> str:
+        return f"{self.base_url}{self.verify_path}"
+
+    @property
+    def is_https(self) -> bool:
+        return self.base_url.startswith("https://")

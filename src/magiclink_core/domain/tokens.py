@@ -1,0 +1,122 @@
+"""Token crypto: random bearer tokens, their keyed digests, and key rotation.
+
+A token is ``ml<purpose letter>1_`` + unpadded url-safe base64 of 32 random bytes:
+
+    prefix   4 chars   "mll1_" (link), "mls1_" (session), "mlc1_" (client); the digit is the format
+    body    43 chars   256 bits from ``secrets``
+
+Only the keyed digest is stored: HMAC-SHA256 under a key derived per purpose (HKDF, itsdangerous's
+"one secret, a salt per purpose") from each configured secret. The first secret signs; every
+secret verifies, so a rotated-out secret keeps old links and sessions working until they expire.
+Lookups are by digest, so the comparison is the storage's index equality on a keyed hash; where a
+digest is compared in memory, ``hmac.compare_digest`` does it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+from enum import StrEnum
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+TOKEN_BYTES = 32
+_BODY_CHARS = 43  # ceil(32 * 4 / 3) without padding
+
+
+class TokenPurpose(StrEnum):
+    LINK = "l"
+    SESSION = "s"
+    CLIENT = "c"
+
+
+_TOKEN_RE = re.compile(r"^ml([lsc])1_([A-Za-z0-9_-]{43})$")
+
+
+def new_token(purpose: TokenPurpose) -> str:
+    """A fresh 256-bit bearer token for ``purpose``."""
+    body = base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).rstrip(b"=").decode()
+    return f"ml{purpose.value}1_{body}"
+
+
+def parse_token(token: str, purpose: TokenPurpose) -> bytes | None:
+    """The token's random bytes, or None when it is not a well-formed token of ``purpose``.
+
+    Cheap rejection of junk before any digest or storage read.
+    """
+    if len(token) != 5 + _BODY_CHARS:
+        return None
+    match = _TOKEN_RE.match(token)
+    if match is None or match.group(1) != purpose.value:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(match.group(2) + "=")
+    except ValueError:
+        return None
+    if len(raw) != TOKEN_BYTES or base64.urlsafe_b64encode(raw).rstrip(
+        b"="
+    ).decode() != match.group(2):
+        return None  # non-canonical encodings would give two spellings of one token
+    return raw
+
+
+class Keyring:
+    """Per-purpose HMAC keys derived from the configured secrets, newest first."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, secrets_newest_first: Sequence[bytes]) -> None:
+        if not secrets_newest_first:
+            raise ValueError("at least one secret is required")
+        self._keys: dict[TokenPurpose, tuple[bytes, ...]] = {
+            purpose: tuple(_derive(secret, purpose) for secret in secrets_newest_first)
+            for purpose in TokenPurpose
+        }
+
+    def __repr__(self) -> str:
+        return f"Keyring(<{len(self._keys[TokenPurpose.LINK])} secrets>)"
+
+    def digest(self, token: str, purpose: TokenPurpose) -> str:
+        """The digest to store for a token (under the newest key)."""
+        return _hmac(self._keys[purpose][0], token)
+
+    def candidate_digests(self, token: str, purpose: TokenPurpose) -> list[str]:
+        """Digests of ``token`` under every key, newest first; empty for a malformed token."""
+        if parse_token(token, purpose) is None:
+            return []
+        return [_hmac(key, token) for key in self._keys[purpose]]
+
+    def matches(self, token: str, purpose: TokenPurpose, stored_digest: str) -> bool:
+        """Constant-time check of ``token`` against a stored digest, under any key."""
+        found = False
+        for key in self._keys[purpose]:
+            found |= hmac.compare_digest(_hmac(key, token), stored_digest)
+        return found
+
+
+def _derive(secret: bytes, purpose: TokenPurpose) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=32,
+        salt=b"magiclink/v1",
+        info=f"magiclink token digest: {purpose.name.lower()}".encode(),
+    ).derive(secret)
+
+
+def _hmac(key: bytes, token: str) -> str:
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+
+
+def new_id(prefix: str) -> str:
+    """A public record id such as ``sia_2b8f…``: 128 random bits, not a secret."""
+    return f"{prefix}_{secrets.token_hex(16)}"
+
+
+def new_confirmation_code(digits: int) -> str:
+    """A short numeric code the starting device shows and the clicking device types."""
+    return "".join(secrets.choice("0123456789") for _ in range(digits))

@@ -1,0 +1,21 @@
+"""Mailer adapters. ``SMTPMailer`` needs the ``smtp`` extra (aiosmtplib), imported when used."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .console import ConsoleMailer as ConsoleMailer
+from .memory import MemoryMailer as MemoryMailer
+
+if TYPE_CHECKING:
+    from .smtp import SMTPMailer as SMTPMailer
+
+__all__ = ["ConsoleMailer", "MemoryMailer", "SMTPMailer"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SMTPMailer":
+        from .smtp import SMTPMailer
+
+        return SMTPMailer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,42 @@
+"""Storage adapters. The SQL and Redis ones need their extras, imported only when used:
+``magiclink[sqlite]``, ``magiclink[postgres]``, ``magiclink[redis]``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .memory import MemoryNotifier as MemoryNotifier
+from .memory import MemoryStorage as MemoryStorage
+
+if TYPE_CHECKING:
+    from .postgres import PostgresNotifier as PostgresNotifier
+    from .postgres import PostgresStorage as PostgresStorage
+    from .redis import RedisNotifier as RedisNotifier
+    from .redis import RedisStorage as RedisStorage
+    from .sqlite import SQLiteStorage as SQLiteStorage
+
+__all__ = [
+    "MemoryNotifier",
+    "MemoryStorage",
+    "PostgresNotifier",
+    "PostgresStorage",
+    "RedisNotifier",
+    "RedisStorage",
+    "SQLiteStorage",
+]
+
+_LAZY = {
+    "SQLiteStorage": ".sqlite",
+    "PostgresStorage": ".postgres",
+    "PostgresNotifier": ".postgres",
+    "RedisStorage": ".redis",
+    "RedisNotifier": ".redis",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

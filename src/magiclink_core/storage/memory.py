@@ -1,0 +1,165 @@
+"""In-process storage and notifier: for tests, the demo and single-process apps that may forget
+everything on restart."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+
+import anyio
+
+from ..domain.models import Record
+from ..ports import Change, Delete, Insert, R, Subscription, Update, WriteConflict
+
+
+class MemoryStorage:
+    """Records in dicts. ``apply`` runs without awaiting, so it is atomic on the event loop."""
+
+    def __init__(self) -> None:
+        self._records: dict[type[Record], dict[str, Record]] = defaultdict(dict)
+        self._unique: dict[tuple[type[Record], str], dict[str, str]] = defaultdict(dict)
+        self._counters: dict[str, tuple[int, datetime]] = {}
+
+    async def get(self, kind: type[R], id: str) -> R | None:
+        record = self._records[kind].get(id)
+        return record if isinstance(record, kind) else None
+
+    async def find(self, kind: type[R], field: str, value: str) -> R | None:
+        if field not in kind.unique_fields:
+            raise ValueError(f"{kind.__name__}.{field} is not a unique field")
+        record_id = self._unique[(kind, field)].get(value)
+        return None if record_id is None else await self.get(kind, record_id)
+
+    async def list(self, kind: type[R], field: str, value: str) -> list[R]:
+        if field not in kind.list_fields:
+            raise ValueError(f"{kind.__name__}.{field} is not a list field")
+        found = [r for r in self._records[kind].values() if getattr(r, field) == value]
+        found.sort(key=lambda r: (r.created_at, r.id))
+        return [r for r in found if isinstance(r, kind)]
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        # check everything against a scratch view first, then write: all or nothing
+        staged: dict[tuple[type[Record], str], Record | None] = {}
+
+        def current(kind: type[Record], record_id: str) -> Record | None:
+            key = (kind, record_id)
+            return staged[key] if key in staged else self._records[kind].get(record_id)
+
+        for change in changes:
+            if isinstance(change, Insert):
+                kind, rid = type(change.record), change.record.id
+                if current(kind, rid) is not None:
+                    raise WriteConflict(f"{kind.__name__} {rid} exists")
+                staged[(kind, rid)] = change.record
+            elif isinstance(change, Update):
+                kind, rid = type(change.record), change.record.id
+                old = current(kind, rid)
+                if old is None or old.version != change.record.version - 1:
+                    raise WriteConflict(f"{kind.__name__} {rid} changed or is gone")
+                staged[(kind, rid)] = change.record
+            else:
+                old = current(change.kind, change.id)
+                if old is None or old.version != change.version:
+                    raise WriteConflict(f"{change.kind.__name__} {change.id} changed or is gone")
+                staged[(change.kind, change.id)] = None
+        self._check_unique(staged)
+        for (kind, rid), record in staged.items():
+            old = self._records[kind].get(rid)
+            for field in kind.unique_fields:
+                if old is not None and (value := getattr(old, field)) is not None:
+                    self._unique[(kind, field)].pop(value, None)
+            if record is None:
+                self._records[kind].pop(rid, None)
+                continue
+            self._records[kind][rid] = record
+            for field in kind.unique_fields:
+                if (value := getattr(record, field)) is not None:
+                    self._unique[(kind, field)][value] = rid
+
+    def _check_unique(self, staged: dict[tuple[type[Record], str], Record | None]) -> None:
+        claimed: dict[tuple[type[Record], str, str], str] = {}
+        for (kind, rid), record in staged.items():
+            if record is None:
+                continue
+            for field in kind.unique_fields:
+                value = getattr(record, field)
+                if value is None:
+                    continue
+                owner = self._unique[(kind, field)].get(value)
+                owner_moving = (
+                    owner is not None
+                    and (kind, owner) in staged
+                    and ((moved := staged[(kind, owner)]) is None or getattr(moved, field) != value)
+                )
+                if (owner is not None and owner != rid and not owner_moving) or claimed.get(
+                    (kind, field, value), rid
+                ) != rid:
+                    raise WriteConflict(f"{kind.__name__}.{field} is taken", unique_field=field)
+                claimed[(kind, field, value)] = rid
+
+    async def increment(
+        self, key: str, *, window: timedelta, now: datetime
+    ) -> tuple[int, datetime]:
+        count, reset_at = self._counters.get(key, (0, now + window))
+        if now >= reset_at:
+            count, reset_at = 0, now + window
+        self._counters[key] = (count + 1, reset_at)
+        return count + 1, reset_at
+
+    async def purge(self, now: datetime, *, limit: int = 1000) -> int:
+        doomed = [
+            Delete(type(r), r.id, r.version)
+            for records in self._records.values()
+            for r in records.values()
+            if r.purge_after is not None and r.purge_after <= now
+        ][:limit]
+        await self.apply(doomed)
+        for key in [k for k, (_, reset_at) in self._counters.items() if reset_at <= now]:
+            del self._counters[key]
+        return len(doomed)
+
+    async def close(self) -> None:
+        return None
+
+
+class _MemorySubscription:
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def fire(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+        self._event = anyio.Event()
+
+
+class MemoryNotifier:
+    """Wake-ups within one process (the default when the storage offers no shared notifier)."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[_MemorySubscription]] = defaultdict(set)
+
+    async def publish(self, channel: str) -> None:
+        self.deliver(channel)
+
+    def deliver(self, channel: str) -> None:
+        """Wake every local subscriber of ``channel`` (used by the shared notifiers too)."""
+        for subscription in self._subscribers.get(channel, ()):
+            subscription.fire()
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        subscription = _MemorySubscription()
+        self._subscribers[channel].add(subscription)
+        try:
+            yield subscription
+        finally:
+            self._subscribers[channel].discard(subscription)
+            if not self._subscribers[channel]:
+                del self._subscribers[channel]
+
+    async def close(self) -> None:
+        self._subscribers.clear()
