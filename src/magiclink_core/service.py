@@ -516,6 +516,40 @@ class MagicLinks:
             return result
         raise ConflictError()
 
+    async def resend_link(self, token: str, *, request: RequestInfo | None = None) -> AttemptKind:
+        """Email a fresh link for the attempt an expired (or superseded) link belonged to, to the
+        same address, for the same client and redirect. For the expired-link page's resend
+        button: holding the old link proves nothing new and reveals nothing, since the new link
+        goes to the same mailbox.
+
+        :raises MagicLinkError: the link is unknown, or its attempt is no longer in progress.
+        :raises RateLimitedError, MailDeliveryError: as when preparing.
+        """
+        link, attempt = await self._load_link(token)
+        verification = attempt.verification
+        in_progress = (
+            (isinstance(attempt, SignUp) and attempt.status is SignUpStatus.MISSING_REQUIREMENTS)
+            or (isinstance(attempt, SignIn) and attempt.status is SignInStatus.NEEDS_FIRST_FACTOR)
+            or (isinstance(attempt, EmailAddress) and not attempt.verified)
+        )
+        if not in_progress or verification is None or link.consumed_at is not None:
+            raise MagicLinkError(MagicLinkErrorCode.FAILED, "This link can no longer be renewed.")
+        template = {
+            AttemptKind.SIGN_UP: "sign_up",
+            AttemptKind.SIGN_IN: "sign_in",
+            AttemptKind.EMAIL_ADDRESS: "verify_email",
+        }[link.attempt_kind]
+        renewable: Any = attempt  # one of the three attempt types; _send_link is generic over them
+        await self._send_link(
+            renewable,
+            link.attempt_kind,
+            _attempt_email(attempt),
+            template,
+            verification.redirect_url,
+            request or verification.requested_by,
+        )
+        return link.attempt_kind
+
     async def _load_link(self, token: str) -> tuple[Link, Attempt]:
         for digest in self._keyring.candidate_digests(token, TokenPurpose.LINK):
             link = await self.storage.get(Link, digest)
