@@ -210,6 +210,7 @@ class MagicLinks:
 
     async def client_state(self, client: Client) -> ClientState:
         """The client's live sessions and its sign-in and sign-up in progress."""
+        client = await self.storage.get(Client, client.id) or client  # its newest attempts
         now = self.clock.now()
         sessions = [
             s
@@ -906,7 +907,12 @@ class MagicLinks:
         since_version: int | None = None,
         cancelled: anyio.Event | None = None,
     ) -> SignUp:
-        """Wait until the sign-up changes (or leaves ``unverified``), at most ``timeout``."""
+        """Wait until the sign-up changes (or leaves ``unverified``), at most ``timeout``.
+
+        Answers at once when ``since_version`` is older than the stored version, or when the
+        verification is already over (verified, expired, failed). ``cancelled`` ends the wait
+        early with the attempt as it is (the guide's ``cancelMagicLinkFlow``).
+        """
         return await self._wait(
             SignUp,
             AttemptKind.SIGN_UP,
@@ -968,6 +974,11 @@ class MagicLinks:
         cancelled: anyio.Event | None,
     ) -> A:
         first: A = await load()  # ownership check before subscribing
+        if (
+            first.verification is not None
+            and _status_of(first) is not VerificationStatus.UNVERIFIED
+        ):
+            return first  # its verification is over (verified, expired, failed): nothing to await
         start_version = first.version if since_version is None else since_version
         start_status = _status_of(first)
         timeout = min(max(timeout, timedelta(0)), MAX_WAIT)

@@ -1,0 +1,189 @@
+"""The pure rules: how a click is judged, and which transitions exist."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from magiclink_core import (
+    ConfirmationCodeError,
+    CrossDevicePolicy,
+    InvalidStateError,
+    MagicLinkError,
+    MagicLinkExpiredError,
+    RequestInfo,
+    SessionStatus,
+    VerificationStatus,
+)
+from magiclink_core.domain import flows
+from magiclink_core.domain.models import Link, Verification
+from magiclink_core.testing import make_record
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def waiting(**changes: object) -> tuple[Link, Verification]:
+    link: Link = make_record(
+        Link, id="d" * 64, client_id="client_a", expire_at=NOW + timedelta(minutes=10)
+    )
+    verification = flows.new_verification(
+        now=NOW,
+        ttl=timedelta(minutes=10),
+        link_id=link.id,
+        redirect_url="https://a.example/",
+        confirmation_code="123456",
+        requested_by=RequestInfo(),
+    ).model_copy(update=changes)
+    return link, verification
+
+
+def judge(
+    link: Link,
+    verification: Verification | None,
+    *,
+    client: str | None = "client_a",
+    policy: CrossDevicePolicy = CrossDevicePolicy.CONFIRM,
+    code: str | None = None,
+    now: datetime = NOW,
+) -> flows.ClickDecision:
+    return flows.judge_click(
+        link=link,
+        verification=verification,
+        clicking_client_id=client,
+        policy=policy,
+        confirmation_code=code,
+        max_code_attempts=3,
+        now=now,
+    )
+
+
+def test_the_starting_client_completes_under_every_policy() -> None:
+    link, verification = waiting()
+    for policy in CrossDevicePolicy:
+        decision = judge(link, verification, policy=policy)
+        assert decision.outcome is flows.ClickOutcome.COMPLETE and decision.same_client
+        assert decision.verification is not None
+        assert decision.verification.status is VerificationStatus.VERIFIED
+        assert decision.verification.verified_at_client == "client_a"
+        assert decision.link is not None and decision.link.consumed_at == NOW
+
+
+def test_allow_completes_for_another_client() -> None:
+    link, verification = waiting()
+    decision = judge(link, verification, client="client_b", policy=CrossDevicePolicy.ALLOW)
+    assert decision.outcome is flows.ClickOutcome.COMPLETE and not decision.same_client
+    assert (
+        decision.verification is not None and decision.verification.verified_at_client == "client_b"
+    )
+
+
+def test_deny_records_a_mismatch_and_completes_nothing() -> None:
+    link, verification = waiting()
+    decision = judge(link, verification, client="client_b", policy=CrossDevicePolicy.DENY)
+    assert decision.outcome is flows.ClickOutcome.REJECTED and decision.link is None
+    assert isinstance(decision.error, MagicLinkError) and decision.error.code == "client_mismatch"
+    assert decision.verification is not None
+    assert decision.verification.status is VerificationStatus.CLIENT_MISMATCH
+
+
+def test_a_click_without_a_client_cookie_is_another_client() -> None:
+    link, verification = waiting()
+    assert judge(link, verification, client=None).outcome is flows.ClickOutcome.NEEDS_CONFIRMATION
+
+
+def test_confirm_asks_for_the_code_then_takes_the_right_one() -> None:
+    link, verification = waiting()
+    asked = judge(link, verification, client="client_b")
+    assert asked.outcome is flows.ClickOutcome.NEEDS_CONFIRMATION and asked.verification is None
+    done = judge(link, verification, client="client_b", code=" 123456 ")
+    assert done.outcome is flows.ClickOutcome.COMPLETE
+
+
+def test_wrong_codes_count_down_then_fail_the_link() -> None:
+    link, verification = waiting()
+    first = judge(link, verification, client="client_b", code="000000")
+    assert isinstance(first.error, ConfirmationCodeError) and first.error.attempts_left == 2
+    assert first.verification is not None
+    second = judge(link, first.verification, client="client_b", code="111111")
+    assert isinstance(second.error, ConfirmationCodeError) and second.error.attempts_left == 1
+    assert second.verification is not None
+    third = judge(link, second.verification, client="client_b", code="222222")
+    assert isinstance(third.error, MagicLinkError) and third.error.code == "failed"
+    assert third.verification is not None and third.verification.status is VerificationStatus.FAILED
+    # and now even the right code fails
+    after = judge(link, third.verification, client="client_b", code="123456")
+    assert after.outcome is flows.ClickOutcome.REJECTED
+
+
+def test_an_expired_link_says_expired_with_its_time() -> None:
+    link, verification = waiting()
+    decision = judge(link, verification, now=NOW + timedelta(minutes=10))
+    assert isinstance(decision.error, MagicLinkExpiredError)
+    assert decision.error.code == "expired" and decision.error.expired_at == NOW + timedelta(
+        minutes=10
+    )
+    assert judge(link, verification, now=NOW + timedelta(minutes=9, seconds=59)).outcome is (
+        flows.ClickOutcome.COMPLETE
+    )
+
+
+def test_a_used_or_superseded_link_fails() -> None:
+    link, verification = waiting()
+    used = link.bumped(NOW, consumed_at=NOW)
+    assert judge(used, verification).error is not None
+    _, newer = waiting(link_id="e" * 64)
+    decision = judge(link, newer)
+    assert isinstance(decision.error, MagicLinkError) and decision.error.code == "failed"
+    assert judge(link, None).outcome is flows.ClickOutcome.REJECTED
+
+
+def test_expiry_is_seen_without_a_write() -> None:
+    _, verification = waiting()
+    assert flows.effective_status(verification, NOW) is VerificationStatus.UNVERIFIED
+    later = NOW + timedelta(minutes=10)
+    assert flows.as_of(verification, later).status is VerificationStatus.EXPIRED
+    assert verification.status is VerificationStatus.UNVERIFIED
+
+
+@pytest.mark.parametrize(
+    ("table", "old", "new"),
+    [
+        (
+            flows.VERIFICATION_TRANSITIONS,
+            VerificationStatus.VERIFIED,
+            VerificationStatus.UNVERIFIED,
+        ),
+        (flows.VERIFICATION_TRANSITIONS, VerificationStatus.EXPIRED, VerificationStatus.VERIFIED),
+        (flows.SESSION_TRANSITIONS, SessionStatus.ENDED, SessionStatus.ACTIVE),
+        (flows.SESSION_TRANSITIONS, SessionStatus.REVOKED, SessionStatus.ENDED),
+    ],
+)
+def test_illegal_transitions_raise(table: dict, old: object, new: object) -> None:  # type: ignore[type-arg]
+    with pytest.raises(InvalidStateError):
+        flows.check_transition(table, old, new)
+
+
+def test_ending_an_ended_session_raises_and_changes_nothing() -> None:
+    from magiclink_core.domain.models import Session
+
+    session: Session = make_record(Session)
+    ended = flows.end_session(session, NOW, SessionStatus.ENDED, timedelta(days=1))
+    assert ended.status is SessionStatus.ENDED and ended.version == session.version + 1
+    with pytest.raises(InvalidStateError):
+        flows.end_session(ended, NOW, SessionStatus.REVOKED, timedelta(days=1))
+    assert ended.status is SessionStatus.ENDED
+
+
+def test_session_expiry_by_idle_time_and_by_lifetime() -> None:
+    from magiclink_core.domain.models import Session
+
+    session: Session = make_record(Session, last_active_at=NOW, expire_at=NOW + timedelta(days=30))
+    idle = timedelta(days=7)
+    assert flows.session_expiry_reason(session, NOW + timedelta(days=6), idle) is None
+    assert (
+        flows.session_expiry_reason(session, NOW + timedelta(days=7), idle) is SessionStatus.EXPIRED
+    )
+    busy = session.bumped(NOW, last_active_at=NOW + timedelta(days=29))
+    assert flows.session_expiry_reason(busy, NOW + timedelta(days=29, hours=1), idle) is None
+    assert (
+        flows.session_expiry_reason(busy, NOW + timedelta(days=30), idle) is SessionStatus.EXPIRED
+    )

@@ -1,0 +1,69 @@
+"""Token crypto: 256-bit tokens, keyed digests per purpose, rotation, cheap junk rejection."""
+
+import base64
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from magiclink_core.domain.tokens import Keyring, TokenPurpose, new_token, parse_token
+
+KEY_A = b"a" * 32
+KEY_B = b"b" * 32
+
+
+def test_a_token_carries_256_random_bits() -> None:
+    token = new_token(TokenPurpose.LINK)
+    raw = parse_token(token, TokenPurpose.LINK)
+    assert raw is not None and len(raw) == 32
+    assert len({new_token(TokenPurpose.LINK) for _ in range(1000)}) == 1000
+
+
+def test_a_token_of_one_purpose_is_refused_for_another() -> None:
+    token = new_token(TokenPurpose.SESSION)
+    assert parse_token(token, TokenPurpose.LINK) is None
+    assert Keyring([KEY_A]).candidate_digests(token, TokenPurpose.LINK) == []
+
+
+def test_digests_differ_by_purpose_and_key_and_hide_the_token() -> None:
+    token = new_token(TokenPurpose.LINK)
+    ring = Keyring([KEY_A])
+    digest = ring.digest(token, TokenPurpose.LINK)
+    assert token not in digest and len(digest) == 64
+    assert digest != Keyring([KEY_B]).digest(token, TokenPurpose.LINK)
+    assert Keyring([KEY_A]).digest(token, TokenPurpose.LINK) == digest
+
+
+def test_rotation_signs_with_the_newest_and_verifies_with_all() -> None:
+    token = new_token(TokenPurpose.SESSION)
+    old_digest = Keyring([KEY_A]).digest(token, TokenPurpose.SESSION)
+    rotated = Keyring([KEY_B, KEY_A])
+    assert rotated.digest(token, TokenPurpose.SESSION) != old_digest
+    assert old_digest in rotated.candidate_digests(token, TokenPurpose.SESSION)
+    assert rotated.matches(token, TokenPurpose.SESSION, old_digest)
+    assert not Keyring([KEY_B]).matches(token, TokenPurpose.SESSION, old_digest)
+
+
+def test_repr_shows_no_key_material() -> None:
+    assert "a" * 8 not in repr(Keyring([KEY_A]))
+
+
+@given(st.text(max_size=80))
+def test_junk_never_parses_unless_it_is_a_canonical_token(junk: str) -> None:
+    raw = parse_token(junk, TokenPurpose.LINK)
+    if raw is not None:
+        body = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        assert junk == f"mll1_{body}"
+
+
+@given(st.binary(min_size=32, max_size=32))
+def test_a_non_canonical_spelling_of_a_token_is_refused(raw: bytes) -> None:
+    body = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    assert parse_token(f"mll1_{body}", TokenPurpose.LINK) == raw
+    last = body[-1]
+    # the last of 43 chars carries 2 padding bits; another char with the same 4 high bits decodes
+    # to the same bytes and must not be accepted as a second spelling
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    index = alphabet.index(last)
+    for twin in alphabet[index & ~3 : (index & ~3) + 4]:
+        if twin != last:
+            assert parse_token(f"mll1_{body[:-1]}{twin}", TokenPurpose.LINK) is None

@@ -1,0 +1,112 @@
+"""Waiting for an attempt: woken by the click, ended by timeout, expiry or cancel."""
+
+import time
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from magiclink_core import SignInStatus, VerificationStatus
+
+from ._support import make_world, signed_up
+
+pytestmark = pytest.mark.anyio
+
+
+async def prepared_sign_in(world):  # type: ignore[no-untyped-def]
+    await signed_up(world)
+    starter = await world.client()
+    sign_in = await world.links.create_sign_in(starter, "ann@example.org")
+    sign_in = await world.links.prepare_first_factor(starter, sign_in.id, redirect_url="/")
+    return starter, sign_in, world.last_link("ann@example.org")
+
+
+async def test_a_waiter_is_woken_by_the_click_at_once() -> None:
+    # a long poll interval: only the notifier can wake the waiter in time
+    world = make_world(cross_device="allow", wait_poll_interval=timedelta(seconds=60))
+    starter, sign_in, token = await prepared_sign_in(world)
+    phone = await world.client()
+    woken_after: list[float] = []
+
+    async def wait() -> None:
+        start = time.perf_counter()
+        result = await world.links.wait_for_sign_in(
+            starter, sign_in.id, timeout=timedelta(seconds=10)
+        )
+        woken_after.append(time.perf_counter() - start)
+        assert result.status is SignInStatus.COMPLETE
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+        await world.links.verify_link(token, phone)
+    assert woken_after and woken_after[0] < 1.0
+
+
+async def test_a_wait_times_out_with_the_unchanged_attempt() -> None:
+    world = make_world(wait_poll_interval=timedelta(milliseconds=20))
+    starter, sign_in, _ = await prepared_sign_in(world)
+    result = await world.links.wait_for_sign_in(
+        starter, sign_in.id, timeout=timedelta(milliseconds=60)
+    )
+    assert result.version == sign_in.version and result.status is SignInStatus.NEEDS_FIRST_FACTOR
+
+
+async def test_a_wait_returns_at_once_when_the_change_already_happened() -> None:
+    world = make_world()
+    starter, sign_in, token = await prepared_sign_in(world)
+    await world.links.verify_link(token, starter)
+    with anyio.fail_after(1):
+        result = await world.links.wait_for_sign_in(
+            starter, sign_in.id, since_version=sign_in.version
+        )
+    assert result.status is SignInStatus.COMPLETE
+
+
+async def test_a_wait_ends_when_the_link_expires() -> None:
+    world = make_world(link_ttl=timedelta(seconds=30), wait_poll_interval=timedelta(seconds=60))
+    starter, sign_in, _ = await prepared_sign_in(world)
+    world.clock.advance(seconds=31)
+    with anyio.fail_after(1):
+        result = await world.links.wait_for_sign_in(starter, sign_in.id)
+    assert result.verification is not None
+    assert result.verification.status is VerificationStatus.EXPIRED
+
+
+async def test_cancel_ends_the_wait_cleanly() -> None:
+    world = make_world(wait_poll_interval=timedelta(seconds=60))
+    starter, sign_in, _ = await prepared_sign_in(world)
+    cancelled = anyio.Event()
+    results = []
+
+    async def wait() -> None:
+        results.append(
+            await world.links.wait_for_sign_in(
+                starter, sign_in.id, timeout=timedelta(seconds=30), cancelled=cancelled
+            )
+        )
+
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            cancelled.set()
+    assert results[0].status is SignInStatus.NEEDS_FIRST_FACTOR
+
+
+async def test_cancelling_the_task_cancels_the_wait_and_leaves_no_subscriber() -> None:
+    world = make_world(wait_poll_interval=timedelta(seconds=60))
+    starter, sign_in, _ = await prepared_sign_in(world)
+    with anyio.move_on_after(0.05):
+        await world.links.wait_for_sign_in(starter, sign_in.id, timeout=timedelta(seconds=30))
+    assert world.links.notifier._subscribers == {}  # type: ignore[attr-defined]
+
+
+async def test_only_the_starting_client_may_wait() -> None:
+    from magiclink_core import NotFoundError
+
+    world = make_world()
+    _, sign_in, _ = await prepared_sign_in(world)
+    stranger = await world.client()
+    with pytest.raises(NotFoundError):
+        await world.links.wait_for_sign_in(stranger, sign_in.id, timeout=timedelta(seconds=1))
