@@ -1,0 +1,252 @@
+"""What the SQL adapters (SQLite, PostgreSQL) share: the versioned schema as data, rendered per
+dialect, and the mapping between records and rows.
+
+A table per record kind, a column per model field. Nested models (``verification``) are JSON;
+times are ``timestamptz`` in PostgreSQL and fixed-width UTC ISO-8601 text in SQLite, so text
+order is time order. ``MIGRATIONS`` is append-only: a released step never changes, a model field
+added later gets a new step (``tests/core/test_storage_sqlite.py`` checks every model field has a
+column after the last step).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from functools import cache
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel
+
+from ..domain.models import RECORD_TYPES, Record
+from ..ports import R
+
+ColumnType = Literal["text", "int", "time", "json"]
+Dialect = Literal["sqlite", "postgres"]
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    type: ColumnType
+    nullable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    unique: tuple[str, ...] = ()  # nullable unique: NULLs never clash
+    indexed: tuple[str, ...] = ()
+
+
+def _record_table(
+    name: str, *columns: Column, unique: tuple[str, ...] = (), indexed: tuple[str, ...] = ()
+) -> Table:
+    common = (
+        Column("id", "text"),
+        Column("version", "int"),
+        Column("created_at", "time"),
+        Column("updated_at", "time"),
+        Column("purge_after", "time", nullable=True),
+    )
+    return Table(name, common + columns, unique, indexed)
+
+
+def _c(name: str, type_: ColumnType = "text", nullable: bool = False) -> Column:
+    return Column(name, type_, nullable)
+
+
+# -- version 1: frozen once released ---------------------------------------------------------
+
+V1_TABLES: tuple[Table, ...] = (
+    _record_table(
+        "clients",
+        _c("token_digest"),
+        _c("sign_in_id", nullable=True),
+        _c("sign_up_id", nullable=True),
+        _c("last_active_at", "time"),
+        unique=("token_digest",),
+    ),
+    _record_table("users", _c("primary_email_address_id", nullable=True)),
+    _record_table(
+        "email_addresses",
+        _c("user_id"),
+        _c("email"),
+        _c("claimed_email", nullable=True),
+        _c("verification", "json", nullable=True),
+        _c("client_id", nullable=True),
+        unique=("claimed_email",),
+        indexed=("user_id", "email"),
+    ),
+    _record_table(
+        "sessions",
+        _c("user_id"),
+        _c("client_id"),
+        _c("token_digest", nullable=True),
+        _c("status"),
+        _c("last_active_at", "time"),
+        _c("expire_at", "time"),
+        _c("ended_at", "time", nullable=True),
+        _c("user_agent"),
+        _c("ip_address"),
+        unique=("token_digest",),
+        indexed=("user_id", "client_id"),
+    ),
+    _record_table(
+        "sign_ups",
+        _c("client_id"),
+        _c("email_address"),
+        _c("status"),
+        _c("verification", "json", nullable=True),
+        _c("created_user_id", nullable=True),
+        _c("created_session_id", nullable=True),
+        _c("abandon_at", "time"),
+    ),
+    _record_table(
+        "sign_ins",
+        _c("client_id"),
+        _c("identifier"),
+        _c("user_id", nullable=True),
+        _c("email_address_id"),
+        _c("status"),
+        _c("verification", "json", nullable=True),
+        _c("created_session_id", nullable=True),
+        _c("abandon_at", "time"),
+    ),
+    _record_table(
+        "links",
+        _c("attempt_kind"),
+        _c("attempt_id"),
+        _c("client_id"),
+        _c("expire_at", "time"),
+        _c("consumed_at", "time", nullable=True),
+        _c("consumed_by_client", nullable=True),
+        indexed=("attempt_id",),
+    ),
+)
+
+_SQL_TYPES: dict[Dialect, dict[ColumnType, str]] = {
+    "sqlite": {"text": "TEXT", "int": "INTEGER", "time": "TEXT", "json": "TEXT"},
+    "postgres": {"text": "text", "int": "bigint", "time": "timestamptz", "json": "jsonb"},
+}
+
+
+def unique_index_name(table: str, field: str) -> str:
+    return f"{table}_{field}_key"
+
+
+def render_tables(tables: tuple[Table, ...], dialect: Dialect) -> list[str]:
+    """CREATE statements (idempotent: IF NOT EXISTS) for ``tables`` and their indexes."""
+    types_ = _SQL_TYPES[dialect]
+    statements: list[str] = []
+    for table in tables:
+        columns = ",\n  ".join(
+            f"{c.name} {types_[c.type]}{'' if c.nullable else ' NOT NULL'}"
+            + (" PRIMARY KEY" if c.name == "id" else "")
+            for c in table.columns
+        )
+        statements.append(f"CREATE TABLE IF NOT EXISTS {table.name} (\n  {columns}\n)")
+        for field in table.unique:
+            statements.append(
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {unique_index_name(table.name, field)} "
+                f"ON {table.name} ({field}) WHERE {field} IS NOT NULL"
+            )
+        for field in table.indexed:
+            statements.append(
+                f"CREATE INDEX IF NOT EXISTS {table.name}_{field}_idx ON {table.name} ({field})"
+            )
+        # list() orders by (created_at, id) within a field value; purge scans by purge_after
+        statements.append(
+            f"CREATE INDEX IF NOT EXISTS {table.name}_purge_after_idx ON {table.name} "
+            "(purge_after) WHERE purge_after IS NOT NULL"
+        )
+    return statements
+
+
+def counters_table(dialect: Dialect) -> str:
+    time = _SQL_TYPES[dialect]["time"]
+    return (
+        "CREATE TABLE IF NOT EXISTS counters (\n"
+        "  key TEXT PRIMARY KEY,\n"
+        "  count BIGINT NOT NULL,\n"
+        f"  reset_at {time} NOT NULL\n)"
+    )
+
+
+def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
+    """Every schema step as (version, statements), oldest first. Append only."""
+    return [
+        (1, [*render_tables(V1_TABLES, dialect), counters_table(dialect)]),
+    ]
+
+
+# -- records <-> rows --------------------------------------------------------------------------
+
+
+def _column_type(annotation: Any) -> ColumnType:
+    if get_origin(annotation) in (Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return _column_type(inner[0])
+    if annotation is datetime:
+        return "time"
+    if annotation is int:
+        return "int"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "json"
+    return "text"
+
+
+@cache
+def field_types(kind: type[Record]) -> dict[str, ColumnType]:
+    """Each field of ``kind`` and how it is stored."""
+    return {name: _column_type(info.annotation) for name, info in kind.model_fields.items()}
+
+
+@cache
+def kinds_by_table() -> dict[str, type[Record]]:
+    return {kind.table: kind for kind in RECORD_TYPES}
+
+
+def sqlite_time(value: datetime) -> str:
+    """Fixed-width UTC text, so that comparing texts compares times."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_row(record: Record, dialect: Dialect) -> dict[str, Any]:
+    """The column values of ``record``."""
+    row: dict[str, Any] = {}
+    for name, type_ in field_types(type(record)).items():
+        value = getattr(record, name)
+        if value is None:
+            row[name] = None
+        elif type_ == "json":
+            row[name] = json.dumps(value.model_dump(mode="json"), separators=(",", ":"))
+        elif type_ == "time":
+            row[name] = sqlite_time(value) if dialect == "sqlite" else value
+        elif isinstance(value, Enum):
+            row[name] = value.value
+        else:
+            row[name] = value
+    return row
+
+
+def from_row(kind: type[R], row: Any) -> R:
+    """The record of ``kind`` a row holds."""
+    values: dict[str, Any] = {}
+    for name, type_ in field_types(kind).items():
+        value = row[name]
+        if type_ == "json" and isinstance(value, str):
+            value = json.loads(value)
+        values[name] = value
+    return kind.model_validate(values)
+
+
+def check_field(kind: type[Record], field: str, allowed: tuple[str, ...], what: str) -> None:
+    """Refuse a field that is not declared (names are interpolated into SQL only after this)."""
+    if field not in allowed:
+        raise ValueError(f"{kind.__name__}.{field} is not a {what} field")

@@ -1,0 +1,136 @@
+"""SQLiteStorage against the shipped contract, plus what only a file database can show:
+restarts, migrations, real columns and indexes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from magiclink_core.domain.models import RECORD_TYPES, EmailAddress, Link, User
+from magiclink_core.ports import Insert, Storage, Update
+from magiclink_core.storage import SQLiteStorage
+from magiclink_core.storage._sql import migrations
+from magiclink_core.testing import StorageContract, make_record
+from magiclink_core.testing.contract import T0
+
+
+class TestSQLiteStorage(StorageContract):
+    @pytest.fixture
+    async def storage(self, tmp_path: Path) -> AsyncIterator[Storage]:
+        store = SQLiteStorage(tmp_path / "magiclink.db")
+        yield store
+        await store.close()
+
+
+class TestSQLiteStorageInMemory(StorageContract):
+    @pytest.fixture
+    async def storage(self) -> AsyncIterator[Storage]:
+        store = await SQLiteStorage.open(":memory:")
+        yield store
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_records_survive_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    first = SQLiteStorage(path)
+    link = make_record(Link)
+    await first.apply([Insert(link)])
+    await first.close()
+    second = await SQLiteStorage.open(path)
+    try:
+        assert await second.get(Link, link.id) == link
+        assert await second.schema_version() == migrations("sqlite")[-1][0]
+    finally:
+        await second.close()
+
+
+@pytest.mark.anyio
+async def test_migrate_is_idempotent_and_versioned(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "m.db", auto_migrate=False)
+    try:
+        assert await store.schema_version() == 0
+        newest = await store.migrate()
+        assert await store.migrate() == newest
+        assert await store.schema_version() == newest
+    finally:
+        await store.close()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("SELECT count(*) FROM schema_version").fetchone() == (
+            len(migrations("sqlite")),
+        )
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def _columns(db: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
+
+@pytest.mark.anyio
+async def test_every_model_field_has_a_column_and_lookups_are_indexed(tmp_path: Path) -> None:
+    store = await SQLiteStorage.open(tmp_path / "m.db")
+    await store.close()
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        for kind in RECORD_TYPES:
+            assert _columns(db, kind.table) == set(kind.model_fields), kind.table
+            indexes = {
+                row[0]: row[1]
+                for row in db.execute(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                    (kind.table,),
+                )
+            }
+            for field in kind.unique_fields:
+                assert "UNIQUE" in indexes[f"{kind.table}_{field}_key"]
+            for field in kind.list_fields:
+                assert f"{kind.table}_{field}_idx" in indexes
+            assert f"{kind.table}_purge_after_idx" in indexes
+
+
+@pytest.mark.anyio
+async def test_two_storages_on_one_file_see_each_others_writes(tmp_path: Path) -> None:
+    a = SQLiteStorage(tmp_path / "m.db")
+    b = SQLiteStorage(tmp_path / "m.db")
+    try:
+        address = make_record(EmailAddress, claimed_email="ann@example.org")
+        await a.apply([Insert(address)])
+        assert await b.find(EmailAddress, "claimed_email", "ann@example.org") == address
+        user = make_record(User)
+        await b.apply([Insert(user)])
+        await a.apply([Update(user.bumped(T0))])
+        assert (await b.get(User, user.id)).version == 2  # type: ignore[union-attr]
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.anyio
+async def test_purge_works_in_small_chunks(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "m.db", purge_chunk=2)
+    try:
+        links = [make_record(Link, purge_after=T0 - timedelta(hours=1)) for _ in range(5)]
+        await store.apply([Insert(link) for link in links])
+        assert await store.purge(T0, limit=4) == 4
+        assert await store.purge(T0) == 1
+    finally:
+        await store.close()
+
+
+def test_unknown_fields_are_refused_before_reaching_sql(tmp_path: Path) -> None:
+    import anyio
+
+    async def main() -> None:
+        store = SQLiteStorage(tmp_path / "m.db")
+        try:
+            with pytest.raises(ValueError):
+                await store.find(User, "id; DROP TABLE users", "x")
+            with pytest.raises(ValueError):
+                await store.list(User, "email", "x")
+        finally:
+            await store.close()
+
+    anyio.run(main)
