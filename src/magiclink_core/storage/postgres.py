@@ -1,0 +1,442 @@
+"""PostgreSQL storage and notifier (``magiclink[postgres]``), with asyncpg.
+
+Records live in real tables (see ``_sql.py``: ``timestamptz``, ``jsonb``, partial unique indexes
+that let NULLs be). Every :meth:`PostgresStorage.apply` is one transaction of conditional
+statements (``UPDATE ... WHERE id = $n AND version = $m``, inserts guarded by the primary key and
+unique indexes), never a read followed by a write: of two racing consumers of one link, the second
+finds the version moved and changes nothing.
+
+The schema is created and upgraded by :meth:`PostgresStorage.migrate` (``magiclink migrate
+--database postgresql://...``), under an advisory lock so two processes may migrate at once.
+
+:class:`PostgresNotifier` carries wake-ups between app instances with ``LISTEN``/``NOTIFY`` on one
+channel; the payload names the waiters' channel, and each instance fans out locally.
+
+An unreachable server raises :class:`~magiclink_core.domain.errors.StorageUnavailableError`
+within ``connect_timeout`` (or ``command_timeout`` for a server that stops answering); the pool
+reconnects by itself when the server is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from ..domain.errors import StorageUnavailableError
+from ..domain.models import Record
+from ..ports import Change, Insert, R, Subscription, Update, WriteConflict
+from . import _sql
+from ._extras import missing_extra
+from .memory import MemoryNotifier
+
+try:
+    import asyncpg  # type: ignore[import-untyped]
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise missing_extra("PostgresStorage", "asyncpg", "postgres") from exc
+
+logger = logging.getLogger("magiclink.storage")
+
+# the first key of pg_advisory_xact_lock(int, int) while migrating ("ML" + "mg"); the second is
+# the schema's hash, so two schemas migrate independently
+_MIGRATION_LOCK = 0x4D4C6D67
+# Table and column names in SQL text come from the record classes and _sql.check_field, never
+# from callers: hence the S608 exemptions below.
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.OperatorInterventionError,  # admin shutdown, cannot connect now
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full
+)
+# a racing transaction lost; nothing of it was written, so the caller may retry
+_CONFLICTS: tuple[type[BaseException], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+def _unavailable(exc: BaseException) -> StorageUnavailableError:
+    return StorageUnavailableError(long_message=f"PostgreSQL: {type(exc).__name__}: {exc}")
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, _UNAVAILABLE):
+        return True
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
+
+
+class PostgresStorage:
+    """Storage in a PostgreSQL database.
+
+    :param dsn: a libpq connection string (``postgresql://user@host:5432/db``); or
+    :param pool: an asyncpg pool you made (then ``schema`` and the timeouts are yours to set,
+        and :meth:`close` leaves the pool open).
+    :param schema: the schema holding magiclink's tables (default: the server's search_path).
+    :param connect_timeout: seconds to wait for a connection before failing.
+    :param command_timeout: seconds a statement may take before failing.
+    :param max_connections: the pool's size.
+    :param notify_channel: the LISTEN/NOTIFY channel of :meth:`notifier`.
+    :param purge_chunk: rows deleted per short transaction while purging.
+
+    Connecting is lazy: the pool is made on first use. Run :meth:`migrate` once per deploy.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: Any = None,
+        schema: str | None = None,
+        connect_timeout: float = 3.0,
+        command_timeout: float = 5.0,
+        max_connections: int = 10,
+        notify_channel: str = "magiclink",
+        purge_chunk: int = 500,
+    ) -> None:
+        if (dsn is None) == (pool is None):
+            raise ValueError("give PostgresStorage a dsn or a pool, not both")
+        self.dsn = dsn
+        self.schema = schema
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.max_connections = max_connections
+        self.notify_channel = notify_channel
+        self.purge_chunk = max(1, purge_chunk)
+        self._pool: Any = pool
+        self._owns_pool = pool is None
+        self._pool_lock = asyncio.Lock()
+        self._notifier: PostgresNotifier | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage(schema={self.schema!r})"
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def server_settings(self) -> dict[str, str]:
+        """Session settings of every connection (the search_path when ``schema`` is set)."""
+        settings = {"application_name": "magiclink"}
+        if self.schema is not None:
+            settings["search_path"] = self.schema
+        return settings
+
+    async def _get_pool(self) -> Any:
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(
+                        self.dsn,
+                        min_size=0,
+                        max_size=self.max_connections,
+                        timeout=self.connect_timeout,
+                        command_timeout=self.command_timeout,
+                        server_settings=self.server_settings(),
+                    )
+        return self._pool
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        """A pooled connection; connection failures become StorageUnavailableError."""
+        try:
+            pool = await self._get_pool()
+            async with pool.acquire(timeout=self.connect_timeout) as connection:
+                yield connection
+        except asyncpg.UndefinedTableError as exc:
+            raise StorageUnavailableError(
+                long_message="magiclink's tables are missing: run `magiclink migrate`"
+            ) from exc
+        except BaseException as exc:
+            if _is_unavailable(exc):
+                raise _unavailable(exc) from exc
+            raise
+
+    async def close(self) -> None:
+        """Close the pool (if this storage made it) and the notifier it handed out."""
+        if self._notifier is not None:
+            await self._notifier.close()
+            self._notifier = None
+        if self._owns_pool and self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    def notifier(self) -> PostgresNotifier:
+        """A LISTEN/NOTIFY notifier on this storage's database (one per storage)."""
+        if self._notifier is None:
+            if self.dsn is not None:
+                self._notifier = PostgresNotifier(
+                    self.dsn,
+                    channel=self.notify_channel,
+                    connect_timeout=self.connect_timeout,
+                    server_settings=self.server_settings(),
+                )
+            else:
+                self._notifier = PostgresNotifier(pool=self._pool, channel=self.notify_channel)
+        return self._notifier
+
+    # -- migrations ----------------------------------------------------------------------------
+
+    async def migrate(self) -> int:
+        """Create or upgrade the schema to the newest version and return it. Idempotent; a
+        transaction-scoped advisory lock makes concurrent migrations take turns."""
+        steps = _sql.migrations("postgres")
+        newest = steps[-1][0]
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _MIGRATION_LOCK
+            )
+            await connection.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            current = await connection.fetchval(
+                "SELECT coalesce(max(version), 0) FROM schema_version"
+            )
+            if current > newest:
+                raise RuntimeError(
+                    f"the database schema is at version {current}, newer than this magiclink "
+                    f"knows ({newest}): upgrade magiclink"
+                )
+            for version, statements in steps:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await connection.execute(statement)
+                await connection.execute(
+                    "INSERT INTO schema_version (version) VALUES ($1)", version
+                )
+        return newest
+
+    async def schema_version(self) -> int:
+        """The schema version of the database (0 before the first migration)."""
+        async with self._connection() as connection:
+            exists = await connection.fetchval("SELECT to_regclass('schema_version') IS NOT NULL")
+            if not exists:
+                return 0
+            return int(
+                await connection.fetchval("SELECT coalesce(max(version), 0) FROM schema_version")
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, kind: type[R], id: str) -> R | None:
+        row = await self._fetchrow(f"SELECT * FROM {kind.table} WHERE id = $1", id)  # noqa: S608
+        return None if row is None else _sql.from_row(kind, row)
+
+    async def find(self, kind: type[R], field: str, value: str) -> R | None:
+        _sql.check_field(kind, field, kind.unique_fields, "unique")
+        row = await self._fetchrow(f"SELECT * FROM {kind.table} WHERE {field} = $1", value)  # noqa: S608
+        return None if row is None else _sql.from_row(kind, row)
+
+    async def list(self, kind: type[R], field: str, value: str) -> list[R]:
+        _sql.check_field(kind, field, kind.list_fields, "list")
+        sql = f"SELECT * FROM {kind.table} WHERE {field} = $1 ORDER BY created_at, id"  # noqa: S608
+        async with self._connection() as connection:
+            rows = await connection.fetch(sql, value)
+        return [_sql.from_row(kind, row) for row in rows]
+
+    async def _fetchrow(self, sql: str, *params: Any) -> Any:
+        async with self._connection() as connection:
+            return await connection.fetchrow(sql, *params)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        """Write ``changes`` in one transaction, or nothing and raise :class:`WriteConflict`."""
+        if not changes:
+            return
+        try:
+            async with self._connection() as connection, connection.transaction():
+                for change in changes:
+                    await self._write(connection, change)
+        except _CONFLICTS as exc:
+            raise WriteConflict(f"a concurrent transaction won: {type(exc).__name__}") from exc
+
+    async def _write(self, connection: Any, change: Change) -> None:
+        """One conditional statement (a seam the fault tests use to cut a batch in half)."""
+        if isinstance(change, Insert):
+            kind: type[Record] = type(change.record)
+            row = _sql.to_row(change.record, "postgres")
+            marks = ", ".join(f"${n}" for n in range(1, len(row) + 1))
+            sql = f"INSERT INTO {kind.table} ({', '.join(row)}) VALUES ({marks})"  # noqa: S608
+            params = list(row.values())
+            record_id = change.record.id
+        elif isinstance(change, Update):
+            kind = type(change.record)
+            row = _sql.to_row(change.record, "postgres")
+            record_id = row.pop("id")
+            sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(row, start=1))
+            n = len(row)
+            sql = f"UPDATE {kind.table} SET {sets} WHERE id = ${n + 1} AND version = ${n + 2}"  # noqa: S608
+            params = [*row.values(), record_id, change.record.version - 1]
+        else:
+            kind, record_id = change.kind, change.id
+            sql = f"DELETE FROM {kind.table} WHERE id = $1 AND version = $2"  # noqa: S608
+            params = [change.id, change.version]
+        try:
+            status = await connection.execute(sql, *params)
+        except asyncpg.UniqueViolationError as exc:
+            raise _unique_conflict(kind, exc.constraint_name or "") from None
+        if not status.endswith(" 1"):  # "INSERT 0 1", "UPDATE 1", "DELETE 1"
+            raise WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
+
+    async def increment(
+        self, key: str, *, window: timedelta, now: datetime
+    ) -> tuple[int, datetime]:
+        """One upsert: a counter past its reset time starts again at 1."""
+        sql = (
+            "INSERT INTO counters (key, count, reset_at) VALUES ($1, 1, $2) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "count = CASE WHEN counters.reset_at <= $3 THEN 1 ELSE counters.count + 1 END, "
+            "reset_at = CASE WHEN counters.reset_at <= $3 THEN EXCLUDED.reset_at "
+            "ELSE counters.reset_at END "
+            "RETURNING count, reset_at"
+        )
+        async with self._connection() as connection:
+            row = await connection.fetchrow(sql, key, now + window, now)
+        return int(row["count"]), row["reset_at"]
+
+    async def purge(self, now: datetime, *, limit: int = 1000) -> int:
+        """Delete up to ``limit`` records past their ``purge_after``, ``purge_chunk`` rows per
+        short transaction; rows a live transaction holds are skipped, not waited for."""
+        removed = 0
+        for kind in _sql.kinds_by_table().values():
+            while removed < limit:
+                chunk = min(self.purge_chunk, limit - removed)
+                sql = (
+                    f"DELETE FROM {kind.table} WHERE purge_after <= $1 AND id IN ("  # noqa: S608
+                    f"SELECT id FROM {kind.table} WHERE purge_after <= $1 "
+                    "ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED)"
+                )
+                async with self._connection() as connection:
+                    status = await connection.execute(sql, now, chunk)
+                deleted = int(status.split()[-1])
+                removed += deleted
+                if deleted < chunk:
+                    break
+        async with self._connection() as connection:
+            await connection.execute("DELETE FROM counters WHERE reset_at <= $1", now)
+        return removed
+
+
+def _unique_conflict(kind: type[Record], constraint: str) -> WriteConflict:
+    for field in kind.unique_fields:
+        if constraint == _sql.unique_index_name(kind.table, field):
+            return WriteConflict(f"{kind.__name__}.{field} is taken", unique_field=field)
+    return WriteConflict(f"{kind.__name__}: {constraint or 'a unique value'} is taken")
+
+
+class PostgresNotifier:
+    """Wake-ups across app instances through PostgreSQL ``LISTEN``/``NOTIFY``.
+
+    Every instance listens on one channel (``channel``) on one dedicated connection; a publish
+    sends the waiters' channel name as the payload, and each instance wakes its own subscribers
+    (:meth:`MemoryNotifier.deliver`). If the connection drops, waiters fall back to polling
+    (see ``waiting.py``) and the notifier reconnects on the next subscribe or publish.
+
+    :param dsn: the database, as for :class:`PostgresStorage`; or
+    :param pool: a pool to borrow one connection from, for as long as the notifier is open.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: Any = None,
+        channel: str = "magiclink",
+        connect_timeout: float = 3.0,
+        server_settings: dict[str, str] | None = None,
+    ) -> None:
+        if (dsn is None) == (pool is None):
+            raise ValueError("give PostgresNotifier a dsn or a pool, not both")
+        self.dsn = dsn
+        self.channel = channel
+        self.connect_timeout = connect_timeout
+        self._pool = pool
+        self._server_settings = server_settings or {"application_name": "magiclink"}
+        self._local = MemoryNotifier()
+        self._connection: Any = None
+        self._connect_lock = asyncio.Lock()
+        self._publish_lock = asyncio.Lock()
+        self._closed = False
+
+    async def _ensure(self) -> Any:
+        if self._connection is not None and not self._connection.is_closed():
+            return self._connection
+        async with self._connect_lock:
+            if self._connection is not None and not self._connection.is_closed():
+                return self._connection
+            if self._closed:
+                raise StorageUnavailableError(long_message="the notifier is closed")
+            try:
+                connection = await self._open()
+                await connection.add_listener(self.channel, self._on_notify)
+            except BaseException as exc:
+                if _is_unavailable(exc):
+                    raise _unavailable(exc) from exc
+                raise
+            connection.add_termination_listener(self._on_terminated)
+            self._connection = connection
+            return connection
+
+    async def _open(self) -> Any:
+        if self._pool is not None:
+            return await self._pool.acquire(timeout=self.connect_timeout)
+        return await asyncpg.connect(
+            self.dsn, timeout=self.connect_timeout, server_settings=self._server_settings
+        )
+
+    def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._local.deliver(payload)
+
+    def _on_terminated(self, connection: Any) -> None:
+        if self._connection is connection:
+            self._connection = None
+            logger.warning("the LISTEN connection dropped; waiters poll until it is back")
+
+    async def publish(self, channel: str) -> None:
+        """Wake the subscribers of ``channel`` here and on every other instance."""
+        self._local.deliver(channel)
+        connection = await self._ensure()
+        try:
+            async with self._publish_lock:
+                await connection.execute("SELECT pg_notify($1, $2)", self.channel, channel)
+        except BaseException as exc:
+            if _is_unavailable(exc):
+                raise _unavailable(exc) from exc
+            raise
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        """Subscribe to ``channel``. The LISTEN is in place when this enters; if the database
+        cannot be reached the subscription still works for wake-ups from this process."""
+        try:
+            await self._ensure()
+        except StorageUnavailableError:
+            logger.warning("cannot LISTEN now; waiters on %s poll instead", channel)
+        async with self._local.subscribe(channel) as subscription:
+            yield subscription
+
+    async def close(self) -> None:
+        """Stop listening and release the connection."""
+        self._closed = True
+        connection, self._connection = self._connection, None
+        await self._local.close()
+        if connection is None or connection.is_closed():
+            return
+        try:
+            await connection.remove_listener(self.channel, self._on_notify)
+        except BaseException as exc:
+            if not _is_unavailable(exc):
+                raise
+        if self._pool is not None:
+            await self._pool.release(connection)
+        else:
+            await connection.close(timeout=self.connect_timeout)
+
+
+__all__ = ["PostgresNotifier", "PostgresStorage"]

@@ -1,0 +1,123 @@
+"""Helpers for the tests that need a real PostgreSQL or Redis: per-test isolation (a fresh schema,
+a fresh key prefix), and a TCP proxy the fault tests can cut and restore."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit, urlunsplit
+
+from tests.conftest import POSTGRES_DSN, REDIS_URL, service_missing
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """A fresh, empty schema, dropped afterwards (skips when PostgreSQL is not there)."""
+    import asyncpg
+
+    try:
+        admin = await asyncpg.connect(POSTGRES_DSN, timeout=3)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        service_missing("PostgreSQL", f"{POSTGRES_DSN}: {exc}")
+        raise  # unreachable: service_missing skips or fails
+    name = f"ml_test_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        yield name
+    finally:
+        await admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+        await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def redis_prefix() -> AsyncIterator[str]:
+    """A fresh key prefix, its keys deleted afterwards (skips when Redis is not there)."""
+    import redis.asyncio as aioredis
+    from redis.exceptions import RedisError
+
+    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        await client.ping()
+    except (OSError, RedisError) as exc:
+        await client.aclose()
+        service_missing("Redis", f"{REDIS_URL}: {exc}")
+        raise
+    prefix = f"ml_test_{uuid.uuid4().hex[:12]}:"
+    try:
+        yield prefix
+    finally:
+        keys = [key async for key in client.scan_iter(match=f"{prefix}*", count=500)]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+
+def with_port(url: str, port: int) -> str:
+    """``url`` pointed at 127.0.0.1:``port`` (keeping user, database and options)."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    netloc = f"{user}@127.0.0.1:{port}" if user else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def target_of(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 0
+
+
+class Proxy:
+    """A TCP proxy to a server, which a test can cut (refuse and drop every connection) and
+    restore on the same port: the database "goes away" and "comes back"."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Stop accepting and drop every open connection."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._pipes):
+            writer.transport.abort()
+        self._pipes.clear()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._pipes.update((writer, up_writer))
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        self._pipes.difference_update((writer, up_writer))
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound then closed)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port

@@ -1,0 +1,145 @@
+"""PostgresStorage and PostgresNotifier against the shipped contracts, on a real server, each test
+in a fresh schema; plus migrations, real columns and indexes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+
+from magiclink_core.domain.models import RECORD_TYPES, Link
+from magiclink_core.ports import Insert, Notifier, Storage
+from magiclink_core.storage import PostgresNotifier, PostgresStorage
+from magiclink_core.storage._sql import migrations
+from magiclink_core.testing import NotifierContract, StorageContract, make_record
+from tests.conftest import POSTGRES_DSN
+
+from ._services import postgres_schema
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+async def schema() -> AsyncIterator[str]:
+    async with postgres_schema() as name:
+        yield name
+
+
+@pytest.fixture
+async def pg(schema: str) -> AsyncIterator[PostgresStorage]:
+    store = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
+    await store.migrate()
+    yield store
+    await store.close()
+
+
+class TestPostgresStorage(StorageContract):
+    @pytest.fixture
+    async def storage(self, pg: PostgresStorage) -> AsyncIterator[Storage]:
+        yield pg
+
+
+class TestPostgresNotifier(NotifierContract):
+    @pytest.fixture
+    async def notifiers(self, schema: str) -> AsyncIterator[tuple[Notifier, Notifier]]:
+        here = PostgresNotifier(POSTGRES_DSN, channel=schema)
+        there = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema).notifier()
+        yield here, there
+        await here.close()
+        await there.close()
+
+
+@pytest.mark.anyio
+async def test_migrations_are_idempotent_and_concurrent(schema: str) -> None:
+    stores = [PostgresStorage(POSTGRES_DSN, schema=schema) for _ in range(4)]
+    try:
+        assert await stores[0].schema_version() == 0
+        results: list[int] = []
+
+        async def run(store: PostgresStorage) -> None:
+            results.append(await store.migrate())
+
+        async with anyio.create_task_group() as group:
+            for store in stores:
+                group.start_soon(run, store)
+        newest = migrations("postgres")[-1][0]
+        assert results == [newest] * 4
+        assert await stores[0].migrate() == newest
+        async with stores[0]._connection() as connection:
+            assert await connection.fetchval("SELECT count(*) FROM schema_version") == newest
+    finally:
+        for store in stores:
+            await store.close()
+
+
+@pytest.mark.anyio
+async def test_tables_have_real_columns_and_indexes(pg: PostgresStorage) -> None:
+    async with pg._connection() as connection:
+        for kind in RECORD_TYPES:
+            columns = {
+                row["column_name"]: row["data_type"]
+                for row in await connection.fetch(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND table_name = $1",
+                    kind.table,
+                )
+            }
+            assert set(columns) == set(kind.model_fields), kind.table
+            assert columns["created_at"] == "timestamp with time zone"
+            indexes = {
+                row["indexname"]: row["indexdef"]
+                for row in await connection.fetch(
+                    "SELECT indexname, indexdef FROM pg_indexes "
+                    "WHERE schemaname = current_schema() AND tablename = $1",
+                    kind.table,
+                )
+            }
+            for field in kind.unique_fields:
+                assert "UNIQUE" in indexes[f"{kind.table}_{field}_key"]
+            for field in kind.list_fields:
+                assert f"{kind.table}_{field}_idx" in indexes
+        assert (
+            await connection.fetchval(
+                "SELECT data_type FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = 'sign_ins' AND column_name = 'verification'"
+            )
+            == "jsonb"
+        )
+
+
+@pytest.mark.anyio
+async def test_a_missing_schema_says_to_migrate(schema: str) -> None:
+    from magiclink_core import StorageUnavailableError
+
+    store = PostgresStorage(POSTGRES_DSN, schema=schema)
+    try:
+        with pytest.raises(StorageUnavailableError) as caught:
+            await store.apply([Insert(make_record(Link))])
+        assert "migrate" in caught.value.long_message
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_caller_made_pool_is_used_and_left_open(schema: str) -> None:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(
+        POSTGRES_DSN, min_size=1, max_size=2, server_settings={"search_path": schema}
+    )
+    try:
+        store = PostgresStorage(pool=pool)
+        await store.migrate()
+        link = make_record(Link)
+        await store.apply([Insert(link)])
+        assert await store.get(Link, link.id) == link
+        await store.close()
+        assert await pool.fetchval("SELECT count(*) FROM links") == 1
+    finally:
+        await pool.close()
+
+
+def test_a_dsn_or_a_pool_is_required() -> None:
+    with pytest.raises(ValueError):
+        PostgresStorage()
