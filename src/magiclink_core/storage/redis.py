@@ -1,0 +1,478 @@
+"""Redis storage and notifier (``magiclink[redis]``), with redis-py's asyncio client.
+
+Keys, under a configurable ``prefix`` (default ``magiclink:``), per record table ``t``:
+
+- ``{prefix}{t}:{id}``: the record as JSON, expiring at its ``purge_after`` (so expired records
+  vanish by themselves, a ``purge_grace`` after their links expired: a late click still reads
+  ``expired``);
+- ``{prefix}{t}:u:{field}:{value}``: the id holding a unique value, expiring with its record;
+- ``{prefix}{t}:l:{field}:{value}``: a sorted set of the ids with a list-field value, scored by
+  ``created_at`` (ties by id), so ``list`` is oldest first;
+- ``{prefix}{t}:purge``: ids scored by ``purge_after``; ``{prefix}{t}:meta``: each id's index
+  values, so that :meth:`RedisStorage.purge` can clean the index entries of records Redis has
+  already expired;
+- ``{prefix}counter:{key}``: a rate-limit counter (a hash of count and reset time).
+
+:meth:`RedisStorage.apply` is one Lua script: it checks every version and unique value first and
+writes only if all hold, and Redis runs a script without interleaving, so it is all-or-nothing.
+Record TTLs are ``purge_after - updated_at`` (the writer's clock), applied when written.
+
+A Redis script names keys it computes from record values, so this adapter is for a single Redis
+server (with replicas or Sentinel), not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ..domain.errors import StorageUnavailableError
+from ..domain.models import Record
+from ..ports import Change, Delete, Insert, R, Subscription, WriteConflict
+from . import _sql
+from ._extras import missing_extra
+from .memory import MemoryNotifier
+
+try:
+    import redis.asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise missing_extra("RedisStorage", "redis", "redis") from exc
+
+logger = logging.getLogger("magiclink.storage")
+
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+
+_APPLY = """
+local prefix = ARGV[1]
+local ops = cjson.decode(ARGV[2])
+local staged, order = {}, {}
+
+local function record_key(t, id) return prefix .. t .. ':' .. id end
+local function unique_key(t, f, v) return prefix .. t .. ':u:' .. f .. ':' .. v end
+local function list_key(t, f, v) return prefix .. t .. ':l:' .. f .. ':' .. v end
+
+local function load(op)
+  local key = record_key(op.t, op.id)
+  local s = staged[key]
+  if s then return s end
+  local doc = redis.call('GET', key)
+  s = {t = op.t, id = op.id, kind = op.kind, exists = false, pre = false}
+  if doc then
+    s.exists = true
+    s.version = cjson.decode(doc).version
+    local meta = redis.call('HGET', prefix .. op.t .. ':meta', op.id)
+    if meta then s.pre = cjson.decode(meta) end
+  end
+  staged[key] = s
+  table.insert(order, key)
+  return s
+end
+
+-- check every condition first
+for _, op in ipairs(ops) do
+  local s = load(op)
+  if op.op == 'insert' then
+    if s.exists then return {'conflict', op.kind .. ' ' .. op.id .. ' exists', ''} end
+  elseif (not s.exists) or s.version ~= op.expect then
+    return {'conflict', op.kind .. ' ' .. op.id .. ' changed or is gone', ''}
+  end
+  s.exists = op.op ~= 'delete'
+  s.version = op.version
+  s.final = op
+end
+
+local claimed = {}
+for _, key in ipairs(order) do
+  local s = staged[key]
+  if s.exists then
+    for field, value in pairs(s.final.u) do
+      local taken = {'conflict', s.kind .. '.' .. field .. ' is taken', field}
+      local mark = s.t .. '\\0' .. field .. '\\0' .. value
+      if claimed[mark] and claimed[mark] ~= s.id then return taken end
+      claimed[mark] = s.id
+      local owner = redis.call('GET', unique_key(s.t, field, value))
+      if owner and owner ~= s.id and redis.call('EXISTS', record_key(s.t, owner)) == 1 then
+        local o = staged[record_key(s.t, owner)]
+        local moving = o ~= nil and ((not o.exists) or o.final.u[field] ~= value)
+        if not moving then return taken end
+      end
+    end
+  end
+end
+
+-- then write everything
+for _, key in ipairs(order) do
+  local s = staged[key]
+  local t, id = s.t, s.id
+  if s.pre then
+    for field, value in pairs(s.pre.u) do
+      local uk = unique_key(t, field, value)
+      if redis.call('GET', uk) == id then redis.call('DEL', uk) end
+    end
+    for field, value in pairs(s.pre.l) do redis.call('ZREM', list_key(t, field, value), id) end
+  end
+  redis.call('ZREM', prefix .. t .. ':purge', id)
+  if not s.exists then
+    redis.call('DEL', key)
+    redis.call('HDEL', prefix .. t .. ':meta', id)
+  else
+    local op = s.final
+    redis.call('SET', key, op.doc)
+    if op.ttl then
+      redis.call('PEXPIRE', key, op.ttl)
+      redis.call('ZADD', prefix .. t .. ':purge', op.purge, id)
+    end
+    for field, value in pairs(op.u) do
+      local uk = unique_key(t, field, value)
+      redis.call('SET', uk, id)
+      if op.ttl then redis.call('PEXPIRE', uk, op.ttl) end
+    end
+    for field, value in pairs(op.l) do
+      redis.call('ZADD', list_key(t, field, value), op.score, id)
+    end
+    redis.call('HSET', prefix .. t .. ':meta', id, cjson.encode({u = op.u, l = op.l}))
+  end
+end
+return {'ok', '', ''}
+"""
+
+_PURGE = """
+local prefix, t, now, limit = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ids = redis.call('ZRANGEBYSCORE', prefix .. t .. ':purge', '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local meta = redis.call('HGET', prefix .. t .. ':meta', id)
+  if meta then
+    meta = cjson.decode(meta)
+    for field, value in pairs(meta.u) do
+      local uk = prefix .. t .. ':u:' .. field .. ':' .. value
+      if redis.call('GET', uk) == id then redis.call('DEL', uk) end
+    end
+    for field, value in pairs(meta.l) do
+      redis.call('ZREM', prefix .. t .. ':l:' .. field .. ':' .. value, id)
+    end
+  end
+  redis.call('DEL', prefix .. t .. ':' .. id)
+  redis.call('HDEL', prefix .. t .. ':meta', id)
+  redis.call('ZREM', prefix .. t .. ':purge', id)
+end
+return #ids
+"""
+
+_INCREMENT = """
+local reset = redis.call('HGET', KEYS[1], 'reset')
+if (not reset) or tonumber(reset) <= tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'count', 1, 'reset', ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  return {1, ARGV[2]}
+end
+return {redis.call('HINCRBY', KEYS[1], 'count', 1), reset}
+"""
+
+
+def _micros(value: datetime) -> int:
+    return round(value.timestamp() * 1_000_000)
+
+
+def _from_micros(value: str | int) -> datetime:
+    micros = int(value)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+
+
+def _unavailable(exc: BaseException) -> StorageUnavailableError:
+    return StorageUnavailableError(long_message=f"Redis: {type(exc).__name__}: {exc}")
+
+
+def make_client(url: str, *, connect_timeout: float, command_timeout: float) -> Any:
+    """A client that fails fast: short timeouts, one immediate retry (which reconnects a
+    connection the server dropped)."""
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=connect_timeout,
+        socket_timeout=command_timeout,
+        retry=Retry(NoBackoff(), 1),
+    )
+
+
+def _operation(change: Change) -> dict[str, Any]:
+    """What the apply script needs to know of one change (no nulls: Lua reads them as true)."""
+    if isinstance(change, Delete):
+        kind: type[Record] = change.kind
+        return {
+            "op": "delete",
+            "t": kind.table,
+            "kind": kind.__name__,
+            "id": change.id,
+            "expect": change.version,
+            "version": change.version,
+        }
+    record = change.record
+    kind = type(record)
+    op: dict[str, Any] = {
+        "op": "insert" if isinstance(change, Insert) else "update",
+        "t": kind.table,
+        "kind": kind.__name__,
+        "id": record.id,
+        "version": record.version,
+        "expect": record.version - 1,
+        "doc": record.model_dump_json(),
+        "u": {f: v for f in kind.unique_fields if (v := getattr(record, f)) is not None},
+        "l": {f: v for f in kind.list_fields if (v := getattr(record, f)) is not None},
+        "score": str(_micros(record.created_at)),
+    }
+    if record.purge_after is not None:
+        op["purge"] = str(_micros(record.purge_after))
+        ttl = record.purge_after - record.updated_at
+        op["ttl"] = max(1, int(ttl.total_seconds() * 1000))
+    return op
+
+
+class RedisStorage:
+    """Storage in Redis.
+
+    :param url: a Redis URL (``redis://host:6379/0``, ``rediss://`` for TLS); or
+    :param client: a ``redis.asyncio.Redis`` you made, with ``decode_responses=True``
+        (:meth:`close` then leaves it open).
+    :param prefix: put before every key, so that several apps (or tests) share one database.
+    :param connect_timeout: seconds to wait for a connection before failing.
+    :param command_timeout: seconds a command may take before failing.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        prefix: str = "magiclink:",
+        connect_timeout: float = 3.0,
+        command_timeout: float = 5.0,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise ValueError("give RedisStorage a url or a client, not both")
+        self.url = url
+        self.prefix = prefix
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self._owns_client = client is None
+        self._client: Any = client or make_client(
+            url or "", connect_timeout=connect_timeout, command_timeout=command_timeout
+        )
+        self._apply = self._client.register_script(_APPLY)
+        self._purge = self._client.register_script(_PURGE)
+        self._increment = self._client.register_script(_INCREMENT)
+        self._notifier: RedisNotifier | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisStorage(prefix={self.prefix!r})"
+
+    async def migrate(self) -> int:
+        """Nothing to do: Redis keys need no schema. Present so every adapter can be migrated
+        the same way; returns 0."""
+        return 0
+
+    def notifier(self) -> RedisNotifier:
+        """A pub/sub notifier on this storage's Redis (one per storage)."""
+        if self._notifier is None:
+            self._notifier = RedisNotifier(
+                client=self._client,
+                channel=f"{self.prefix}notify",
+                connect_timeout=self.connect_timeout,
+            )
+        return self._notifier
+
+    async def close(self) -> None:
+        """Close the notifier handed out and the client (if this storage made it)."""
+        if self._notifier is not None:
+            await self._notifier.close()
+            self._notifier = None
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def _call(self, coroutine: Any) -> Any:
+        try:
+            return await coroutine
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+
+    def _key(self, kind: type[Record], id: str) -> str:
+        return f"{self.prefix}{kind.table}:{id}"
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def get(self, kind: type[R], id: str) -> R | None:
+        doc = await self._call(self._client.get(self._key(kind, id)))
+        return None if doc is None else kind.model_validate_json(doc)
+
+    async def find(self, kind: type[R], field: str, value: str) -> R | None:
+        _sql.check_field(kind, field, kind.unique_fields, "unique")
+        owner = await self._call(self._client.get(f"{self.prefix}{kind.table}:u:{field}:{value}"))
+        if owner is None:
+            return None
+        record = await self.get(kind, owner)
+        return record if record is not None and getattr(record, field) == value else None
+
+    async def list(self, kind: type[R], field: str, value: str) -> list[R]:
+        _sql.check_field(kind, field, kind.list_fields, "list")
+        ids = await self._call(
+            self._client.zrange(f"{self.prefix}{kind.table}:l:{field}:{value}", 0, -1)
+        )
+        if not ids:
+            return []
+        docs = await self._call(self._client.mget([self._key(kind, i) for i in ids]))
+        records = [kind.model_validate_json(doc) for doc in docs if doc is not None]
+        return [r for r in records if getattr(r, field) == value]
+
+    # -- writes --------------------------------------------------------------------------------
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        """Check and write ``changes`` in one Lua script, or raise :class:`WriteConflict`."""
+        if not changes:
+            return
+        payload = json.dumps([_operation(change) for change in changes], separators=(",", ":"))
+        outcome, message, field = await self._call(
+            self._apply(keys=[], args=[self.prefix, payload])
+        )
+        if outcome != "ok":
+            raise WriteConflict(message, unique_field=field or None)
+
+    async def increment(
+        self, key: str, *, window: timedelta, now: datetime
+    ) -> tuple[int, datetime]:
+        """One script: a counter past its reset time starts again at 1. The key expires a
+        ``window`` after it (re)starts."""
+        reset_at = now + window
+        count, reset = await self._call(
+            self._increment(
+                keys=[f"{self.prefix}counter:{key}"],
+                args=[
+                    str(_micros(now)),
+                    str(_micros(reset_at)),
+                    max(1, int(window.total_seconds() * 1000)),
+                ],
+            )
+        )
+        return int(count), _from_micros(reset)
+
+    async def purge(self, now: datetime, *, limit: int = 1000) -> int:
+        """Remove up to ``limit`` records whose ``purge_after`` has passed, with their index
+        entries, one table at a time; records Redis already expired by TTL count as removed
+        here, when their index entries go."""
+        removed = 0
+        for table in _sql.kinds_by_table():
+            if removed >= limit:
+                break
+            removed += int(
+                await self._call(
+                    self._purge(
+                        keys=[], args=[self.prefix, table, str(_micros(now)), limit - removed]
+                    )
+                )
+            )
+        return removed
+
+
+class RedisNotifier:
+    """Wake-ups across app instances through Redis pub/sub.
+
+    Each notifier subscribes once to ``channel`` (a background task, resubscribing after a
+    dropped connection); a publish sends the waiters' channel as the message, and each instance
+    wakes its own subscribers (:meth:`MemoryNotifier.deliver`). While the subscription is down,
+    waiters fall back to polling.
+
+    :param url: a Redis URL; or
+    :param client: a ``redis.asyncio.Redis`` client with ``decode_responses=True`` to share.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: Any = None,
+        channel: str = "magiclink:notify",
+        connect_timeout: float = 3.0,
+    ) -> None:
+        if (url is None) == (client is None):
+            raise ValueError("give RedisNotifier a url or a client, not both")
+        self.channel = channel
+        self.connect_timeout = connect_timeout
+        self._owns_client = client is None
+        self._client: Any = client or make_client(
+            url or "", connect_timeout=connect_timeout, command_timeout=connect_timeout
+        )
+        self._local = MemoryNotifier()
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def _listen(self) -> None:
+        backoff = 0.05
+        while not self._closed:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                async for message in pubsub.listen():
+                    if message["type"] == "subscribe":
+                        self._ready.set()
+                        backoff = 0.05
+                    elif message["type"] == "message":
+                        self._local.deliver(message["data"])
+            except (RedisError, OSError) as exc:
+                if not self._closed:
+                    logger.warning("Redis pub/sub dropped (%s); waiters poll meanwhile", exc)
+            finally:
+                self._ready.clear()
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _ensure_listening(self) -> None:
+        if self._closed:
+            raise StorageUnavailableError(long_message="the notifier is closed")
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._listen())
+        if not self._ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), self.connect_timeout)
+
+    async def publish(self, channel: str) -> None:
+        """Wake the subscribers of ``channel`` here and on every other instance."""
+        self._local.deliver(channel)
+        try:
+            await self._client.publish(self.channel, channel)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        """Subscribe to ``channel``; the Redis subscription is in place when this enters (or,
+        if Redis cannot be reached within ``connect_timeout``, waiters poll)."""
+        await self._ensure_listening()
+        async with self._local.subscribe(channel) as subscription:
+            yield subscription
+
+    async def close(self) -> None:
+        """Stop listening (and close the client if this notifier made it)."""
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._local.close()
+        if self._owns_client:
+            await self._client.aclose()
+
+
+__all__ = ["RedisNotifier", "RedisStorage"]
