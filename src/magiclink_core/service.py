@@ -70,8 +70,7 @@ from .ports import (
     Update,
     WriteConflict,
 )
-from .storage.memory import MemoryNotifier
-from .waiting import wait_for_change
+from .waiting import LocalNotifier, wait_for_change
 
 logger = logging.getLogger("magiclink")
 
@@ -160,7 +159,7 @@ class MagicLinks:
         self.storage = storage
         self.mailer = mailer
         if notifier is None:
-            notifier = storage.notifier() if isinstance(storage, HasNotifier) else MemoryNotifier()
+            notifier = storage.notifier() if isinstance(storage, HasNotifier) else LocalNotifier()
         self.notifier = notifier
         self.clock = clock or SystemClock()
         self.emails = emails or EmailRenderer()

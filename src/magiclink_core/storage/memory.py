@@ -4,14 +4,15 @@ everything on restart."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import anyio
-
 from ..domain.models import Record
-from ..ports import Change, Delete, Insert, R, Subscription, Update, WriteConflict
+from ..ports import Change, Delete, Insert, R, Update, WriteConflict
+from ..waiting import LocalNotifier
+
+MemoryNotifier = LocalNotifier
+"""Wake-ups within one process: the in-process notifier, under the name of its storage."""
 
 
 class MemoryStorage:
@@ -122,44 +123,3 @@ class MemoryStorage:
 
     async def close(self) -> None:
         return None
-
-
-class _MemorySubscription:
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def fire(self) -> None:
-        self._event.set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-        self._event = anyio.Event()
-
-
-class MemoryNotifier:
-    """Wake-ups within one process (the default when the storage offers no shared notifier)."""
-
-    def __init__(self) -> None:
-        self._subscribers: dict[str, set[_MemorySubscription]] = defaultdict(set)
-
-    async def publish(self, channel: str) -> None:
-        self.deliver(channel)
-
-    def deliver(self, channel: str) -> None:
-        """Wake every local subscriber of ``channel`` (used by the shared notifiers too)."""
-        for subscription in self._subscribers.get(channel, ()):
-            subscription.fire()
-
-    @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        subscription = _MemorySubscription()
-        self._subscribers[channel].add(subscription)
-        try:
-            yield subscription
-        finally:
-            self._subscribers[channel].discard(subscription)
-            if not self._subscribers[channel]:
-                del self._subscribers[channel]
-
-    async def close(self) -> None:
-        self._subscribers.clear()
