@@ -1121,21 +1121,28 @@ class MagicLinks:
         )
         try:
             await self.mailer.send(message)
-        except Exception as exc:
-            # no link may exist that was never sent: take it back, leave the attempt resendable
-            rollback: list[Change] = [
-                Update(prepared.bumped(self.clock.now(), verification=attempt.verification))
-            ]
-            if has_link:
-                rollback.insert(0, Delete(Link, link.id, link.version))
-            if not await self._try_write(rollback):
-                logger.error("could not withdraw an unsent link for %s %s", kind.value, attempt.id)
+        except BaseException as exc:
+            # no link may exist that was never sent: take it back, leave the attempt resendable,
+            # also when the send was cancelled (a client gone, a caller's timeout)
+            with anyio.CancelScope(shield=True):
+                await self._withdraw(prepared, attempt, link if has_link else None)
+            if not isinstance(exc, Exception):
+                raise
             logger.warning("sending a %s email failed: %s", template, type(exc).__name__)
             if isinstance(exc, MailDeliveryError):
                 raise
             raise MailDeliveryError() from exc
         await self._publish(kind, attempt.id)
         return prepared
+
+    async def _withdraw(self, prepared: A, previous: A, link: Link | None) -> None:
+        """Undo a prepare whose email was not sent. The link goes on its own, so a concurrent
+        change to the attempt cannot keep an unsent link alive; the attempt goes back to its
+        previous verification only if nothing changed it meanwhile."""
+        if link is not None and not await self._try_write([Delete(Link, link.id, link.version)]):
+            logger.error("could not withdraw an unsent link for %s", previous.id)
+        restored = prepared.bumped(self.clock.now(), verification=previous.verification)
+        await self._try_write([Update(restored)])
 
     async def _rate_limit(self, email: str, now: datetime) -> None:
         if not self.settings.links_per_address:

@@ -293,12 +293,6 @@ async def test_a_flaky_server_loses_no_link(
 # -- found in the core: cancellation ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service._send_link withdraws an unsent link on Exception only: a send cancelled "
-    "(a client gone, a caller's timeout) leaves a Link that was never sent and an attempt "
-    "that says a link is on its way",
-)
 async def test_a_cancelled_send_leaves_no_link_behind() -> None:
     with silent_server() as silent_port:
         world = World(silent_port, connect_timeout=5, timeout=5)
@@ -349,12 +343,6 @@ class FirstSendFails:
         self.release.set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service._send_link withdraws the unsent link and resets the attempt in one batch: "
-    "when a second request changed the attempt meanwhile, the batch conflicts and the unsent "
-    "link stays (the link's Delete should not depend on the attempt's Update)",
-)
 async def test_a_failed_send_overtaken_by_a_resend_leaves_no_link_behind() -> None:
     storage = SpyStorage()
     mailer = FirstSendFails()
