@@ -41,9 +41,11 @@ async def time_async(fn: Callable[[], Awaitable[object]]) -> float:
 async def main() -> None:
     mailer = MemoryMailer()
     links = MagicLinks(
-        Settings(secret="bench-" + "x" * 40, base_url="https://app.example.com",
-                 links_per_address=0),
-        storage=MemoryStorage(), mailer=mailer,
+        Settings(
+            secret="bench-" + "x" * 40, base_url="https://app.example.com", links_per_address=0
+        ),
+        storage=MemoryStorage(),
+        mailer=mailer,
     )
     client, _ = await links.create_client()
     sign_up = await links.create_sign_up(client, "ann@example.org")
