@@ -1,5 +1,7 @@
 """Storage adapters. The SQL and Redis ones need their extras, imported only when used:
-``magiclink[sqlite]``, ``magiclink[postgres]``, ``magiclink[redis]``."""
+``magiclink[sqlite]``, ``magiclink[postgres]``, ``magiclink[redis]``. ``from_url`` picks one
+from a URL (``sqlite:///magiclink.db``, ``postgresql://...``, ``redis://...``); see
+``docs/storage.md``."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ if TYPE_CHECKING:
     from .redis import RedisNotifier as RedisNotifier
     from .redis import RedisStorage as RedisStorage
     from .sqlite import SQLiteStorage as SQLiteStorage
+    from .urls import from_url as from_url
+    from .urls import migrate_url as migrate_url
 
 __all__ = [
     "MemoryNotifier",
@@ -23,6 +27,8 @@ __all__ = [
     "RedisNotifier",
     "RedisStorage",
     "SQLiteStorage",
+    "from_url",
+    "migrate_url",
 ]
 
 _LAZY = {
@@ -31,6 +37,8 @@ _LAZY = {
     "PostgresNotifier": ".postgres",
     "RedisStorage": ".redis",
     "RedisNotifier": ".redis",
+    "from_url": ".urls",
+    "migrate_url": ".urls",
 }
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
+import anyio.to_thread
 
 from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
@@ -95,6 +96,10 @@ class SQLiteStorage:
 
     async def _open_connection(self) -> aiosqlite.Connection:
         try:
+            # open once in a worker thread first: a file that cannot be opened fails here,
+            # cleanly (aiosqlite leaves a stray thread callback behind when its connect fails)
+            if self.path != _MEMORY:
+                await anyio.to_thread.run_sync(_probe, self.path)
             connection = await aiosqlite.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
@@ -360,6 +365,10 @@ async def _rollback(connection: aiosqlite.Connection) -> None:
         # no transaction may be open (it failed to begin, or was already rolled back)
         with contextlib.suppress(sqlite3.OperationalError):
             await connection.execute("ROLLBACK")
+
+
+def _probe(path: str) -> None:
+    sqlite3.connect(path).close()
 
 
 def _unavailable(exc: sqlite3.Error) -> StorageUnavailableError:

@@ -1,0 +1,330 @@
+"""Faults: a database that is unreachable, stops answering or goes away mid-batch fails fast with
+StorageUnavailableError, writes nothing partial, and works again when it is back. Also: drivers
+are imported only when used, and a missing one names its extra."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magiclink_core import MagicLinks, Settings, StorageUnavailableError
+from magiclink_core.domain.models import Link, User
+from magiclink_core.mailers import MemoryMailer
+from magiclink_core.ports import Insert, Storage
+from magiclink_core.storage import (
+    MemoryStorage,
+    PostgresStorage,
+    RedisStorage,
+    SQLiteStorage,
+    from_url,
+)
+from magiclink_core.testing import make_record
+from tests.conftest import POSTGRES_DSN, REDIS_URL, SECRET
+
+from ._services import Proxy, free_port, postgres_schema, redis_prefix, target_of, with_port
+
+FAST = 2.5  # seconds: "fails fast" with the 1 s timeouts these tests configure
+
+
+def _run(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+# -- optional drivers ----------------------------------------------------------------------------
+
+
+def test_importing_the_storage_package_imports_no_driver() -> None:
+    result = _run(
+        "import sys, magiclink_core, magiclink_core.storage\n"
+        "from magiclink_core.storage import MemoryStorage, from_url\n"
+        "loaded = {'aiosqlite', 'asyncpg', 'redis'} & set(sys.modules)\n"
+        "assert not loaded, loaded\n"
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "driver", "extra"),
+    [
+        ("SQLiteStorage", "aiosqlite", "sqlite"),
+        ("PostgresStorage", "asyncpg", "postgres"),
+        ("PostgresNotifier", "asyncpg", "postgres"),
+        ("RedisStorage", "redis", "redis"),
+        ("RedisNotifier", "redis", "redis"),
+    ],
+)
+def test_a_missing_driver_names_its_extra(name: str, driver: str, extra: str) -> None:
+    result = _run(
+        f"import sys\nsys.modules[{driver!r}] = None\nfrom magiclink_core.storage import {name}\n"
+    )
+    assert result.returncode != 0
+    assert "ImportError" in result.stderr
+    assert f"magiclink[{extra}]" in result.stderr
+
+
+# -- from_url ------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_from_url_picks_each_backend(tmp_path: Path) -> None:
+    assert isinstance(from_url("memory://"), MemoryStorage)
+    sqlite_store = from_url(f"sqlite:///{tmp_path}/m.db")
+    assert isinstance(sqlite_store, SQLiteStorage) and sqlite_store.path == f"{tmp_path}/m.db"
+    assert isinstance(from_url("sqlite:///:memory:"), SQLiteStorage)
+    pg = from_url("postgres://u@db:5432/app?schema=auth")
+    assert isinstance(pg, PostgresStorage)
+    assert pg.dsn == "postgresql://u@db:5432/app" and pg.schema == "auth"
+    rs = from_url("redis://cache:6379/2?prefix=app:")
+    assert isinstance(rs, RedisStorage) and rs.prefix == "app:"
+    await rs.close()
+    with pytest.raises(ValueError):
+        from_url("mysql://db/app")
+    with pytest.raises(ValueError):
+        from_url("sqlite://")
+
+
+@pytest.mark.anyio
+async def test_migrate_url_migrates_sqlite(tmp_path: Path) -> None:
+    from magiclink_core.storage import migrate_url
+
+    version = await migrate_url(f"sqlite:///{tmp_path}/m.db")
+    assert version >= 1
+    store = SQLiteStorage(tmp_path / "m.db", auto_migrate=False)
+    try:
+        assert await store.schema_version() == version
+    finally:
+        await store.close()
+    assert await migrate_url("memory://") == 0
+
+
+# -- SQLite: a file that cannot be opened, a write lock held by another process ----------------
+
+
+@pytest.mark.anyio
+async def test_sqlite_unopenable_file_is_unavailable(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "no-such-dir" / "m.db")
+    with pytest.raises(StorageUnavailableError):
+        await store.get(User, "user_1")
+    await store.close()
+
+
+@pytest.mark.anyio
+async def test_sqlite_locked_database_fails_fast_writes_nothing_and_recovers(
+    tmp_path: Path,
+) -> None:
+    from datetime import timedelta
+
+    path = tmp_path / "m.db"
+    store = await SQLiteStorage.open(path, busy_timeout=timedelta(milliseconds=200))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        user, link = make_record(User), make_record(Link)
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailableError):
+            await store.apply([Insert(user), Insert(link)])
+        assert time.monotonic() - started < FAST
+        assert await store.get(User, user.id) is None  # reads still work, and saw nothing
+        other.execute("ROLLBACK")
+        await store.apply([Insert(user), Insert(link)])  # the lock is gone: writes work again
+        assert await store.get(Link, link.id) == link
+    finally:
+        other.close()
+        await store.close()
+
+
+# -- servers: PostgreSQL and Redis, reached through a proxy the test can cut --------------------
+
+
+@pytest.fixture
+async def pg_proxy() -> AsyncIterator[tuple[Proxy, str, str]]:
+    async with postgres_schema() as schema:
+        proxy = Proxy(*target_of(POSTGRES_DSN))
+        await proxy.start()
+        yield proxy, with_port(POSTGRES_DSN, proxy.port), schema
+        await proxy.cut()
+
+
+@pytest.fixture
+async def redis_proxy() -> AsyncIterator[tuple[Proxy, str, str]]:
+    async with redis_prefix() as prefix:
+        proxy = Proxy(*target_of(REDIS_URL))
+        await proxy.start()
+        yield proxy, with_port(REDIS_URL, proxy.port), prefix
+        await proxy.cut()
+
+
+async def _fails_fast(call: Callable[[], Any]) -> None:
+    started = time.monotonic()
+    with pytest.raises(StorageUnavailableError):
+        await call()
+    elapsed = time.monotonic() - started
+    assert elapsed < FAST, f"took {elapsed:.2f} s"
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_closed_port_fails_fast() -> None:
+    store = PostgresStorage(with_port(POSTGRES_DSN, free_port()), connect_timeout=1)
+    try:
+        await _fails_fast(lambda: store.get(User, "user_1"))
+        await _fails_fast(lambda: store.apply([Insert(make_record(User))]))
+        await _fails_fast(store.migrate)
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_closed_port_fails_fast() -> None:
+    store = RedisStorage(with_port(REDIS_URL, free_port()), connect_timeout=1, command_timeout=1)
+    try:
+        await _fails_fast(lambda: store.get(User, "user_1"))
+        await _fails_fast(lambda: store.apply([Insert(make_record(User))]))
+        await _fails_fast(lambda: store.purge(make_record(User).created_at))
+    finally:
+        await store.close()
+
+
+async def _outage_and_recovery(store: Storage, proxy: Proxy) -> None:
+    before = make_record(User)
+    await store.apply([Insert(before)])
+    await proxy.cut()
+    user, link = make_record(User), make_record(Link)
+    await _fails_fast(lambda: store.apply([Insert(user), Insert(link)]))
+    await _fails_fast(lambda: store.get(User, before.id))
+    await proxy.start()  # the server is back, on the same address
+    assert await store.get(User, before.id) == before
+    assert await store.get(User, user.id) is None and await store.get(Link, link.id) is None
+    await store.apply([Insert(user), Insert(link)])
+    assert await store.get(Link, link.id) == link
+
+
+async def _stall(store: Storage, proxy: Proxy) -> None:
+    before = make_record(User)
+    await store.apply([Insert(before)])
+    proxy.stall()
+    await _fails_fast(lambda: store.get(User, before.id))
+    proxy.resume()
+    await proxy.cut()  # drop the connections that timed out mid-reply
+    await proxy.start()
+    assert await store.get(User, before.id) == before
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_outage_fails_fast_and_recovers(
+    pg_proxy: tuple[Proxy, str, str],
+) -> None:
+    proxy, dsn, schema = pg_proxy
+    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
+    try:
+        await store.migrate()
+        await _outage_and_recovery(store, proxy)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_server_that_stops_answering_fails_fast(
+    pg_proxy: tuple[Proxy, str, str],
+) -> None:
+    proxy, dsn, schema = pg_proxy
+    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
+    try:
+        await store.migrate()
+        await _stall(store, proxy)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_connection_lost_mid_batch_writes_nothing(
+    pg_proxy: tuple[Proxy, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy, dsn, schema = pg_proxy
+    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
+    try:
+        await store.migrate()
+        real_write = store._write
+        written: list[object] = []
+
+        async def write_then_cut(connection: Any, change: Any) -> None:
+            await real_write(connection, change)
+            written.append(change)
+            if len(written) == 2:
+                await proxy.cut()  # the server vanishes with two of three changes sent
+
+        monkeypatch.setattr(store, "_write", write_then_cut)
+        batch = [make_record(User), make_record(User), make_record(Link)]
+        await _fails_fast(lambda: store.apply([Insert(r) for r in batch]))
+        monkeypatch.undo()
+        await proxy.start()
+        for record in batch:
+            assert await store.get(type(record), record.id) is None
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_outage_fails_fast_and_recovers(redis_proxy: tuple[Proxy, str, str]) -> None:
+    proxy, url, prefix = redis_proxy
+    store = RedisStorage(url, prefix=prefix, connect_timeout=1, command_timeout=1)
+    try:
+        await _outage_and_recovery(store, proxy)
+    finally:
+        await store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_server_that_stops_answering_fails_fast(
+    redis_proxy: tuple[Proxy, str, str],
+) -> None:
+    proxy, url, prefix = redis_proxy
+    store = RedisStorage(url, prefix=prefix, connect_timeout=1, command_timeout=1)
+    try:
+        await _stall(store, proxy)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_the_service_fails_fast_with_a_clear_error_and_recovers(
+    pg_proxy: tuple[Proxy, str, str],
+) -> None:
+    proxy, dsn, schema = pg_proxy
+    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
+    links = MagicLinks(
+        Settings(secret=SECRET, base_url="http://localhost:8000"),
+        storage=store,
+        mailer=MemoryMailer(),
+    )
+    try:
+        await store.migrate()
+        client, _ = await links.create_client()
+        await proxy.cut()
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailableError) as caught:
+            await links.create_sign_in(client, "ann@example.org")
+        assert time.monotonic() - started < FAST
+        assert caught.value.code == "storage_unavailable"
+        await proxy.start()
+        sign_in = await links.create_sign_in(client, "ann@example.org")
+        assert (await links.get_sign_in(client, sign_in.id)).id == sign_in.id
+    finally:
+        await links.notifier.close()
+        await store.close()
