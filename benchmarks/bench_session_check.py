@@ -80,7 +80,7 @@ async def main() -> None:
     results["magiclink authenticate (MemoryStorage)"] = await time_async(magiclink)
 
     base = results["floor (HMAC + dict lookup)"]
-    print(f"{'what':60} {'µs/check':>9} {'× floor':>8}")
+    print(f"{'what':60} {'µs/check':>9} {'x floor':>8}")
     for name, seconds in results.items():
         print(f"{name:60} {seconds * 1e6:9.2f} {seconds / base:8.1f}")
 
