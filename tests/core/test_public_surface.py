@@ -84,3 +84,9 @@ def test_importing_the_core_loads_no_optional_driver() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_state_diagrams_in_the_docs_match_the_tables() -> None:
+    script = SRC.parent / "docs" / "make_state_diagrams.py"
+    done = subprocess.run([sys.executable, str(script), "--check"], check=False)
+    assert done.returncode == 0, "run: python docs/make_state_diagrams.py"
