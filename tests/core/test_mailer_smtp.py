@@ -3,6 +3,8 @@ retries on temporary failures, permanent failures, timeouts, connection reuse, s
 
 from __future__ import annotations
 
+import importlib
+import sys
 import time
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
@@ -109,6 +111,24 @@ async def test_a_non_ascii_subject_and_body_survive(server: SMTPServer) -> None:
     assert parsed["Subject"] == "Connexion à Été — ✓"
     text, html = parsed.iter_parts()
     assert "Bonjour ✓" in text.get_content() and "Été" in html.get_content()
+
+
+async def test_a_non_ascii_address_is_sent_with_smtputf8(server: SMTPServer) -> None:
+    message = EmailMessage(to="josé@exämple.org", subject="Hi", text="t", html="h")
+    async with mailer(server.port, sender="Éxample <noreply@example.com>") as smtp:
+        await smtp.send(message)
+    (received,) = server.received
+    assert received.rcpt_tos == ["josé@exämple.org"]
+    # with SMTPUTF8 the headers travel as raw UTF-8
+    assert "\r\nTo: josé@exämple.org\r\n".encode() in received.content
+    assert received.parsed()["From"].addresses[0].addr_spec == "noreply@example.com"
+
+
+def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiosmtplib", None)  # as if not installed
+    monkeypatch.delitem(sys.modules, "magiclink_core.mailers.smtp")
+    with pytest.raises(ImportError, match=r"magiclink\[smtp\]"):
+        importlib.import_module("magiclink_core.mailers.smtp")
 
 
 # -- TLS and AUTH ----------------------------------------------------------------------------

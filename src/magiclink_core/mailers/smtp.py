@@ -25,12 +25,13 @@ import random
 import ssl
 import unicodedata
 from collections.abc import Awaitable, Callable
-from email.headerregistry import Address
+from email.errors import NonASCIILocalPartDefect
+from email.headerregistry import Address, AddressHeader, HeaderRegistry
 from email.message import EmailMessage as MIMEMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid, parseaddr
 from types import TracebackType
-from typing import Any, Literal, Self, get_args
+from typing import Any, Literal, Self, cast, get_args
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import anyio
@@ -55,6 +56,7 @@ from the first byte (port 465). ``none``: no encryption (a local relay only)."""
 
 _DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "implicit": 465, "none": 25}
 _SCHEME_TLS: dict[str, TLSMode] = {"smtp": "starttls", "smtps": "implicit"}
+_HEADERS = HeaderRegistry()
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -263,7 +265,7 @@ class SMTPMailer:
             later try could work.
         """
         mime = self.build_message(message)
-        recipient = _recipient_address(message.to).addr_spec
+        recipient = _recipient_address(message.to)
         async with self._lock:
             attempt = 0
             free_reconnect = True
@@ -448,17 +450,30 @@ def _check_header(what: str, value: str) -> None:
         )
 
 
-def _recipient_address(to: str) -> Address:
+def _recipient_address(to: str) -> str:
+    """``to`` as a bare address (``local@domain``), or a permanent error.
+
+    Parsed with the ``email`` package's header parser rather than ``Address(addr_spec=...)``,
+    which refuses a non-ASCII local part: such addresses are valid (SMTPUTF8) and aiosmtplib sends
+    them when the server supports it.
+    """
     _check_header("recipient address", to)
-    try:
-        address = Address(addr_spec=to.strip())
-    except (ValueError, IndexError) as exc:
+    candidate = to.strip()
+    header = _HEADERS("To", candidate)
+    defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
+    addresses = cast(AddressHeader, header).addresses
+    if (
+        defects
+        or len(addresses) != 1
+        or addresses[0].display_name
+        or addresses[0].addr_spec != candidate
+        or not addresses[0].username
+        or not addresses[0].domain
+    ):
         raise SMTPDeliveryError(
-            f"the recipient {to!r} is not an email address", permanent=True
-        ) from exc
-    if not address.username or not address.domain:
-        raise SMTPDeliveryError(f"the recipient {to!r} is not an email address", permanent=True)
-    return address
+            f"the recipient {to!r} is not one bare email address", permanent=True
+        )
+    return candidate
 
 
 def _sender_address(sender: str, sender_name: str | None) -> Address:
