@@ -1,0 +1,128 @@
+"""Two app instances (two MagicLinks, each with its own storage object and notifier) on one
+PostgreSQL database, and on one Redis: a sign-in started on instance A, its link clicked on
+instance B, and A's waiting request woken within 200 ms."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from magiclink_core import SignIn, SignInStatus
+from magiclink_core.mailers import MemoryMailer
+from magiclink_core.ports import Storage
+from magiclink_core.storage import PostgresStorage, RedisStorage
+from tests.conftest import POSTGRES_DSN, REDIS_URL
+
+from ._flows import last_token, make_links, sign_up
+from ._services import postgres_schema, redis_prefix
+
+WAKE_LIMIT = 0.200  # seconds
+
+
+@pytest.fixture
+async def postgres_pair() -> AsyncIterator[tuple[Storage, Storage]]:
+    async with postgres_schema() as schema:
+        a = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
+        b = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
+        await a.migrate()
+        yield a, b
+        await a.close()
+        await b.close()
+
+
+@pytest.fixture
+async def redis_pair() -> AsyncIterator[tuple[Storage, Storage]]:
+    async with redis_prefix() as prefix:
+        a = RedisStorage(REDIS_URL, prefix=prefix)
+        b = RedisStorage(REDIS_URL, prefix=prefix)
+        yield a, b
+        await a.close()
+        await b.close()
+
+
+async def _click_on_b_wakes_a(storages: tuple[Storage, Storage], backend: str) -> float:
+    mailer = MemoryMailer()  # one mailbox: the user reads mail from both instances
+    # the default poll interval is 2 s, so only a notification can wake A within 200 ms
+    a, b = (make_links(storage, mailer) for storage in storages)
+    assert type(a.notifier).__name__ != "MemoryNotifier"
+    email = f"{backend}@example.org"
+    await sign_up(a, mailer, email)
+    client, _ = await a.create_client()
+    attempt = await a.create_sign_in(client, email)
+    await a.prepare_first_factor(client, attempt.id, redirect_url="/home")
+    token = last_token(mailer, email)
+
+    woken: list[tuple[SignIn, float]] = []
+
+    async def wait_on_a() -> None:
+        result = await a.wait_for_sign_in(client, attempt.id, timeout=timedelta(seconds=10))
+        woken.append((result, time.perf_counter()))
+
+    with anyio.fail_after(15):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait_on_a)
+            await anyio.sleep(0.3)  # let A subscribe and settle into its wait
+            assert not woken
+            clicked = time.perf_counter()
+            await b.verify_link(token, None)  # another device, on instance B
+            done = time.perf_counter()
+    result, at = woken[0]
+    latency = at - clicked
+    print(
+        f"\n{backend}: waiting instance woken {latency * 1000:.1f} ms after the click began "
+        f"({(at - done) * 1000:.1f} ms after instance B finished it)"
+    )
+    assert result.status is SignInStatus.COMPLETE
+    assert result.created_session_id is not None
+    # the session made on B is collected by the waiting client on A
+    session, session_token = await a.activate_session(client, result.created_session_id)
+    assert session.client_id == client.id and session_token
+    assert latency < WAKE_LIMIT, f"{backend}: woken after {latency * 1000:.0f} ms"
+    return latency
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_click_on_another_instance_wakes_the_waiter(
+    postgres_pair: tuple[Storage, Storage],
+) -> None:
+    await _click_on_b_wakes_a(postgres_pair, "postgres")
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_click_on_another_instance_wakes_the_waiter(
+    redis_pair: tuple[Storage, Storage],
+) -> None:
+    await _click_on_b_wakes_a(redis_pair, "redis")
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_instances_see_each_others_records(
+    postgres_pair: tuple[Storage, Storage],
+) -> None:
+    await _records_are_shared(postgres_pair)
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_instances_see_each_others_records(
+    redis_pair: tuple[Storage, Storage],
+) -> None:
+    await _records_are_shared(redis_pair)
+
+
+async def _records_are_shared(storages: tuple[Storage, Storage]) -> None:
+    mailer = MemoryMailer()
+    a, b = (make_links(storage, mailer) for storage in storages)
+    client = await sign_up(a, mailer, "shared@example.org")
+    # the client cookie made on A works on B, and B sees A's session
+    state = await b.client_state(client)
+    assert len(state.sessions) == 1
+    user_id = state.sessions[0].user_id
+    assert await a.get_user(user_id) == await b.get_user(user_id)
