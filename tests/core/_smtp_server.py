@@ -60,19 +60,32 @@ class Received:
         return message
 
 
+@dataclass(frozen=True)
+class Transaction:
+    """A DATA transaction: its number on the server and, for its (first) recipient, how many
+    transactions that recipient had before (both 0-based)."""
+
+    number: int
+    recipient: str
+    attempt: int
+
+
 @dataclass
 class Handler:
-    """Decides each DATA transaction's fate by its number (0-based) and records accepted mail."""
+    """Decides each DATA transaction's fate and records accepted mail."""
 
-    fate: Callable[[int], Fate] = lambda n: "ok"
+    fate: Callable[[Transaction], Fate] = lambda t: "ok"
     received: list[Received] = field(default_factory=list)
     fates: list[Fate] = field(default_factory=list)
+    _per_recipient: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self._lock:
-            number = len(self.fates)
-            fate = self.fate(number)
+            recipient = str(envelope.rcpt_tos[0])
+            attempt = self._per_recipient.get(recipient, 0)
+            self._per_recipient[recipient] = attempt + 1
+            fate = self.fate(Transaction(len(self.fates), recipient, attempt))
             self.fates.append(fate)
         if fate == "drop":
             assert server.transport is not None
@@ -117,7 +130,7 @@ class SMTPServer:
     def __init__(
         self,
         *,
-        fate: Callable[[int], Fate] | None = None,
+        fate: Callable[[Transaction], Fate] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         tls_context: ssl.SSLContext | None = None,
         users: dict[str, str] | None = None,

@@ -65,7 +65,7 @@ def certificate(tmp_path: Path) -> Certificate:
 
 def cycle(*fates: Fate) -> SMTPServer:
     """A server whose DATA transactions meet ``fates`` in turn, then always succeed."""
-    return SMTPServer(fate=lambda n: fates[n] if n < len(fates) else "ok")
+    return SMTPServer(fate=lambda t: fates[t.number] if t.number < len(fates) else "ok")
 
 
 # -- delivery --------------------------------------------------------------------------------
@@ -270,7 +270,7 @@ async def test_a_451_and_a_dropped_connection_are_retried() -> None:
 
 
 async def test_temporary_failures_give_up_after_max_attempts() -> None:
-    server = SMTPServer(fate=lambda n: "451")
+    server = SMTPServer(fate=lambda t: "451")
     with running(server):
         async with mailer(server.port, max_attempts=3) as smtp:
             with pytest.raises(MailDeliveryError) as caught:
@@ -302,7 +302,7 @@ async def test_backoff_grows_with_jitter_and_uses_the_injected_sleep() -> None:
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    server = SMTPServer(fate=lambda n: "451")
+    server = SMTPServer(fate=lambda t: "451")
     with running(server):
         async with mailer(
             server.port, max_attempts=4, backoff=1.0, max_backoff=3.0, sleep=sleep
@@ -354,6 +354,28 @@ async def test_concurrent_sends_take_turns_on_the_connection(server: SMTPServer)
                 tg.start_soon(smtp.send, MESSAGE)
         assert smtp.connections_opened == 1
     assert len(server.received) == 5
+
+
+async def test_a_send_waiting_to_retry_does_not_hold_up_the_others() -> None:
+    sleeping, wake = anyio.Event(), anyio.Event()
+
+    async def sleep(seconds: float) -> None:
+        sleeping.set()
+        await wake.wait()
+
+    slow = EmailMessage(to="slow@example.org", subject="s", text="t", html="h")
+    server = SMTPServer(
+        fate=lambda t: "451" if t.recipient == "slow@example.org" and t.attempt == 0 else "ok"
+    )
+    with running(server):
+        async with mailer(server.port, sleep=sleep) as smtp, anyio.create_task_group() as tg:
+            tg.start_soon(smtp.send, slow)
+            await sleeping.wait()
+            with anyio.fail_after(5):
+                await smtp.send(MESSAGE)
+            assert [r.rcpt_tos for r in server.received] == [["ann@example.org"]]
+            wake.set()
+    assert [r.rcpt_tos for r in server.received] == [["ann@example.org"], ["slow@example.org"]]
 
 
 async def test_a_connection_closed_by_the_server_is_reopened(server: SMTPServer) -> None:

@@ -1,12 +1,12 @@
 """Sends email over SMTP with aiosmtplib (the ``smtp`` extra).
 
-One connection is opened on the first send and kept for the next ones, one send at a time (a
-lock); a connection the server closed is reopened. A send is tried up to ``max_attempts`` times
-when the failure is temporary (a 4xx reply, a dropped connection, a timeout), sleeping an
-exponentially growing, jittered delay between tries; a permanent failure (a 5xx reply, a refused
-certificate, a server that lacks STARTTLS or AUTH) is reported at once. Either way the caller gets
-a :class:`SMTPDeliveryError`, a :class:`~magiclink_core.domain.errors.MailDeliveryError` whose
-``permanent`` says which.
+One connection is opened on the first send and kept for the next ones, one attempt at a time (a
+lock, released while a send waits to retry); a connection the server closed is reopened. A send
+is tried up to ``max_attempts`` times when the failure is temporary (a 4xx reply, a dropped
+connection, a timeout), sleeping an exponentially growing, jittered delay between tries; a
+permanent failure (a 5xx reply, a refused certificate, a server that lacks STARTTLS or AUTH) is
+reported at once. Either way the caller gets a :class:`SMTPDeliveryError`, a
+:class:`~magiclink_core.domain.errors.MailDeliveryError` whose ``permanent`` says which.
 
 Messages are built with the standard :mod:`email` package: ``multipart/alternative`` (text, then
 HTML), with ``Message-ID``, ``Date``, ``From``, ``To`` and ``Subject``. A subject, address or name
@@ -266,43 +266,41 @@ class SMTPMailer:
         """
         mime = self.build_message(message)
         recipient = _recipient_address(message.to)
-        async with self._lock:
-            attempt = 0
-            free_reconnect = True
-            while True:
-                attempt += 1
+        attempt = 0
+        free_reconnect = True
+        while True:
+            attempt += 1
+            # the connection is held for one attempt: other sends go ahead while this one waits
+            async with self._lock:
                 reused = self._client is not None and self._client.is_connected
                 try:
                     await self._send_once(mime, recipient)
                     return
                 except Exception as exc:
-                    permanent, code, detail = _classify(exc)
-                    if not permanent and reused and free_reconnect and _is_disconnect(exc):
-                        # the server closed the idle connection we kept: reopen it, at once
-                        free_reconnect = False
-                        attempt -= 1
-                        logger.info("SMTP connection was closed by the server; reconnecting")
-                        continue
-                    if permanent:
-                        logger.warning("SMTP delivery failed for good: %s", detail)
-                        raise SMTPDeliveryError(
-                            detail, permanent=True, smtp_code=code, attempts=attempt
-                        ) from exc
-                    if attempt >= self.max_attempts:
-                        logger.warning(
-                            "SMTP delivery failed after %d attempts: %s", attempt, detail
-                        )
-                        raise SMTPDeliveryError(
-                            f"{detail} (after {attempt} attempts)",
-                            permanent=False,
-                            smtp_code=code,
-                            attempts=attempt,
-                        ) from exc
-                    delay = self.retry_delay(attempt)
-                    logger.info(
-                        "SMTP attempt %d failed (%s); retrying in %.2fs", attempt, detail, delay
-                    )
-                    await self._sleep(delay)
+                    failure = exc
+            permanent, code, detail = _classify(failure)
+            if not permanent and reused and free_reconnect and _is_disconnect(failure):
+                # the server closed the idle connection we kept: reopen it, at once
+                free_reconnect = False
+                attempt -= 1
+                logger.info("SMTP connection was closed by the server; reconnecting")
+                continue
+            if permanent:
+                logger.warning("SMTP delivery failed for good: %s", detail)
+                raise SMTPDeliveryError(
+                    detail, permanent=True, smtp_code=code, attempts=attempt
+                ) from failure
+            if attempt >= self.max_attempts:
+                logger.warning("SMTP delivery failed after %d attempts: %s", attempt, detail)
+                raise SMTPDeliveryError(
+                    f"{detail} (after {attempt} attempts)",
+                    permanent=False,
+                    smtp_code=code,
+                    attempts=attempt,
+                ) from failure
+            delay = self.retry_delay(attempt)
+            logger.info("SMTP attempt %d failed (%s); retrying in %.2fs", attempt, detail, delay)
+            await self._sleep(delay)
 
     def retry_delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based): ``backoff`` doubled
