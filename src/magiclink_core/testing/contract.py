@@ -214,6 +214,26 @@ class StorageContract:
         await storage.apply([Delete(Session, other.id, other.version)])
         assert await storage.find(Session, "token_digest", "digest-1") is None
 
+    async def test_an_update_moves_a_record_between_lists(self, storage: Storage) -> None:
+        session = make_record(Session, user_id="user_a")
+        await storage.apply([Insert(session)])
+        moved = session.bumped(T0, user_id="user_b")
+        await storage.apply([Update(moved)])
+        assert await storage.list(Session, "user_id", "user_a") == []
+        assert await storage.list(Session, "user_id", "user_b") == [moved]
+
+    async def test_deleted_and_purged_records_leave_no_lookups(self, storage: Storage) -> None:
+        deleted = make_record(Session, user_id="user_d", token_digest="digest-d")
+        purged = make_record(
+            Session, user_id="user_d", token_digest="digest-p", purge_after=T0 - timedelta(1)
+        )
+        await storage.apply([Insert(deleted), Insert(purged)])
+        await storage.apply([Delete(Session, deleted.id, deleted.version)])
+        assert await storage.purge(T0) == 1
+        assert await storage.list(Session, "user_id", "user_d") == []
+        assert await storage.find(Session, "token_digest", "digest-d") is None
+        assert await storage.find(Session, "token_digest", "digest-p") is None
+
     # -- races -------------------------------------------------------------------------------
 
     async def test_one_of_a_hundred_concurrent_consumptions_wins(self, storage: Storage) -> None:
