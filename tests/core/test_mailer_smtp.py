@@ -160,6 +160,14 @@ async def test_starttls_refuses_an_untrusted_certificate_for_good(
     assert server.received == []
 
 
+async def test_validate_certs_false_accepts_any_certificate(certificate: Certificate) -> None:
+    server = SMTPServer(tls_context=certificate.server_context())
+    with running(server):
+        async with mailer(server.port, tls="starttls", validate_certs=False) as smtp:
+            await smtp.send(MESSAGE)
+    assert len(server.received) == 1
+
+
 async def test_starttls_required_but_not_offered_is_permanent(server: SMTPServer) -> None:
     async with mailer(server.port, tls="starttls") as smtp:
         with pytest.raises(SMTPDeliveryError) as caught:
