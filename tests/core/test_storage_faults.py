@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from magiclink_core import MagicLinks, Settings, StorageUnavailableError
@@ -328,3 +329,51 @@ async def test_the_service_fails_fast_with_a_clear_error_and_recovers(
     finally:
         await links.notifier.close()
         await store.close()
+
+
+# -- a caller cancelled mid-write (a client that went away) --------------------------------------
+
+
+async def _cancelled_writes_are_all_or_nothing(store: Storage) -> None:
+    rounds = 30
+    for n in range(rounds):
+        batch = [make_record(User) for _ in range(40)]
+        with anyio.move_on_after(0.0005 * n):  # cancelled at a different point each round
+            await store.apply([Insert(r) for r in batch])
+        found = [await store.get(User, r.id) for r in batch]
+        assert found == batch or found == [None] * len(batch), f"round {n}: a partial batch"
+    last = make_record(Link)
+    await store.apply([Insert(last)])  # the storage still works
+    assert await store.get(Link, last.id) == last
+
+
+@pytest.mark.anyio
+async def test_sqlite_cancelled_writes_are_all_or_nothing(tmp_path: Path) -> None:
+    store = await SQLiteStorage.open(tmp_path / "m.db")
+    try:
+        await _cancelled_writes_are_all_or_nothing(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_cancelled_writes_are_all_or_nothing() -> None:
+    async with postgres_schema() as schema:
+        store = PostgresStorage(POSTGRES_DSN, schema=schema)
+        try:
+            await store.migrate()
+            await _cancelled_writes_are_all_or_nothing(store)
+        finally:
+            await store.close()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_cancelled_writes_are_all_or_nothing() -> None:
+    async with redis_prefix() as prefix:
+        store = RedisStorage(REDIS_URL, prefix=prefix)
+        try:
+            await _cancelled_writes_are_all_or_nothing(store)
+        finally:
+            await store.close()

@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -136,37 +137,27 @@ class SQLiteStorage:
     async def migrate(self) -> int:
         """Create or upgrade the schema to the newest version; idempotent, and safe when several
         processes migrate at once (one ``BEGIN IMMEDIATE`` transaction). Returns the version."""
-        writer, _ = await self._connections()
         steps = _sql.migrations("sqlite")
-        async with self._write_lock:
-            try:
-                await writer.execute("BEGIN IMMEDIATE")
-                try:
-                    await writer.execute(
-                        "CREATE TABLE IF NOT EXISTS schema_version ("
-                        "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
-                    )
-                    current = await self._schema_version(writer)
-                    if current > steps[-1][0]:
-                        raise RuntimeError(
-                            f"the database schema is at version {current}, newer than this "
-                            f"magiclink knows ({steps[-1][0]}): upgrade magiclink"
-                        )
-                    for version, statements in steps:
-                        if version <= current:
-                            continue
-                        for statement in statements:
-                            await writer.execute(statement)
-                        await writer.execute(
-                            "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
-                            (version, _sql.sqlite_time(datetime.now(UTC))),
-                        )
-                except BaseException:
-                    await _rollback(writer)
-                    raise
-                await _commit(writer)
-            except sqlite3.Error as exc:
-                raise _unavailable(exc) from exc
+        async with self._transaction() as writer:
+            await writer.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version ("
+                "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = await self._schema_version(writer)
+            if current > steps[-1][0]:
+                raise RuntimeError(
+                    f"the database schema is at version {current}, newer than this "
+                    f"magiclink knows ({steps[-1][0]}): upgrade magiclink"
+                )
+            for version, statements in steps:
+                if version <= current:
+                    continue
+                for statement in statements:
+                    await writer.execute(statement)
+                await writer.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, _sql.sqlite_time(datetime.now(UTC))),
+                )
         return steps[-1][0]
 
     async def schema_version(self) -> int:
@@ -185,6 +176,23 @@ class SQLiteStorage:
         async with connection.execute("SELECT max(version) FROM schema_version") as cursor:
             row = await cursor.fetchone()
         return int(row[0]) if row is not None and row[0] is not None else 0
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction on the writer: committed if the body returns,
+        rolled back if it raises or is cancelled (even during BEGIN or COMMIT)."""
+        writer, _ = await self._connections()
+        async with self._write_lock:
+            try:
+                try:
+                    await writer.execute("BEGIN IMMEDIATE")
+                    yield writer
+                except BaseException:
+                    await _rollback(writer)
+                    raise
+                await _commit(writer)
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from exc
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -228,19 +236,9 @@ class SQLiteStorage:
         """Write ``changes`` in one transaction, or nothing and raise :class:`WriteConflict`."""
         if not changes:
             return
-        writer, _ = await self._connections()
-        async with self._write_lock:
-            try:
-                await writer.execute("BEGIN IMMEDIATE")
-                try:
-                    for change in changes:
-                        await _write(writer, change)
-                except BaseException:
-                    await _rollback(writer)
-                    raise
-                await _commit(writer)
-            except sqlite3.Error as exc:
-                raise _unavailable(exc) from exc
+        async with self._transaction() as writer:
+            for change in changes:
+                await _write(writer, change)
 
     async def increment(
         self, key: str, *, window: timedelta, now: datetime
