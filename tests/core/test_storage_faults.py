@@ -8,7 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,12 @@ import pytest
 from magiclink_core import MagicLinks, Settings, StorageUnavailableError
 from magiclink_core.domain.models import Link, User
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.ports import Insert, Storage
+from magiclink_core.ports import Insert, Notifier, Storage
 from magiclink_core.storage import (
     MemoryStorage,
+    PostgresNotifier,
     PostgresStorage,
+    RedisNotifier,
     RedisStorage,
     SQLiteStorage,
     from_url,
@@ -377,3 +379,65 @@ async def test_redis_cancelled_writes_are_all_or_nothing() -> None:
             await _cancelled_writes_are_all_or_nothing(store)
         finally:
             await store.close()
+
+
+# -- notifiers: wake-ups resume after an outage ----------------------------------------------------
+
+
+async def _woken(subscription: Any, publish: Callable[[], Awaitable[None]]) -> None:
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as group:
+
+            async def keep_publishing() -> None:
+                while True:
+                    await publish()
+                    await anyio.sleep(0.05)
+
+            group.start_soon(keep_publishing)
+            await subscription.wait()
+            group.cancel_scope.cancel()
+
+
+async def _notifier_recovers(here: Notifier, there: Notifier, proxy: Proxy) -> None:
+    async with here.subscribe("before") as subscription:
+        await _woken(subscription, lambda: there.publish("before"))
+    await proxy.cut()
+    async with here.subscribe("during") as subscription:
+        # nothing arrives from the other instance now (waiters poll meanwhile)
+        with anyio.move_on_after(0.3):
+            await there.publish("during")
+            await subscription.wait()
+            raise AssertionError("woken through a cut connection")
+    await proxy.start()
+    async with here.subscribe("after") as subscription:
+        await _woken(subscription, lambda: there.publish("after"))
+
+
+@pytest.mark.postgres
+@pytest.mark.anyio
+async def test_postgres_notifier_recovers_after_an_outage(
+    pg_proxy: tuple[Proxy, str, str],
+) -> None:
+    proxy, dsn, schema = pg_proxy
+    here = PostgresNotifier(dsn, channel=schema, connect_timeout=1)
+    there = PostgresNotifier(POSTGRES_DSN, channel=schema)
+    try:
+        await _notifier_recovers(here, there, proxy)
+    finally:
+        await here.close()
+        await there.close()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+async def test_redis_notifier_recovers_after_an_outage(
+    redis_proxy: tuple[Proxy, str, str],
+) -> None:
+    proxy, url, prefix = redis_proxy
+    here = RedisNotifier(url, channel=f"{prefix}notify", connect_timeout=1)
+    there = RedisNotifier(REDIS_URL, channel=f"{prefix}notify")
+    try:
+        await _notifier_recovers(here, there, proxy)
+    finally:
+        await here.close()
+        await there.close()
