@@ -20,11 +20,14 @@ reconnects by itself when the server is back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
+
+import anyio
 
 from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
@@ -250,9 +253,20 @@ class PostgresStorage:
         if not changes:
             return
         try:
-            async with self._connection() as connection, connection.transaction():
-                for change in changes:
-                    await self._write(connection, change)
+            async with self._connection() as connection:
+                transaction = connection.transaction()
+                try:
+                    await transaction.start()
+                    for change in changes:
+                        await self._write(connection, change)
+                except BaseException:
+                    with anyio.CancelScope(shield=True):
+                        await _rollback(connection, transaction)
+                    raise
+                # once COMMIT is sent, see it through: a cancelled caller must not leave an
+                # outcome that lands after apply() has returned
+                with anyio.CancelScope(shield=True):
+                    await transaction.commit()
         except _CONFLICTS as exc:
             raise WriteConflict(f"a concurrent transaction won: {type(exc).__name__}") from exc
 
@@ -321,6 +335,17 @@ class PostgresStorage:
         async with self._connection() as connection:
             await connection.execute("DELETE FROM counters WHERE reset_at <= $1", now)
         return removed
+
+
+async def _rollback(connection: Any, transaction: Any) -> None:
+    """Roll back; a connection that cannot (it broke, or a cancelled statement left it busy) is
+    terminated instead, which makes the server roll back and the pool replace it."""
+    try:
+        await transaction.rollback()
+    except Exception:
+        if not connection.is_closed():
+            with contextlib.suppress(Exception):
+                connection.terminate()
 
 
 def _unique_conflict(kind: type[Record], constraint: str) -> WriteConflict:
