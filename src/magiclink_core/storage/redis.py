@@ -32,6 +32,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import anyio
+
 from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
 from ..ports import Change, Delete, Insert, R, Subscription, WriteConflict
@@ -340,9 +342,12 @@ class RedisStorage:
         if not changes:
             return
         payload = json.dumps([_operation(change) for change in changes], separators=(",", ":"))
-        outcome, message, field = await self._call(
-            self._apply(keys=[], args=[self.prefix, payload])
-        )
+        # shielded (a command_timeout bounds it): once sent, the script runs whole on the
+        # server, so wait for its answer; a cancelled caller then leaves a settled outcome
+        with anyio.CancelScope(shield=True):
+            outcome, message, field = await self._call(
+                self._apply(keys=[], args=[self.prefix, payload])
+            )
         if outcome != "ok":
             raise WriteConflict(message, unique_field=field or None)
 
