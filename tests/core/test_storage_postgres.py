@@ -143,3 +143,22 @@ async def test_a_caller_made_pool_is_used_and_left_open(schema: str) -> None:
 def test_a_dsn_or_a_pool_is_required() -> None:
     with pytest.raises(ValueError):
         PostgresStorage()
+
+
+@pytest.mark.anyio
+async def test_a_notifier_borrowing_from_a_caller_made_pool(schema: str) -> None:
+    import asyncpg
+
+    pool = await asyncpg.create_pool(POSTGRES_DSN, min_size=1, max_size=3)
+    try:
+        notifier = PostgresStorage(pool=pool, notify_channel=schema).notifier()
+        other = PostgresNotifier(POSTGRES_DSN, channel=schema)
+        async with notifier.subscribe("x") as subscription:
+            with anyio.fail_after(5):
+                await other.publish("x")
+                await subscription.wait()
+        await notifier.close()
+        await other.close()
+        assert await pool.fetchval("SELECT 1") == 1  # its connection went back to the pool
+    finally:
+        await pool.close()
