@@ -4,11 +4,17 @@ shared backend (two instances, crash safety)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
+import anyio
+
 from magiclink_core import Client, MagicLinks, Settings
+from magiclink_core.domain.models import Link, User
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.ports import Notifier, Storage
+from magiclink_core.ports import Insert, Notifier, Storage
+from magiclink_core.testing import make_record
+from magiclink_core.testing.contract import T0
 from tests.conftest import SECRET
 
 BASE_URL = "http://localhost:8000"
@@ -45,3 +51,28 @@ async def sign_up(links: MagicLinks, mailer: MemoryMailer, email: str) -> Client
     await links.prepare_sign_up_verification(client, attempt.id, redirect_url="/welcome")
     await links.verify_link(last_token(mailer, email), client)
     return client
+
+
+async def purge_lets_writes_in(store: Storage) -> None:
+    """Purge 3000 expired links while another task writes: some writes land before the purge
+    is over, so a purge never locks out live traffic."""
+    expired = [make_record(Link, purge_after=T0 - timedelta(hours=1)) for _ in range(3000)]
+    for start in range(0, len(expired), 500):
+        await store.apply([Insert(link) for link in expired[start : start + 500]])
+    purge_done = anyio.Event()
+    writes_before: list[int] = []
+
+    async def purge() -> None:
+        assert await store.purge(T0, limit=10_000) == len(expired)
+        purge_done.set()
+
+    async def write() -> None:
+        for n in range(20):
+            await store.apply([Insert(make_record(User))])
+            if not purge_done.is_set():
+                writes_before.append(n)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(purge)
+        group.start_soon(write)
+    assert writes_before, "every write waited for the whole purge"

@@ -15,6 +15,7 @@ from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import NotifierContract, StorageContract, make_record
 from tests.conftest import POSTGRES_DSN
 
+from ._flows import purge_lets_writes_in
 from ._services import postgres_schema
 
 pytestmark = pytest.mark.postgres
@@ -162,3 +163,13 @@ async def test_a_notifier_borrowing_from_a_caller_made_pool(schema: str) -> None
         assert await pool.fetchval("SELECT 1") == 1  # its connection went back to the pool
     finally:
         await pool.close()
+
+
+@pytest.mark.anyio
+async def test_purge_lets_live_writes_in_between_its_chunks(schema: str) -> None:
+    store = PostgresStorage(POSTGRES_DSN, schema=schema, purge_chunk=100)
+    try:
+        await store.migrate()
+        await purge_lets_writes_in(store)
+    finally:
+        await store.close()

@@ -17,6 +17,8 @@ from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import StorageContract, make_record
 from magiclink_core.testing.contract import T0
 
+from ._flows import purge_lets_writes_in
+
 
 class TestSQLiteStorage(StorageContract):
     @pytest.fixture
@@ -134,3 +136,38 @@ def test_unknown_fields_are_refused_before_reaching_sql(tmp_path: Path) -> None:
             await store.close()
 
     anyio.run(main)
+
+
+@pytest.mark.anyio
+async def test_a_pending_sign_in_and_its_session_survive_a_restart(tmp_path: Path) -> None:
+    from magiclink_core import SignInStatus
+    from magiclink_core.mailers import MemoryMailer
+
+    from ._flows import last_token, make_links, sign_up
+
+    mailer = MemoryMailer()
+    first = SQLiteStorage(tmp_path / "m.db")
+    app = make_links(first, mailer)
+    owner = await sign_up(app, mailer, "ann@example.org")
+    client, _ = await app.create_client()
+    attempt = await app.create_sign_in(client, "ann@example.org")
+    await app.prepare_first_factor(client, attempt.id, redirect_url="/home")
+    await first.close()  # the app restarts with the sign-in pending
+
+    second = await SQLiteStorage.open(tmp_path / "m.db")
+    try:
+        app = make_links(second, mailer)
+        assert len((await app.client_state(owner)).sessions) == 1
+        result = await app.verify_link(last_token(mailer, "ann@example.org"), client)
+        assert result.attempt.status is SignInStatus.COMPLETE and result.session_token
+    finally:
+        await second.close()
+
+
+@pytest.mark.anyio
+async def test_purge_lets_live_writes_in_between_its_chunks(tmp_path: Path) -> None:
+    store = await SQLiteStorage.open(tmp_path / "m.db", purge_chunk=100)
+    try:
+        await purge_lets_writes_in(store)
+    finally:
+        await store.close()
