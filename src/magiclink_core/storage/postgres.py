@@ -227,15 +227,18 @@ class PostgresStorage:
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, kind: type[R], id: str) -> R | None:
+        """The record of ``kind`` with ``id``, or None."""
         row = await self._fetchrow(f"SELECT * FROM {kind.table} WHERE id = $1", id)  # noqa: S608
         return None if row is None else _sql.from_row(kind, row)
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
+        """The record whose unique ``field`` equals ``value``, or None."""
         _sql.check_field(kind, field, kind.unique_fields, "unique")
         row = await self._fetchrow(f"SELECT * FROM {kind.table} WHERE {field} = $1", value)  # noqa: S608
         return None if row is None else _sql.from_row(kind, row)
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
+        """Records whose ``field`` equals ``value``, oldest first (ties by id)."""
         _sql.check_field(kind, field, kind.list_fields, "list")
         sql = f"SELECT * FROM {kind.table} WHERE {field} = $1 ORDER BY created_at, id"  # noqa: S608
         async with self._connection() as connection:

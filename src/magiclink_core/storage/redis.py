@@ -313,10 +313,12 @@ class RedisStorage:
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, kind: type[R], id: str) -> R | None:
+        """The record of ``kind`` with ``id``, or None."""
         doc = await self._call(self._client.get(self._key(kind, id)))
         return None if doc is None else kind.model_validate_json(doc)
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
+        """The record whose unique ``field`` equals ``value``, or None."""
         _sql.check_field(kind, field, kind.unique_fields, "unique")
         owner = await self._call(self._client.get(f"{self.prefix}{kind.table}:u:{field}:{value}"))
         if owner is None:
@@ -325,6 +327,7 @@ class RedisStorage:
         return record if record is not None and getattr(record, field) == value else None
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
+        """Records whose ``field`` equals ``value``, oldest first (ties by id)."""
         _sql.check_field(kind, field, kind.list_fields, "list")
         ids = await self._call(
             self._client.zrange(f"{self.prefix}{kind.table}:l:{field}:{value}", 0, -1)

@@ -197,15 +197,18 @@ class SQLiteStorage:
     # -- reads ---------------------------------------------------------------------------------
 
     async def get(self, kind: type[R], id: str) -> R | None:
+        """The record of ``kind`` with ``id``, or None."""
         rows = await self._read(f"SELECT * FROM {kind.table} WHERE id = ?", (id,))  # noqa: S608
         return _sql.from_row(kind, rows[0]) if rows else None
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
+        """The record whose unique ``field`` equals ``value``, or None."""
         _sql.check_field(kind, field, kind.unique_fields, "unique")
         rows = await self._read(f"SELECT * FROM {kind.table} WHERE {field} = ?", (value,))  # noqa: S608
         return _sql.from_row(kind, rows[0]) if rows else None
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
+        """Records whose ``field`` equals ``value``, oldest first (ties by id)."""
         _sql.check_field(kind, field, kind.list_fields, "list")
         rows = await self._read(
             f"SELECT * FROM {kind.table} WHERE {field} = ? ORDER BY created_at, id",  # noqa: S608
