@@ -400,6 +400,10 @@ class PostgresNotifier:
                 return self._connection
             if self._closed:
                 raise StorageUnavailableError(long_message="the notifier is closed")
+            stale, self._connection = self._connection, None
+            if stale is not None and self._pool is not None:
+                with contextlib.suppress(Exception):  # give a dead borrowed connection back
+                    await self._pool.release(stale)
             try:
                 connection = await self._open()
                 await connection.add_listener(self.channel, self._on_notify)
