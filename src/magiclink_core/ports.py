@@ -77,7 +77,12 @@ class Storage(Protocol):
         ...
 
     async def apply(self, changes: Sequence[Change]) -> None:
-        """Write all ``changes`` atomically, or none and raise :class:`WriteConflict`."""
+        """Write all ``changes`` atomically, or none and raise :class:`WriteConflict`.
+
+        Within one batch, a unique value must be released (by an earlier change) before it is
+        claimed: SQL backends check uniqueness statement by statement. A call that is cancelled
+        has settled its outcome, all or nothing, by the time it returns.
+        """
         ...
 
     async def increment(
@@ -113,6 +118,15 @@ class Notifier(Protocol):
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Migratable(Protocol):
+    """A storage adapter with a schema to create or upgrade (SQLite, PostgreSQL)."""
+
+    async def migrate(self) -> None:
+        """Create or upgrade the schema; idempotent, safe to run from several processes."""
+        ...
 
 
 @runtime_checkable
@@ -162,6 +176,7 @@ __all__: Sequence[str] = (
     "HasNotifier",
     "Insert",
     "Mailer",
+    "Migratable",
     "Notifier",
     "Storage",
     "Subscription",

@@ -166,6 +166,19 @@ class MagicLinks:
         self.hooks = Hooks()
         self._keyring = settings.keyring
 
+    async def aclose(self) -> None:
+        """Release the notifier and the storage's connections (call it at shutdown)."""
+        try:
+            await self.notifier.close()
+        finally:
+            await self.storage.close()
+
+    async def __aenter__(self) -> MagicLinks:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     # -- hooks -------------------------------------------------------------------------------
 
     def on(self, event: Event | str, hook: EventHook) -> EventHook:

@@ -155,3 +155,20 @@ async def test_a_record_written_twice_is_refused_by_storage_not_overwritten() ->
 
     with pytest.raises(WriteConflict):
         await world.storage.apply([Insert(sign_up)])
+
+
+async def test_closing_releases_the_notifier_and_the_storage() -> None:
+    closed: list[str] = []
+    world = make_world()
+
+    async def close_storage() -> None:
+        closed.append("storage")
+
+    async def close_notifier() -> None:
+        closed.append("notifier")
+
+    world.storage.close = close_storage  # type: ignore[method-assign]
+    world.links.notifier.close = close_notifier  # type: ignore[method-assign]
+    async with world.links:
+        pass
+    assert closed == ["notifier", "storage"]
