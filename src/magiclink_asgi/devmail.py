@@ -1,0 +1,144 @@
+"""The development mailbox: every email the app sent, readable in a browser.
+
+It shows sign-in links, so it is for a developer's own machine only. It is off unless asked for
+(``MagicLinkMiddleware(..., dev_mailbox=True)``), and it refuses to start unless the app's
+``base_url`` is on localhost (``localhost``, ``127.0.0.1``, ``::1``) and the mailer keeps its
+messages (``MemoryMailer`` or anything with an ``outbox`` list). Each request must also come
+from a loopback address to a loopback ``Host``; anything else gets a 404.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from magiclink_core import EmailMessage, MagicLinks
+
+__all__ = ["DevMailbox", "DevMailboxRefused", "is_loopback_host"]
+
+_LINK = re.compile(r"https?://[^\s<>\"')\]]+")
+Render = Callable[..., tuple[bytes, str]]
+
+
+class DevMailboxRefused(RuntimeError):
+    """The development mailbox was asked for where it must not run."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback IP address (``127.0.0.0/8``, ``::1``)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(slots=True)
+class Answer:
+    status: int
+    body: bytes
+    content_type: str = "text/html; charset=utf-8"
+    nonce: str = ""
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
+class DevMailbox:
+    """Reads the outbox of ``magiclinks.mailer``.
+
+    :raises DevMailboxRefused: the app is not on localhost, or the mailer keeps no outbox.
+    """
+
+    def __init__(self, magiclinks: MagicLinks) -> None:
+        host = urlsplit(magiclinks.settings.base_url).hostname or ""
+        if not is_loopback_host(host):
+            raise DevMailboxRefused(
+                f"the development mailbox shows sign-in links, so it runs only on localhost; "
+                f"base_url is {magiclinks.settings.base_url!r}. Turn dev_mailbox off."
+            )
+        outbox = getattr(magiclinks.mailer, "outbox", None)
+        if not isinstance(outbox, list):
+            raise DevMailboxRefused(
+                "the development mailbox reads the mailer's outbox: use "
+                "magiclink_core.mailers.MemoryMailer (or a mailer with an `outbox` list)"
+            )
+        self._outbox: list[EmailMessage] = outbox
+
+    @property
+    def messages(self) -> Sequence[EmailMessage]:
+        return self._outbox
+
+    def allowed(self, scope: MutableMapping[str, Any]) -> bool:
+        """Whether this request comes from, and is addressed to, this machine."""
+        client = scope.get("client")
+        if client and not is_loopback_host(str(client[0])):
+            return False
+        headers = dict(scope.get("headers", []))
+        host = headers.get(b"host", b"").decode("latin-1")
+        if host:
+            hostname = urlsplit(f"//{host}").hostname or ""
+            if not is_loopback_host(hostname):
+                return False
+        return True
+
+    def handle(self, scope: MutableMapping[str, Any], subpath: str, render: Render) -> Answer:
+        """Answer ``GET {prefix}/dev/mailbox{subpath}``."""
+        if not self.allowed(scope):
+            return Answer(404, b"Not found", "text/plain; charset=utf-8")
+        parts = [p for p in subpath.split("/") if p]
+        if not parts:
+            body, nonce = render(
+                "pages/mailbox.html", title="Development mailbox", messages=self._listing()
+            )
+            return Answer(200, body, nonce=nonce)
+        if not parts[0].isdigit() or not 1 <= int(parts[0]) <= len(self._outbox):
+            body, nonce = render("pages/not_found.html", title="No such email", after_url="/")
+            return Answer(404, body, nonce=nonce)
+        number = int(parts[0])
+        message = self._outbox[number - 1]
+        if parts[1:] == ["html"]:
+            # the email's own HTML, shown in a sandboxed frame; links open in a new tab
+            html = message.html.replace("<head>", '<head><base target="_blank">', 1)
+            if "<base " not in html:
+                html = '<base target="_blank">' + html
+            return Answer(
+                200,
+                html.encode(),
+                headers=[
+                    (
+                        b"content-security-policy",
+                        b"sandbox allow-popups allow-popups-to-escape-sandbox; "
+                        b"default-src 'none'; style-src 'unsafe-inline'; img-src data: https:",
+                    ),
+                    (b"cache-control", b"no-store"),
+                    (b"x-content-type-options", b"nosniff"),
+                ],
+            )
+        if parts[1:]:
+            body, nonce = render("pages/not_found.html", title="No such email", after_url="/")
+            return Answer(404, body, nonce=nonce)
+        body, nonce = render(
+            "pages/mailbox_message.html",
+            title=message.subject,
+            number=number,
+            message=message,
+            links=_LINK.findall(message.text),
+        )
+        return Answer(200, body, nonce=nonce)
+
+    def _listing(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "number": n,
+                "to": m.to,
+                "subject": m.subject,
+                "kind": m.kind,
+                "has_link": bool(_LINK.search(m.text)),
+            }
+            for n, m in reversed(list(enumerate(self._outbox, start=1)))
+        ]
