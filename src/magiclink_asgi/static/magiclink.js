@@ -579,8 +579,8 @@ export class MagicLink {
   /**
    * Finish on the page the emailed link leads to. Verified with a session for this browser:
    * activate it and go to `redirectUrlComplete`. Verified, but completed for another device (or
-   * an email verification): call `onVerifiedOnOtherDevice()`, else go to `redirectUrl` if
-   * given, else resolve. Anything else throws a MagicLinkError (Expired, Failed, ClientMismatch).
+   * an email verification): call `onVerifiedOnOtherDevice()` and resolve, staying on the page.
+   * Anything else throws a MagicLinkError (Expired, Failed, ClientMismatch).
    */
   async handleMagicLinkVerification({ redirectUrl, redirectUrlComplete,
     onVerifiedOnOtherDevice } = {}) {
@@ -599,8 +599,11 @@ export class MagicLink {
         });
         return { status, createdSessionId: created };
       }
+      // completed for the device that asked (or an email address verified): nothing to
+      // collect here. (`redirectUrl`, the guide's page for a flow needing more steps, is
+      // accepted for compatibility: a magiclink flow is complete once its link is verified.)
+      void redirectUrl;
       if (typeof onVerifiedOnOtherDevice === "function") onVerifiedOnOtherDevice();
-      else if (redirectUrl) location.assign(redirectUrl);
       return { status, createdSessionId: null };
     }
     throw new MagicLinkError(LINK_CODES.has(status) ? status : MagicLinkErrorCode.Failed);
