@@ -1,0 +1,300 @@
+"""Hosted pages as a plain ASGI app: routing, redirects, static files, headers, theming."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import jinja2
+import pytest
+
+from magiclink_asgi.pages import HostedPages, safe_next_url, template_loader
+from magiclink_core import MagicLinks, Settings
+from magiclink_core.mailers import MemoryMailer
+from magiclink_core.storage import MemoryStorage
+from tests.conftest import SECRET
+
+pytestmark = pytest.mark.anyio
+
+
+def make_links(base_url: str = "http://localhost:8000", **settings: Any) -> MagicLinks:
+    return MagicLinks(
+        Settings(secret=SECRET, base_url=base_url, **settings),
+        storage=MemoryStorage(),
+        mailer=MemoryMailer(),
+    )
+
+
+def with_user(app: Any, signed_in: bool) -> Any:
+    """What the middleware does before calling the pages: identity into the scope."""
+    user = SimpleNamespace(
+        is_authenticated=signed_in, identity="user_1", display_name="ada@example.com"
+    )
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        scope = dict(scope, user=user, auth=None)
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def client(app: Any, *, signed_in: bool = False) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=with_user(app, signed_in))
+    return httpx.AsyncClient(transport=transport, base_url="http://localhost:8000")
+
+
+@pytest.fixture
+def pages() -> HostedPages:
+    return HostedPages(make_links(app_name="Acme"), after_sign_in_url="/home")
+
+
+@pytest.mark.parametrize(
+    ("path", "element"),
+    [
+        ("/auth/sign-in", "magiclink-sign-in"),
+        ("/auth/sign-up", "magiclink-sign-up"),
+        ("/auth/verify", "magiclink-verification"),
+        ("/auth/sign-out", "magiclink-sign-out"),
+    ],
+)
+async def test_each_page_is_a_shell_mounting_its_component(
+    pages: HostedPages, path: str, element: str
+) -> None:
+    async with client(pages) as c:
+        r = await c.get(path)
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "text/html; charset=utf-8"
+    assert f"<{element} " in r.text
+    assert re.search(r'<script type="module" src="/auth/static/magiclink\.js\?v=\w+">', r.text)
+    assert '<meta name="viewport"' in r.text
+    assert "<title>" in r.text and "Acme" in r.text
+    assert r.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+
+
+async def test_profile_sends_signed_out_visitors_to_sign_in(pages: HostedPages) -> None:
+    async with client(pages) as c:
+        r = await c.get("/auth/user")
+    assert r.status_code == 303
+    assert r.headers["location"] == "/auth/sign-in?redirect_url=/auth/user"
+
+
+async def test_profile_for_a_signed_in_user(pages: HostedPages) -> None:
+    async with client(pages, signed_in=True) as c:
+        r = await c.get("/auth/user")
+    assert r.status_code == 200
+    assert "<magiclink-user-profile " in r.text
+
+
+async def test_signed_in_visitors_skip_sign_in_and_sign_up(pages: HostedPages) -> None:
+    async with client(pages, signed_in=True) as c:
+        assert (await c.get("/auth/sign-in")).headers["location"] == "/home"
+        assert (await c.get("/auth/sign-up")).headers["location"] == "/"
+        r = await c.get("/auth/sign-in?redirect_url=/deep/page%3Fx%3D1")
+        assert r.headers["location"] == "/deep/page?x=1"
+
+
+async def test_after_urls_reach_the_components(pages: HostedPages) -> None:
+    async with client(pages) as c:
+        plain = (await c.get("/auth/sign-in")).text
+        asked = (await c.get("/auth/sign-in?redirect_url=/protected")).text
+        offsite = (await c.get("/auth/sign-in?redirect_url=//evil.example/x")).text
+    assert 'after-sign-in-url="/home"' in plain
+    assert 'after-sign-in-url="/protected"' in asked
+    assert 'after-sign-in-url="/home"' in offsite and "evil" not in offsite
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/x", "/x"),
+        ("/a/b?c=d#e", "/a/b?c=d#e"),
+        ("//evil.example", "/d"),
+        ("/\\evil.example", "/d"),
+        ("https://evil.example/", "/d"),
+        ("javascript:alert(1)", "/d"),
+        ("/x\nSet-Cookie: a", "/d"),
+        ("", "/d"),
+        (None, "/d"),
+    ],
+)
+def test_safe_next_url_keeps_visitors_on_this_site(value: str | None, expected: str) -> None:
+    assert safe_next_url(value, "/d") == expected
+
+
+async def test_unknown_pages_are_404_and_other_methods_405(pages: HostedPages) -> None:
+    async with client(pages) as c:
+        r = await c.get("/auth/nothing-here")
+        assert r.status_code == 404
+        assert "Page not found" in r.text
+        r = await c.post("/auth/sign-in")
+        assert r.status_code == 405
+        assert r.headers["allow"] == "GET, HEAD"
+
+
+async def test_head_has_headers_and_no_body(pages: HostedPages) -> None:
+    async with client(pages) as c:
+        r = await c.head("/auth/sign-in")
+    assert r.status_code == 200
+    assert r.content == b""
+    assert int(r.headers["content-length"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content_type"),
+    [
+        ("magiclink.js", "text/javascript; charset=utf-8"),
+        ("magiclink.css", "text/css; charset=utf-8"),
+    ],
+)
+async def test_static_files(pages: HostedPages, name: str, content_type: str) -> None:
+    async with client(pages) as c:
+        r = await c.get(f"/auth/static/{name}")
+        assert r.status_code == 200
+        assert r.headers["content-type"] == content_type
+        assert r.headers["x-content-type-options"] == "nosniff"
+        assert "must-revalidate" in r.headers["cache-control"]
+        etag = r.headers["etag"]
+        again = await c.get(f"/auth/static/{name}", headers={"if-none-match": etag})
+        assert again.status_code == 304
+        assert again.content == b""
+        versioned = await c.get(pages.static_url(name))
+        assert "immutable" in versioned.headers["cache-control"]
+        stale = await c.get(f"/auth/static/{name}?v=old")
+        assert "immutable" not in stale.headers["cache-control"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/auth/static/../pages.py",
+        "/auth/static/%2e%2e/pages.py",
+        "/auth/static/..%2fpages.py",
+        "/auth/static/",
+        "/auth/static/.hidden",
+        "/auth/static/nope.js",
+        "/auth/static/magiclink.js/",
+        "/auth/static//etc/passwd",
+    ],
+)
+async def test_static_files_never_leave_the_static_folder(pages: HostedPages, path: str) -> None:
+    async with client(pages) as c:
+        r = await c.get(path)
+    assert r.status_code == 404
+    assert b"HostedPages" not in r.content and b"root:" not in r.content
+
+
+async def test_the_module_defines_the_components_and_the_guides_names(
+    pages: HostedPages,
+) -> None:
+    async with client(pages) as c:
+        js = (await c.get("/auth/static/magiclink.js")).text
+    for name in (
+        "magiclink-sign-in",
+        "magiclink-sign-up",
+        "magiclink-user-profile",
+        "export const MagicLinkErrorCode",
+        "export function isMagicLinkError",
+        "export function createClient",
+        "export function useMagicLink",
+        "verifiedFromTheSameClient()",
+        "handleMagicLinkVerification(",
+        "createMagicLinkFlow()",
+        "setSession(sessionId, beforeEmit)",
+    ):
+        assert name in js
+    assert not re.search(r"^import ", js, re.M)
+    assert "setInterval" not in js  # waiting is long polls, never a fixed-interval timer
+
+
+async def test_theme_app_name_and_logo() -> None:
+    pages = HostedPages(
+        make_links(),
+        app_name="Tom & <Jerry>",
+        logo_url="https://cdn.example/logo.svg",
+        theme={"accent": "#0b6e4f", "--ml-font": '"Inter", sans-serif'},
+    )
+    async with client(pages) as c:
+        r = await c.get("/auth/sign-in")
+    assert "Tom &amp; &lt;Jerry&gt;" in r.text
+    assert "<Jerry>" not in r.text
+    assert '<img class="ml-logo" src="https://cdn.example/logo.svg"' in r.text
+    nonce = re.search(r"'nonce-([\w-]+)'", r.headers["content-security-policy"])
+    assert nonce is not None
+    style = re.search(rf'<style nonce="{nonce.group(1)}">(.*?)</style>', r.text)
+    assert style is not None
+    assert "--ml-accent: #0b6e4f;" in style.group(1)
+    assert '--ml-font: "Inter", sans-serif;' in style.group(1)
+
+
+@pytest.mark.parametrize(
+    "theme",
+    [
+        {"accent": "red; } body { display: none"},
+        {"accent": "</style><script>alert(1)</script>"},
+        {"bad name": "red"},
+        {"--x": "url(x)\\"},
+    ],
+)
+def test_a_theme_cannot_escape_its_declaration(theme: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="CSS custom property"):
+        HostedPages(make_links(), theme=theme)
+
+
+def test_app_name_defaults_to_the_settings() -> None:
+    assert HostedPages(make_links(app_name="Shop")).app_name == "Shop"
+
+
+async def test_custom_urls_and_prefix() -> None:
+    pages = HostedPages(
+        make_links(),
+        prefix="/account/",
+        sign_up_url="/join",
+        user_profile_url="/me",
+    )
+    async with client(pages) as c:
+        r = await c.get("/account/sign-in")
+        assert 'sign-up-url="/join"' in r.text
+        assert 'prefix="/account"' in r.text
+        assert "/account/static/magiclink.js" in r.text
+        r = await c.get("/account/user")
+        assert r.headers["location"] == "/account/sign-in?redirect_url=/me"
+
+
+async def test_non_http_scopes() -> None:
+    pages = HostedPages(make_links())
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: Any) -> None:
+        raise AssertionError("nothing to send")
+
+    await pages({"type": "lifespan"}, receive, send)
+    with pytest.raises(RuntimeError):
+        await pages({"type": "websocket", "path": "/auth/x"}, receive, send)
+
+
+def test_macros_render_the_components() -> None:
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.DictLoader({"page.html": PAGE}), template_loader()]),
+        autoescape=True,
+    )
+    html = env.get_template("page.html").render(user=None)
+    assert (
+        '<magiclink-sign-in prefix="/auth" after-sign-in-url="/dash"></magiclink-sign-in>' in html
+    )
+    assert '<magiclink-sign-up prefix="/auth"></magiclink-sign-up>' in html
+    assert '<magiclink-user-profile prefix="/x&#34;y">' in html
+    assert html.count('<script type="module" src="/auth/static/magiclink.js"></script>') == 2
+    assert '<a href="/auth/sign-in">Sign in</a>' in html
+
+
+PAGE = """{% from "magiclink/macros.html" import sign_in, sign_up, user_profile, user_button %}
+{{ sign_in(after_sign_in_url="/dash") }}
+{{ sign_up() }}
+{{ user_profile(prefix='/x"y') }}
+{{ user_button(user) }}"""
