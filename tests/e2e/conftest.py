@@ -1,0 +1,168 @@
+"""Real Chromium against the demo app served by uvicorn on 127.0.0.1 (a thread of this process).
+
+One server and one browser per module; each test uses fresh browser contexts (a context is a
+device: its own cookies) and its own email addresses. Time is a FakeClock the tests move.
+Chromium is Debian's (/usr/bin/chromium, or MAGICLINK_CHROMIUM); where it is absent the tests
+skip, unless CI (or MAGICLINK_REQUIRE_SERVICES=1) is set, where they fail.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magiclink_core.mailers import MemoryMailer
+from magiclink_core.storage import MemoryStorage
+from magiclink_core.testing import FakeClock
+from tests.conftest import REQUIRE_SERVICES, SECRET
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("MAGICLINK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+LINK = re.compile(r"https?://\S+/auth/v1/verify\?token=[\w.~-]+")
+_counter = itertools.count(1)
+
+
+def _require_chromium() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    message = f"Chromium is not installed at {CHROMIUM} (set MAGICLINK_CHROMIUM)"
+    if os.environ.get("CI") or REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    url: str
+    app: Any
+    clock: FakeClock
+    mailer: MemoryMailer
+
+    def email(self, prefix: str = "user") -> str:
+        return f"{prefix}{next(_counter)}-{time.time_ns() % 10**9}@example.com"
+
+    def messages_to(self, address: str) -> list[Any]:
+        return [m for m in self.mailer.outbox if m.to == address]
+
+    def wait_for_link(self, address: str, *, count: int = 1, timeout: float = 5.0) -> str:
+        """The link in the ``count``-th email to ``address`` (waits for it to arrive)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = self.messages_to(address)
+            if len(messages) >= count:
+                found = LINK.search(messages[count - 1].text)
+                assert found, messages[count - 1].text
+                return found.group(0)
+            time.sleep(0.02)
+        raise AssertionError(f"no email #{count} to {address}")
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    import uvicorn
+
+    from magiclink_asgi.demo import DemoConfig, build_app
+
+    try:
+        import magiclink_asgi.middleware  # noqa: F401
+    except ImportError:
+        pytest.skip("magiclink_asgi.middleware is not there yet (issue 4)")
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    clock = FakeClock()
+    mailer = MemoryMailer()
+    app = build_app(
+        DemoConfig(
+            base_url=url,
+            secret=SECRET,
+            storage=MemoryStorage(),
+            mailer=mailer,
+            clock=clock,
+            dev_mailbox=True,
+            settings={
+                "wait_poll_interval": timedelta(milliseconds=100),
+                "links_per_address": 20,
+            },
+        )
+    )
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+        lifespan="on",
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the demo server did not start")
+        time.sleep(0.02)
+    try:
+        yield Server(url, app, clock, mailer)
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def device(browser: Any, server: Server) -> Iterator[Any]:
+    """A factory of browser contexts (devices); each is closed after the test."""
+    contexts: list[Any] = []
+
+    def make(viewport: dict[str, int] = DESKTOP, **options: Any) -> Any:
+        context = browser.new_context(base_url=server.url, viewport=viewport, **options)
+        context.set_default_timeout(5000)
+        contexts.append(context)
+        return context
+
+    yield make
+    for context in contexts:
+        context.close()

@@ -1,0 +1,160 @@
+"""The custom elements in a page of the app, and the JS client driving custom pages written like
+the guide's examples (``/examples/...`` of the demo app)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Server
+from tests.e2e.test_hosted_pages import confirm_on_other_device, create_account
+
+
+def test_the_sign_in_element_needs_no_configuration(device: Any, server: Server) -> None:
+    email = server.email("element")
+    create_account(device(), server, email)
+    context = device()
+    page = context.new_page()
+    page.goto("/examples/components")
+    element = page.locator("magiclink-sign-in")
+    expect(element.get_by_role("heading", name="Sign in to magiclink demo")).to_be_visible()
+    # it found its prefix from its module URL and its stylesheet by itself
+    assert page.evaluate(
+        "[...document.styleSheets].some(s => (s.href || '').includes('/auth/static/magiclink.css'))"
+    )
+    element.get_by_label("Email address").fill(email)
+    element.get_by_role("button", name="Continue").click()
+    expect(element.get_by_role("heading", name="Check your email")).to_be_visible()
+    events = page.evaluate_handle(
+        "() => { const seen = []; document.addEventListener('magiclink:state',"
+        " e => seen.push(e.detail.state)); return seen; }"
+    )
+    tab = context.new_page()
+    tab.goto(server.wait_for_link(email, count=2))
+    expect(element.get_by_role("heading", name="You signed in on another tab")).to_be_visible()
+    assert "other-tab" in events.json_value()
+
+
+def test_custom_sign_in_page_on_the_js_client_cross_device(device: Any, server: Server) -> None:
+    email = server.email("custom")
+    create_account(device(), server, email)
+    page = device().new_page()
+    page.goto("/examples/custom-sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Sign in with magic link").click()
+    expect(page.get_by_role("status")).to_have_text("Check your email")
+    code = page.get_by_test_id("code")
+    expect(code).to_have_text(re.compile(r"^\d{6}$"))
+
+    phone = device().new_page()
+    phone.goto(server.wait_for_link(email, count=2))
+    confirm_on_other_device(phone, code.inner_text())
+    # the guide's verification page, on the device that vouched
+    expect(phone.get_by_role("status")).to_have_text(
+        "Successfully signed in. Return to the original tab to continue."
+    )
+    # the waiting page resolved startMagicLinkFlow, called setSession and navigated
+    page.wait_for_url(server.url + "/protected")
+    expect(page.get_by_test_id("protected")).to_contain_text(email)
+
+
+def test_custom_sign_in_same_browser_and_verification_page(device: Any, server: Server) -> None:
+    email = server.email("customtab")
+    create_account(device(), server, email)
+    context = device()
+    page = context.new_page()
+    page.goto("/examples/custom-sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Sign in with magic link").click()
+    expect(page.get_by_test_id("code")).to_have_text(re.compile(r"\d{6}"))
+    tab = context.new_page()
+    tab.goto(server.wait_for_link(email, count=2))
+    # handleMagicLinkVerification activated the session and went to redirectUrlComplete
+    tab.wait_for_url(server.url + "/protected")
+    # verifiedFromTheSameClient() on the waiting page
+    expect(page.get_by_role("status")).to_have_text("Signed in on other tab")
+
+
+def test_cancel_stops_waiting(device: Any, server: Server) -> None:
+    email = server.email("cancel")
+    create_account(device(), server, email)
+    page = device().new_page()
+    waits: list[str] = []
+    page.on("request", lambda r: "wait=" in r.url and waits.append(r.url))
+    page.goto("/examples/custom-sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Sign in with magic link").click()
+    expect(page.get_by_test_id("code")).to_have_text(re.compile(r"\d{6}"))
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.get_by_role("status")).to_have_text("Cancelled")
+    before = len(waits)
+    page.wait_for_timeout(800)
+    assert len(waits) == before
+
+
+def test_custom_sign_up_page(device: Any, server: Server) -> None:
+    email = server.email("customup")
+    context = device()
+    page = context.new_page()
+    page.goto("/examples/custom-sign-up")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Sign up with magic link").click()
+    expect(page.get_by_role("status")).to_have_text("Check your email")
+    page.goto(server.wait_for_link(email))
+    page.wait_for_url(server.url + "/protected")
+    expect(page.get_by_test_id("protected")).to_contain_text(email)
+
+
+def test_custom_page_adds_an_email_with_use_magic_link(device: Any, server: Server) -> None:
+    email = server.email("adder")
+    extra = server.email("added")
+    context = device()
+    create_account(context, server, email)
+    page = context.new_page()
+    page.goto("/examples/add-email")
+    page.get_by_label("New email address").fill(extra)
+    page.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("status")).to_have_text("Waiting for verification...")
+    other = device().new_page()  # opened on another device: confirm with the code
+    other.goto(server.wait_for_link(extra))
+    code = page.evaluate(
+        "async () => (await (await fetch('/auth/v1/me')).json()).email_addresses"
+        ".find(e => !e.verified).verification.confirmation_code"
+    )
+    confirm_on_other_device(other, code)
+    expect(page.get_by_role("status")).to_have_text(f"Verified {extra}", timeout=2000)
+
+
+def test_errors_are_typed(device: Any, server: Server) -> None:
+    page = device().new_page()
+    page.goto("/examples/components")
+    result = page.evaluate(
+        """async () => {
+        const m = await import('/auth/static/magiclink.js');
+        const ml = await m.MagicLink.load();
+        const out = {codes: m.MagicLinkErrorCode};
+        out.isLinkError = m.isMagicLinkError(new m.MagicLinkError(m.MagicLinkErrorCode.Expired));
+        out.plainIsNot = m.isMagicLinkError(new Error('x'));
+        try { await ml.client.signIn.create({identifier: 'nope'}); }
+        catch (e) { out.api = {name: e.name, status: e.status, code: e.code}; }
+        history.replaceState(null, '', '/examples/components?__magiclink_status=expired');
+        try { await ml.handleMagicLinkVerification({}); }
+        catch (e) { out.handled = {link: m.isMagicLinkError(e), code: e.code}; }
+        out.urlAfter = location.search;
+        out.signedIn = ml.isSignedIn;
+        return out;
+    }"""
+    )
+    assert result["codes"] == {
+        "Expired": "expired",
+        "Failed": "failed",
+        "ClientMismatch": "client_mismatch",
+    }
+    assert result["isLinkError"] is True and result["plainIsNot"] is False
+    assert result["api"]["name"] == "APIError" and result["api"]["status"] in (400, 422)
+    assert result["api"]["code"] == "invalid_email_address"
+    assert result["handled"] == {"link": True, "code": "expired"}
+    assert result["urlAfter"] == ""  # the status is taken out of the URL
+    assert result["signedIn"] is False

@@ -1,0 +1,294 @@
+"""The hosted pages in real Chromium, as a person uses them: sign-in completed on another device
+with the code, in the same tab, in another tab; an expired link and its resend; sign-up; a
+second email address added and verified on the profile page; waiting that survives a dropped
+connection. The tabs that wait move on by themselves (long polls), never by a reload."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import PHONE, Server
+
+
+def create_account(context: Any, server: Server, email: str) -> None:
+    """Sign up through the API with the context's own cookies: the context ends signed in."""
+    origin = {"Origin": server.url}
+    r = context.request.post(
+        "/auth/v1/client/sign_ups", data={"email_address": email}, headers=origin
+    )
+    assert r.ok, r.text()
+    sign_up = r.json()
+    r = context.request.post(
+        f"/auth/v1/client/sign_ups/{sign_up['id']}/prepare_verification",
+        data={"strategy": "email_link", "redirect_url": server.url + "/"},
+        headers=origin,
+    )
+    assert r.ok, r.text()
+    link = server.wait_for_link(email, count=len(server.messages_to(email)))
+    assert context.request.get(link).ok
+
+
+def start_sign_in(page: Any, email: str) -> str:
+    """Ask for a link on the hosted sign-in page; returns the code it shows."""
+    page.goto("/auth/sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    expect(page.get_by_text(email)).to_be_visible()
+    code = page.locator("[data-ml-code]").inner_text().strip()
+    assert re.fullmatch(r"\d{6}", code), code
+    return code
+
+
+def track_navigations(page: Any) -> list[str]:
+    seen: list[str] = []
+    page.on("framenavigated", lambda frame: frame == page.main_frame and seen.append(frame.url))
+    return seen
+
+
+def confirm_on_other_device(page: Any, code: str) -> None:
+    """The landing's confirm page (served by the middleware): type the code, confirm."""
+    field = page.get_by_label(re.compile("code", re.I))
+    field.fill(code)
+    field.press("Enter")
+
+
+def test_sign_in_completed_on_another_device_moves_the_first_one_on(
+    device: Any, server: Server
+) -> None:
+    email = server.email("cross")
+    create_account(device(), server, email)
+    desktop = device()
+    page = desktop.new_page()
+    code = start_sign_in(page, email)
+    navigations = track_navigations(page)
+
+    phone = device(viewport=PHONE).new_page()  # another device: its own cookies
+    phone.goto("/auth/dev/mailbox")
+    phone.get_by_role("link", name=re.compile(f"to {re.escape(email)}")).first.click()
+    phone.get_by_role("link", name="Open the link").first.click()
+    expect(phone.get_by_label(re.compile("code", re.I))).to_be_visible()
+
+    started = time.monotonic()
+    confirm_on_other_device(phone, code)
+    page.wait_for_url(server.url + "/", timeout=5000)
+    elapsed = time.monotonic() - started
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    assert elapsed < 1.0, f"the waiting tab took {elapsed:.2f}s"
+    assert navigations == [server.url + "/"], navigations  # moved on by itself, no reload
+    expect(
+        phone.get_by_role("heading", name=re.compile("signed in on your other device"))
+    ).to_be_visible()
+    # the phone itself is not signed in: it only vouched for the desktop
+    phone.goto("/")
+    expect(phone.get_by_test_id("state")).to_contain_text("signed out")
+
+
+def test_a_wrong_code_is_refused_on_the_other_device(device: Any, server: Server) -> None:
+    email = server.email("wrong")
+    create_account(device(), server, email)
+    page = device().new_page()
+    code = start_sign_in(page, email)
+    other = device().new_page()
+    other.goto(server.wait_for_link(email, count=2))
+    wrong = "000000" if code != "000000" else "111111"
+    confirm_on_other_device(other, wrong)
+    expect(
+        other.get_by_text(re.compile("(wrong|incorrect|does not match)", re.I)).first
+    ).to_be_visible()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    confirm_on_other_device(other, code)
+    page.wait_for_url(server.url + "/")
+
+
+def test_sign_in_in_the_same_tab(device: Any, server: Server) -> None:
+    email = server.email("same")
+    create_account(device(), server, email)
+    page = device().new_page()
+    start_sign_in(page, email)
+    page.goto(server.wait_for_link(email, count=2))
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    assert "token=" not in page.url and "__magiclink" not in page.url
+
+
+def test_sign_in_in_another_tab(device: Any, server: Server) -> None:
+    email = server.email("tab")
+    create_account(device(), server, email)
+    context = device()
+    first = context.new_page()
+    start_sign_in(first, email)
+    navigations = track_navigations(first)
+    second = context.new_page()
+    second.goto(server.wait_for_link(email, count=2))
+    second.wait_for_url(server.url + "/")
+    expect(second.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    expect(first.get_by_role("heading", name="You signed in on another tab")).to_be_visible(
+        timeout=1000
+    )
+    assert navigations == []
+    first.get_by_role("link", name="Continue").click()
+    expect(first.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+
+
+def test_an_expired_link_and_its_resend(device: Any, server: Server) -> None:
+    email = server.email("late")
+    create_account(device(), server, email)
+    context = device()
+    page = context.new_page()
+    start_sign_in(page, email)
+    old_link = server.wait_for_link(email, count=2)
+    server.clock.advance(minutes=11)  # past the 10-minute link lifetime, without sleeping
+    expect(page.get_by_role("heading", name="Your link has expired")).to_be_visible()
+    expect(page.get_by_role("heading", name="Your link has expired")).to_be_focused()
+
+    stale = context.new_page()
+    stale.goto(old_link)
+    expect(stale.get_by_role("heading", name="Your link has expired")).to_be_visible()
+    stale.close()
+
+    page.get_by_role("button", name="Send a new link").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    expect(page.get_by_text("A new link is on its way.")).to_be_visible()
+    new_link = server.wait_for_link(email, count=3)
+    assert new_link != old_link
+    page.goto(new_link)
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+
+
+def test_sign_up_on_the_hosted_page(device: Any, server: Server) -> None:
+    email = server.email("new")
+    context = device()
+    page = context.new_page()
+    page.goto("/auth/sign-up")
+    expect(page.get_by_role("heading", name=re.compile("Create your"))).to_be_visible()
+    # keyboard only: type, Enter
+    page.get_by_label("Email address").focus()
+    page.keyboard.type(email)
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_focused()
+    other = device().new_page()
+    other.goto(server.wait_for_link(email))
+    confirm_on_other_device(other, page.locator("[data-ml-code]").inner_text().strip())
+    page.wait_for_url(server.url + "/welcome")
+    expect(page.get_by_role("heading", name=f"Welcome, {email}")).to_be_visible()
+
+
+def test_sign_up_rejects_a_bad_address_clearly(device: Any, server: Server) -> None:
+    page = device().new_page()
+    page.goto("/auth/sign-up")
+    page.get_by_label("Email address").fill("not an address")
+    page.get_by_role("button", name="Continue").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("valid email address")
+    expect(page.get_by_label("Email address")).to_be_focused()
+    expect(page.get_by_label("Email address")).to_have_attribute("aria-invalid", "true")
+
+
+def test_profile_adds_and_verifies_a_second_email(device: Any, server: Server) -> None:
+    email = server.email("owner")
+    second = server.email("second")
+    context = device()
+    create_account(context, server, email)
+    page = context.new_page()
+    page.goto("/auth/user")
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    row = page.locator(f'[data-email="{email}"]')
+    expect(row).to_contain_text("Primary")
+    expect(row).to_contain_text("Verified")
+
+    page.get_by_label("Add an email address").fill(second)
+    page.get_by_role("button", name="Add", exact=True).click()
+    new_row = page.locator(f'[data-email="{second}"]')
+    expect(new_row).to_contain_text("Check your email")
+    expect(new_row).to_contain_text("Unverified")
+    navigations = track_navigations(page)
+
+    tab = context.new_page()
+    tab.goto(server.wait_for_link(second))
+    expect(tab.get_by_role("heading", name="Email address verified")).to_be_visible()
+    expect(new_row).to_contain_text("Verified", timeout=1000)
+    expect(new_row).not_to_contain_text("Unverified")
+    expect(page.get_by_role("status").filter(has_text="is verified")).to_be_visible()
+    assert navigations == []
+
+    page.get_by_role("button", name=f"Make {second} primary").click()
+    expect(page.locator(f'[data-email="{second}"]')).to_contain_text("Primary")
+    page.get_by_role("button", name=f"Remove {email}").click()
+    page.get_by_role("button", name="Yes, remove").click()
+    expect(page.locator(f'[data-email="{email}"]')).to_have_count(0)
+
+    page.goto("/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {second}")
+
+
+def test_profile_sessions_and_sign_out(device: Any, server: Server) -> None:
+    email = server.email("sessions")
+    laptop = device()
+    create_account(laptop, server, email)
+    phone = device(viewport=PHONE)
+    phone_page = phone.new_page()
+    start_sign_in(phone_page, email)
+    phone_page.goto(server.wait_for_link(email, count=2))
+    phone_page.wait_for_url(server.url + "/")
+
+    page = laptop.new_page()
+    page.goto("/auth/user")
+    sessions = page.locator("[data-session]")
+    expect(sessions).to_have_count(2)
+    expect(page.get_by_text("This device")).to_have_count(1)
+    other = sessions.filter(has_not_text="This device")
+    other.get_by_role("button", name=re.compile("Sign out")).click()
+    expect(page.locator("[data-session]")).to_have_count(1)
+    phone_page.goto("/")
+    expect(phone_page.get_by_test_id("state")).to_contain_text("signed out")
+
+    page.locator("[data-ml-sign-out]").click()
+    page.wait_for_url(re.compile(r"/auth/sign-in"))
+    page.goto("/auth/user")
+    page.wait_for_url(re.compile(r"/auth/sign-in\?redirect_url="))
+
+
+def test_waiting_survives_a_dropped_connection(device: Any, server: Server) -> None:
+    email = server.email("flaky")
+    create_account(device(), server, email)
+    context = device()
+    page = context.new_page()
+    dropped: list[str] = []
+
+    def drop_some(route: Any) -> None:
+        if len(dropped) < 3:
+            dropped.append(route.request.url)
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/auth/v1/client/sign_ins/[^/?]+\?wait="), drop_some)
+    start_sign_in(page, email)
+    deadline = time.monotonic() + 10
+    while len(dropped) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert len(dropped) == 3
+    other = context.new_page()
+    other.goto(server.wait_for_link(email, count=2))
+    expect(page.get_by_role("heading", name="You signed in on another tab")).to_be_visible(
+        timeout=3000
+    )
+
+
+def test_waiting_is_long_polls_not_a_timer(device: Any, server: Server) -> None:
+    email = server.email("idle")
+    create_account(device(), server, email)
+    page = device().new_page()
+    waits: list[str] = []
+    page.on("request", lambda r: "wait=" in r.url and waits.append(r.url))
+    start_sign_in(page, email)
+    page.wait_for_timeout(3000)
+    assert 1 <= len(waits) <= 2, waits  # one request held open, not a poll every tick
+    assert all("version=" in w for w in waits)
