@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,7 @@ def server() -> Iterator[Server]:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    clock = FakeClock()
+    clock = FakeClock(datetime.now(UTC))  # near the browser's own clock
     mailer = MemoryMailer()
     app = build_app(
         DemoConfig(

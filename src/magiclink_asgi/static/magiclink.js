@@ -675,6 +675,32 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Icons as inline SVG (no font or emoji needed), drawn with the current colour.
+const ICONS = {
+  mail: ["ml-icon", "M4 6h16v12H4z M4 7l8 6 8-6"],
+  check: ["ml-icon ml-ok", "M5 12.5l4.5 4.5L19 7.5"],
+  clock: ["ml-icon ml-warn", "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18z M12 7v5l3.5 2.5"],
+  alert: ["ml-icon ml-bad", "M12 3l9.5 17h-19z M12 10v4.5 M12 17.2v.3"],
+};
+
+function icon(name) {
+  const [className, path] = ICONS[name];
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "24");
+  svg.setAttribute("height", "24");
+  svg.setAttribute("focusable", "false");
+  const shape = document.createElementNS(ns, "path");
+  shape.setAttribute("d", path);
+  for (const [k, v] of Object.entries({ fill: "none", stroke: "currentColor",
+    "stroke-width": "2", "stroke-linecap": "round", "stroke-linejoin": "round" })) {
+    shape.setAttribute(k, v);
+  }
+  svg.append(shape);
+  return h("div", { className, "aria-hidden": "true" }, svg);
+}
+
 let ids = 0;
 const uid = (name) => `ml-${name}-${++ids}`;
 
@@ -700,7 +726,8 @@ function describeError(err) {
 
 function relativeTime(ms) {
   if (!ms) return "";
-  const seconds = Math.round((ms - Date.now()) / 1000);
+  // a past time; a clock running ahead of this browser's reads as "just now"
+  const seconds = Math.min(0, Math.round((ms - Date.now()) / 1000));
   const fmt = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
   const units = [["day", 86400], ["hour", 3600], ["minute", 60]];
   for (const [unit, size] of units) {
@@ -976,7 +1003,7 @@ class AuthFlowElement extends MagicLinkElement {
     const live = this._liveRegion();
     const what = this.mode === "sign_in" ? "sign in" : "finish signing up";
     this._show(this._card(
-      h("div", { className: "ml-icon", "aria-hidden": "true" }, "✉"),
+      icon("mail"),
       h("h1", { className: "ml-title" }, "Check your email"),
       h("p", { className: "ml-lead" }, "We sent a link to ",
         h("strong", { className: "ml-email" }, this.email || ""), `. Open it to ${what}.`),
@@ -1031,7 +1058,7 @@ class AuthFlowElement extends MagicLinkElement {
   async _complete(sessionId) {
     this._state("complete");
     this._show(this._card(
-      h("div", { className: "ml-icon ml-ok", "aria-hidden": "true" }, "✓"),
+      icon("check"),
       h("h1", { className: "ml-title" }, this.mode === "sign_in" ? "You're signed in" : "Your account is ready"),
       h("p", { className: "ml-lead", role: "status" }, "Taking you on…"),
     ));
@@ -1052,7 +1079,7 @@ class AuthFlowElement extends MagicLinkElement {
     this._state("other-tab");
     const done = this.mode === "sign_in" ? "You signed in on another tab" : "You signed up on another tab";
     this._show(this._card(
-      h("div", { className: "ml-icon ml-ok", "aria-hidden": "true" }, "✓"),
+      icon("check"),
       h("h1", { className: "ml-title" }, done),
       h("p", { className: "ml-lead" }, "You can close this tab, or continue here."),
       h("p", {}, h("a", { className: "ml-button ml-primary", href: this.afterUrl }, "Continue")),
@@ -1062,7 +1089,7 @@ class AuthFlowElement extends MagicLinkElement {
   _showExpired() {
     this._state("expired");
     this._show(this._card(
-      h("div", { className: "ml-icon ml-warn", "aria-hidden": "true" }, "⌛"),
+      icon("clock"),
       h("h1", { className: "ml-title" }, "Your link has expired"),
       h("p", { className: "ml-lead" }, "For your safety, links work only for a short while. Get a new one sent to ",
         h("strong", {}, this.email || "your address"), "."),
@@ -1079,7 +1106,7 @@ class AuthFlowElement extends MagicLinkElement {
   _showFailed(code) {
     this._state("failed", { code });
     this._show(this._card(
-      h("div", { className: "ml-icon ml-bad", "aria-hidden": "true" }, "!"),
+      icon("alert"),
       h("h1", { className: "ml-title" }, "That didn't work"),
       h("p", { className: "ml-lead" }, LINK_MESSAGES[code] || LINK_MESSAGES.failed),
       h("p", {}, h("button", { className: "ml-button ml-primary", type: "button",
@@ -1123,7 +1150,7 @@ class VerificationElement extends MagicLinkElement {
     if (!otherDevice) {
       this._state("complete");
       this._show(this._card(
-        h("div", { className: "ml-icon ml-ok", "aria-hidden": "true" }, "✓"),
+        icon("check"),
         h("h1", { className: "ml-title" }, flow === "sign_up" ? "Your account is ready" : "You're signed in"),
         h("p", { className: "ml-lead", role: "status" }, "Taking you on…"),
         h("p", {}, h("a", { href: after }, "Continue")),
@@ -1133,7 +1160,7 @@ class VerificationElement extends MagicLinkElement {
     if (flow === "email_address") {
       this._state("verified-email");
       this._show(this._card(
-        h("div", { className: "ml-icon ml-ok", "aria-hidden": "true" }, "✓"),
+        icon("check"),
         h("h1", { className: "ml-title" }, "Email address verified"),
         h("p", { className: "ml-lead" }, "You can close this tab: the page where you added it has already moved on."),
         ml.isSignedIn ? h("p", {}, h("a", { className: "ml-button ml-primary",
@@ -1144,7 +1171,7 @@ class VerificationElement extends MagicLinkElement {
     this._state("verified-other-device");
     const done = flow === "sign_up" ? "You're signed up" : "You're signed in";
     this._show(this._card(
-      h("div", { className: "ml-icon ml-ok", "aria-hidden": "true" }, "✓"),
+      icon("check"),
       h("h1", { className: "ml-title" }, `${done} on your other device`),
       h("p", { className: "ml-lead" }, "Go back to the device or tab where you asked for the link: it has moved on by itself. You can close this one."),
     ));
@@ -1158,7 +1185,7 @@ class VerificationElement extends MagicLinkElement {
     const title = code === "expired" ? "Your link has expired"
       : code === "client_mismatch" ? "Open the link on the same device" : "This link didn't work";
     this._show(this._card(
-      h("div", { className: "ml-icon ml-warn", "aria-hidden": "true" }, code === "expired" ? "⌛" : "!"),
+      icon(code === "expired" ? "clock" : "alert"),
       h("h1", { className: "ml-title" }, title),
       h("p", { className: "ml-lead" }, LINK_MESSAGES[code] || LINK_MESSAGES.failed,
         code === "expired" ? " Go back to the tab where you asked for it and send a new one, or start again here." : ""),
@@ -1393,11 +1420,11 @@ class UserProfileElement extends MagicLinkElement {
               current ? h("span", { className: "ml-badge ml-badge-primary" }, "This device") : null),
             h("span", { className: "ml-muted" },
               [s.ipAddress, `active ${relativeTime(s.lastActiveAt)}`].filter(Boolean).join(" · "))),
-          h("div", { className: "ml-row-actions" },
+          current ? null : h("div", { className: "ml-row-actions" },
             h("button", { className: "ml-button ml-small", type: "button",
-              "aria-label": current ? "Sign out of this device" : `Sign out ${device}`,
-              onclick: () => current ? this._signOut()
-                : this._act(() => s.revoke(), `Signed out ${device}.`) }, "Sign out")));
+              "aria-label": `Sign out ${device}, ${s.ipAddress || "unknown address"}`,
+              onclick: () => this._act(() => s.revoke(), `Signed out ${device}.`) },
+            "Sign out")));
       })));
   }
 

@@ -1,0 +1,107 @@
+"""Each hosted page at desktop (1280x800) and phone (390x844) width: nothing overflows
+sideways, every control has a name, and a screenshot is taken. With MAGICLINK_SCREENSHOTS=1 the
+screenshots are written to docs/screenshots/ (the README shows them); otherwise to a temp dir."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import DESKTOP, PHONE, Server
+from tests.e2e.test_hosted_pages import create_account, start_sign_in
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def out_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("MAGICLINK_SCREENSHOTS") == "1":
+        DOCS.mkdir(parents=True, exist_ok=True)
+        return DOCS
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def check_layout(page: Any) -> None:
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
+    unnamed = page.evaluate(
+        """[...document.querySelectorAll('button, input, a[href]')].filter(el => {
+            if (el.closest('[hidden]')) return false;
+            const label = el.labels && el.labels.length ? el.labels[0].textContent : '';
+            return !(el.getAttribute('aria-label') || label || el.textContent.trim()
+                     || el.getAttribute('title'));
+        }).map(el => el.outerHTML)"""
+    )
+    assert unnamed == [], unnamed
+
+
+def sign_in_page(page: Any, server: Server, make_device: Any) -> None:
+    page.goto("/auth/sign-in")
+    expect(page.get_by_role("heading", name="Sign in to magiclink demo")).to_be_visible()
+
+
+def waiting_page(page: Any, server: Server, make_device: Any) -> None:
+    email = server.email("ada")
+    create_account(make_device(), server, email)
+    start_sign_in(page, email)
+    page.mouse.move(0, 0)
+
+
+def sign_up_page(page: Any, server: Server, make_device: Any) -> None:
+    page.goto("/auth/sign-up")
+    expect(page.get_by_role("heading", name="Create your magiclink demo account")).to_be_visible()
+
+
+def profile_page(page: Any, server: Server, make_device: Any) -> None:
+    email = server.email("ada")
+    create_account(page.context, server, email)
+    page.goto("/auth/user")
+    page.get_by_label("Add an email address").fill(server.email("work"))
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.get_by_text("Check your email")).to_be_visible()
+    page.locator("h1").focus()
+
+
+def other_device_page(page: Any, server: Server, make_device: Any) -> None:
+    page.goto("/auth/verify?flow=sign_in&__magiclink_status=verified")
+    expect(
+        page.get_by_role("heading", name="You're signed in on your other device")
+    ).to_be_visible()
+
+
+def expired_page(page: Any, server: Server, make_device: Any) -> None:
+    page.goto("/auth/verify?flow=sign_in&__magiclink_status=expired")
+    expect(page.get_by_role("heading", name="Your link has expired")).to_be_visible()
+
+
+def mailbox_page(page: Any, server: Server, make_device: Any) -> None:
+    page.goto("/auth/dev/mailbox")
+    expect(page.get_by_role("heading", name="Development mailbox")).to_be_visible()
+
+
+PAGES: dict[str, Callable[[Any, Server, Any], None]] = {
+    "sign-in": sign_in_page,
+    "check-email": waiting_page,
+    "sign-up": sign_up_page,
+    "profile": profile_page,
+    "other-device": other_device_page,
+    "expired": expired_page,
+    "mailbox": mailbox_page,
+}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+@pytest.mark.parametrize(("width", "viewport"), [("desktop", DESKTOP), ("phone", PHONE)])
+def test_page_at_width(
+    device: Any, server: Server, out_dir: Path, name: str, width: str, viewport: dict[str, int]
+) -> None:
+    context = device(viewport=viewport, reduced_motion="reduce", color_scheme="light")
+    page = context.new_page()
+    PAGES[name](page, server, device)
+    check_layout(page)
+    page.screenshot(path=str(out_dir / f"{name}-{width}.png"), full_page=True)
