@@ -292,3 +292,27 @@ def test_waiting_is_long_polls_not_a_timer(device: Any, server: Server) -> None:
     page.wait_for_timeout(3000)
     assert 1 <= len(waits) <= 2, waits  # one request held open, not a poll every tick
     assert all("version=" in w for w in waits)
+
+
+def test_an_expired_link_opened_later_sends_a_new_one_in_one_click(
+    device: Any, server: Server
+) -> None:
+    email = server.email("later")
+    create_account(device(), server, email)
+    context = device()
+    page = context.new_page()
+    start_sign_in(page, email)
+    old_link = server.wait_for_link(email, count=2)
+    page.close()  # the person closed the tab, and comes back after the link expired
+    server.clock.advance(minutes=11)
+
+    page = context.new_page()
+    page.goto(old_link)
+    expect(page.get_by_role("heading", name="Your link has expired")).to_be_visible()
+    page.get_by_role("button", name="Send a new link").click()
+    # back on the sign-in page, which picks up the wait for the new link
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    assert "/auth/sign-in" in page.url
+    page.goto(server.wait_for_link(email, count=3))
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")

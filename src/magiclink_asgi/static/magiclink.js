@@ -1179,18 +1179,47 @@ class VerificationElement extends MagicLinkElement {
 
   _showError(code, flow) {
     this._state(code);
-    const again = flow === "email_address"
+    const after = this.attr("after-url", "/");
+    const startPage = flow === "email_address"
       ? this.attr("user-profile-url", `${this.prefix}/user`)
-      : this.attr("sign-in-url", `${this.prefix}/sign-in`);
+      : flow === "sign_up" ? this.attr("sign-up-url", `${this.prefix}/sign-up`)
+        : this.attr("sign-in-url", `${this.prefix}/sign-in`);
+    const again = new URL(startPage, location.href);
+    if (flow !== "email_address") again.searchParams.set("redirect_url", after);
+    // opened in the browser that asked: one click sends a new link, and the start page waits
+    const attempt = flow === "sign_up" ? this.ml.client.signUp
+      : flow === "sign_in" ? this.ml.client.signIn : null;
+    const v = attempt?._verification;
+    const renewable = code === "expired" && attempt?.id && attempt.status !== "complete" &&
+      v && v.status === "expired";
     const title = code === "expired" ? "Your link has expired"
       : code === "client_mismatch" ? "Open the link on the same device" : "This link didn't work";
+    const live = this._liveRegion();
+    const resend = async (button) => {
+      button.disabled = true;
+      try {
+        await (flow === "sign_up"
+          ? attempt.prepareEmailAddressVerification({ redirectUrl: v.redirectUrl })
+          : attempt.prepareFirstFactor({ redirectUrl: v.redirectUrl }));
+        location.assign(again.pathname + again.search);
+      } catch (err) {
+        button.disabled = false;
+        this._announce(describeError(err));
+      }
+    };
     this._show(this._card(
       icon(code === "expired" ? "clock" : "alert"),
       h("h1", { className: "ml-title" }, title),
       h("p", { className: "ml-lead" }, LINK_MESSAGES[code] || LINK_MESSAGES.failed,
-        code === "expired" ? " Go back to the tab where you asked for it and send a new one, or start again here." : ""),
-      h("p", {}, h("a", { className: "ml-button ml-primary", href: again },
-        flow === "email_address" ? "Back to your account" : "Get a new link")),
+        renewable ? " Get a new one with one click." : code === "expired"
+          ? " Go back to the tab where you asked for it and send a new one, or start again here." : ""),
+      live,
+      h("div", { className: "ml-actions" },
+        renewable ? h("button", { className: "ml-button ml-primary", type: "button",
+          onclick: (e) => resend(e.currentTarget) }, "Send a new link") : null,
+        h("a", { className: renewable ? "ml-button" : "ml-button ml-primary",
+          href: again.pathname + again.search },
+        flow === "email_address" ? "Back to your account" : renewable ? "Start again" : "Get a new link")),
     ));
   }
 }
