@@ -210,6 +210,7 @@ def _layout(title: str, body: str, user: Any, head: str = "") -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · {APP_NAME}</title>
 <link rel="stylesheet" href="{PREFIX}/static/magiclink.css">
+<style>.demo nav {{ margin: -0.75rem 0 1.25rem; }} .demo form {{ margin-bottom: 1rem; }}</style>
 {head}
 </head>
 <body class="ml-page demo">
