@@ -609,6 +609,37 @@ export class MagicLink {
     throw new MagicLinkError(LINK_CODES.has(status) ? status : MagicLinkErrorCode.Failed);
   }
 
+  /** The hosted sign-in page's URL; `redirectUrl` (a path on this site) is where it goes after. */
+  signInUrl({ redirectUrl } = {}) {
+    return this._pageUrl("sign-in", redirectUrl);
+  }
+
+  signUpUrl({ redirectUrl } = {}) {
+    return this._pageUrl("sign-up", redirectUrl);
+  }
+
+  userProfileUrl() {
+    return this._pageUrl("user");
+  }
+
+  /** The guide's <RedirectToSignIn />: go to the hosted sign-in page (and come back). */
+  redirectToSignIn({ redirectUrl = location.pathname + location.search } = {}) {
+    location.assign(this.signInUrl({ redirectUrl }));
+  }
+
+  redirectToSignUp({ redirectUrl } = {}) {
+    location.assign(this.signUpUrl({ redirectUrl }));
+  }
+
+  redirectToUserProfile() {
+    location.assign(this.userProfileUrl());
+  }
+
+  _pageUrl(page, redirectUrl) {
+    const query = redirectUrl ? `?redirect_url=${encodeURIComponent(redirectUrl)}` : "";
+    return `${this.prefix}/${page}${query}`;
+  }
+
   /** The guide's useMagicLink(emailAddress): `{startMagicLinkFlow, cancelMagicLinkFlow}`. */
   useMagicLink(emailAddress) {
     return emailAddress.createMagicLinkFlow();
