@@ -484,6 +484,8 @@ function absolute(url) {
   return url ? new URL(url, location.href).href : url;
 }
 
+let firstContact = null;
+
 /** The browser client for one magiclink prefix. */
 export class MagicLink {
   /** `{prefix}`: where the middleware is mounted (default: taken from this module's URL). */
@@ -518,7 +520,16 @@ export class MagicLink {
   }
 
   async load() {
-    await this.client.reload();
+    // The first API request of a browser gets its client cookie: let one request go first,
+    // so that clients loading side by side on a first visit do not make two.
+    if (!firstContact) {
+      firstContact = this.client.reload();
+      firstContact.catch(() => { firstContact = null; });
+      await firstContact;
+    } else {
+      await firstContact.catch(() => {});
+      await this.client.reload();
+    }
     this._pickSession();
     await this._loadUser();
     this.loaded = true;
