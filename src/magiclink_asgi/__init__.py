@@ -1,0 +1,23 @@
+"""magiclink_asgi: magic-link authentication for any ASGI app (Starlette, FastAPI, Quart, ...).
+
+from magiclink_asgi import MagicLinkMiddleware
+app = MagicLinkMiddleware(app, magiclinks=MagicLinks(...), prefix="/auth")
+"""
+
+from .middleware import MagicLinkMiddleware as MagicLinkMiddleware
+from .middleware import MagicLinkState as MagicLinkState
+from .middleware import MagicLinkUser as MagicLinkUser
+from .middleware import NotSignedIn as NotSignedIn
+from .middleware import current_user as current_user
+from .middleware import describe_device as describe_device
+from .middleware import require_user as require_user
+
+__all__ = [
+    "MagicLinkMiddleware",
+    "MagicLinkState",
+    "MagicLinkUser",
+    "NotSignedIn",
+    "current_user",
+    "describe_device",
+    "require_user",
+]

@@ -1,0 +1,124 @@
+"""How tokens travel: the client and session cookies, and CSRF protection of state changes.
+
+Both cookies hold random tokens that the core stores only as keyed digests. They are
+``HttpOnly``, ``SameSite=Lax``, ``Path=/``, and over https ``Secure`` with the ``__Host-`` prefix.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass
+from http.cookies import SimpleCookie
+from urllib.parse import urlsplit
+
+from .http import Request, Scope, header
+
+CLIENT_TTL_SECONDS = 365 * 24 * 3600
+SESSION_TTL_SECONDS = 30 * 24 * 3600
+LANDING_TTL_SECONDS = 15 * 60
+
+
+def serialise_cookie(
+    name: str,
+    value: str,
+    *,
+    path: str = "/",
+    max_age: int | None = None,
+    secure: bool = False,
+    http_only: bool = True,
+    same_site: str = "Lax",
+) -> str:
+    """One Set-Cookie value (``max_age=0`` deletes the cookie)."""
+    jar: SimpleCookie = SimpleCookie()
+    jar[name] = value
+    morsel = jar[name]
+    morsel["path"] = path
+    if max_age is not None:
+        morsel["max-age"] = max_age
+    morsel["secure"] = secure
+    morsel["httponly"] = http_only
+    morsel["samesite"] = same_site
+    return morsel.OutputString()
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    """The cookie names in use, and how to write them (resolved once, in the middleware)."""
+
+    secure: bool
+    client: str
+    session: str
+    landing: str
+    csrf: str
+
+    @classmethod
+    def build(cls, *, secure: bool) -> CookieNames:
+        host = "__Host-" if secure else ""
+        # the landing cookies are scoped to the landing path, so they cannot be __Host-
+        tail = "__Secure-" if secure else ""
+        return cls(
+            secure=secure,
+            client=f"{host}magiclink_client",
+            session=f"{host}magiclink_session",
+            landing=f"{tail}magiclink_link",
+            csrf=f"{tail}magiclink_csrf",
+        )
+
+    def set_client(self, token: str) -> str:
+        return serialise_cookie(self.client, token, max_age=CLIENT_TTL_SECONDS, secure=self.secure)
+
+    def set_session(self, token: str) -> str:
+        return serialise_cookie(
+            self.session, token, max_age=SESSION_TTL_SECONDS, secure=self.secure
+        )
+
+    def clear_session(self) -> str:
+        return serialise_cookie(self.session, "", max_age=0, secure=self.secure)
+
+    def set_landing(self, name: str, value: str, path: str) -> str:
+        return serialise_cookie(
+            name, value, path=path, max_age=LANDING_TTL_SECONDS, secure=self.secure
+        )
+
+    def clear_landing(self, name: str, path: str) -> str:
+        return serialise_cookie(name, "", path=path, max_age=0, secure=self.secure)
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def csrf_token_matches(request: Request, names: CookieNames, submitted: object) -> bool:
+    """Double-submit: the form's token equals the one in the (HttpOnly) CSRF cookie."""
+    expected = request.cookies.get(names.csrf, "")
+    return (
+        isinstance(submitted, str)
+        and bool(expected)
+        and hmac.compare_digest(submitted.encode(), expected.encode())
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def same_origin(scope: Scope, base_url: str, *, allow_missing: bool) -> bool:
+    """Whether a state-changing request comes from our own pages.
+
+    A same-origin ``Origin`` (the configured ``base_url`` or the request's own Host) passes, as
+    does ``Sec-Fetch-Site: same-origin|none``. With neither header (not a browser, or a very old
+    one), ``allow_missing`` decides: true for JSON bodies, which no cross-site form can send.
+    """
+    origin = header(scope, "origin")
+    if origin is not None and origin != "null":
+        allowed = {_origin(base_url)}
+        host = header(scope, "host")
+        if host:
+            allowed.add(f"{scope.get('scheme', 'http')}://{host}".lower())
+        return origin.lower() in allowed
+    site = header(scope, "sec-fetch-site")
+    if site is not None:
+        return site in {"same-origin", "none"}
+    return allow_missing and origin is None

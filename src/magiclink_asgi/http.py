@@ -1,0 +1,157 @@
+"""A small Request/Response layer over raw ASGI, so ``magiclink_asgi`` imports no framework.
+
+A :class:`Request` reads headers, cookies, the query and a size-capped body; a :class:`Response`
+is a status, headers and bytes, sent in one go.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class BodyError(Exception):
+    """The body could not be read: too large, badly encoded, or of an unsupported type."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        self.code = code
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+class Disconnected(Exception):
+    """The HTTP client went away while the body was being read."""
+
+
+def header(scope: Scope, name: str) -> str | None:
+    """The first value of a request header (``name`` in lower case), or None."""
+    key = name.encode("latin-1")
+    for k, v in scope.get("headers", ()):
+        if k.lower() == key:
+            return bytes(v).decode("latin-1")
+    return None
+
+
+def parse_cookies(scope: Scope) -> dict[str, str]:
+    """The request's cookies; a malformed Cookie header reads as fewer (or no) cookies."""
+    result: dict[str, str] = {}
+    for k, v in scope.get("headers", ()):
+        if k.lower() != b"cookie":
+            continue
+        for part in bytes(v).decode("latin-1").split(";"):
+            jar: SimpleCookie = SimpleCookie()
+            try:
+                jar.load(part.strip())
+            except CookieError:
+                continue
+            for name, morsel in jar.items():
+                result.setdefault(name, morsel.value)
+    return result
+
+
+class Request:
+    """One HTTP request: what the API and the landing need of it, nothing more."""
+
+    def __init__(self, scope: Scope, receive: Receive, *, max_body_bytes: int) -> None:
+        self.scope = scope
+        self.receive = receive
+        self.max_body_bytes = max_body_bytes
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.cookies = parse_cookies(scope)
+        raw_query = scope.get("query_string", b"").decode("latin-1")
+        self.query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+
+    def header(self, name: str) -> str | None:
+        return header(self.scope, name)
+
+    async def body(self) -> bytes:
+        """The body, read as it streams in; more than ``max_body_bytes`` is refused (413)."""
+        declared = self.header("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise BodyError("payload_too_large", 413, "The request body is too large.")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                raise Disconnected()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise BodyError("payload_too_large", 413, "The request body is too large.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def form(self) -> dict[str, Any]:
+        """The body as a dict: JSON (an object) or form-encoded; empty bodies are ``{}``."""
+        body = await self.body()
+        content_type = (self.header("content-type") or "").split(";")[0].strip().lower()
+        if not body.strip():
+            return {}
+        if content_type == "application/json" or content_type.endswith("+json"):
+            try:
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise BodyError("invalid_request", 400, "The body is not valid JSON.") from None
+            if not isinstance(data, dict):
+                raise BodyError("invalid_request", 400, "The body must be a JSON object.")
+            return data
+        if content_type == "application/x-www-form-urlencoded":
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                raise BodyError("invalid_request", 400, "The form is not UTF-8.") from None
+            return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        raise BodyError(
+            "unsupported_media_type",
+            415,
+            "Send application/json or application/x-www-form-urlencoded.",
+        )
+
+
+@dataclass
+class Response:
+    """A complete response; ``headers`` are (name, value) pairs, Set-Cookie ones included."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, name: str, value: str) -> None:
+        self.headers.append((name, value))
+
+    async def __call__(self, send: Send, *, head: bool = False) -> None:
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
+        if self.content_type is not None:
+            raw.append((b"content-type", self.content_type.encode("latin-1")))
+        raw.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        await send({"type": "http.response.body", "body": b"" if head else self.body})
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    """A JSON response (compact, UTF-8), never cached."""
+    body = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(status, body, "application/json", [("Cache-Control", "no-store")])
+
+
+def html_response(html: str, status: int = 200) -> Response:
+    return Response(status, html.encode(), "text/html; charset=utf-8")
+
+
+def redirect(location: str, status: int = 303) -> Response:
+    return Response(status, b"", None, [("Location", location)])
