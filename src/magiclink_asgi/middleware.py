@@ -9,6 +9,7 @@ at the cost of one ``MagicLinks.authenticate`` call.
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -129,6 +130,26 @@ def require_user(request: Any) -> MagicLinkUser:
     except ImportError:  # pragma: no cover - Quart and friends
         raise NotSignedIn("You need to be signed in.") from None
     raise HTTPException(401, "You need to be signed in.")
+
+
+def _connection_type() -> Any:
+    """Starlette's HTTPConnection when installed: FastAPI then passes the request to
+    :func:`require_user` used as a dependency (no framework is imported otherwise)."""
+    try:
+        from starlette.requests import HTTPConnection
+    except ImportError:  # pragma: no cover
+        return Any
+    return HTTPConnection
+
+
+require_user.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter(
+            "request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_connection_type()
+        )
+    ],
+    return_annotation=MagicLinkUser,
+)
 
 
 class MagicLinkMiddleware:

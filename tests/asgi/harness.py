@@ -1,0 +1,207 @@
+"""Test harness for the middleware: three real apps (Starlette, FastAPI, Quart) served by
+uvicorn on 127.0.0.1, and a Browser with its own cookie jar (one Browser = one client)."""
+
+import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpx
+import uvicorn
+
+from magiclink_asgi import MagicLinkMiddleware, current_user, require_user
+from magiclink_core import MagicLinks, Settings
+from magiclink_core.mailers import MemoryMailer
+from magiclink_core.storage import MemoryStorage
+
+SECRET = "test-secret-" + "x" * 40
+FRAMEWORKS = ["starlette", "fastapi", "quart"]
+FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_magiclinks(base_url: str, **settings: Any) -> tuple[MagicLinks, MemoryMailer]:
+    mailer = MemoryMailer()
+    clock = settings.pop("clock", None)
+    options: dict[str, Any] = {"links_per_address": 0, **settings}
+    magiclinks = MagicLinks(
+        Settings(secret=SECRET, base_url=base_url, **options),
+        storage=MemoryStorage(),
+        mailer=mailer,
+        clock=clock,
+    )
+    return magiclinks, mailer
+
+
+def build_app(framework: str, magiclinks: MagicLinks, **options: Any) -> Any:
+    """An app with ``/whoami`` (reads the user) and ``/private`` (requires one)."""
+    options.setdefault("pages", False)
+    if framework == "starlette":
+        from starlette.applications import Starlette
+        from starlette.middleware import Middleware
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def whoami(request: Request) -> JSONResponse:
+            user = current_user(request)
+            return JSONResponse(
+                {
+                    "authenticated": request.user.is_authenticated,
+                    "identity": user.identity,
+                    "session": request.scope["auth"].id if request.scope["auth"] else None,
+                }
+            )
+
+        async def private(request: Request) -> JSONResponse:
+            return JSONResponse({"identity": require_user(request).identity})
+
+        return Starlette(
+            routes=[Route("/whoami", whoami), Route("/private", private)],
+            middleware=[Middleware(MagicLinkMiddleware, magiclinks=magiclinks, **options)],
+        )
+    if framework == "fastapi":
+        from fastapi import Depends, FastAPI, Request
+
+        from magiclink_asgi import MagicLinkUser
+
+        fast = FastAPI()
+
+        @fast.get("/whoami")
+        async def whoami_fast(request: Request) -> dict[str, Any]:
+            user = current_user(request)
+            return {
+                "authenticated": request.user.is_authenticated,
+                "identity": user.identity,
+                "session": request.scope["auth"].id if request.scope["auth"] else None,
+            }
+
+        @fast.get("/private")
+        async def private_fast(user: MagicLinkUser = Depends(require_user)) -> dict[str, Any]:
+            return {"identity": user.identity}
+
+        fast.add_middleware(MagicLinkMiddleware, magiclinks=magiclinks, **options)
+        return fast
+    if framework == "quart":
+        from quart import Quart, jsonify, request
+
+        quart = Quart(__name__)
+
+        @quart.get("/whoami")
+        async def whoami_quart() -> Any:
+            user = current_user(request)
+            auth = request.scope["auth"]
+            return jsonify(
+                {
+                    "authenticated": user.is_authenticated,
+                    "identity": user.identity,
+                    "session": auth.id if auth else None,
+                }
+            )
+
+        @quart.get("/private")
+        async def private_quart() -> Any:
+            user = current_user(request)
+            if not user.is_authenticated:
+                return jsonify({"error": "unauthenticated"}), 401
+            return jsonify({"identity": user.identity})
+
+        quart.asgi_app = MagicLinkMiddleware(  # type: ignore[method-assign]
+            quart.asgi_app, magiclinks=magiclinks, **options
+        )
+        return quart
+    raise ValueError(framework)
+
+
+@dataclass
+class Server:
+    base_url: str
+    magiclinks: MagicLinks
+    mailer: MemoryMailer
+
+    def browser(self, user_agent: str = FIREFOX, **kwargs: Any) -> "Browser":
+        return Browser(self.base_url, user_agent=user_agent, **kwargs)
+
+    def last_link(self, to: str) -> str:
+        message = self.mailer.last_to(to)
+        assert message is not None, f"no email to {to}"
+        match = re.search(r"https?://\S+/v1/verify\?token=[\w\-]+", message.text)
+        assert match, message.text
+        return match.group(0)
+
+
+@asynccontextmanager
+async def serve(framework: str, **settings: Any) -> AsyncIterator[Server]:
+    """Run the framework's app under uvicorn on a free port for the block's duration."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    magiclinks, mailer = make_magiclinks(base_url, **settings)
+    app = build_app(framework, magiclinks)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
+    )
+    server = uvicorn.Server(config)
+    async with anyio.create_task_group() as group:
+        group.start_soon(server.serve)
+        with anyio.fail_after(10):
+            while not server.started:
+                await anyio.sleep(0.01)
+        try:
+            yield Server(base_url, magiclinks, mailer)
+        finally:
+            server.should_exit = True
+
+
+class Browser(httpx.AsyncClient):
+    """One browser: its own cookie jar (so its own client), same-origin requests."""
+
+    def __init__(self, base_url: str, *, user_agent: str = FIREFOX, **kwargs: Any) -> None:
+        kwargs.setdefault("timeout", 40)
+        super().__init__(
+            base_url=base_url,
+            headers={"user-agent": user_agent, "origin": base_url},
+            follow_redirects=False,
+            **kwargs,
+        )
+
+    async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request(method, "/auth/v1" + path, **kwargs)
+
+    async def start_sign_in(self, email: str, redirect_url: str) -> dict[str, Any]:
+        created = await self.api("POST", "/client/sign_ins", json={"identifier": email})
+        assert created.status_code == 200, created.text
+        prepared = await self.api(
+            "POST",
+            f"/client/sign_ins/{created.json()['id']}/prepare_first_factor",
+            json={"strategy": "email_link", "redirect_url": redirect_url},
+        )
+        assert prepared.status_code == 200, prepared.text
+        return dict(prepared.json())
+
+    async def start_sign_up(self, email: str, redirect_url: str) -> dict[str, Any]:
+        created = await self.api("POST", "/client/sign_ups", json={"email_address": email})
+        assert created.status_code == 200, created.text
+        prepared = await self.api(
+            "POST",
+            f"/client/sign_ups/{created.json()['id']}/prepare_verification",
+            data={"strategy": "email_link", "redirect_url": redirect_url},
+        )
+        assert prepared.status_code == 200, prepared.text
+        return dict(prepared.json())
+
+    async def whoami(self) -> dict[str, Any]:
+        response = await self.get("/whoami")
+        assert response.status_code == 200, response.text
+        return dict(response.json())

@@ -1,0 +1,193 @@
+"""The whole flows through Starlette, FastAPI and Quart apps over real HTTP (uvicorn)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+import httpx
+import pytest
+
+from .harness import FRAMEWORKS, IPHONE, Browser, Server, serve
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=FRAMEWORKS)
+async def server(request: pytest.FixtureRequest) -> Any:
+    async with serve(request.param) as running:
+        yield running
+
+
+def landing_params(response: httpx.Response) -> dict[str, str]:
+    assert response.status_code == 303, response.text
+    location = response.headers["location"]
+    assert "token=" not in location
+    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+async def sign_up(server: Server, browser: Browser, email: str) -> dict[str, str]:
+    await browser.start_sign_up(email, f"{server.base_url}/welcome")
+    return landing_params(await browser.get(server.last_link(email)))
+
+
+async def test_sign_up_in_the_same_tab(server: Server) -> None:
+    async with server.browser() as tab:
+        assert (await tab.whoami())["authenticated"] is False
+        params = await sign_up(server, tab, "new@example.com")
+        assert params["__magiclink_status"] == "verified"
+        session_id = params["__magiclink_created_session"]
+        me = await tab.whoami()
+        assert me["authenticated"] is True and me["session"] == session_id
+        user = (await tab.api("GET", "/me")).json()
+        assert user["object"] == "user" and me["identity"] == user["id"]
+        assert user["email_addresses"][0]["email_address"] == "new@example.com"
+        assert (await tab.get("/private")).json() == {"identity": user["id"]}
+        client = (await tab.api("GET", "/client")).json()
+        assert client["last_active_session_id"] == session_id
+        assert client["sign_up"]["status"] == "complete"
+
+
+async def test_sign_in_from_another_tab_of_the_same_browser(server: Server) -> None:
+    async with server.browser() as first:
+        await sign_up(server, first, "tabs@example.com")
+    async with server.browser() as browser:
+        sign_in = await browser.start_sign_in("tabs@example.com", f"{server.base_url}/home")
+        results: dict[str, Any] = {}
+
+        async def waiting_tab() -> None:
+            response = await browser.api(
+                "GET", f"/client/sign_ins/{sign_in['id']}?wait=10&version={sign_in['version']}"
+            )
+            results["waited"] = response.json()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(waiting_tab)
+            await anyio.sleep(0.05)
+            # the other tab shares the cookie jar: same client
+            params = landing_params(await browser.get(server.last_link("tabs@example.com")))
+        assert params["__magiclink_status"] == "verified"
+        waited = results["waited"]
+        assert waited["status"] == "complete"
+        assert waited["first_factor_verification"]["verified_from_the_same_client"] is True
+        assert waited["created_session_id"] == params["__magiclink_created_session"]
+        assert (await browser.whoami())["authenticated"] is True
+
+
+async def test_sign_in_from_another_device_with_the_code(server: Server) -> None:
+    async with server.browser() as first:
+        await sign_up(server, first, "devices@example.com")
+    async with server.browser() as laptop, server.browser(user_agent=IPHONE) as phone:
+        sign_in = await laptop.start_sign_in("devices@example.com", f"{server.base_url}/home")
+        code = sign_in["first_factor_verification"]["confirmation_code"]
+        link = server.last_link("devices@example.com")
+
+        clicked = await phone.get(link)
+        assert clicked.status_code == 303
+        assert clicked.headers["location"] == "/auth/v1/verify/confirm"
+        page = await phone.get(clicked.headers["location"])
+        assert page.status_code == 200
+        assert 'autocomplete="one-time-code"' in page.text
+        assert "Firefox 120 on Ubuntu" in page.text and "127.0.0.1" in page.text
+        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+
+        wrong = await phone.post(
+            "/auth/v1/verify/confirm",
+            data={
+                "confirmation_code": "000000" if code != "000000" else "111111",
+                "csrf_token": csrf,
+            },
+        )
+        assert wrong.status_code == 422 and "2 tries left" in wrong.text
+
+        results: dict[str, Any] = {}
+
+        async def waiting() -> None:
+            response = await laptop.api("GET", f"/client/sign_ins/{sign_in['id']}?wait=10")
+            results["waited"] = response.json()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(waiting)
+            await anyio.sleep(0.05)
+            done = await phone.post(
+                "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}
+            )
+        assert done.status_code == 200 and "all set" in done.text
+        waited = results["waited"]
+        assert waited["status"] == "complete"
+        assert waited["first_factor_verification"]["verified_from_the_same_client"] is False
+        assert (await phone.whoami())["authenticated"] is False
+        assert (await laptop.whoami())["authenticated"] is False
+        touched = await laptop.api("POST", f"/client/sessions/{waited['created_session_id']}/touch")
+        assert touched.status_code == 200, touched.text
+        me = await laptop.whoami()
+        assert me["authenticated"] is True and me["session"] == waited["created_session_id"]
+        ended = await laptop.api("POST", f"/client/sessions/{me['session']}/end")
+        assert ended.json()["status"] == "ended"
+        assert (await laptop.whoami())["authenticated"] is False
+
+
+async def test_email_verification(server: Server) -> None:
+    async with server.browser() as tab:
+        await sign_up(server, tab, "first@example.com")
+        added = await tab.api(
+            "POST", "/me/email_addresses", json={"email_address": "2@example.com"}
+        )
+        assert added.status_code == 200 and added.json()["verified"] is False
+        address_id = added.json()["id"]
+        prepared = await tab.api(
+            "POST",
+            f"/me/email_addresses/{address_id}/prepare_verification",
+            json={"strategy": "email_link", "redirect_url": f"{server.base_url}/profile"},
+        )
+        assert prepared.status_code == 200, prepared.text
+        results: dict[str, Any] = {}
+
+        async def waiting() -> None:
+            response = await tab.api("GET", f"/me/email_addresses/{address_id}?wait=10")
+            results["waited"] = response.json()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(waiting)
+            await anyio.sleep(0.05)
+            params = landing_params(await tab.get(server.last_link("2@example.com")))
+        assert params == {"__magiclink_status": "verified"}
+        assert results["waited"]["verified"] is True
+        made_primary = await tab.api("PATCH", "/me", json={"primary_email_address_id": address_id})
+        assert made_primary.json()["primary_email_address_id"] == address_id
+        sessions = (await tab.api("GET", "/me/sessions")).json()
+        assert sessions["object"] == "list" and sessions["data"][0]["current"] is True
+
+
+async def test_a_wait_is_woken_by_a_click_on_another_client_in_under_100ms(
+    server: Server,
+) -> None:
+    async with server.browser() as first:
+        await sign_up(server, first, "fast@example.com")
+    async with server.browser() as laptop, server.browser(user_agent=IPHONE) as phone:
+        sign_in = await laptop.start_sign_in("fast@example.com", f"{server.base_url}/home")
+        code = sign_in["first_factor_verification"]["confirmation_code"]
+        page = await phone.get(
+            (await phone.get(server.last_link("fast@example.com"))).headers["location"]
+        )
+        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        woken_at: list[float] = []
+
+        async def waiting() -> None:
+            response = await laptop.api("GET", f"/client/sign_ins/{sign_in['id']}?wait=20")
+            woken_at.append(time.perf_counter())
+            assert response.json()["status"] == "complete"
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(waiting)
+            await anyio.sleep(0.2)  # the wait is parked
+            clicked_at = time.perf_counter()
+            done = await phone.post(
+                "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}
+            )
+            assert done.status_code == 200
+        latency_ms = (woken_at[0] - clicked_at) * 1000
+        print(f"wake-up latency ({server.base_url}): {latency_ms:.1f} ms")
+        assert latency_ms < 100
