@@ -40,6 +40,14 @@ LANDING_HEADERS = [
     ),
 ]
 
+LANDING_ROUTES: list[tuple[str, str, str]] = [
+    # (method, path below the prefix, handler name)
+    ("GET", "/v1/verify", "click"),
+    ("GET", "/v1/verify/confirm", "confirm_page"),
+    ("POST", "/v1/verify/confirm", "confirm"),
+    ("POST", "/v1/verify/resend", "resend"),
+]
+
 ACTIONS = {
     AttemptKind.SIGN_IN: "sign in",
     AttemptKind.SIGN_UP: "create an account",
@@ -99,12 +107,7 @@ class Landing:
 
     async def handle(self, call: Call, sub: str) -> Response:
         """Answer one landing request; every answer carries the landing headers."""
-        routes = {
-            ("/v1/verify", "GET"): self.click,
-            ("/v1/verify/confirm", "GET"): self.confirm_page,
-            ("/v1/verify/confirm", "POST"): self.confirm,
-            ("/v1/verify/resend", "POST"): self.resend,
-        }
+        routes = {(path, method): getattr(self, name) for method, path, name in LANDING_ROUTES}
         method = "GET" if call.request.method == "HEAD" else call.request.method
         handler = routes.get((sub.rstrip("/"), method))
         if handler is None:

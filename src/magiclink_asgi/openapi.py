@@ -12,12 +12,11 @@ from typing import Any
 
 from .api import ROUTES, error_response
 from .http import Response, json_response
+from .landing import LANDING_ROUTES
 
-LANDING_ROUTES: list[tuple[str, str, str]] = [
-    ("GET", "/v1/verify", "verify_link"),
-    ("GET", "/v1/verify/confirm", "confirm_page"),
-    ("POST", "/v1/verify/confirm", "confirm_link"),
-    ("POST", "/v1/verify/resend", "resend_link"),
+SERVED_ROUTES: list[tuple[str, str, str]] = [
+    *ROUTES,
+    *LANDING_ROUTES,
     ("GET", "/v1/openapi.json", "openapi"),
 ]
 
@@ -176,8 +175,8 @@ _BODIES: dict[str, dict[str, str]] = {
     "patch_me": {"primary_email_address_id": "string"},
     "add_email_address": {"email_address": "string"},
     "prepare_email_address": {"strategy": "string", "redirect_url": "string"},
-    "confirm_link": {"confirmation_code": "string", "csrf_token": "string"},
-    "resend_link": {"csrf_token": "string"},
+    "confirm": {"confirmation_code": "string", "csrf_token": "string"},
+    "resend": {"csrf_token": "string"},
 }
 
 _WAITING = {"get_sign_up", "get_sign_in", "get_email_address"}
@@ -193,7 +192,7 @@ def _operation(method: str, template: str, name: str) -> dict[str, Any]:
             {"name": "wait", "in": "query", "schema": {"type": "number", "maximum": 30}},
             {"name": "version", "in": "query", "schema": {"type": "integer"}},
         ]
-    if name == "verify_link":
+    if name == "click":
         params.append(
             {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}}
         )
@@ -205,7 +204,7 @@ def _operation(method: str, template: str, name: str) -> dict[str, Any]:
             "properties": {k: {"type": v} for k, v in _BODIES[name].items()},
         }
         content = {"application/x-www-form-urlencoded": {"schema": schema}}
-        if name not in {"confirm_link", "resend_link"}:
+        if name not in {"confirm", "resend"}:
             content["application/json"] = {"schema": schema}
         op["requestBody"] = {"required": True, "content": content}
     error = {
@@ -241,7 +240,7 @@ def _operation(method: str, template: str, name: str) -> dict[str, Any]:
 def openapi_document(prefix: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document for the routes served under ``prefix``."""
     paths: dict[str, dict[str, Any]] = {}
-    for method, template, name in [*ROUTES, *LANDING_ROUTES]:
+    for method, template, name in SERVED_ROUTES:
         paths.setdefault(prefix + template, {})[method.lower()] = _operation(method, template, name)
     return {
         "openapi": "3.1.0",

@@ -1,0 +1,234 @@
+"""Cookies, the scope, the landing's safety properties, the OpenAPI document."""
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from magiclink_asgi.api import ROUTES, compile_routes
+from magiclink_asgi.openapi import SERVED_ROUTES
+from magiclink_core.testing import FakeClock
+
+from .harness import IPHONE, build_app, make_magiclinks
+
+pytestmark = pytest.mark.anyio
+BASE = "http://127.0.0.1:8000"
+
+
+def browser_for(app: Any, base: str = BASE, **headers: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url=base, headers={"origin": base, **headers}
+    )
+
+
+def link_of(mailer: Any, to: str) -> str:
+    match = re.search(r"https?://\S+/v1/verify\?token=[\w\-]+", mailer.last_to(to).text)
+    assert match
+    return match.group(0)
+
+
+def cookie_header(response: httpx.Response, name: str) -> str:
+    found = [c for c in response.headers.get_list("set-cookie") if c.startswith(name + "=")]
+    assert found, response.headers.get_list("set-cookie")
+    return found[0]
+
+
+async def start(browser: httpx.AsyncClient, email: str, base: str = BASE) -> dict[str, Any]:
+    created = await browser.post("/auth/v1/client/sign_ups", json={"email_address": email})
+    prepared = await browser.post(
+        f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification",
+        json={"strategy": "email_link", "redirect_url": f"{base}/done?keep=1"},
+    )
+    assert prepared.status_code == 200, prepared.text
+    return dict(prepared.json())
+
+
+async def test_cookies_over_http() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        first = await browser.get("/auth/v1/client")
+        client = cookie_header(first, "magiclink_client")
+        assert "HttpOnly" in client and "SameSite=Lax" in client and "Path=/" in client
+        assert "Secure" not in client
+        assert not (await browser.get("/auth/v1/client")).headers.get_list("set-cookie")
+        await start(browser, "c@example.com")
+        landed = await browser.get(link_of(mailer, "c@example.com"))
+        session = cookie_header(landed, "magiclink_session")
+        assert "HttpOnly" in session and "SameSite=Lax" in session and "Path=/" in session
+
+
+async def test_cookies_over_https_are_host_prefixed_and_secure() -> None:
+    base = "https://app.example.com"
+    magiclinks, mailer = make_magiclinks(base)
+    async with browser_for(build_app("starlette", magiclinks), base) as browser:
+        await start(browser, "s@example.com", base)
+        created = [c for c in (await browser.get("/auth/v1/client")).headers.get_list("set-cookie")]
+        assert not created  # the client cookie came with the first API call
+        landed = await browser.get(link_of(mailer, "s@example.com"))
+        session = cookie_header(landed, "__Host-magiclink_session")
+        assert "Secure" in session and "HttpOnly" in session and "Path=/" in session
+        assert "Domain" not in session
+        assert (await browser.get("/whoami")).json()["authenticated"] is True
+    magiclinks, _ = make_magiclinks(base)
+    async with browser_for(build_app("starlette", magiclinks), base) as browser:
+        client = cookie_header(await browser.get("/auth/v1/client"), "__Host-magiclink_client")
+        assert "Secure" in client and "SameSite=Lax" in client
+    magiclinks, _ = make_magiclinks(base)
+    app = build_app("starlette", magiclinks, secure_cookies=False)
+    async with browser_for(app, base) as browser:
+        cookie_header(await browser.get("/auth/v1/client"), "magiclink_client")
+
+
+async def test_no_client_is_created_outside_the_api_and_app_routes_see_the_user() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("fastapi", magiclinks)) as browser:
+        whoami = await browser.get("/whoami")
+        assert whoami.json() == {"authenticated": False, "identity": "", "session": None}
+        assert not whoami.headers.get_list("set-cookie")
+        private = await browser.get("/private")
+        assert private.status_code == 401
+        await start(browser, "u@example.com")
+        await browser.get(link_of(mailer, "u@example.com"))
+        me = (await browser.get("/whoami")).json()
+        assert me["authenticated"] is True and me["identity"].startswith("user_")
+        assert (await browser.get("/private")).json() == {"identity": me["identity"]}
+
+
+async def test_same_client_landing_headers_and_no_token_in_the_final_url() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        await start(browser, "h@example.com")
+        landed = await browser.get(link_of(mailer, "h@example.com"))
+        assert landed.status_code == 303
+        assert landed.headers["referrer-policy"] == "no-referrer"
+        assert landed.headers["cache-control"] == "no-store"
+        location = landed.headers["location"]
+        assert location.startswith(f"{BASE}/done?keep=1&__magiclink_status=verified")
+        assert "__magiclink_created_session=sess_" in location and "token" not in location
+        again = await browser.get(link_of(mailer, "h@example.com"))
+        # a used link: the token leaves the URL, then an error page
+        assert again.status_code == 303 and "token" not in again.headers["location"]
+        page = await browser.get(again.headers["location"])
+        assert page.status_code == 400 and "no longer works" in page.text
+        assert page.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_a_scanner_get_consumes_nothing() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as owner:
+        await start(owner, "scan@example.com")
+        link = link_of(mailer, "scan@example.com")
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url=BASE, follow_redirects=True
+        ) as scanner:
+            for _ in range(3):
+                fetched = await scanner.get(link)
+                assert fetched.status_code == 200 and "one-time-code" in fetched.text
+                assert "token" not in str(fetched.url)
+                assert fetched.headers["cache-control"] == "no-store"
+            head = await scanner.head(link)
+            assert head.status_code in (200, 303)
+        sign_up = (await owner.get("/auth/v1/client")).json()["sign_up"]
+        assert sign_up["verifications"]["email_address"]["status"] == "unverified"
+        landed = await owner.get(link)
+        assert "__magiclink_status=verified" in landed.headers["location"]
+
+
+async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as owner, browser_for(app, **{"user-agent": IPHONE}) as phone:
+        started = await start(owner, "code@example.com")
+        code = started["verifications"]["email_address"]["confirmation_code"]
+        redirect = await phone.get(link_of(mailer, "code@example.com"))
+        page = await phone.get(redirect.headers["location"])
+        assert 'inputmode="numeric"' in page.text and '<label for="confirmation_code"' in page.text
+        assert "code@example.com" in page.text
+        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        forged = await phone.post(
+            "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": "forged"}
+        )
+        assert forged.status_code == 403
+        empty = await phone.post("/auth/v1/verify/confirm", data={"csrf_token": csrf})
+        assert empty.status_code == 422
+        wrong = "9" * len(code) if code != "9" * len(code) else "1" * len(code)
+        for left in ("2 tries left", "1 try left"):
+            answer = await phone.post(
+                "/auth/v1/verify/confirm", data={"confirmation_code": wrong, "csrf_token": csrf}
+            )
+            assert answer.status_code == 422 and left in answer.text
+            assert 'aria-invalid="true"' in answer.text
+        last = await phone.post(
+            "/auth/v1/verify/confirm", data={"confirmation_code": wrong, "csrf_token": csrf}
+        )
+        assert last.status_code == 400 and "no longer works" in last.text
+        state = (await owner.get("/auth/v1/client")).json()["sign_up"]
+        assert state["verifications"]["email_address"]["status"] == "failed"
+
+
+async def test_an_expired_link_offers_a_one_click_resend() -> None:
+    clock = FakeClock()
+    magiclinks, mailer = make_magiclinks(BASE, clock=clock)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        await start(browser, "late@example.com")
+        old = link_of(mailer, "late@example.com")
+        clock.advance(timedelta(minutes=11))
+        redirect = await browser.get(old)
+        assert redirect.headers["location"] == "/auth/v1/verify/confirm"
+        page = await browser.get(redirect.headers["location"])
+        assert page.status_code == 410 and "expired" in page.text
+        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        sent = await browser.post("/auth/v1/verify/resend", data={"csrf_token": csrf})
+        assert sent.status_code == 200 and "Check your email" in sent.text
+        fresh = link_of(mailer, "late@example.com")
+        assert fresh != old
+        landed = await browser.get(fresh)
+        assert "__magiclink_status=verified" in landed.headers["location"]
+
+
+async def test_deny_policy_and_missing_tokens() -> None:
+    magiclinks, mailer = make_magiclinks(BASE, cross_device="deny")
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as owner, browser_for(app) as other:
+        await start(owner, "deny@example.com")
+        redirect = await other.get(link_of(mailer, "deny@example.com"))
+        page = await other.get(redirect.headers["location"])
+        assert page.status_code == 400 and "device that asked" in page.text
+        assert (await other.get("/auth/v1/verify")).status_code == 400
+        assert (await other.get("/auth/v1/verify/confirm")).status_code == 400
+        assert (await other.delete("/auth/v1/verify/confirm")).status_code == 405
+
+
+async def test_openapi_document_lists_exactly_the_served_routes() -> None:
+    magiclinks, _ = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        response = await browser.get("/auth/v1/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    assert document["openapi"].startswith("3.1")
+    assert {"title", "version"} <= set(document["info"])
+    documented = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    served = {(m, "/auth" + p) for m, p, _ in SERVED_ROUTES}
+    assert documented == served
+    ids = [op["operationId"] for ops in document["paths"].values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    schemas = document["components"]["schemas"]
+    refs = re.findall(r'"\$ref": ?"#/components/schemas/(\w+)"', response.text)
+    assert refs and all(ref in schemas for ref in refs)
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            assert operation["responses"]
+            names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert names == set(re.findall(r"{(\w+)}", path))
+    # every documented API route is routed (not a 404) by the middleware
+    compiled = compile_routes(ROUTES)
+    for _, path, _ in ROUTES:
+        concrete = path.replace("{id}", "x_1")
+        assert any(pattern.match(concrete) for pattern, _ in compiled)
