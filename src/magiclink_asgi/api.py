@@ -213,10 +213,18 @@ class Call:
     request: Request
     receive: Receive
     session: Session | None
-    info: RequestInfo
+    describe: Callable[[], RequestInfo]
     cookies_out: list[str] = field(default_factory=list)
     client: Client | None = None
     client_loaded: bool = False
+    _info: RequestInfo | None = None
+
+    @property
+    def info(self) -> RequestInfo:
+        """Who is asking (User-Agent parsed on first use only: most calls never need it)."""
+        if self._info is None:
+            self._info = self.describe()
+        return self._info
 
 
 Handler = Callable[["Api", Call, dict[str, str]], Awaitable[Response | None]]

@@ -207,9 +207,9 @@ class Landing:
             preview = await self.magiclinks.inspect_link(token, client)
         except MagicLinkError:
             preview = None
-        if preview is not None and not preview.needs_confirmation:
+        if preview is not None and not preview.needs_confirmation and call.request.method == "GET":
             return await self._consume(call, token, client, preview)
-        # a stranger, a scanner, or a dead link: the token leaves the URL, nothing is consumed
+        # a HEAD, a stranger, a scanner or a dead link: the token leaves the URL, unconsumed
         call.cookies_out.append(self.names.set_landing(self.names.landing, token, self.path))
         self._csrf(call)
         return redirect(f"{self.path}/confirm")

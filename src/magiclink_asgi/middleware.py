@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from magiclink_core import MagicLinks, RequestInfo, Session
+from magiclink_core import MagicLinks, NotFoundError, RequestInfo, Session
 
 from .api import Api, Call, error_response
 from .cookies import CookieNames
@@ -232,8 +232,11 @@ class MagicLinkMiddleware:
         session = await self.magiclinks.authenticate(session_token)
         display_name = ""
         if session is not None and (ours or self.load_user):
-            user = await self.magiclinks.get_user(session.user_id)
-            display_name = await self.magiclinks.primary_email(user) or ""
+            try:
+                user = await self.magiclinks.get_user(session.user_id)
+                display_name = await self.magiclinks.primary_email(user) or ""
+            except NotFoundError:  # the user was deleted under a live session
+                session = None
         scope["user"] = (
             MagicLinkUser(session.user_id, session.id, display_name, session)
             if session is not None
@@ -262,7 +265,9 @@ class MagicLinkMiddleware:
         self, scope: Scope, receive: Receive, send: Send, sub: str, session: Session | None
     ) -> None:
         request = Request(scope, receive, max_body_bytes=self.max_body_bytes)
-        call = Call(request, receive, session, self.request_info(scope))
+        call = Call(request, receive, session, lambda: self.request_info(scope))
+        if session is None and request.cookies.get(self.cookies.session):
+            call.cookies_out.append(self.cookies.clear_session())  # ended or expired
         response: Response | None
         if sub == "/v1/openapi.json":
             from .openapi import openapi_response

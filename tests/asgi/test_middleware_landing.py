@@ -232,3 +232,31 @@ async def test_openapi_document_lists_exactly_the_served_routes() -> None:
     for _, path, _ in ROUTES:
         concrete = path.replace("{id}", "x_1")
         assert any(pattern.match(concrete) for pattern, _ in compiled)
+
+
+async def test_head_never_consumes_and_a_stale_session_cookie_is_cleared() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        await start(browser, "head@example.com")
+        link = link_of(mailer, "head@example.com")
+        head = await browser.head(link)
+        assert head.status_code == 303 and "token" not in head.headers["location"]
+        landed = await browser.get(link)
+        session_id = dict(
+            p.split("=") for p in landed.headers["location"].split("?")[1].split("&")
+        )["__magiclink_created_session"]
+        await magiclinks.end_session(
+            session_id, user_id=(await browser.get("/whoami")).json()["identity"]
+        )
+        client = await browser.get("/auth/v1/client")
+        assert 'magiclink_session=""' in cookie_header(client, "magiclink_session")
+        assert (await browser.get("/whoami")).json()["authenticated"] is False
+
+
+async def test_other_paths_under_the_prefix_go_to_the_hosted_pages() -> None:
+    magiclinks, _ = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks, pages=True)) as browser:
+        page = await browser.get("/auth/sign-in")
+        assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+        assert (await browser.get("/auth/v1/openapi.json")).status_code == 200
+        assert (await browser.get("/whoami")).status_code == 200
