@@ -178,6 +178,7 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
         prefix=PREFIX,
         pages=pages,
         dev_mailbox=config.dev_mailbox,
+        load_user=True,  # the pages show the signed-in address (display_name)
     )
     return DemoApp(app, magiclinks, mailer, pages)
 
