@@ -15,9 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from magiclink_core import MagicLinks, NotFoundError, RequestInfo, Session
+from magiclink_core import (
+    MagicLinks,
+    NotFoundError,
+    RequestInfo,
+    Session,
+    StorageUnavailableError,
+)
 
-from .api import Api, Call, error_response
+from .api import Api, Call, auth_error_response, error_response
 from .cookies import CookieNames
 from .http import ASGIApp, Receive, Request, Response, Scope, Send, header, parse_cookies
 from .landing import Landing
@@ -182,7 +188,9 @@ class MagicLinkMiddleware:
     ) -> None:
         self.app = app
         self.magiclinks = magiclinks
-        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        if not prefix.strip("/"):
+            raise ValueError("prefix cannot be empty: the app's own routes need the rest")
+        self.prefix = "/" + prefix.strip("/")
         settings = magiclinks.settings
         if settings.verify_path != f"{self.prefix}/v1/verify":
             raise ValueError(
@@ -229,7 +237,13 @@ class MagicLinkMiddleware:
         )
         cookies = parse_cookies(scope)
         session_token = cookies.get(self.cookies.session)
-        session = await self.magiclinks.authenticate(session_token)
+        try:
+            session = await self.magiclinks.authenticate(session_token)
+        except StorageUnavailableError as exc:
+            if not ours:
+                raise
+            await auth_error_response(exc)(send)
+            return
         display_name = ""
         if session is not None and (ours or self.load_user):
             try:

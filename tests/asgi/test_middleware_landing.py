@@ -260,3 +260,47 @@ async def test_other_paths_under_the_prefix_go_to_the_hosted_pages() -> None:
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert (await browser.get("/auth/v1/openapi.json")).status_code == 200
         assert (await browser.get("/whoami")).status_code == 200
+
+
+async def test_allow_policy_consumes_on_another_client_without_a_session_for_it() -> None:
+    magiclinks, mailer = make_magiclinks(BASE, cross_device="allow")
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as owner, browser_for(app) as other:
+        await start(owner, "allow@example.com")
+        landed = await other.get(link_of(mailer, "allow@example.com"))
+        location = landed.headers["location"]
+        assert "__magiclink_status=verified" in location
+        assert "__magiclink_created_session" not in location
+        assert not [c for c in landed.headers.get_list("set-cookie") if "session" in c]
+        sign_up = (await owner.get("/auth/v1/client")).json()["sign_up"]
+        assert sign_up["status"] == "complete"
+        assert sign_up["verifications"]["email_address"]["verified_from_the_same_client"] is False
+
+
+async def test_scope_for_websockets_and_lifespan() -> None:
+    magiclinks, _ = make_magiclinks(BASE)
+    seen: list[dict[str, Any]] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(dict(scope))
+
+    from magiclink_asgi import MagicLinkMiddleware, MagicLinkUser
+
+    middleware = MagicLinkMiddleware(inner, magiclinks, pages=False)
+
+    async def nothing() -> dict[str, Any]:
+        return {}
+
+    async def ignore(message: Any) -> None:
+        return None
+
+    await middleware({"type": "lifespan"}, nothing, ignore)
+    await middleware(
+        {"type": "websocket", "path": "/ws", "headers": [(b"cookie", b"bad;;=cookie")]},
+        nothing,
+        ignore,
+    )
+    assert "user" not in seen[0]
+    user = seen[1]["user"]
+    assert isinstance(user, MagicLinkUser) and not user.is_authenticated
+    assert seen[1]["auth"] is None and seen[1]["magiclink"].prefix == "/auth"
