@@ -112,7 +112,7 @@ def server() -> Iterator[Server]:
             dev_mailbox=True,
             settings={
                 "wait_poll_interval": timedelta(milliseconds=100),
-                "links_per_address": 20,
+                "links_per_address": 100,
             },
         )
     )

@@ -780,7 +780,9 @@ function relativeTime(ms) {
 
 function describeDevice(ua) {
   if (!ua) return "Unknown device";
-  // a short label only; the server keeps the full user agent
+  // the server usually stores a description already ("Firefox 128 on Ubuntu")
+  if (!/^Mozilla\/|\(/.test(ua)) return ua.slice(0, 80);
+  // a raw user agent: a short label only
   const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox"
     : /Chrom(e|ium)\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : null;
   const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS"
