@@ -93,11 +93,6 @@ def server() -> Iterator[Server]:
 
     from magiclink_asgi.demo import DemoConfig, build_app
 
-    try:
-        import magiclink_asgi.middleware  # noqa: F401
-    except ImportError:
-        pytest.skip("magiclink_asgi.middleware is not there yet (issue 4)")
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     clock = FakeClock(datetime.now(UTC))  # near the browser's own clock
