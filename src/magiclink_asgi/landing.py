@@ -303,7 +303,9 @@ class Landing:
         if not token:
             return self._error("missing", 400)
         try:
-            await self.magiclinks.resend_link(token, request=call.info)
+            # the new link is for the device that asked for the old one: the core reuses its
+            # request details, so a confirmation page never names the resending device
+            await self.magiclinks.resend_link(token)
         except RateLimitedError as exc:
             return self._page(
                 "error.html", 429, title="Please wait a moment", detail=exc.long_message

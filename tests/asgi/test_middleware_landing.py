@@ -304,3 +304,19 @@ async def test_scope_for_websockets_and_lifespan() -> None:
     user = seen[1]["user"]
     assert isinstance(user, MagicLinkUser) and not user.is_authenticated
     assert seen[1]["auth"] is None and seen[1]["magiclink"].prefix == "/auth"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core: MagicLinkError from inspect_link/verify_link does not carry the attempt's "
+    "redirect_url, so a dead link shows the landing's error page instead of redirecting",
+)
+async def test_a_used_link_redirects_to_the_app_with_its_status() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        await start(browser, "used@example.com")
+        link = link_of(mailer, "used@example.com")
+        await browser.get(link)
+        again = await browser.get(link)
+        assert again.headers["location"].startswith(f"{BASE}/done?keep=1")
+        assert "__magiclink_status=failed" in again.headers["location"]
