@@ -321,3 +321,20 @@ def test_an_expired_link_opened_later_sends_a_new_one_in_one_click(
     page.wait_for_url(server.url + "/")
     expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
     expect(waiting.get_by_role("heading", name="You signed in on another tab")).to_be_visible()
+
+
+def test_sign_out_link(device: Any, server: Server) -> None:
+    email = server.email("bye")
+    context = device()
+    create_account(context, server, email)
+    page = context.new_page()
+    # typed in (or linked from another site): it asks first
+    page.goto("/auth/sign-out")
+    expect(page.get_by_role("heading", name="Sign out?")).to_be_visible()
+    page.goto("/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    # from a page of the app: at once
+    page.get_by_role("link", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/auth/sign-in$"))
+    page.goto("/")
+    expect(page.get_by_test_id("state")).to_contain_text("signed out")
