@@ -229,13 +229,18 @@ class Resource {
   // Long-poll until the verification leaves "unverified" (or `signal` aborts).
   async _waitForVerification(signal) {
     let backoff = BACKOFF_FIRST_MS;
+    let recovering = false;
     while (!signal.aborted) {
       const current = this._verification;
       if (!current || current.status !== "unverified") return this;
       try {
-        await this.reload({ wait: WAIT_SECONDS, version: this.version, signal });
+        // after a failure, one quick read first: it proves the way back and catches up
+        if (recovering) await this.reload({ signal });
+        else await this.reload({ wait: WAIT_SECONDS, version: this.version, signal });
+        recovering = false;
         backoff = BACKOFF_FIRST_MS;
       } catch (err) {
+        recovering = true;
         if (signal.aborted || err?.name === "AbortError") break;
         if (!retriable(err)) throw err;
         const pause = err.retryAfter ? err.retryAfter * 1000 : backoff;
@@ -1041,7 +1046,19 @@ class AuthFlowElement extends MagicLinkElement {
     return controller.signal;
   }
 
+  _watchConnection() {
+    if (this._connectionWatched) return;
+    this._connectionWatched = true;
+    let online = this.ml.online;
+    this.ml.addListener((ml) => {
+      if (ml.online === online || this.dataset.state !== "waiting") return;
+      online = ml.online;
+      this._announce(online ? "Connected again." : "Connection lost. Retrying…");
+    });
+  }
+
   _showWaiting() {
+    this._watchConnection();
     this._state("waiting");
     const v = this._verification();
     const live = this._liveRegion();
