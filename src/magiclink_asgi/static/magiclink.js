@@ -1376,7 +1376,15 @@ class UserProfileElement extends MagicLinkElement {
         h("button", { className: "ml-button", type: "button", "data-ml-sign-out": "",
           onclick: () => this._signOut() }, "Sign out")),
     );
+    // keep keyboard focus where it was (the same control, or the heading if it is gone)
+    const active = this.contains(document.activeElement) ? document.activeElement : null;
+    const key = active && (active.getAttribute("aria-label") || active.id || active.textContent);
     this._show(view, focus);
+    if (key) {
+      const same = [...view.querySelectorAll("button, input, a")].find((el) =>
+        (el.getAttribute("aria-label") || el.id || el.textContent) === key);
+      (same || view.querySelector("h1")).focus();
+    }
     if (message) this._announce(message);
   }
 
