@@ -28,7 +28,14 @@ from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
 from tests.conftest import REQUIRE_SERVICES, SECRET
 
-pytestmark = pytest.mark.e2e
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here drives Chromium: ``-m "not e2e"`` leaves them out."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
+
 
 CHROMIUM = os.environ.get("MAGICLINK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
