@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from magiclink_core import EmailMessage, MagicLinks
 
+from .http import header
+
 __all__ = ["DevMailbox", "DevMailboxRefused", "is_loopback_host"]
 
 _LINK = re.compile(r"https?://[^\s<>\"')\]]+")
@@ -78,8 +80,7 @@ class DevMailbox:
         client = scope.get("client")
         if client and not is_loopback_host(str(client[0])):
             return False
-        headers = dict(scope.get("headers", []))
-        host = headers.get(b"host", b"").decode("latin-1")
+        host = header(scope, "host") or ""
         if host:
             hostname = urlsplit(f"//{host}").hostname or ""
             if not is_loopback_host(hostname):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -25,11 +25,7 @@ import jinja2
 from magiclink_core import MagicLinks
 
 from .devmail import DevMailbox
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+from .http import Receive, Scope, Send, header
 
 __all__ = ["HostedPages", "safe_next_url", "template_loader"]
 
@@ -366,8 +362,8 @@ class HostedPages:
             (b"cache-control", cache),
             (b"x-content-type-options", b"nosniff"),
         ]
-        sent_tags = dict(scope.get("headers", [])).get(b"if-none-match", b"")
-        if item.etag.encode() in [t.strip() for t in sent_tags.split(b",")]:
+        sent_tags = header(scope, "if-none-match") or ""
+        if item.etag in [t.strip() for t in sent_tags.split(",")]:
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
