@@ -205,7 +205,9 @@ class Landing:
         client = await self._client(call)
         try:
             preview = await self.magiclinks.inspect_link(token, client)
-        except MagicLinkError:
+        except MagicLinkError as exc:
+            if exc.redirect_url is not None:  # a dead link whose attempt is known: tell the app
+                return redirect(with_status(exc.redirect_url, exc.code))
             preview = None
         if preview is not None and not preview.needs_confirmation and call.request.method == "GET":
             return await self._consume(call, token, client, preview)

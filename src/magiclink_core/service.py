@@ -579,7 +579,7 @@ class MagicLinks:
     def _judge(
         self, link: Link, attempt: Attempt, client: Client | None, *, confirmation_code: str | None
     ) -> flows.ClickDecision:
-        return flows.judge_click(
+        decision = flows.judge_click(
             link=link,
             verification=attempt.verification,
             clicking_client_id=client.id if client else None,
@@ -588,6 +588,15 @@ class MagicLinks:
             max_code_attempts=self.settings.max_confirmation_code_attempts,
             now=self.clock.now(),
         )
+        if (
+            isinstance(decision.error, MagicLinkError)
+            and decision.same_client
+            and attempt.verification is not None
+        ):
+            # the app that asked may show its own page for a dead link (and resend from there);
+            # anyone else gets the generic page, so a scanner is never sent into the app
+            decision.error.redirect_url = attempt.verification.redirect_url
+        return decision
 
     async def _complete(
         self,

@@ -108,9 +108,15 @@ async def test_same_client_landing_headers_and_no_token_in_the_final_url() -> No
         assert location.startswith(f"{BASE}/done?keep=1&__magiclink_status=verified")
         assert "__magiclink_created_session=sess_" in location and "token" not in location
         again = await browser.get(link_of(mailer, "h@example.com"))
-        # a used link: the token leaves the URL, then an error page
+        # a used link opened again by the browser that asked: back to the app, with the status
         assert again.status_code == 303 and "token" not in again.headers["location"]
-        page = await browser.get(again.headers["location"])
+        assert "__magiclink_status=failed" in again.headers["location"]
+        assert again.headers["referrer-policy"] == "no-referrer"
+    async with browser_for(build_app("starlette", magiclinks)) as stranger:
+        # anyone else: the token leaves the URL, then the generic error page
+        moved = await stranger.get(link_of(mailer, "h@example.com"))
+        assert moved.headers["location"] == "/auth/v1/verify/confirm"
+        page = await stranger.get(moved.headers["location"])
         assert page.status_code == 400 and "no longer works" in page.text
         assert page.headers["referrer-policy"] == "no-referrer"
 
@@ -172,10 +178,15 @@ async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -
 async def test_an_expired_link_offers_a_one_click_resend() -> None:
     clock = FakeClock()
     magiclinks, mailer = make_magiclinks(BASE, clock=clock)
-    async with browser_for(build_app("starlette", magiclinks)) as browser:
-        await start(browser, "late@example.com")
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as asker, browser_for(app) as browser:
+        await start(asker, "late@example.com")
         old = link_of(mailer, "late@example.com")
         clock.advance(timedelta(minutes=11))
+        # the browser that asked goes back to the app, which shows its own expired page
+        back = await asker.get(old)
+        assert "__magiclink_status=expired" in back.headers["location"]
+        # on another device: the landing's page, with a one-click resend
         redirect = await browser.get(old)
         assert redirect.headers["location"] == "/auth/v1/verify/confirm"
         page = await browser.get(redirect.headers["location"])
@@ -185,7 +196,7 @@ async def test_an_expired_link_offers_a_one_click_resend() -> None:
         assert sent.status_code == 200 and "Check your email" in sent.text
         fresh = link_of(mailer, "late@example.com")
         assert fresh != old
-        landed = await browser.get(fresh)
+        landed = await asker.get(fresh)  # the new link serves the browser that asked
         assert "__magiclink_status=verified" in landed.headers["location"]
 
 
@@ -306,11 +317,6 @@ async def test_scope_for_websockets_and_lifespan() -> None:
     assert seen[1]["auth"] is None and seen[1]["magiclink"].prefix == "/auth"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: MagicLinkError from inspect_link/verify_link does not carry the attempt's "
-    "redirect_url, so a dead link shows the landing's error page instead of redirecting",
-)
 async def test_a_used_link_redirects_to_the_app_with_its_status() -> None:
     magiclinks, mailer = make_magiclinks(BASE)
     async with browser_for(build_app("starlette", magiclinks)) as browser:

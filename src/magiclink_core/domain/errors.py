@@ -66,9 +66,14 @@ class MagicLinkError(AuthError):
         message: str | None = None,
         *,
         long_message: str | None = None,
+        redirect_url: str | None = None,
     ) -> None:
         self.code = code.value
         self.error_code = code
+        # where the link's attempt wanted to go, set when the client that asked for the link
+        # clicked it: the web layer sends it there with the status, so the app can say what
+        # happened (and offer to resend)
+        self.redirect_url = redirect_url
         super().__init__(message, long_message=long_message)
 
 
