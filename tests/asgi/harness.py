@@ -13,7 +13,7 @@ import httpx
 import uvicorn
 
 from magiclink_asgi import MagicLinkMiddleware, current_user, require_user
-from magiclink_core import MagicLinks, Settings
+from magiclink_core import MagicLinks, Settings, Storage
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.storage import MemoryStorage
 
@@ -32,13 +32,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_magiclinks(base_url: str, **settings: Any) -> tuple[MagicLinks, MemoryMailer]:
+def make_magiclinks(
+    base_url: str, *, storage: Storage | None = None, **settings: Any
+) -> tuple[MagicLinks, MemoryMailer]:
     mailer = MemoryMailer()
     clock = settings.pop("clock", None)
     options: dict[str, Any] = {"links_per_address": 0, **settings}
     magiclinks = MagicLinks(
         Settings(secret=SECRET, base_url=base_url, **options),
-        storage=MemoryStorage(),
+        storage=storage if storage is not None else MemoryStorage(),
         mailer=mailer,
         clock=clock,
     )
@@ -143,11 +145,13 @@ class Server:
 
 
 @asynccontextmanager
-async def serve(framework: str, **settings: Any) -> AsyncIterator[Server]:
+async def serve(
+    framework: str, *, storage: Storage | None = None, **settings: Any
+) -> AsyncIterator[Server]:
     """Run the framework's app under uvicorn on a free port for the block's duration."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    magiclinks, mailer = make_magiclinks(base_url, **settings)
+    magiclinks, mailer = make_magiclinks(base_url, storage=storage, **settings)
     app = build_app(framework, magiclinks)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
