@@ -4,6 +4,8 @@ from magiclink_asgi import MagicLinkMiddleware
 app = MagicLinkMiddleware(app, magiclinks=MagicLinks(...), prefix="/auth")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .middleware import MagicLinkMiddleware as MagicLinkMiddleware
 from .middleware import MagicLinkState as MagicLinkState
 from .middleware import MagicLinkUser as MagicLinkUser
@@ -12,7 +14,11 @@ from .middleware import current_user as current_user
 from .middleware import describe_device as describe_device
 from .middleware import require_user as require_user
 
+if TYPE_CHECKING:
+    from .pages import HostedPages as HostedPages
+
 __all__ = [
+    "HostedPages",
     "MagicLinkMiddleware",
     "MagicLinkState",
     "MagicLinkUser",
@@ -21,3 +27,11 @@ __all__ = [
     "describe_device",
     "require_user",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HostedPages":  # jinja2 templates load only when the pages are wanted
+        from .pages import HostedPages
+
+        return HostedPages
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

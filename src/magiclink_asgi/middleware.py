@@ -214,8 +214,15 @@ class MagicLinkMiddleware:
 
             self.pages = HostedPages(magiclinks, prefix=self.prefix, dev_mailbox=dev_mailbox)
         elif pages is False:
+            if dev_mailbox:
+                raise ValueError("dev_mailbox=True needs the hosted pages (pages=True)")
             self.pages = None
         else:
+            if dev_mailbox and getattr(pages, "mailbox", None) is None:
+                raise ValueError(
+                    "dev_mailbox=True is set on the middleware but not on the HostedPages "
+                    "given as pages=: pass HostedPages(..., dev_mailbox=True)"
+                )
             self.pages = pages
 
     def request_info(self, scope: Scope) -> RequestInfo:

@@ -203,3 +203,20 @@ def test_prefix_must_match_the_verify_path() -> None:
     with pytest.raises(ValueError, match="verify_path"):
         MagicLinkMiddleware(build_app("starlette", magiclinks), magiclinks, prefix="/login")
     assert MagicLinkMiddleware(object(), magiclinks, prefix="/auth/", pages=False).prefix == "/auth"  # type: ignore[arg-type]
+
+
+def test_a_dev_mailbox_asked_of_the_middleware_but_not_of_its_pages_is_refused() -> None:
+    from magiclink_asgi import HostedPages, MagicLinkMiddleware
+
+    magiclinks, _ = make_magiclinks("http://127.0.0.1:8000")
+    pages = HostedPages(magiclinks)
+    with pytest.raises(ValueError, match="HostedPages"):
+        MagicLinkMiddleware(None, magiclinks=magiclinks, pages=pages, dev_mailbox=True)
+    with pytest.raises(ValueError, match="pages=True"):
+        MagicLinkMiddleware(None, magiclinks=magiclinks, pages=False, dev_mailbox=True)
+    MagicLinkMiddleware(
+        None,
+        magiclinks=magiclinks,
+        pages=HostedPages(magiclinks, dev_mailbox=True),
+        dev_mailbox=True,
+    )
