@@ -10,6 +10,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import anyio
@@ -364,6 +365,24 @@ class Api:
             raise ApiError("invalid_request", f"wait must be between 0 and {MAX_WAIT_SECONDS:g}.")
         return wait, version
 
+    async def _read_or_wait(
+        self,
+        call: Call,
+        read: Callable[[], Awaitable[Any]],
+        wait_for: Callable[..., Awaitable[Any]],
+    ) -> Any | None:
+        """``read()`` for a plain GET; with ``?wait=``, the core's wait for a change, ended early
+        when the HTTP client goes away (then None: nobody is left to answer)."""
+        wait, version = self._wait_args(call)
+        if not wait:
+            return await read()
+        return await self._until_disconnect(
+            call,
+            lambda cancelled: wait_for(
+                timeout=timedelta(seconds=wait), since_version=version, cancelled=cancelled
+            ),
+        )
+
     @staticmethod
     async def _until_disconnect(
         call: Call, wait: Callable[[anyio.Event], Awaitable[Any]]
@@ -425,20 +444,10 @@ class Api:
 
     async def get_sign_up(self, call: Call, params: dict[str, str]) -> Response | None:
         client = await self._owner(call)
-        wait, version = self._wait_args(call)
-        if not wait:
-            return json_response(
-                sign_up_json(await self.magiclinks.get_sign_up(client, params["id"]))
-            )
-        sign_up = await self._until_disconnect(
+        sign_up = await self._read_or_wait(
             call,
-            lambda cancelled: self.magiclinks.wait_for_sign_up(
-                client,
-                params["id"],
-                timeout=timedelta(seconds=wait),
-                since_version=version,
-                cancelled=cancelled,
-            ),
+            partial(self.magiclinks.get_sign_up, client, params["id"]),
+            partial(self.magiclinks.wait_for_sign_up, client, params["id"]),
         )
         return None if sign_up is None else json_response(sign_up_json(sign_up))
 
@@ -465,20 +474,10 @@ class Api:
 
     async def get_sign_in(self, call: Call, params: dict[str, str]) -> Response | None:
         client = await self._owner(call)
-        wait, version = self._wait_args(call)
-        if not wait:
-            return json_response(
-                sign_in_json(await self.magiclinks.get_sign_in(client, params["id"]))
-            )
-        sign_in = await self._until_disconnect(
+        sign_in = await self._read_or_wait(
             call,
-            lambda cancelled: self.magiclinks.wait_for_sign_in(
-                client,
-                params["id"],
-                timeout=timedelta(seconds=wait),
-                since_version=version,
-                cancelled=cancelled,
-            ),
+            partial(self.magiclinks.get_sign_in, client, params["id"]),
+            partial(self.magiclinks.wait_for_sign_in, client, params["id"]),
         )
         return None if sign_in is None else json_response(sign_in_json(sign_in))
 
@@ -547,21 +546,12 @@ class Api:
 
     async def get_email_address(self, call: Call, params: dict[str, str]) -> Response | None:
         session = self._session(call)
-        wait, version = self._wait_args(call)
-        if not wait:
-            address = await self.magiclinks.get_email_address(session, params["id"])
-            return await self._address_json(session, address)
-        waited = await self._until_disconnect(
+        address = await self._read_or_wait(
             call,
-            lambda cancelled: self.magiclinks.wait_for_email_address(
-                session,
-                params["id"],
-                timeout=timedelta(seconds=wait),
-                since_version=version,
-                cancelled=cancelled,
-            ),
+            partial(self.magiclinks.get_email_address, session, params["id"]),
+            partial(self.magiclinks.wait_for_email_address, session, params["id"]),
         )
-        return None if waited is None else await self._address_json(session, waited)
+        return None if address is None else await self._address_json(session, address)
 
     async def delete_email_address(self, call: Call, params: dict[str, str]) -> Response:
         session = self._session(call)

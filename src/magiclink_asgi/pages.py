@@ -157,9 +157,6 @@ class HostedPages:
         if self.prefix and path.startswith(self.prefix):
             path = path[len(self.prefix) :] or "/"
         method: str = scope["method"]
-        if path.startswith("/static/"):
-            await self._serve_static(scope, send, path[len("/static/") :], method)
-            return
         if method not in {"GET", "HEAD"}:
             await self._respond(
                 send,
@@ -169,6 +166,9 @@ class HostedPages:
                 method,
                 extra=[(b"allow", b"GET, HEAD")],
             )
+            return
+        if path.startswith("/static/"):
+            await self._serve_static(scope, send, path[len("/static/") :], method)
             return
         if path.startswith("/dev/mailbox"):
             if self.mailbox is None:
@@ -337,16 +337,6 @@ class HostedPages:
         await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
     async def _serve_static(self, scope: Scope, send: Send, name: str, method: str) -> None:
-        if method not in {"GET", "HEAD"}:
-            await self._respond(
-                send,
-                405,
-                b"Method not allowed",
-                "text/plain",
-                method,
-                extra=[(b"allow", b"GET, HEAD")],
-            )
-            return
         item = self.static.get(name)  # a fixed set of names: no path ever reaches the disk
         if item is None:
             await self._respond(send, 404, b"Not found", "text/plain; charset=utf-8", method)
