@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import anyio
+import anyio.abc
 import anyio.lowlevel
 import anyio.to_thread
 
@@ -1043,6 +1044,25 @@ class MagicLinks:
             if removed < batch:
                 return total
             await anyio.lowlevel.checkpoint()  # let live traffic in between batches
+
+    async def purge_periodically(
+        self,
+        every: timedelta = timedelta(hours=1),
+        *,
+        batch: int = 1000,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Purge now and then every ``every``, until cancelled: start it in a task group (for
+        instance in the app's lifespan). A failed round is logged and tried again next time;
+        running it on several instances at once is harmless."""
+        task_status.started()
+        while True:
+            try:
+                removed = await self.purge_expired(batch=batch)
+                logger.debug("purged %d expired records", removed)
+            except Exception:
+                logger.exception("purging expired records failed; trying again later")
+            await anyio.sleep(every.total_seconds())
 
     # -- shared steps ------------------------------------------------------------------------
 

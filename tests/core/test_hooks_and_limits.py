@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from magiclink_core import (
@@ -172,3 +173,31 @@ async def test_closing_releases_the_notifier_and_the_storage() -> None:
     async with world.links:
         pass
     assert closed == ["notifier", "storage"]
+
+
+async def test_the_periodic_purge_removes_expired_records_and_survives_a_failure() -> None:
+    from magiclink_core import Link
+
+    world = make_world(link_ttl=timedelta(minutes=10), purge_grace=timedelta(days=1))
+    client = await world.client()
+    sign_up = await world.links.create_sign_up(client, "ann@example.org")
+    prepared = await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
+    link_id = prepared.verification.link_id
+    world.clock.advance(days=1, minutes=11)
+    calls = []
+    original = world.storage.purge
+
+    async def flaky_purge(now, *, limit=1000):  # type: ignore[no-untyped-def]
+        calls.append(now)
+        if len(calls) == 1:
+            raise RuntimeError("database hiccup")
+        return await original(now, limit=limit)
+
+    world.storage.purge = flaky_purge  # type: ignore[method-assign]
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as group:
+            await group.start(world.links.purge_periodically, timedelta(seconds=0))
+            while await world.storage.get(Link, link_id) is not None:
+                await anyio.lowlevel.checkpoint()
+            group.cancel_scope.cancel()
+    assert len(calls) >= 2  # the failed round was followed by another
