@@ -166,6 +166,33 @@ async def redis_proxy() -> AsyncIterator[tuple[Proxy, str, str]]:
         await proxy.cut()
 
 
+@pytest.fixture
+async def pg_store(
+    pg_proxy: tuple[Proxy, str, str],
+) -> AsyncIterator[tuple[Proxy, PostgresStorage]]:
+    """A migrated PostgresStorage with short timeouts, behind the proxy."""
+    proxy, dsn, schema = pg_proxy
+    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
+    try:
+        await store.migrate()
+        yield proxy, store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def redis_store(
+    redis_proxy: tuple[Proxy, str, str],
+) -> AsyncIterator[tuple[Proxy, RedisStorage]]:
+    """A RedisStorage with short timeouts, behind the proxy."""
+    proxy, url, prefix = redis_proxy
+    store = RedisStorage(url, prefix=prefix, connect_timeout=1, command_timeout=1)
+    try:
+        yield proxy, store
+    finally:
+        await store.close()
+
+
 async def _fails_fast(call: Callable[[], Any]) -> None:
     started = time.monotonic()
     with pytest.raises(StorageUnavailableError):
@@ -226,82 +253,61 @@ async def _stall(store: Storage, proxy: Proxy) -> None:
 @pytest.mark.postgres
 @pytest.mark.anyio
 async def test_postgres_outage_fails_fast_and_recovers(
-    pg_proxy: tuple[Proxy, str, str],
+    pg_store: tuple[Proxy, PostgresStorage],
 ) -> None:
-    proxy, dsn, schema = pg_proxy
-    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
-    try:
-        await store.migrate()
-        await _outage_and_recovery(store, proxy)
-    finally:
-        await store.close()
+    proxy, store = pg_store
+    await _outage_and_recovery(store, proxy)
 
 
 @pytest.mark.postgres
 @pytest.mark.anyio
 async def test_postgres_server_that_stops_answering_fails_fast(
-    pg_proxy: tuple[Proxy, str, str],
+    pg_store: tuple[Proxy, PostgresStorage],
 ) -> None:
-    proxy, dsn, schema = pg_proxy
-    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
-    try:
-        await store.migrate()
-        await _stall(store, proxy)
-    finally:
-        await store.close()
+    proxy, store = pg_store
+    await _stall(store, proxy)
 
 
 @pytest.mark.postgres
 @pytest.mark.anyio
 async def test_postgres_connection_lost_mid_batch_writes_nothing(
-    pg_proxy: tuple[Proxy, str, str], monkeypatch: pytest.MonkeyPatch
+    pg_store: tuple[Proxy, PostgresStorage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy, dsn, schema = pg_proxy
-    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
-    try:
-        await store.migrate()
-        real_write = store._write
-        written: list[object] = []
+    proxy, store = pg_store
+    real_write = store._write
+    written: list[object] = []
 
-        async def write_then_cut(connection: Any, change: Any) -> None:
-            await real_write(connection, change)
-            written.append(change)
-            if len(written) == 2:
-                await proxy.cut()  # the server vanishes with two of three changes sent
+    async def write_then_cut(connection: Any, change: Any) -> None:
+        await real_write(connection, change)
+        written.append(change)
+        if len(written) == 2:
+            await proxy.cut()  # the server vanishes with two of three changes sent
 
-        monkeypatch.setattr(store, "_write", write_then_cut)
-        batch = [make_record(User), make_record(User), make_record(Link)]
-        await _fails_fast(lambda: store.apply([Insert(r) for r in batch]))
-        monkeypatch.undo()
-        await proxy.start()
-        for record in batch:
-            assert await store.get(type(record), record.id) is None
-    finally:
-        await store.close()
+    monkeypatch.setattr(store, "_write", write_then_cut)
+    batch = [make_record(User), make_record(User), make_record(Link)]
+    await _fails_fast(lambda: store.apply([Insert(r) for r in batch]))
+    monkeypatch.undo()
+    await proxy.start()
+    for record in batch:
+        assert await store.get(type(record), record.id) is None
 
 
 @pytest.mark.redis
 @pytest.mark.anyio
-async def test_redis_outage_fails_fast_and_recovers(redis_proxy: tuple[Proxy, str, str]) -> None:
-    proxy, url, prefix = redis_proxy
-    store = RedisStorage(url, prefix=prefix, connect_timeout=1, command_timeout=1)
-    try:
-        await _outage_and_recovery(store, proxy)
-    finally:
-        await store.close()
+async def test_redis_outage_fails_fast_and_recovers(
+    redis_store: tuple[Proxy, RedisStorage],
+) -> None:
+    proxy, store = redis_store
+    await _outage_and_recovery(store, proxy)
 
 
 @pytest.mark.redis
 @pytest.mark.anyio
 async def test_redis_server_that_stops_answering_fails_fast(
-    redis_proxy: tuple[Proxy, str, str],
+    redis_store: tuple[Proxy, RedisStorage],
 ) -> None:
-    proxy, url, prefix = redis_proxy
-    store = RedisStorage(url, prefix=prefix, connect_timeout=1, command_timeout=1)
-    try:
-        await _stall(store, proxy)
-    finally:
-        await store.close()
+    proxy, store = redis_store
+    await _stall(store, proxy)
 
 
 @pytest.mark.postgres
