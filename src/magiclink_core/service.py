@@ -58,6 +58,7 @@ from .domain.settings import Settings
 from .domain.tokens import TokenPurpose, new_confirmation_code, new_id, new_token
 from .emails import EmailRenderer, LinkEmail
 from .hooks import AuthEvent, Event, EventHook, Hooks, VetoHook
+from .local_notifier import LocalNotifier
 from .ports import (
     Change,
     Clock,
@@ -71,7 +72,7 @@ from .ports import (
     Update,
     WriteConflict,
 )
-from .waiting import LocalNotifier, wait_for_change
+from .waiting import wait_for_change
 
 logger = logging.getLogger("magiclink")
 

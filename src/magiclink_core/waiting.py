@@ -6,15 +6,13 @@ notification costs at most one poll interval, never a wrong answer.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TypeVar
 
 import anyio
 
-from .ports import Notifier, Subscription
+from .ports import Notifier
 
 T = TypeVar("T")
 
@@ -56,45 +54,3 @@ async def wait_for_change(
                 if done(current):
                     return current
         return current
-
-
-class _MemorySubscription:
-    def __init__(self) -> None:
-        self._event = anyio.Event()
-
-    def fire(self) -> None:
-        self._event.set()
-
-    async def wait(self) -> None:
-        await self._event.wait()
-        self._event = anyio.Event()
-
-
-class LocalNotifier:
-    """Wake-ups within one process: the default when the storage offers no shared notifier, and
-    the local fan-out of the shared ones (they call :meth:`deliver` for each message heard)."""
-
-    def __init__(self) -> None:
-        self._subscribers: dict[str, set[_MemorySubscription]] = defaultdict(set)
-
-    async def publish(self, channel: str) -> None:
-        self.deliver(channel)
-
-    def deliver(self, channel: str) -> None:
-        """Wake every local subscriber of ``channel`` (used by the shared notifiers too)."""
-        for subscription in self._subscribers.get(channel, ()):
-            subscription.fire()
-
-    @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        subscription = _MemorySubscription()
-        self._subscribers[channel].add(subscription)
-        try:
-            yield subscription
-        finally:
-            self._subscribers[channel].discard(subscription)
-            if not self._subscribers[channel]:
-                del self._subscribers[channel]
-
-    async def close(self) -> None:
-        self._subscribers.clear()

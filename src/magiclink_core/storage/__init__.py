@@ -11,10 +11,10 @@ from .memory import MemoryNotifier as MemoryNotifier
 from .memory import MemoryStorage as MemoryStorage
 
 if TYPE_CHECKING:
-    from .postgres import PostgresNotifier as PostgresNotifier
     from .postgres import PostgresStorage as PostgresStorage
-    from .redis import RedisNotifier as RedisNotifier
+    from .postgres_notifier import PostgresNotifier as PostgresNotifier
     from .redis import RedisStorage as RedisStorage
+    from .redis_notifier import RedisNotifier as RedisNotifier
     from .sqlite import SQLiteStorage as SQLiteStorage
     from .urls import from_url as from_url
     from .urls import migrate_url as migrate_url
@@ -34,9 +34,9 @@ __all__ = [
 _LAZY = {
     "SQLiteStorage": ".sqlite",
     "PostgresStorage": ".postgres",
-    "PostgresNotifier": ".postgres",
+    "PostgresNotifier": ".postgres_notifier",
     "RedisStorage": ".redis",
-    "RedisNotifier": ".redis",
+    "RedisNotifier": ".redis_notifier",
     "from_url": ".urls",
     "migrate_url": ".urls",
 }

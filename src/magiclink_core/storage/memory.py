@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from ..domain.models import Record
+from ..local_notifier import LocalNotifier
 from ..ports import Change, Delete, Insert, R, Update, WriteConflict
-from ..waiting import LocalNotifier
 
 MemoryNotifier = LocalNotifier
 """Wake-ups within one process: the in-process notifier, under the name of its storage."""

@@ -23,37 +23,21 @@ server (with replicas or Sentinel), not Redis Cluster.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 
-from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
-from ..ports import Change, Delete, Insert, R, Subscription, WriteConflict
+from ..ports import Change, Delete, Insert, R, WriteConflict
 from . import _sql
-from ._extras import missing_extra
-from .memory import MemoryNotifier
-
-try:
-    import redis.asyncio as aioredis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
-    raise missing_extra("RedisStorage", "redis", "redis") from exc
+from ._redis_client import UNAVAILABLE, make_client, unavailable
+from .redis_notifier import RedisNotifier
 
 logger = logging.getLogger("magiclink.storage")
-
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
 _APPLY = """
 local prefix = ARGV[1]
@@ -191,22 +175,6 @@ def _from_micros(value: str | int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
-def _unavailable(exc: BaseException) -> StorageUnavailableError:
-    return StorageUnavailableError(long_message=f"Redis: {type(exc).__name__}: {exc}")
-
-
-def make_client(url: str, *, connect_timeout: float, command_timeout: float) -> Any:
-    """A client that fails fast: short timeouts, one immediate retry (which reconnects a
-    connection the server dropped)."""
-    return aioredis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_connect_timeout=connect_timeout,
-        socket_timeout=command_timeout,
-        retry=Retry(NoBackoff(), 1),
-    )
-
-
 def _operation(change: Change) -> dict[str, Any]:
     """What the apply script needs to know of one change (no nulls: Lua reads them as true)."""
     if isinstance(change, Delete):
@@ -304,8 +272,8 @@ class RedisStorage:
     async def _call(self, coroutine: Any) -> Any:
         try:
             return await coroutine
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
+        except UNAVAILABLE as exc:
+            raise unavailable(exc) from exc
 
     def _key(self, kind: type[Record], id: str) -> str:
         return f"{self.prefix}{kind.table}:{id}"
@@ -390,97 +358,4 @@ class RedisStorage:
         return removed
 
 
-class RedisNotifier:
-    """Wake-ups across app instances through Redis pub/sub.
-
-    Each notifier subscribes once to ``channel`` (a background task, resubscribing after a
-    dropped connection); a publish sends the waiters' channel as the message, and each instance
-    wakes its own subscribers (:meth:`MemoryNotifier.deliver`). While the subscription is down,
-    waiters fall back to polling.
-
-    :param url: a Redis URL; or
-    :param client: a ``redis.asyncio.Redis`` client with ``decode_responses=True`` to share.
-    """
-
-    def __init__(
-        self,
-        url: str | None = None,
-        *,
-        client: Any = None,
-        channel: str = "magiclink:notify",
-        connect_timeout: float = 3.0,
-    ) -> None:
-        if (url is None) == (client is None):
-            raise ValueError("give RedisNotifier a url or a client, not both")
-        self.channel = channel
-        self.connect_timeout = connect_timeout
-        self._owns_client = client is None
-        self._client: Any = client or make_client(
-            url or "", connect_timeout=connect_timeout, command_timeout=connect_timeout
-        )
-        self._local = MemoryNotifier()
-        self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
-
-    async def _listen(self) -> None:
-        backoff = 0.05
-        while not self._closed:
-            pubsub = self._client.pubsub()
-            try:
-                await pubsub.subscribe(self.channel)
-                async for message in pubsub.listen():
-                    if message["type"] == "subscribe":
-                        self._ready.set()
-                        backoff = 0.05
-                    elif message["type"] == "message":
-                        self._local.deliver(message["data"])
-            except (RedisError, OSError) as exc:
-                if not self._closed:
-                    logger.warning("Redis pub/sub dropped (%s); waiters poll meanwhile", exc)
-            finally:
-                self._ready.clear()
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
-
-    async def _ensure_listening(self) -> None:
-        if self._closed:
-            raise StorageUnavailableError(long_message="the notifier is closed")
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._listen())
-        if not self._ready.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), self.connect_timeout)
-
-    async def publish(self, channel: str) -> None:
-        """Wake the subscribers of ``channel`` here and on every other instance."""
-        self._local.deliver(channel)
-        try:
-            await self._client.publish(self.channel, channel)
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-
-    @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        """Subscribe to ``channel``; the Redis subscription is in place when this enters (or,
-        if Redis cannot be reached within ``connect_timeout``, waiters poll)."""
-        await self._ensure_listening()
-        async with self._local.subscribe(channel) as subscription:
-            yield subscription
-
-    async def close(self) -> None:
-        """Stop listening (and close the client if this notifier made it)."""
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._local.close()
-        if self._owns_client:
-            await self._client.aclose()
-
-
-__all__ = ["RedisNotifier", "RedisStorage"]
+__all__ = ["RedisStorage"]
