@@ -10,9 +10,13 @@ links = MagicLinks(Settings(secret=..., base_url="https://app.example.com"),
 
 from contextlib import suppress as _suppress
 
+from .clients import ClientState as ClientState
+from .context import attempt_channel as attempt_channel
 from .domain.errors import AuthError as AuthError
+from .domain.errors import ClientMismatchError as ClientMismatchError
 from .domain.errors import ConfirmationCodeError as ConfirmationCodeError
 from .domain.errors import ConflictError as ConflictError
+from .domain.errors import ErrorCode as ErrorCode
 from .domain.errors import IdentifierExistsError as IdentifierExistsError
 from .domain.errors import IdentifierNotFoundError as IdentifierNotFoundError
 from .domain.errors import InvalidEmailError as InvalidEmailError
@@ -22,12 +26,16 @@ from .domain.errors import InvalidStateError as InvalidStateError
 from .domain.errors import MagicLinkError as MagicLinkError
 from .domain.errors import MagicLinkErrorCode as MagicLinkErrorCode
 from .domain.errors import MagicLinkExpiredError as MagicLinkExpiredError
+from .domain.errors import MagicLinkFailedError as MagicLinkFailedError
 from .domain.errors import MailDeliveryError as MailDeliveryError
 from .domain.errors import NotAllowedError as NotAllowedError
 from .domain.errors import NotFoundError as NotFoundError
 from .domain.errors import RateLimitedError as RateLimitedError
 from .domain.errors import StorageUnavailableError as StorageUnavailableError
 from .domain.errors import UnauthenticatedError as UnauthenticatedError
+from .domain.events import AuthEvent as AuthEvent
+from .domain.events import Event as Event
+from .domain.flows import verified_from_the_same_client as verified_from_the_same_client
 from .domain.models import AttemptKind as AttemptKind
 from .domain.models import Client as Client
 from .domain.models import CrossDevicePolicy as CrossDevicePolicy
@@ -45,28 +53,27 @@ from .domain.models import SignUpStatus as SignUpStatus
 from .domain.models import User as User
 from .domain.models import Verification as Verification
 from .domain.models import VerificationStatus as VerificationStatus
+from .domain.redirects import origin_of as origin_of
 from .domain.settings import Settings as Settings
 from .emails import EmailRenderer as EmailRenderer
-from .hooks import AuthEvent as AuthEvent
-from .hooks import Event as Event
+from .links import LinkPreview as LinkPreview
+from .links import LinkResult as LinkResult
 from .ports import Clock as Clock
 from .ports import EmailMessage as EmailMessage
 from .ports import Mailer as Mailer
 from .ports import Notifier as Notifier
 from .ports import Storage as Storage
 from .ports import SystemClock as SystemClock
-from .service import ClientState as ClientState
-from .service import LinkPreview as LinkPreview
-from .service import LinkResult as LinkResult
+from .service import MAX_WAIT as MAX_WAIT
 from .service import MagicLinks as MagicLinks
-from .service import attempt_channel as attempt_channel
-from .service import verified_from_the_same_client as verified_from_the_same_client
 
 __all__ = [
+    "MAX_WAIT",
     "AttemptKind",
     "AuthError",
     "AuthEvent",
     "Client",
+    "ClientMismatchError",
     "ClientState",
     "Clock",
     "ConfirmationCodeError",
@@ -75,6 +82,7 @@ __all__ = [
     "EmailAddress",
     "EmailMessage",
     "EmailRenderer",
+    "ErrorCode",
     "Event",
     "FirstFactor",
     "IdentifierExistsError",
@@ -89,6 +97,7 @@ __all__ = [
     "MagicLinkError",
     "MagicLinkErrorCode",
     "MagicLinkExpiredError",
+    "MagicLinkFailedError",
     "MagicLinks",
     "MailDeliveryError",
     "Mailer",
@@ -113,6 +122,7 @@ __all__ = [
     "Verification",
     "VerificationStatus",
     "attempt_channel",
+    "origin_of",
     "verified_from_the_same_client",
 ]
 

@@ -2,41 +2,34 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from enum import StrEnum
+from typing import TypeVar, overload
 
 from .domain.errors import NotAllowedError
+from .domain.events import AuthEvent, Event
+from .domain.models import AttemptKind
 
 logger = logging.getLogger("magiclink")
-
-
-class Event(StrEnum):
-    USER_CREATED = "user_created"
-    SIGN_UP_COMPLETED = "sign_up_completed"
-    SIGN_IN_COMPLETED = "sign_in_completed"
-    EMAIL_ADDRESS_VERIFIED = "email_address_verified"
-    SESSION_CREATED = "session_created"
-    SESSION_ENDED = "session_ended"
-
-
-@dataclass(frozen=True, slots=True)
-class AuthEvent:
-    """What happened. Fields not relevant to an event are None."""
-
-    event: Event
-    user_id: str | None = None
-    session_id: str | None = None
-    email_address: str | None = None
-    attempt_id: str | None = None
-    client_id: str | None = None
-
 
 EventHook = Callable[[AuthEvent], Awaitable[None]]
 # receives the normalised email address; refuses by returning False or raising NotAllowedError
 VetoHook = Callable[[str], Awaitable[bool | None]]
+H = TypeVar("H", bound=EventHook)
+
+VETOABLE = (AttemptKind.SIGN_UP, AttemptKind.SIGN_IN)
+
+
+def _require_async(hook: Callable[..., object], what: str) -> None:
+    """Refuse a sync callable when it is registered, not when it is first called (a sync veto
+    would fail every sign-in with a TypeError; a sync event hook would be silently dropped)."""
+    if not (
+        inspect.iscoroutinefunction(hook)
+        or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
+    ):
+        raise TypeError(f"{what} must be an async function (async def), got {hook!r}")
 
 
 class Hooks:
@@ -45,24 +38,49 @@ class Hooks:
 
     def __init__(self) -> None:
         self._events: dict[Event, list[EventHook]] = defaultdict(list)
-        self._vetoes: dict[str, list[VetoHook]] = defaultdict(list)
+        self._vetoes: dict[AttemptKind, list[VetoHook]] = defaultdict(list)
 
-    def on(self, event: Event | str, hook: EventHook) -> EventHook:
-        self._events[Event(event)].append(hook)
+    @overload
+    def on(self, event: Event | str, hook: EventHook) -> EventHook: ...
+
+    @overload
+    def on(self, event: Event | str, hook: None = None) -> Callable[[H], H]: ...
+
+    def on(self, event: Event | str, hook: EventHook | None = None) -> EventHook | Callable[[H], H]:
+        """Register ``hook`` for ``event``; without ``hook``, a decorator that does.
+
+        :raises ValueError: an unknown event. :raises TypeError: ``hook`` is not async.
+        """
+        kind = Event(event)
+
+        def register(function: H) -> H:
+            _require_async(function, f"the hook for {kind.value!r}")
+            self._events[kind].append(function)
+            return function
+
+        return register if hook is None else register(hook)
+
+    def before(self, kind: AttemptKind, hook: VetoHook) -> VetoHook:
+        """Register a veto for sign-ups or sign-ins.
+
+        :raises ValueError: not a vetoable kind. :raises TypeError: ``hook`` is not async.
+        """
+        if kind not in VETOABLE:
+            raise ValueError("veto hooks are for sign-ups or sign-ins")
+        _require_async(hook, f"the veto hook for {kind.value!r}")
+        self._vetoes[kind].append(hook)
         return hook
 
-    def before(self, flow: str, hook: VetoHook) -> VetoHook:
-        if flow not in {"sign_up", "sign_in"}:
-            raise ValueError("veto hooks are for 'sign_up' or 'sign_in'")
-        self._vetoes[flow].append(hook)
-        return hook
-
-    async def check(self, flow: str, email: str) -> None:
-        for hook in self._vetoes.get(flow, ()):
+    async def check(self, kind: AttemptKind, email: str) -> None:
+        """Run the vetoes of ``kind``. :raises NotAllowedError: one of them refused."""
+        for hook in self._vetoes.get(kind, ()):
             if await hook(email) is False:
-                raise NotAllowedError(long_message=f"This {flow.replace('_', '-')} is not allowed.")
+                raise NotAllowedError(
+                    long_message=f"This {kind.value.replace('_', '-')} is not allowed."
+                )
 
     async def emit(self, *events: AuthEvent) -> None:
+        """Call the hooks of each event in turn; a failing hook is logged and skipped."""
         for event in events:
             for hook in self._events.get(event.event, ()):
                 try:

@@ -14,38 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar, runtime_checkable
 
+# the changes ``Storage.apply`` writes are plain data of the domain's, re-exported here
+from .domain.changes import Change as Change
+from .domain.changes import Delete as Delete
+from .domain.changes import Insert as Insert
+from .domain.changes import Update as Update
 from .domain.models import Record
 
 R = TypeVar("R", bound=Record)
-
-
-@dataclass(frozen=True, slots=True)
-class Insert:
-    """Create ``record``; fails if its id, or a value of one of its ``unique_fields``, is taken."""
-
-    record: Record
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    """Replace the stored record of the same id, which must be at ``record.version - 1``.
-
-    Unique fields are re-checked against other records.
-    """
-
-    record: Record
-
-
-@dataclass(frozen=True, slots=True)
-class Delete:
-    """Remove the record, which must be at ``version``."""
-
-    kind: type[Record]
-    id: str
-    version: int
-
-
-Change = Insert | Update | Delete
 
 
 class WriteConflict(Exception):

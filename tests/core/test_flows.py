@@ -15,7 +15,7 @@ from magiclink_core import (
     VerificationStatus,
 )
 from magiclink_core.domain import flows
-from magiclink_core.domain.models import Link, Verification
+from magiclink_core.domain.models import Link, SignIn, Verification
 from magiclink_core.testing import make_record
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -45,9 +45,10 @@ def judge(
     code: str | None = None,
     now: datetime = NOW,
 ) -> flows.ClickDecision:
+    attempt = make_record(SignIn, client_id="client_a", verification=verification)
     return flows.judge_click(
         link=link,
-        verification=verification,
+        attempt=attempt,
         clicking_client_id=client,
         policy=policy,
         confirmation_code=code,
@@ -187,3 +188,13 @@ def test_session_expiry_by_idle_time_and_by_lifetime() -> None:
     assert (
         flows.session_expiry_reason(busy, NOW + timedelta(days=30), idle) is SessionStatus.EXPIRED
     )
+
+
+def test_a_dead_link_carries_its_redirect_only_for_the_client_that_asked() -> None:
+    link, verification = waiting()
+    later = NOW + timedelta(minutes=11)
+    mine = judge(link, verification, client="client_a", now=later)
+    theirs = judge(link, verification, client="client_b", now=later)
+    assert isinstance(mine.error, MagicLinkExpiredError)
+    assert mine.error.redirect_url == "https://a.example/"
+    assert isinstance(theirs.error, MagicLinkExpiredError) and theirs.error.redirect_url is None

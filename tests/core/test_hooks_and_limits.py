@@ -201,3 +201,35 @@ async def test_the_periodic_purge_removes_expired_records_and_survives_a_failure
                 await anyio.lowlevel.checkpoint()
             group.cancel_scope.cancel()
     assert len(calls) >= 2  # the failed round was followed by another
+
+
+async def test_a_sync_hook_is_refused_when_registered() -> None:
+    world = make_world()
+
+    def sync_event(event: AuthEvent) -> None:
+        pass
+
+    def sync_veto(email: str) -> bool:
+        return True
+
+    with pytest.raises(TypeError, match="async"):
+        world.links.on("user_created", sync_event)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="async"):
+        world.links.before_sign_in(sync_veto)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        world.links.on("no_such_event", lambda e: None)  # type: ignore[arg-type,return-value]
+    # nothing was registered: a sign-up still runs
+    await signed_up(world)
+
+
+async def test_on_works_as_a_decorator() -> None:
+    world = make_world()
+    created: list[str | None] = []
+
+    @world.links.on("user_created")
+    async def remember(event: AuthEvent) -> None:
+        created.append(event.email_address)
+
+    await signed_up(world, "ann@example.org")
+    assert created == ["ann@example.org"]
+    assert callable(remember)  # the decorator hands the function back

@@ -80,7 +80,11 @@ class World:
             "local_hostname": "client.test",
         }
         options.update(mailer_options)
-        self.mailer = SMTPMailer(**options)
+        self.use_mailer(SMTPMailer(**options))
+
+    def use_mailer(self, mailer: SMTPMailer) -> None:
+        """The app (re)started with ``mailer``, over the same storage and clock."""
+        self.mailer = mailer
         self.links = MagicLinks(
             Settings(secret=SECRET, base_url="http://localhost:8000", links_per_address=0),
             storage=self.storage,
@@ -194,9 +198,7 @@ async def test_a_server_that_never_answers_is_reported_and_the_sign_up_stays_res
     assert (await world.links.get_sign_up(client, sign_up.id)).verification is None
 
     # the mail server is back (here: another one)
-    world.links.mailer = world.mailer = SMTPMailer(
-        "127.0.0.1", server.port, sender="noreply@example.com", tls="none"
-    )
+    world.use_mailer(SMTPMailer("127.0.0.1", server.port, sender="noreply@example.com", tls="none"))
     await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
     (token,) = tokens_to(server, "ann@example.org")
     assert (await world.links.verify_link(token, client)).session_token is not None
@@ -315,9 +317,7 @@ async def test_a_cancelled_send_does_not_stick_the_attempt(
         sign_up = await world.links.create_sign_up(client, "ann@example.org")
         with anyio.move_on_after(0.2):
             await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
-    world.links.mailer = world.mailer = SMTPMailer(
-        "127.0.0.1", server.port, sender="noreply@example.com", tls="none"
-    )
+    world.use_mailer(SMTPMailer("127.0.0.1", server.port, sender="noreply@example.com", tls="none"))
     await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
     (token,) = tokens_to(server, "ann@example.org")
     result = await world.links.verify_link(token, client)

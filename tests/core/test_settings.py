@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from magiclink_core import Settings
+from magiclink_core.domain.tokens import TokenPurpose, new_token
 from tests.conftest import SECRET
 
 
@@ -24,8 +25,8 @@ def test_defaults_follow_the_issue() -> None:
     "bad",
     [
         {"secret": "short"},
-        {"secret": []},
-        {"secret": [SECRET, "short"]},
+        {"secret": [SECRET]},  # a list names secret_fallbacks
+        {"secret_fallbacks": ["short"]},
         {"base_url": "ftp://app.example.com"},
         {"base_url": "app.example.com"},
         {"base_url": "http://app.example.com"},  # plain http only on localhost
@@ -36,6 +37,11 @@ def test_defaults_follow_the_issue() -> None:
         {"allowed_redirect_origins": ["javascript:alert(1)"]},
         {"allowed_redirect_origins": ["https://a.example/path"]},
         {"confirmation_code_digits": 2},
+        {"session_touch_interval": timedelta(days=7)},  # never shorter than the idle timeout
+        {"wait_poll_interval": timedelta(0)},
+        {"purge_grace": timedelta(seconds=-1)},
+        {"verify_path": "auth/v1/verify"},
+        {"verify_path": "//evil.example/v1/verify"},
         {"unknown_option": True},
     ],
 )
@@ -50,5 +56,23 @@ def test_plain_http_is_fine_on_localhost() -> None:
 
 
 def test_the_secret_never_shows_in_repr_or_str() -> None:
-    s = Settings(secret=[SECRET, SECRET + "old"], base_url="https://app.example.com")
+    s = Settings(
+        secret=SECRET, secret_fallbacks=[SECRET + "old"], base_url="https://app.example.com"
+    )
     assert SECRET not in repr(s) and SECRET not in str(s)
+
+
+def test_a_list_of_secrets_is_refused_naming_secret_fallbacks() -> None:
+    with pytest.raises(ValidationError, match="secret_fallbacks"):
+        Settings(secret=[SECRET, SECRET + "old"], base_url="https://app.example.com")  # type: ignore[arg-type]
+
+
+def test_the_secret_signs_and_the_fallbacks_only_verify() -> None:
+    old = Settings(secret=SECRET + "old", base_url="https://app.example.com")
+    rotated = Settings(
+        secret=SECRET, secret_fallbacks=[SECRET + "old"], base_url="https://app.example.com"
+    )
+    token = new_token(TokenPurpose.SESSION)
+    signed_before = old.keyring.digest(token, TokenPurpose.SESSION)
+    assert rotated.keyring.digest(token, TokenPurpose.SESSION) != signed_before
+    assert signed_before in rotated.keyring.candidate_digests(token, TokenPurpose.SESSION)

@@ -1,25 +1,33 @@
 """The typed errors of magiclink.
 
-Every error carries a stable ``code`` string; the HTTP layer maps codes to statuses and JSON and
-decides what to reveal. The base class cannot be raised directly.
+Every error carries a stable ``code`` (one :class:`ErrorCode`) and a ``status_hint``, the HTTP
+status a web layer should answer with, as class data in the manner of h11's
+``error_status_hint``. The web layer reads both and decides what to reveal; it keeps no table of
+its own. Errors are plain data set at construction: nothing changes them after they are raised.
+The base classes cannot be raised directly.
 
     AuthError (abstract)
-    ├── MagicLinkError            code: expired | failed | client_mismatch (the link did not work)
-    │   └── MagicLinkExpiredError carries ``expired_at``
-    ├── ConfirmationCodeError     code: confirmation_code_incorrect (another try is allowed)
-    ├── InvalidEmailError         code: invalid_email_address
-    ├── InvalidRedirectError      code: redirect_url_not_allowed
-    ├── InvalidRequestError       code: invalid_request (a malformed argument)
-    ├── NotFoundError             code: not_found (or not yours: the two are not told apart)
-    ├── InvalidStateError         code: invalid_state (the attempt cannot do that now)
-    ├── IdentifierExistsError     code: identifier_exists (only with enumeration protection off)
-    ├── IdentifierNotFoundError   code: identifier_not_found (only with enumeration protection off)
-    ├── NotAllowedError           code: not_allowed (a veto hook refused)
-    ├── RateLimitedError          code: rate_limited, carries ``retry_after``
-    ├── UnauthenticatedError      code: unauthenticated
-    ├── ConflictError             code: conflict (a concurrent change won; nothing was written)
-    ├── MailDeliveryError         code: mail_delivery_failed, carries ``permanent``
-    └── StorageUnavailableError   code: storage_unavailable
+    ├── MagicLinkError (abstract)     the link did not work; ``redirect_url`` set for its owner
+    │   ├── MagicLinkExpiredError     expired, 410; carries ``expired_at``
+    │   ├── MagicLinkFailedError      failed, 422 (used, superseded, unknown, tampered with)
+    │   └── ClientMismatchError       client_mismatch, 403 (policy ``deny``)
+    ├── ConfirmationCodeError         confirmation_code_incorrect, 422; ``attempts_left``
+    ├── InvalidEmailError             invalid_email_address, 422
+    ├── InvalidRedirectError          redirect_url_not_allowed, 422
+    ├── InvalidRequestError           invalid_request, 400 (a malformed argument)
+    ├── UnauthenticatedError          unauthenticated, 401
+    ├── NotAllowedError               not_allowed, 403 (a veto hook refused)
+    ├── NotFoundError                 not_found, 404 (or not yours: the two are not told apart)
+    ├── InvalidStateError             invalid_state, 409 (the attempt cannot do that now)
+    ├── ConflictError                 conflict, 409 (a concurrent change won; nothing written)
+    ├── IdentifierExistsError         identifier_exists, 422 (enumeration protection off)
+    ├── IdentifierNotFoundError       identifier_not_found, 422 (enumeration protection off)
+    ├── RateLimitedError              rate_limited, 429; ``retry_after``
+    ├── MailDeliveryError             mail_delivery_failed, 502; ``permanent``
+    └── StorageUnavailableError       storage_unavailable, 503
+
+A web layer adds its own leaves (a refused cross-site request, a body too large) under
+:class:`AuthError` with codes from the same enum.
 """
 
 from __future__ import annotations
@@ -29,50 +37,75 @@ from enum import StrEnum
 from typing import ClassVar
 
 
-class MagicLinkErrorCode(StrEnum):
-    """Why a magic link did not work (the guide's ``MagicLinkErrorCode``)."""
+class ErrorCode(StrEnum):
+    """Every error code magiclink answers with; stable, part of the API."""
 
+    # the link did not work (the guide's MagicLinkErrorCode)
     EXPIRED = "expired"
     FAILED = "failed"
     CLIENT_MISMATCH = "client_mismatch"
+    # the flows
+    CONFIRMATION_CODE_INCORRECT = "confirmation_code_incorrect"
+    INVALID_EMAIL_ADDRESS = "invalid_email_address"
+    REDIRECT_URL_NOT_ALLOWED = "redirect_url_not_allowed"
+    INVALID_REQUEST = "invalid_request"
+    UNAUTHENTICATED = "unauthenticated"
+    NOT_ALLOWED = "not_allowed"
+    NOT_FOUND = "not_found"
+    INVALID_STATE = "invalid_state"
+    CONFLICT = "conflict"
+    IDENTIFIER_EXISTS = "identifier_exists"
+    IDENTIFIER_NOT_FOUND = "identifier_not_found"
+    RATE_LIMITED = "rate_limited"
+    MAIL_DELIVERY_FAILED = "mail_delivery_failed"
+    STORAGE_UNAVAILABLE = "storage_unavailable"
+    # the HTTP layer's own refusals
+    CSRF_FAILED = "csrf_failed"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+
+
+MagicLinkErrorCode = ErrorCode
+"""The guide's name for the codes of a link that did not work (``MagicLinkErrorCode.EXPIRED``)."""
 
 
 class AuthError(Exception):
     """Base of every magiclink error; abstract, raise a subclass."""
 
-    code: str = ""
+    code: ClassVar[ErrorCode]
+    status_hint: ClassVar[int]
     default_message: ClassVar[str] = ""
 
     def __init__(self, message: str | None = None, *, long_message: str | None = None) -> None:
-        if type(self) is AuthError:
-            raise TypeError("AuthError is abstract: raise one of its subclasses")
+        if not hasattr(type(self), "code"):
+            raise TypeError(f"{type(self).__name__} is abstract: raise one of its subclasses")
         self.message = message or self.default_message
         self.long_message = long_message or self.message
         super().__init__(self.message)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+        return f"{type(self).__name__}(code={self.code.value!r}, message={self.message!r})"
 
 
 class MagicLinkError(AuthError):
-    """A magic link was expired, already used, unknown, tampered with, or clicked by a client
-    the cross-device policy refuses."""
+    """A magic link did not work: expired, already used, unknown, tampered with, or clicked by a
+    client the cross-device policy refuses. Abstract; ``code`` says which.
+
+    ``redirect_url`` is where the link's attempt wanted to go, set only when the client that
+    asked for the link clicked it: the web layer may send it back to the app with the status
+    (so the app can say what happened and offer to resend); anyone else gets a generic page.
+    """
 
     default_message = "This link is invalid or has already been used."
 
     def __init__(
         self,
-        code: MagicLinkErrorCode,
         message: str | None = None,
         *,
         long_message: str | None = None,
         redirect_url: str | None = None,
     ) -> None:
-        self.code = code.value
-        self.error_code = code
-        # where the link's attempt wanted to go, set when the client that asked for the link
-        # clicked it: the web layer sends it there with the status, so the app can say what
-        # happened (and offer to resend)
         self.redirect_url = redirect_url
         super().__init__(message, long_message=long_message)
 
@@ -80,19 +113,38 @@ class MagicLinkError(AuthError):
 class MagicLinkExpiredError(MagicLinkError):
     """The link's time ran out; ``expired_at`` says when."""
 
-    def __init__(self, expired_at: datetime) -> None:
+    code = ErrorCode.EXPIRED
+    status_hint = 410
+
+    def __init__(self, expired_at: datetime, *, redirect_url: str | None = None) -> None:
         self.expired_at = expired_at
         super().__init__(
-            MagicLinkErrorCode.EXPIRED,
             "This link has expired.",
             long_message=f"This link expired at {expired_at.isoformat()}. Ask for a new one.",
+            redirect_url=redirect_url,
         )
+
+
+class MagicLinkFailedError(MagicLinkError):
+    """The link was used, replaced by a newer one, disabled, or never valid."""
+
+    code = ErrorCode.FAILED
+    status_hint = 422
+
+
+class ClientMismatchError(MagicLinkError):
+    """Policy ``deny``: the link was opened by a client other than the one that asked."""
+
+    code = ErrorCode.CLIENT_MISMATCH
+    status_hint = 403
+    default_message = "Open this link on the device where you asked for it."
 
 
 class ConfirmationCodeError(AuthError):
     """The confirmation code typed on the clicking device was wrong; some tries remain."""
 
-    code = "confirmation_code_incorrect"
+    code = ErrorCode.CONFIRMATION_CODE_INCORRECT
+    status_hint = 422
     default_message = "That code does not match the one shown on the device that asked."
 
     def __init__(self, attempts_left: int) -> None:
@@ -104,67 +156,83 @@ class ConfirmationCodeError(AuthError):
 
 
 class InvalidEmailError(AuthError):
-    code = "invalid_email_address"
+    code = ErrorCode.INVALID_EMAIL_ADDRESS
+    status_hint = 422
     default_message = "That is not a valid email address."
 
 
 class InvalidRedirectError(AuthError):
-    code = "redirect_url_not_allowed"
+    code = ErrorCode.REDIRECT_URL_NOT_ALLOWED
+    status_hint = 422
     default_message = "That redirect URL is not allowed."
 
 
 class InvalidRequestError(AuthError):
-    code = "invalid_request"
+    code = ErrorCode.INVALID_REQUEST
+    status_hint = 400
     default_message = "The request is not valid."
 
 
+class UnauthenticatedError(AuthError):
+    code = ErrorCode.UNAUTHENTICATED
+    status_hint = 401
+    default_message = "You need to be signed in."
+
+
+class NotAllowedError(AuthError):
+    code = ErrorCode.NOT_ALLOWED
+    status_hint = 403
+    default_message = "You are not allowed to do that."
+
+
 class NotFoundError(AuthError):
-    code = "not_found"
+    code = ErrorCode.NOT_FOUND
+    status_hint = 404
     default_message = "Not found."
 
 
 class InvalidStateError(AuthError):
-    code = "invalid_state"
+    code = ErrorCode.INVALID_STATE
+    status_hint = 409
     default_message = "That cannot be done at this point of the flow."
 
 
+class ConflictError(AuthError):
+    code = ErrorCode.CONFLICT
+    status_hint = 409
+    default_message = "Something changed at the same time. Please try again."
+
+
 class IdentifierExistsError(AuthError):
-    code = "identifier_exists"
+    code = ErrorCode.IDENTIFIER_EXISTS
+    status_hint = 422
     default_message = "That email address is taken. Please try another."
 
 
 class IdentifierNotFoundError(AuthError):
-    code = "identifier_not_found"
+    code = ErrorCode.IDENTIFIER_NOT_FOUND
+    status_hint = 422
     default_message = "Couldn't find your account."
 
 
-class NotAllowedError(AuthError):
-    code = "not_allowed"
-    default_message = "You are not allowed to do that."
-
-
 class RateLimitedError(AuthError):
-    code = "rate_limited"
+    code = ErrorCode.RATE_LIMITED
+    status_hint = 429
     default_message = "Too many requests. Please wait and try again."
 
     def __init__(self, retry_after: timedelta) -> None:
         self.retry_after = retry_after
-        seconds = max(1, int(retry_after.total_seconds()))
-        super().__init__(long_message=f"Too many requests. Try again in {seconds} seconds.")
+        super().__init__(long_message=f"Too many requests. Try again in {self.seconds} seconds.")
 
-
-class UnauthenticatedError(AuthError):
-    code = "unauthenticated"
-    default_message = "You need to be signed in."
-
-
-class ConflictError(AuthError):
-    code = "conflict"
-    default_message = "Something changed at the same time. Please try again."
+    @property
+    def seconds(self) -> int:
+        """``retry_after`` in whole seconds, rounded up, at least 1 (for ``Retry-After``)."""
+        return max(1, -int(-self.retry_after.total_seconds() // 1))
 
 
 class MailDeliveryError(AuthError):
-    code = "mail_delivery_failed"
+    code = ErrorCode.MAIL_DELIVERY_FAILED
+    status_hint = 502
     default_message = "We could not send the email. Please try again."
 
     def __init__(self, message: str | None = None, *, permanent: bool = False) -> None:
@@ -173,5 +241,6 @@ class MailDeliveryError(AuthError):
 
 
 class StorageUnavailableError(AuthError):
-    code = "storage_unavailable"
+    code = ErrorCode.STORAGE_UNAVAILABLE
+    status_hint = 503
     default_message = "The service is unavailable. Please try again shortly."

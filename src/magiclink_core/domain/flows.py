@@ -1,25 +1,30 @@
 """The state machines of sign-up, sign-in, email-address verification and sessions.
 
+Everything that affects the state machines lives here (and, for what completing an attempt
+writes, in ``completion.py``); the service only reads, asks these functions, and writes.
+
 Model
 -----
 An *attempt* (a sign-up, a sign-in, or an email address being verified) belongs to the client
 that started it and carries at most one live :class:`Verification`. Preparing a verification
 emails a link; the link's token is stored only as a digest, which the verification records as
-``link_id``: a newer link replaces the older one. A click on a link is judged here, without I/O:
+``link_id``: a newer link replaces the older one. A newer attempt of the same kind started by
+the same client *abandons* the older one (its link stops working); an attempt left alone past
+``abandon_at`` reads as abandoned. A click on a link is judged here, without I/O:
 
-    link used / superseded / attempt not waiting  ->  failed
-    link past its expiry                           ->  expired
-    clicked by the starting client                 ->  verified, attempt complete
+    link used / superseded / attempt not in progress  ->  failed
+    link past its expiry                               ->  expired
+    clicked by the starting client                     ->  verified, attempt complete
     clicked by another client:
-        policy allow                               ->  verified, attempt complete
-        policy deny                                ->  client_mismatch, nothing completes
-        policy confirm, no code yet                ->  ask for the code (nothing changes)
-        policy confirm, right code                 ->  verified, attempt complete
-        policy confirm, wrong code                 ->  one try fewer; the last one fails the link
+        policy allow                                   ->  verified, attempt complete
+        policy deny                                    ->  client_mismatch, nothing completes
+        policy confirm, no code yet                    ->  ask for the code (nothing changes)
+        policy confirm, right code                     ->  verified, attempt complete
+        policy confirm, wrong code                     ->  one try fewer; the last one fails it
 
-Everything here takes records and the time and returns new records; ``service.py`` reads and
-writes them, each once-only change as one atomic storage operation. The tables below are the
-whole of the allowed transitions: anything else raises and changes nothing.
+Everything here takes records and the time and returns new records (or changes to write); the
+service reads and writes them, each once-only change as one atomic storage operation. The
+tables below are the whole of the allowed transitions: anything else raises and changes nothing.
 """
 
 from __future__ import annotations
@@ -30,25 +35,36 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeVar
 
+from .changes import Change, Insert, Update
 from .errors import (
+    ClientMismatchError,
     ConfirmationCodeError,
     InvalidStateError,
     MagicLinkError,
-    MagicLinkErrorCode,
     MagicLinkExpiredError,
+    MagicLinkFailedError,
 )
 from .models import (
+    Attempt,
+    AttemptKind,
+    Client,
     CrossDevicePolicy,
+    EmailAddress,
     Link,
+    RequestInfo,
     Session,
     SessionStatus,
+    SignIn,
     SignInStatus,
+    SignUp,
     SignUpStatus,
     Verification,
     VerificationStatus,
 )
+from .tokens import new_id
 
 S = TypeVar("S", bound=StrEnum)
+A = TypeVar("A", SignUp, SignIn, EmailAddress)
 
 VERIFICATION_TRANSITIONS: dict[VerificationStatus, frozenset[VerificationStatus]] = {
     VerificationStatus.UNVERIFIED: frozenset(
@@ -103,18 +119,16 @@ def new_verification(
     link_id: str,
     redirect_url: str,
     confirmation_code: str,
-    requested_by: object,
+    requested_by: RequestInfo,
 ) -> Verification:
     """A fresh, waiting verification for a link just minted."""
-    return Verification.model_validate(
-        {
-            "expire_at": now + ttl,
-            "redirect_url": redirect_url,
-            "link_id": link_id,
-            "confirmation_code": confirmation_code,
-            "requested_by": requested_by,
-            "requested_at": now,
-        }
+    return Verification(
+        expire_at=now + ttl,
+        redirect_url=redirect_url,
+        link_id=link_id,
+        confirmation_code=confirmation_code,
+        requested_by=requested_by,
+        requested_at=now,
     )
 
 
@@ -140,6 +154,111 @@ def _move(
     return verification.model_copy(update={"status": status, **changes})
 
 
+# -- attempts ----------------------------------------------------------------------------------
+
+
+def kind_of(attempt: Attempt) -> AttemptKind:
+    """What an attempt verifies."""
+    if isinstance(attempt, SignUp):
+        return AttemptKind.SIGN_UP
+    if isinstance(attempt, SignIn):
+        return AttemptKind.SIGN_IN
+    return AttemptKind.EMAIL_ADDRESS
+
+
+def email_of(attempt: Attempt) -> str:
+    """The address an attempt's links go to."""
+    if isinstance(attempt, SignUp):
+        return attempt.email_address
+    if isinstance(attempt, SignIn):
+        return attempt.identifier
+    return attempt.email
+
+
+def in_progress(attempt: Attempt) -> bool:
+    """Whether the attempt may still send a link or be completed by one."""
+    if isinstance(attempt, SignUp):
+        return attempt.status is SignUpStatus.MISSING_REQUIREMENTS
+    if isinstance(attempt, SignIn):
+        return attempt.status is SignInStatus.NEEDS_FIRST_FACTOR
+    return not attempt.verified
+
+
+def carries_link(attempt: Attempt) -> bool:
+    """Whether the attempt's email carries a link: not a sign-in of an address with no account
+    (its email says so instead, and the attempt otherwise runs like any other)."""
+    return not (isinstance(attempt, SignIn) and attempt.user_id is None)
+
+
+def verified_from_the_same_client(attempt: Attempt) -> bool:
+    """Whether the attempt's link was clicked by the client that started it."""
+    v = attempt.verification
+    return (
+        v is not None
+        and v.status is VerificationStatus.VERIFIED
+        and v.verified_at_client is not None
+        and v.verified_at_client == attempt.client_id
+    )
+
+
+def attempt_as_of(attempt: A, now: datetime) -> A:
+    """The attempt as a reader should see it at ``now``: an expired link reads as expired and an
+    attempt left alone past ``abandon_at`` as abandoned, without a write."""
+    updates: dict[str, object] = {}
+    if attempt.verification is not None:
+        current = as_of(attempt.verification, now)
+        if current is not attempt.verification:
+            updates["verification"] = current
+    if isinstance(attempt, SignUp | SignIn) and in_progress(attempt) and now >= attempt.abandon_at:
+        updates["status"] = _ABANDONED[type(attempt)]
+    return attempt.model_copy(update=updates) if updates else attempt
+
+
+_ABANDONED: dict[type[SignUp] | type[SignIn], SignUpStatus | SignInStatus] = {
+    SignUp: SignUpStatus.ABANDONED,
+    SignIn: SignInStatus.ABANDONED,
+}
+
+
+def abandon(attempt: SignUp | SignIn, now: datetime) -> SignUp | SignIn:
+    """A sign-up or sign-in replaced by a newer one of its client: abandoned, its link dead."""
+    if isinstance(attempt, SignUp):
+        check_transition(SIGN_UP_TRANSITIONS, attempt.status, SignUpStatus.ABANDONED)
+    else:
+        check_transition(SIGN_IN_TRANSITIONS, attempt.status, SignInStatus.ABANDONED)
+    verification = attempt.verification
+    if verification is not None and verification.status is VerificationStatus.UNVERIFIED:
+        verification = _move(verification, VerificationStatus.FAILED)
+    return attempt.bumped(now, status=_ABANDONED[type(attempt)], verification=verification)
+
+
+def start_attempt(
+    client: Client,
+    attempt: SignUp | SignIn,
+    previous: SignUp | SignIn | None,
+    *,
+    now: datetime,
+    client_ttl: timedelta,
+) -> list[Change]:
+    """The changes that make ``attempt`` the client's current one of its kind; ``previous`` (the
+    client's current one, if still in progress) is abandoned in the same batch."""
+    field = "sign_up_id" if isinstance(attempt, SignUp) else "sign_in_id"
+    changes: list[Change] = [
+        Insert(attempt),
+        Update(
+            client.bumped(
+                now, **{field: attempt.id}, last_active_at=now, purge_after=now + client_ttl
+            )
+        ),
+    ]
+    if previous is not None and in_progress(previous):
+        changes.append(Update(abandon(previous, now)))
+    return changes
+
+
+# -- clicks ------------------------------------------------------------------------------------
+
+
 class ClickOutcome(StrEnum):
     COMPLETE = "complete"
     NEEDS_CONFIRMATION = "needs_confirmation"
@@ -148,48 +267,61 @@ class ClickOutcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ClickDecision:
-    """What a click does. For ``REJECTED``, ``error`` says why; ``verification``, when not None,
-    is the attempt's new verification to store (a wrong code counted, a mismatch recorded)."""
+    """What a click does.
+
+    ``COMPLETE``: ``verification`` (verified) and ``link`` (consumed) go into the completion.
+    ``REJECTED``: ``error`` says why (with the attempt's ``redirect_url`` on it when the starting
+    client clicked, so it can be sent back to the app); ``verification``, when not None, is the
+    attempt's new verification to store (a wrong code counted, a mismatch recorded).
+    ``NEEDS_CONFIRMATION``: nothing changes until the code is typed.
+    """
 
     outcome: ClickOutcome
     same_client: bool
     verification: Verification | None = None
     link: Link | None = None
-    error: Exception | None = None
+    error: MagicLinkError | ConfirmationCodeError | None = None
 
 
 def judge_click(
     *,
     link: Link,
-    verification: Verification | None,
+    attempt: Attempt,
     clicking_client_id: str | None,
     policy: CrossDevicePolicy,
     confirmation_code: str | None,
     max_code_attempts: int,
     now: datetime,
 ) -> ClickDecision:
-    """Decide what a click on ``link`` does, given the attempt's current verification."""
+    """Decide what a click on ``link`` does, given the attempt it belongs to."""
     same_client = clicking_client_id is not None and hmac.compare_digest(
         clicking_client_id, link.client_id
     )
+    verification = attempt.verification
+    # the app that asked may show its own page for a dead link (and resend from there); anyone
+    # else gets the generic page, so a scanner is never sent into the app
+    back_to = verification.redirect_url if same_client and verification is not None else None
 
-    def reject(error: Exception, verification: Verification | None = None) -> ClickDecision:
-        return ClickDecision(
-            ClickOutcome.REJECTED, same_client, verification=verification, error=error
-        )
+    def reject(
+        error: MagicLinkError | ConfirmationCodeError, changed: Verification | None = None
+    ) -> ClickDecision:
+        return ClickDecision(ClickOutcome.REJECTED, same_client, verification=changed, error=error)
+
+    def failed(message: str) -> ClickDecision:
+        return reject(MagicLinkFailedError(message, redirect_url=back_to))
 
     if link.consumed_at is not None:
-        return reject(MagicLinkError(MagicLinkErrorCode.FAILED, "This link has already been used."))
+        return failed("This link has already been used.")
     if verification is None or verification.link_id != link.id:
-        return reject(
-            MagicLinkError(MagicLinkErrorCode.FAILED, "A newer link was sent; use that one.")
-        )
+        return failed("A newer link was sent; use that one.")
     if now >= link.expire_at or effective_status(verification, now) is VerificationStatus.EXPIRED:
-        return reject(MagicLinkExpiredError(min(link.expire_at, verification.expire_at)))
+        return reject(
+            MagicLinkExpiredError(min(link.expire_at, verification.expire_at), redirect_url=back_to)
+        )
     if verification.status is VerificationStatus.CLIENT_MISMATCH:
-        return reject(MagicLinkError(MagicLinkErrorCode.CLIENT_MISMATCH))
-    if verification.status is not VerificationStatus.UNVERIFIED:
-        return reject(MagicLinkError(MagicLinkErrorCode.FAILED, "This link can no longer be used."))
+        return reject(ClientMismatchError(redirect_url=back_to))
+    if not in_progress(attempt) or verification.status is not VerificationStatus.UNVERIFIED:
+        return failed("This link can no longer be used.")
 
     def complete() -> ClickDecision:
         return ClickDecision(
@@ -208,11 +340,7 @@ def judge_click(
         return complete()
     if policy is CrossDevicePolicy.DENY:
         return reject(
-            MagicLinkError(
-                MagicLinkErrorCode.CLIENT_MISMATCH,
-                "Open this link on the device where you asked for it.",
-            ),
-            _move(verification, VerificationStatus.CLIENT_MISMATCH),
+            ClientMismatchError(), _move(verification, VerificationStatus.CLIENT_MISMATCH)
         )
     if confirmation_code is None:
         return ClickDecision(ClickOutcome.NEEDS_CONFIRMATION, same_client)
@@ -223,8 +351,7 @@ def judge_click(
     tries = verification.failed_code_attempts + 1
     if tries >= max_code_attempts:
         return reject(
-            MagicLinkError(
-                MagicLinkErrorCode.FAILED,
+            MagicLinkFailedError(
                 "Too many wrong codes: this link no longer works.",
                 long_message="Too many wrong codes were typed, so this link was disabled. "
                 "Ask for a new one from the device you are signing in on.",
@@ -238,6 +365,42 @@ def judge_click(
 
 
 # -- sessions ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTerms:
+    """How long sessions last: from the settings, passed in so the rules stay pure."""
+
+    lifetime: timedelta
+    idle_timeout: timedelta
+    touch_interval: timedelta
+    purge_grace: timedelta
+
+
+def new_session(
+    *,
+    user_id: str,
+    client_id: str,
+    now: datetime,
+    token_digest: str | None,
+    device: RequestInfo | None,
+    terms: SessionTerms,
+) -> Session:
+    """A live session of ``user_id`` on ``client_id``; without a digest until collected."""
+    expire_at = now + terms.lifetime
+    return Session(
+        id=new_id(Session.id_prefix),
+        user_id=user_id,
+        client_id=client_id,
+        token_digest=token_digest,
+        created_at=now,
+        updated_at=now,
+        last_active_at=now,
+        expire_at=expire_at,
+        purge_after=expire_at + terms.purge_grace,
+        user_agent=(device.device or device.user_agent[:200]) if device else "",
+        ip_address=device.ip_address if device else "",
+    )
 
 
 def session_expiry_reason(

@@ -26,13 +26,17 @@ MIN_SECRET_BYTES = 32
 class Settings(BaseModel):
     """Everything magiclink needs to know about your app.
 
-    ``secret`` may be one secret or a list (newest first): the first signs new tokens, all verify
-    stored ones, so a secret can be rotated without signing everybody out.
+    Keys rotate as Django's do: ``secret`` signs new tokens (links, sessions, clients) and
+    verifies stored ones; ``secret_fallbacks`` (Django's ``SECRET_KEY_FALLBACKS``) only verify.
+    To rotate, move the current secret into ``secret_fallbacks`` and set a new ``secret``: nobody
+    is signed out, and old links keep working until they expire. Drop a fallback once every
+    token made with it has expired (``session_lifetime``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    secret: SecretStr | list[SecretStr]
+    secret: SecretStr
+    secret_fallbacks: list[SecretStr] = Field(default_factory=list)
     base_url: str
     app_name: str = "magiclink"
     link_ttl: timedelta = timedelta(minutes=10)
@@ -56,18 +60,24 @@ class Settings(BaseModel):
     # where the emailed link points, below base_url (the ASGI middleware serves it there)
     verify_path: str = "/auth/v1/verify"
 
-    @field_validator("secret")
+    @field_validator("secret", mode="before")
+    @classmethod
+    def _one_secret(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            raise ValueError(
+                "secret takes one secret, the one that signs; older secrets that should still "
+                "verify go in secret_fallbacks=[...] (as Django's SECRET_KEY_FALLBACKS)"
+            )
+        return value
+
+    @field_validator("secret", "secret_fallbacks")
     @classmethod
     def _strong_secrets(cls, value: SecretStr | list[SecretStr]) -> SecretStr | list[SecretStr]:
-        secrets = value if isinstance(value, list) else [value]
-        if not secrets:
-            raise ValueError("at least one secret is required")
-        for secret in secrets:
+        for secret in value if isinstance(value, list) else [value]:
             if len(secret.get_secret_value().encode()) < MIN_SECRET_BYTES:
                 raise ValueError(
                     f"each secret must be at least {MIN_SECRET_BYTES} bytes; "
-                    "generate one with: "
-                    "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+                    "generate one with: magiclink secret"
                 )
         return value
 
@@ -110,6 +120,19 @@ class Settings(BaseModel):
             raise ValueError("session durations must be positive")
         if self.attempt_ttl < self.link_ttl:
             raise ValueError("attempt_ttl must be at least link_ttl")
+        if self.session_touch_interval >= self.session_idle_timeout:
+            raise ValueError(
+                "session_touch_interval must be shorter than session_idle_timeout, or an active "
+                "session would time out between two recorded touches"
+            )
+        if self.wait_poll_interval <= timedelta(0):
+            raise ValueError("wait_poll_interval must be positive")
+        if self.purge_grace < timedelta(0):
+            raise ValueError("purge_grace cannot be negative")
+        if not self.verify_path.startswith("/") or self.verify_path.startswith("//"):
+            raise ValueError(
+                "verify_path must be a path starting with one '/', such as /auth/v1/verify"
+            )
         return self
 
     def __repr__(self) -> str:
@@ -119,7 +142,8 @@ class Settings(BaseModel):
 
     @cached_property
     def keyring(self) -> Keyring:
-        secrets = self.secret if isinstance(self.secret, list) else [self.secret]
+        """The per-purpose keys: ``secret`` first (it signs), then the fallbacks."""
+        secrets = [self.secret, *self.secret_fallbacks]
         return Keyring([s.get_secret_value().encode() for s in secrets])
 
     @property

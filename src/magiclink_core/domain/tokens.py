@@ -88,13 +88,6 @@ class Keyring:
             return []
         return [_hmac(key, token) for key in self._keys[purpose]]
 
-    def matches(self, token: str, purpose: TokenPurpose, stored_digest: str) -> bool:
-        """Constant-time check of ``token`` against a stored digest, under any key."""
-        found = False
-        for key in self._keys[purpose]:
-            found |= hmac.compare_digest(_hmac(key, token), stored_digest)
-        return found
-
 
 def _derive(secret: bytes, purpose: TokenPurpose) -> bytes:
     return HKDF(

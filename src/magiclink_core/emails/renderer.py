@@ -1,8 +1,9 @@
 """Renders the emails magiclink sends, from jinja2 templates the user may override.
 
 Each email is two templates, ``<name>.txt`` and ``<name>.html``, plus a subject given by the
-``subject`` block of the text template. Put files of the same names in your own folder and pass it
-as ``template_dir`` to replace any of them.
+``subject`` block of the text template; the name comes from what the link verifies
+(:data:`TEMPLATES`). Put files of the same names in your own folder and pass it as
+``template_dir`` to replace any of them. Templates are compiled once, on first use.
 """
 
 from __future__ import annotations
@@ -13,16 +14,23 @@ from pathlib import Path
 
 import jinja2
 
+from ..domain.models import AttemptKind
 from ..ports import EmailMessage
 
-TEMPLATE_NAMES = ("sign_in", "sign_up", "verify_email", "sign_in_no_account")
+TEMPLATES: dict[AttemptKind, str] = {
+    AttemptKind.SIGN_UP: "sign_up",
+    AttemptKind.SIGN_IN: "sign_in",
+    AttemptKind.EMAIL_ADDRESS: "verify_email",
+}
+NO_ACCOUNT_TEMPLATE = "sign_in_no_account"
+"""A sign-in of an address with no account: says so instead of carrying a link."""
 
 
 @dataclass(frozen=True, slots=True)
 class LinkEmail:
     """What an email template gets to say."""
 
-    kind: str
+    kind: AttemptKind
     to: str
     app_name: str
     base_url: str
@@ -31,6 +39,14 @@ class LinkEmail:
     device: str
     ip_address: str
     requested_at: datetime
+    has_account: bool = True
+
+    @property
+    def template(self) -> str:
+        """The name of the templates (``.txt`` and ``.html``) of this email."""
+        if self.kind is AttemptKind.SIGN_IN and not self.has_account:
+            return NO_ACCOUNT_TEMPLATE
+        return TEMPLATES[self.kind]
 
 
 class EmailRenderer:
@@ -39,29 +55,31 @@ class EmailRenderer:
         if template_dir is not None:
             loaders.append(jinja2.FileSystemLoader(str(template_dir)))
         loaders.append(jinja2.PackageLoader("magiclink_core.emails", "templates"))
+        options = {
+            "loader": jinja2.ChoiceLoader(loaders),
+            "undefined": jinja2.StrictUndefined,
+            "auto_reload": False,  # compiled once: no stat of the template files per email
+        }
         self._text_env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders),
             autoescape=False,  # noqa: S701 - the plain-text part is not HTML
-            undefined=jinja2.StrictUndefined,
             keep_trailing_newline=True,
+            **options,  # type: ignore[arg-type]
         )
-        self._html_env = jinja2.Environment(
-            loader=jinja2.ChoiceLoader(loaders), autoescape=True, undefined=jinja2.StrictUndefined
-        )
+        self._html_env = jinja2.Environment(autoescape=True, **options)  # type: ignore[arg-type]
         self._text_env.filters["duration"] = _duration
         self._html_env.filters["duration"] = _duration
 
     def render(self, email: LinkEmail) -> EmailMessage:
         context = {"email": email, "app_name": email.app_name}
-        text_template = self._text_env.get_template(f"{email.kind}.txt")
+        text_template = self._text_env.get_template(f"{email.template}.txt")
         subject_block = text_template.blocks.get("subject")
         text = text_template.render(context)
         subject = ""
         if subject_block is not None:
             subject = "".join(subject_block(text_template.new_context(context))).strip()
         subject = " ".join(subject.split())  # no newline ever reaches a header
-        html = self._html_env.get_template(f"{email.kind}.html").render(context)
-        return EmailMessage(to=email.to, subject=subject, text=text, html=html, kind=email.kind)
+        html = self._html_env.get_template(f"{email.template}.html").render(context)
+        return EmailMessage(to=email.to, subject=subject, text=text, html=html, kind=email.template)
 
 
 def _duration(value: timedelta) -> str:

@@ -1,0 +1,64 @@
+"""Waiting for an attempt's verification to move on: the guide's ``startMagicLinkFlow`` wait for
+sign-ups, sign-ins and email addresses, built on :func:`waiting.wait_for_change`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TypeVar
+
+import anyio
+
+from .context import Context, attempt_channel
+from .domain import flows
+from .domain.models import EmailAddress, SignIn, SignUp, VerificationStatus
+from .waiting import wait_for_change
+
+A = TypeVar("A", SignUp, SignIn, EmailAddress)
+
+MAX_WAIT = timedelta(seconds=30)
+"""The longest one wait lasts; callers wait again (long-polling) for longer."""
+
+_EXPIRY_MARGIN = timedelta(milliseconds=50)
+
+
+def _status_of(attempt: SignUp | SignIn | EmailAddress) -> VerificationStatus | None:
+    return attempt.verification.status if attempt.verification is not None else None
+
+
+async def wait_for(
+    ctx: Context,
+    load: Callable[[], Awaitable[A]],
+    attempt_id: str,
+    *,
+    timeout: timedelta,
+    since_version: int | None,
+    cancelled: anyio.Event | None,
+) -> A:
+    """Wait until the attempt ``load`` reads changes (its version or its verification's
+    status), at most ``timeout`` (capped at :data:`MAX_WAIT`, and at the link's expiry, which is
+    not a write). Answers at once when ``since_version`` is older than the stored version or the
+    verification is already over. ``cancelled`` ends the wait early with the attempt as it is.
+    """
+    first = await load()  # the ownership check, before subscribing
+    if first.verification is not None and _status_of(first) is not VerificationStatus.UNVERIFIED:
+        return first  # its verification is over (verified, expired, failed): nothing to await
+    start_version = first.version if since_version is None else since_version
+    start_status = _status_of(first)
+    timeout = min(max(timeout, timedelta(0)), MAX_WAIT)
+    if first.verification is not None:  # waiting: wake up when the link expires
+        until_expiry = first.verification.expire_at - ctx.now() + _EXPIRY_MARGIN
+        timeout = min(timeout, max(until_expiry, timedelta(0)))
+
+    def done(current: A) -> bool:
+        return current.version != start_version or _status_of(current) is not start_status
+
+    return await wait_for_change(
+        notifier=ctx.notifier,
+        channel=attempt_channel(flows.kind_of(first), attempt_id),
+        load=load,
+        done=done,
+        timeout=timeout,
+        poll_interval=ctx.settings.wait_poll_interval,
+        cancelled=cancelled,
+    )

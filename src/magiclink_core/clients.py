@@ -1,0 +1,100 @@
+"""Clients: the browsers or devices that start attempts and hold sessions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+from .context import RETRIES, Context
+from .domain import flows
+from .domain.errors import ConflictError, NotFoundError
+from .domain.models import Client, Session, SignIn, SignUp
+from .domain.tokens import TokenPurpose, new_id, new_token
+from .ports import Insert
+
+P = TypeVar("P", SignUp, SignIn)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientState:
+    """A client's view of itself (``GET /v1/client``)."""
+
+    client: Client
+    sessions: list[Session]
+    sign_in: SignIn | None
+    sign_up: SignUp | None
+
+
+async def create(ctx: Context) -> tuple[Client, str]:
+    """A new client and its token (the plaintext goes only into the client's cookie)."""
+    now = ctx.now()
+    token = new_token(TokenPurpose.CLIENT)
+    client = Client(
+        id=new_id(Client.id_prefix),
+        token_digest=ctx.keyring.digest(token, TokenPurpose.CLIENT),
+        created_at=now,
+        updated_at=now,
+        last_active_at=now,
+        purge_after=now + ctx.settings.client_ttl,
+    )
+    await ctx.storage.apply([Insert(client)])
+    return client, token
+
+
+async def by_token(ctx: Context, token: str | None) -> Client | None:
+    """The client a token belongs to, or None for a missing, malformed or unknown one."""
+    if not token:
+        return None
+    for digest in ctx.keyring.candidate_digests(token, TokenPurpose.CLIENT):
+        client = await ctx.storage.find(Client, "token_digest", digest)
+        if client is not None:
+            return client
+    return None
+
+
+async def state(ctx: Context, client: Client) -> ClientState:
+    """The client's live sessions and its sign-in and sign-up in progress."""
+    client = await ctx.storage.get(Client, client.id) or client  # its newest attempts
+    now = ctx.now()
+    sessions = [
+        s
+        for s in await ctx.storage.list(Session, "client_id", client.id)
+        if s.token_digest is not None
+        and flows.session_expiry_reason(s, now, ctx.settings.session_idle_timeout) is None
+    ]
+    sign_in = await _current(ctx, SignIn, client.sign_in_id, client)
+    sign_up = await _current(ctx, SignUp, client.sign_up_id, client)
+    return ClientState(client, sessions, sign_in, sign_up)
+
+
+async def _current(ctx: Context, kind: type[P], attempt_id: str | None, client: Client) -> P | None:
+    if attempt_id is None:
+        return None
+    record = await ctx.storage.get(kind, attempt_id)
+    if record is None or record.client_id != client.id:
+        return None
+    return flows.attempt_as_of(record, ctx.now())
+
+
+async def start_attempt(ctx: Context, client: Client, attempt: SignUp | SignIn) -> None:
+    """Store ``attempt`` as the client's current one of its kind, abandoning the one it
+    replaces (whose link then stops working), in one atomic write.
+
+    :raises NotFoundError: the client is gone. :raises ConflictError: too many lost races.
+    """
+    current = client
+    for _ in range(RETRIES):
+        previous_id = current.sign_up_id if isinstance(attempt, SignUp) else current.sign_in_id
+        previous = await ctx.storage.get(type(attempt), previous_id) if previous_id else None
+        changes = flows.start_attempt(
+            current, attempt, previous, now=ctx.now(), client_ttl=ctx.settings.client_ttl
+        )
+        if await ctx.try_write(changes):
+            if previous is not None and flows.in_progress(previous):
+                await ctx.publish(flows.kind_of(previous), previous.id)
+            return
+        fresh = await ctx.storage.get(Client, client.id)
+        if fresh is None:
+            raise NotFoundError(long_message="This client no longer exists.")
+        current = fresh
+    raise ConflictError()

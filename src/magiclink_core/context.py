@@ -1,0 +1,130 @@
+"""What every flow module of the service needs: the settings, the ports, and the few steps they
+all take (write a batch, publish a wake-up, read an attempt as of now).
+
+One :class:`Context` is built by :class:`~magiclink_core.service.MagicLinks` and handed to the
+modules named for what they do (``clients``, ``links``, ``sign_ups``, ``sign_ins``,
+``email_addresses``, ``sessions``, ``attempt_waits``). It holds no request state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TypeVar
+
+import anyio.to_thread
+
+from .domain import flows
+from .domain.emails import normalise_email
+from .domain.errors import ConflictError, InvalidEmailError, NotFoundError
+from .domain.models import AttemptKind, EmailAddress, SignIn, SignUp
+from .domain.settings import Settings
+from .domain.tokens import Keyring
+from .emails import EmailRenderer
+from .hooks import Hooks
+from .ports import Change, Clock, Mailer, Notifier, Storage, WriteConflict
+
+logger = logging.getLogger("magiclink")
+
+A = TypeVar("A", SignUp, SignIn, EmailAddress)
+RETRIES = 5
+"""How often a step re-reads and tries again after losing a compare-and-set race."""
+
+
+def attempt_channel(kind: AttemptKind, attempt_id: str) -> str:
+    """The notifier channel of one attempt: its waiters listen there, its changes publish."""
+    return f"magiclink:{kind.value}:{attempt_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    settings: Settings
+    storage: Storage
+    mailer: Mailer
+    notifier: Notifier
+    clock: Clock
+    emails: EmailRenderer
+    hooks: Hooks = field(default_factory=Hooks)
+    session_terms: flows.SessionTerms = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        terms = flows.SessionTerms(
+            lifetime=s.session_lifetime,
+            idle_timeout=s.session_idle_timeout,
+            touch_interval=s.session_touch_interval,
+            purge_grace=s.purge_grace,
+        )
+        object.__setattr__(self, "session_terms", terms)  # derived once; the context is frozen
+
+    @property
+    def keyring(self) -> Keyring:
+        return self.settings.keyring
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def write(self, changes: Sequence[Change]) -> None:
+        """Apply ``changes``; a lost race is a :class:`ConflictError` (nothing was written)."""
+        try:
+            await self.storage.apply(changes)
+        except WriteConflict as exc:
+            raise ConflictError() from exc
+
+    async def try_write(self, changes: Sequence[Change]) -> bool:
+        """Apply ``changes``; False when a race was lost (nothing was written)."""
+        try:
+            await self.storage.apply(changes)
+        except WriteConflict:
+            return False
+        return True
+
+    async def publish(self, kind: AttemptKind, attempt_id: str) -> None:
+        """Wake the attempt's waiters; a lost wake-up is logged, never raised."""
+        try:
+            await self.notifier.publish(attempt_channel(kind, attempt_id))
+        except Exception:  # a lost wake-up costs waiters one read later, never correctness
+            logger.warning(
+                "could not publish a wake-up for %s %s", kind.value, attempt_id, exc_info=True
+            )
+
+    async def email(self, raw: object) -> str:
+        """The canonical form of an address (:raises InvalidEmailError:), checked for
+        deliverability in a thread when the settings ask for it."""
+        email = normalise_email(raw)
+        if self.settings.check_deliverability:
+            await anyio.to_thread.run_sync(_check_deliverability, email)
+        return email
+
+    async def owned(self, kind: type[A], owner_id: str, attempt_id: object) -> A:
+        """The attempt ``attempt_id`` of ``kind`` if it belongs to ``owner_id`` (the client for
+        sign-ups and sign-ins, the user for addresses), as of now.
+
+        :raises NotFoundError: no such attempt, or not the owner's (not told apart).
+        """
+        record = await self.storage.get(kind, attempt_id) if isinstance(attempt_id, str) else None
+        if record is None or _owner_of(record) != owner_id:
+            raise NotFoundError(long_message=f"No such {_NAMES[kind]}.")
+        return flows.attempt_as_of(record, self.now())
+
+
+_NAMES: dict[type[SignUp] | type[SignIn] | type[EmailAddress], str] = {
+    SignUp: "sign-up",
+    SignIn: "sign-in",
+    EmailAddress: "email address",
+}
+
+
+def _owner_of(attempt: SignUp | SignIn | EmailAddress) -> str:
+    return attempt.user_id if isinstance(attempt, EmailAddress) else attempt.client_id
+
+
+def _check_deliverability(email: str) -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        validate_email(email, check_deliverability=True)
+    except EmailNotValidError as exc:
+        raise InvalidEmailError(long_message=str(exc)) from exc

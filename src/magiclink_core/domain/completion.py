@@ -1,0 +1,222 @@
+"""What completing an attempt writes and announces: a rule of the state machines, kept pure.
+
+A verified click (or, later, a correct emailed code) completes its attempt. :func:`complete`
+takes the attempt, the click's decision and the time, plus what the service read for it (the
+account that holds the address), and returns every record to write as one batch and every event
+to publish once that batch is stored. The service applies the batch with one atomic
+``Storage.apply``: the link is consumed, the attempt completed, the user, address and session
+created, all or nothing.
+
+    sign-up   address unclaimed -> new user + verified primary address + session
+              address claimed   -> session for its owner (enumeration protection: a sign-up
+                                   of a taken address signs its owner in)
+    sign-in   address claimed   -> session for its owner
+              address gone      -> failed: nothing to sign in to
+    address   verified          -> claimed by its user; primary if the user had none
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from .changes import Change, Insert, Update
+from .errors import MagicLinkFailedError
+from .events import AuthEvent, Event
+from .flows import (
+    SIGN_IN_TRANSITIONS,
+    SIGN_UP_TRANSITIONS,
+    ClickDecision,
+    ClickOutcome,
+    SessionTerms,
+    check_transition,
+    email_of,
+    new_session,
+)
+from .models import (
+    Attempt,
+    EmailAddress,
+    Link,
+    RequestInfo,
+    Session,
+    SignIn,
+    SignInStatus,
+    SignUp,
+    SignUpStatus,
+    User,
+    Verification,
+    VerificationStatus,
+)
+from .tokens import new_id
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A completed attempt: the batch to store atomically and the events to publish after."""
+
+    attempt: Attempt
+    verification: Verification
+    changes: tuple[Change, ...]
+    events: tuple[AuthEvent, ...]
+    session: Session | None = None  # the session created for the starting client
+
+
+def complete(
+    attempt: Attempt,
+    decision: ClickDecision,
+    *,
+    now: datetime,
+    account: EmailAddress | None,
+    user: User | None,
+    session_token_digest: str | None,
+    device: RequestInfo | None,
+    terms: SessionTerms,
+) -> Completion:
+    """Complete ``attempt`` after ``decision`` (outcome ``COMPLETE``).
+
+    :param account: for a sign-up or sign-in, the verified address holding the attempt's email,
+        read just before (None when no account has it).
+    :param user: for an email address, the user it belongs to.
+    :param session_token_digest: the new session's token digest when the starting client itself
+        clicked (it gets the token now); None for a click elsewhere (the session is collected
+        later by the starting client).
+    :param device: what to remember about where the session was asked for.
+    :raises MagicLinkFailedError: a sign-in whose account is gone.
+    :raises InvalidStateError: the decision or attempt does not allow completing.
+    """
+    if decision.outcome is not ClickOutcome.COMPLETE or decision.verification is None:
+        raise ValueError("only a click decided COMPLETE completes an attempt")
+    if decision.link is None:
+        raise ValueError("a completing click consumes its link")
+    verification, link = decision.verification, decision.link
+    if isinstance(attempt, EmailAddress):
+        if user is None or user.id != attempt.user_id:
+            raise ValueError("an address is completed with the user it belongs to")
+        return _verify_address(attempt, verification, link, user, now)
+    return _sign_in(
+        attempt,
+        verification,
+        link,
+        account=account,
+        now=now,
+        token_digest=session_token_digest,
+        device=device,
+        terms=terms,
+    )
+
+
+def _verify_address(
+    address: EmailAddress, verification: Verification, link: Link, user: User, now: datetime
+) -> Completion:
+    done = address.bumped(now, verification=verification, claimed_email=address.email)
+    changes: list[Change] = [Update(link), Update(done)]
+    if user.primary_email_address_id is None:
+        changes.append(Update(user.bumped(now, primary_email_address_id=address.id)))
+    event = AuthEvent(
+        Event.EMAIL_ADDRESS_VERIFIED,
+        user_id=address.user_id,
+        email_address=address.email,
+        attempt_id=address.id,
+    )
+    return Completion(done, verification, tuple(changes), (event,))
+
+
+def _sign_in(
+    attempt: SignUp | SignIn,
+    verification: Verification,
+    link: Link,
+    *,
+    account: EmailAddress | None,
+    now: datetime,
+    token_digest: str | None,
+    device: RequestInfo | None,
+    terms: SessionTerms,
+) -> Completion:
+    """Sign-up and sign-in end alike: a session for the address's user, made if need be."""
+    email = email_of(attempt)
+    changes: list[Change] = [Update(link)]
+    events: list[AuthEvent] = []
+    if account is not None:
+        user_id = account.user_id
+    elif isinstance(attempt, SignIn):
+        # the account's address was removed or it never existed: nothing to sign in to
+        raise MagicLinkFailedError("This account no longer exists.")
+    else:
+        user_id = new_id(User.id_prefix)
+        changes += _new_user(user_id, email, verification, link.client_id, now)
+        events.append(AuthEvent(Event.USER_CREATED, user_id=user_id, email_address=email))
+    session = new_session(
+        user_id=user_id,
+        client_id=link.client_id,
+        now=now,
+        token_digest=token_digest,
+        device=device,
+        terms=terms,
+    )
+    changes.append(Insert(session))
+    if isinstance(attempt, SignUp):
+        check_transition(SIGN_UP_TRANSITIONS, attempt.status, SignUpStatus.COMPLETE)
+        done: SignUp | SignIn = attempt.bumped(
+            now,
+            status=SignUpStatus.COMPLETE,
+            verification=verification,
+            created_user_id=user_id,
+            created_session_id=session.id,
+        )
+        completed = Event.SIGN_UP_COMPLETED
+    else:
+        check_transition(SIGN_IN_TRANSITIONS, attempt.status, SignInStatus.COMPLETE)
+        done = attempt.bumped(
+            now,
+            status=SignInStatus.COMPLETE,
+            verification=verification,
+            created_session_id=session.id,
+        )
+        completed = Event.SIGN_IN_COMPLETED
+    changes.append(Update(done))
+    events += [
+        AuthEvent(
+            completed,
+            user_id=user_id,
+            session_id=session.id,
+            attempt_id=attempt.id,
+            email_address=email,
+            client_id=link.client_id,
+        ),
+        AuthEvent(
+            Event.SESSION_CREATED, user_id=user_id, session_id=session.id, client_id=link.client_id
+        ),
+    ]
+    return Completion(done, verification, tuple(changes), tuple(events), session)
+
+
+def _new_user(
+    user_id: str, email: str, verification: Verification, client_id: str, now: datetime
+) -> list[Change]:
+    address_id = new_id(EmailAddress.id_prefix)
+    return [
+        Insert(
+            User(id=user_id, primary_email_address_id=address_id, created_at=now, updated_at=now)
+        ),
+        Insert(
+            EmailAddress(
+                id=address_id,
+                user_id=user_id,
+                email=email,
+                claimed_email=email,
+                verification=verification,
+                client_id=client_id,
+                created_at=now,
+                updated_at=now,
+            )
+        ),
+    ]
+
+
+def refuse_claim(address: EmailAddress, link: Link, now: datetime) -> list[Change]:
+    """An address another user claimed first: its link is used up and its verification failed,
+    so the person sees why instead of a link that keeps failing at random."""
+    if address.verification is None:
+        raise ValueError("only an address being verified can be refused")
+    failed = address.verification.model_copy(update={"status": VerificationStatus.FAILED})
+    return [Update(link), Update(address.bumped(now, verification=failed))]

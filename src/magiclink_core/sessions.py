@@ -1,0 +1,120 @@
+"""Sessions: the hot-path check of a session token, collecting a session, signing out."""
+
+from __future__ import annotations
+
+from .context import RETRIES, Context
+from .domain import flows
+from .domain.errors import ConflictError, NotFoundError
+from .domain.events import AuthEvent, Event
+from .domain.models import Client, Session, SessionStatus
+from .domain.tokens import TokenPurpose, new_token
+from .ports import Change, Update
+
+
+async def authenticate(ctx: Context, session_token: str | None) -> Session | None:
+    """The live session of a token, or None; see :meth:`MagicLinks.authenticate`."""
+    if not session_token:
+        return None
+    session = None
+    for digest in ctx.keyring.candidate_digests(session_token, TokenPurpose.SESSION):
+        session = await ctx.storage.find(Session, "token_digest", digest)
+        if session is not None:
+            break
+    if session is None:
+        return None
+    now = ctx.now()
+    terms = ctx.session_terms
+    if flows.session_expiry_reason(session, now, terms.idle_timeout) is not None:
+        return None
+    if flows.needs_touch(session, now, terms.touch_interval):
+        touched = session.bumped(now, last_active_at=now)
+        if await ctx.try_write([Update(touched)]):
+            return touched
+    return session
+
+
+def _live(ctx: Context, session: Session | None) -> bool:
+    return (
+        session is not None
+        and flows.session_expiry_reason(session, ctx.now(), ctx.session_terms.idle_timeout) is None
+    )
+
+
+async def activate(ctx: Context, client: Client, session_id: str) -> tuple[Session, str]:
+    """Issue a fresh token for one of the client's sessions and end its others; see
+    :meth:`MagicLinks.activate_session`."""
+    for _ in range(RETRIES):
+        now = ctx.now()
+        session = await ctx.storage.get(Session, session_id)
+        if session is None or session.client_id != client.id or not _live(ctx, session):
+            raise NotFoundError(long_message="No such session.")
+        token = new_token(TokenPurpose.SESSION)
+        activated = session.bumped(
+            now,
+            token_digest=ctx.keyring.digest(token, TokenPurpose.SESSION),
+            last_active_at=now,
+        )
+        others = [
+            s
+            for s in await ctx.storage.list(Session, "client_id", client.id)
+            if s.id != session.id and s.status is SessionStatus.ACTIVE
+        ]
+        changes: list[Change] = [Update(activated)]
+        changes += [
+            Update(flows.end_session(s, now, SessionStatus.ENDED, ctx.settings.purge_grace))
+            for s in others
+        ]
+        if await ctx.try_write(changes):
+            await ctx.hooks.emit(*[_ended(s) for s in others])
+            return activated, token
+    raise ConflictError()
+
+
+def _ended(session: Session) -> AuthEvent:
+    return AuthEvent(
+        Event.SESSION_ENDED,
+        user_id=session.user_id,
+        session_id=session.id,
+        client_id=session.client_id,
+    )
+
+
+async def end(
+    ctx: Context,
+    session_id: str,
+    *,
+    client: Client | None,
+    user_id: str | None,
+    status: SessionStatus,
+) -> Session:
+    """Sign a session out; see :meth:`MagicLinks.end_session`."""
+    for _ in range(RETRIES):
+        session = await ctx.storage.get(Session, session_id)
+        if session is None or not (
+            (client is not None and session.client_id == client.id)
+            or (user_id is not None and session.user_id == user_id)
+        ):
+            raise NotFoundError(long_message="No such session.")
+        if session.status is not SessionStatus.ACTIVE:
+            return session
+        ended = flows.end_session(session, ctx.now(), status, ctx.settings.purge_grace)
+        if await ctx.try_write([Update(ended)]):
+            await ctx.hooks.emit(_ended(session))
+            return ended
+    raise ConflictError()
+
+
+async def list_of(ctx: Context, user_id: str) -> list[Session]:
+    """The user's live sessions, oldest first."""
+    return [s for s in await ctx.storage.list(Session, "user_id", user_id) if _live(ctx, s)]
+
+
+async def revoke_all(ctx: Context, user_id: str) -> int:
+    """End every live session of a user; returns how many."""
+    ended = 0
+    for session in await list_of(ctx, user_id):
+        result = await end(
+            ctx, session.id, client=None, user_id=user_id, status=SessionStatus.REVOKED
+        )
+        ended += result.status is SessionStatus.REVOKED
+    return ended

@@ -1,0 +1,166 @@
+"""Completing an attempt is pure data: the batch to write and the events to publish."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from magiclink_core import (
+    CrossDevicePolicy,
+    Event,
+    MagicLinkFailedError,
+    RequestInfo,
+    SignInStatus,
+    SignUpStatus,
+)
+from magiclink_core.domain import flows
+from magiclink_core.domain.completion import complete
+from magiclink_core.domain.models import EmailAddress, Link, Session, SignIn, SignUp, User
+from magiclink_core.ports import Insert, Update
+from magiclink_core.testing import make_record
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+TERMS = flows.SessionTerms(
+    lifetime=timedelta(days=30),
+    idle_timeout=timedelta(days=7),
+    touch_interval=timedelta(minutes=1),
+    purge_grace=timedelta(days=1),
+)
+
+
+def clicked(kind: type[SignUp] | type[SignIn] | type[EmailAddress], **fields: object) -> tuple:
+    link: Link = make_record(
+        Link, id="d" * 64, client_id="client_a", expire_at=NOW + timedelta(minutes=10)
+    )
+    verification = flows.new_verification(
+        now=NOW,
+        ttl=timedelta(minutes=10),
+        link_id=link.id,
+        redirect_url="https://a.example/",
+        confirmation_code="123456",
+        requested_by=RequestInfo(device="Firefox on Linux"),
+    )
+    attempt = make_record(kind, client_id="client_a", verification=verification, **fields)
+    decision = flows.judge_click(
+        link=link,
+        attempt=attempt,
+        clicking_client_id="client_a",
+        policy=CrossDevicePolicy.CONFIRM,
+        confirmation_code=None,
+        max_code_attempts=3,
+        now=NOW,
+    )
+    return attempt, decision
+
+
+def test_a_sign_up_of_a_new_address_creates_user_address_and_session_in_one_batch() -> None:
+    sign_up, decision = clicked(SignUp, email_address="ann@example.org")
+    done = complete(
+        sign_up,
+        decision,
+        now=NOW,
+        account=None,
+        user=None,
+        session_token_digest="s" * 64,
+        device=RequestInfo(),
+        terms=TERMS,
+    )
+    inserted = [c.record for c in done.changes if isinstance(c, Insert)]
+    kinds = sorted(type(r).__name__ for r in inserted)
+    assert kinds == ["EmailAddress", "Session", "User"]
+    user = next(r for r in inserted if isinstance(r, User))
+    address = next(r for r in inserted if isinstance(r, EmailAddress))
+    assert (
+        user.primary_email_address_id == address.id and address.claimed_email == "ann@example.org"
+    )
+    assert isinstance(done.attempt, SignUp) and done.attempt.status is SignUpStatus.COMPLETE
+    assert done.attempt.created_user_id == user.id
+    assert done.session is not None and done.session.token_digest == "s" * 64
+    assert [e.event for e in done.events] == [
+        Event.USER_CREATED,
+        Event.SIGN_UP_COMPLETED,
+        Event.SESSION_CREATED,
+    ]
+    updated = {type(c.record).__name__ for c in done.changes if isinstance(c, Update)}
+    assert updated == {"Link", "SignUp"}  # the link consumed, the attempt completed
+
+
+def test_sign_up_and_sign_in_of_an_existing_account_end_alike() -> None:
+    account = make_record(EmailAddress, user_id="user_ann", claimed_email="ann@example.org")
+    outcomes = []
+    for kind, fields in (
+        (SignUp, {"email_address": "ann@example.org"}),
+        (SignIn, {"identifier": "ann@example.org"}),
+    ):
+        attempt, decision = clicked(kind, **fields)
+        done = complete(
+            attempt,
+            decision,
+            now=NOW,
+            account=account,
+            user=None,
+            session_token_digest=None,
+            device=None,
+            terms=TERMS,
+        )
+        assert not any(isinstance(c, Insert) and isinstance(c.record, User) for c in done.changes)
+        assert done.session is not None and done.session.user_id == "user_ann"
+        assert done.session.token_digest is None  # collected later by the starting client
+        outcomes.append(done.attempt.status)
+    assert outcomes == [SignUpStatus.COMPLETE, SignInStatus.COMPLETE]
+
+
+def test_a_sign_in_whose_account_is_gone_fails() -> None:
+    sign_in, decision = clicked(SignIn, identifier="gone@example.org", user_id="user_gone")
+    with pytest.raises(MagicLinkFailedError):
+        complete(
+            sign_in,
+            decision,
+            now=NOW,
+            account=None,
+            user=None,
+            session_token_digest=None,
+            device=None,
+            terms=TERMS,
+        )
+
+
+def test_verifying_an_address_claims_it_and_makes_it_primary_only_when_none_is() -> None:
+    address, decision = clicked(EmailAddress, user_id="user_ann", email="work@example.org")
+    for primary, expect_user_update in ((None, True), ("idn_home", False)):
+        user = make_record(User, id="user_ann", primary_email_address_id=primary)
+        done = complete(
+            address,
+            decision,
+            now=NOW,
+            account=None,
+            user=user,
+            session_token_digest=None,
+            device=None,
+            terms=TERMS,
+        )
+        assert (
+            isinstance(done.attempt, EmailAddress)
+            and done.attempt.claimed_email == "work@example.org"
+        )
+        updated_users = [c.record for c in done.changes if isinstance(c.record, User)]
+        assert bool(updated_users) is expect_user_update
+        assert done.session is None
+        assert not any(
+            isinstance(c, Insert) and isinstance(c.record, Session) for c in done.changes
+        )
+
+
+def test_only_a_complete_decision_completes() -> None:
+    sign_up, _ = clicked(SignUp)
+    refused = flows.ClickDecision(flows.ClickOutcome.REJECTED, same_client=True)
+    with pytest.raises(ValueError):
+        complete(
+            sign_up,
+            refused,
+            now=NOW,
+            account=None,
+            user=None,
+            session_token_digest=None,
+            device=None,
+            terms=TERMS,
+        )
