@@ -121,15 +121,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _migrate(url: str) -> int:
-    try:
-        from magiclink_core.storage import migrate_url
-    except ImportError:
-        print(
-            "magiclink migrate: this version of magiclink_core has no "
-            "magiclink_core.storage.migrate_url; upgrade magiclink",
-            file=sys.stderr,
-        )
-        return 1
+    from magiclink_core.storage import migrate_url
+
     try:
         version = asyncio.run(migrate_url(url))
     except ImportError as exc:

@@ -10,13 +10,10 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from urllib.parse import urlsplit
+
+from magiclink_core import Settings, origin_of
 
 from .http import Request, Scope, header
-
-CLIENT_TTL_SECONDS = 365 * 24 * 3600
-SESSION_TTL_SECONDS = 30 * 24 * 3600
-LANDING_TTL_SECONDS = 15 * 60
 
 
 def serialise_cookie(
@@ -44,16 +41,20 @@ def serialise_cookie(
 
 @dataclass(frozen=True)
 class CookieNames:
-    """The cookie names in use, and how to write them (resolved once, in the middleware)."""
+    """The cookie names in use, how long each lives, and how to write them (resolved once, in
+    the middleware, from the core's settings: the cookies live as long as what they hold)."""
 
     secure: bool
     client: str
     session: str
     landing: str
     csrf: str
+    client_max_age: int
+    session_max_age: int
+    landing_max_age: int
 
     @classmethod
-    def build(cls, *, secure: bool) -> CookieNames:
+    def build(cls, settings: Settings, *, secure: bool) -> CookieNames:
         host = "__Host-" if secure else ""
         # the landing cookies are scoped to the landing path, so they cannot be __Host-
         tail = "__Secure-" if secure else ""
@@ -63,14 +64,18 @@ class CookieNames:
             session=f"{host}magiclink_session",
             landing=f"{tail}magiclink_link",
             csrf=f"{tail}magiclink_csrf",
+            client_max_age=int(settings.client_ttl.total_seconds()),
+            session_max_age=int(settings.session_lifetime.total_seconds()),
+            # the landing holds a link's token no longer than the link can work
+            landing_max_age=int(settings.link_ttl.total_seconds()),
         )
 
     def set_client(self, token: str) -> str:
-        return serialise_cookie(self.client, token, max_age=CLIENT_TTL_SECONDS, secure=self.secure)
+        return serialise_cookie(self.client, token, max_age=self.client_max_age, secure=self.secure)
 
     def set_session(self, token: str) -> str:
         return serialise_cookie(
-            self.session, token, max_age=SESSION_TTL_SECONDS, secure=self.secure
+            self.session, token, max_age=self.session_max_age, secure=self.secure
         )
 
     def clear_session(self) -> str:
@@ -78,7 +83,7 @@ class CookieNames:
 
     def set_landing(self, name: str, value: str, path: str) -> str:
         return serialise_cookie(
-            name, value, path=path, max_age=LANDING_TTL_SECONDS, secure=self.secure
+            name, value, path=path, max_age=self.landing_max_age, secure=self.secure
         )
 
     def clear_landing(self, name: str, path: str) -> str:
@@ -99,11 +104,6 @@ def csrf_token_matches(request: Request, names: CookieNames, submitted: object) 
     )
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 def same_origin(scope: Scope, base_url: str, *, allow_missing: bool) -> bool:
     """Whether a state-changing request comes from our own pages.
 
@@ -113,11 +113,14 @@ def same_origin(scope: Scope, base_url: str, *, allow_missing: bool) -> bool:
     """
     origin = header(scope, "origin")
     if origin is not None and origin != "null":
-        allowed = {_origin(base_url)}
+        allowed = {origin_of(base_url)}
         host = header(scope, "host")
         if host:
-            allowed.add(f"{scope.get('scheme', 'http')}://{host}".lower())
-        return origin.lower() in allowed
+            allowed.add(origin_of(f"{scope.get('scheme', 'http')}://{host}"))
+        try:
+            return origin_of(origin) in allowed
+        except ValueError:  # a malformed Origin (a bad port) is not ours
+            return False
     site = header(scope, "sec-fetch-site")
     if site is not None:
         return site in {"same-origin", "none"}

@@ -99,10 +99,7 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
     from starlette.responses import HTMLResponse, RedirectResponse, Response
     from starlette.routing import Route
 
-    try:
-        from .middleware import MagicLinkMiddleware
-    except ImportError as exc:  # pragma: no cover - only while the middleware is being built
-        raise RuntimeError(f"magiclink_asgi.middleware is not available: {exc}") from exc
+    from .middleware import MagicLinkMiddleware
 
     config = config or DemoConfig()
     if config.storage is None:

@@ -12,18 +12,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable, MutableMapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from magiclink_core import EmailMessage, MagicLinks
 
-from .http import header
+from . import security
+from .http import Response, header, html_response, text_response
 
 __all__ = ["DevMailbox", "DevMailboxRefused", "is_loopback_host"]
 
 _LINK = re.compile(r"https?://[^\s<>\"')\]]+")
-Render = Callable[..., tuple[bytes, str]]
+Page = Callable[..., Response]
 
 
 class DevMailboxRefused(RuntimeError):
@@ -39,15 +39,6 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-@dataclass(slots=True)
-class Answer:
-    status: int
-    body: bytes
-    content_type: str = "text/html; charset=utf-8"
-    nonce: str = ""
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
 
 
 class DevMailbox:
@@ -87,19 +78,17 @@ class DevMailbox:
                 return False
         return True
 
-    def handle(self, scope: MutableMapping[str, Any], subpath: str, render: Render) -> Answer:
-        """Answer ``GET {prefix}/dev/mailbox{subpath}``."""
+    def handle(self, scope: MutableMapping[str, Any], subpath: str, page: Page) -> Response:
+        """Answer ``GET {prefix}/dev/mailbox{subpath}``; ``page`` renders a hosted page."""
         if not self.allowed(scope):
-            return Answer(404, b"Not found", "text/plain; charset=utf-8")
+            return text_response("Not found", 404)
         parts = [p for p in subpath.split("/") if p]
         if not parts:
-            body, nonce = render(
-                "pages/mailbox.html", title="Development mailbox", messages=self._listing()
+            return page(
+                "pages/mailbox.html", scope, title="Development mailbox", messages=self._listing()
             )
-            return Answer(200, body, nonce=nonce)
-        if not parts[0].isdigit() or not 1 <= int(parts[0]) <= len(self._outbox):
-            body, nonce = render("pages/not_found.html", title="No such email", after_url="/")
-            return Answer(404, body, nonce=nonce)
+        if not parts[0].isdigit() or not 1 <= int(parts[0]) <= len(self._outbox) or len(parts) > 2:
+            return page("pages/not_found.html", scope, title="No such email", status=404)
         number = int(parts[0])
         message = self._outbox[number - 1]
         if parts[1:] == ["html"]:
@@ -107,30 +96,17 @@ class DevMailbox:
             html = message.html.replace("<head>", '<head><base target="_blank">', 1)
             if "<base " not in html:
                 html = '<base target="_blank">' + html
-            return Answer(
-                200,
-                html.encode(),
-                headers=[
-                    (
-                        b"content-security-policy",
-                        b"sandbox allow-popups allow-popups-to-escape-sandbox; "
-                        b"default-src 'none'; style-src 'unsafe-inline'; img-src data: https:",
-                    ),
-                    (b"cache-control", b"no-store"),
-                    (b"x-content-type-options", b"nosniff"),
-                ],
-            )
+            return html_response(html).defaults(security.MAILBOX_EMAIL)
         if parts[1:]:
-            body, nonce = render("pages/not_found.html", title="No such email", after_url="/")
-            return Answer(404, body, nonce=nonce)
-        body, nonce = render(
+            return page("pages/not_found.html", scope, title="No such email", status=404)
+        return page(
             "pages/mailbox_message.html",
+            scope,
             title=message.subject,
             number=number,
             message=message,
             links=_LINK.findall(message.text),
         )
-        return Answer(200, body, nonce=nonce)
 
     def _listing(self) -> list[dict[str, Any]]:
         return [

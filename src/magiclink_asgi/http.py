@@ -1,7 +1,10 @@
-"""A small Request/Response layer over raw ASGI, so ``magiclink_asgi`` imports no framework.
+"""The one Request/Response layer of ``magiclink_asgi``, over raw ASGI, so the package imports no
+framework. The API, the landing, the hosted pages and the development mailbox all answer with a
+:class:`Response`.
 
 A :class:`Request` reads headers, cookies, the query and a size-capped body; a :class:`Response`
-is a status, headers and bytes, sent in one go.
+is a status, headers and bytes, sent in one go. Every response carries
+``X-Content-Type-Options: nosniff``; the rest of the security headers come from ``security.py``.
 """
 
 from __future__ import annotations
@@ -11,23 +14,17 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
+
+from magiclink_core import AuthError, InvalidRequestError
+
+from .errors import PayloadTooLargeError, UnsupportedMediaTypeError, error_body, error_headers
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class BodyError(Exception):
-    """The body could not be read: too large, badly encoded, or of an unsupported type."""
-
-    def __init__(self, code: str, status: int, message: str) -> None:
-        self.code = code
-        self.status = status
-        self.message = message
-        super().__init__(message)
 
 
 class Disconnected(Exception):
@@ -60,6 +57,12 @@ def parse_cookies(scope: Scope) -> dict[str, str]:
     return result
 
 
+def query_of(scope: Scope) -> dict[str, str]:
+    """The query string's parameters (the first value of each)."""
+    raw = scope.get("query_string", b"").decode("latin-1")
+    return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+
 class Request:
     """One HTTP request: what the API and the landing need of it, nothing more."""
 
@@ -70,8 +73,7 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.cookies = parse_cookies(scope)
-        raw_query = scope.get("query_string", b"").decode("latin-1")
-        self.query = {k: v[0] for k, v in parse_qs(raw_query, keep_blank_values=True).items()}
+        self.query = query_of(scope)
 
     def header(self, name: str) -> str | None:
         return header(self.scope, name)
@@ -80,7 +82,7 @@ class Request:
         """The body, read as it streams in; more than ``max_body_bytes`` is refused (413)."""
         declared = self.header("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise BodyError("payload_too_large", 413, "The request body is too large.")
+            raise PayloadTooLargeError()
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -90,7 +92,7 @@ class Request:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                raise BodyError("payload_too_large", 413, "The request body is too large.")
+                raise PayloadTooLargeError()
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -105,21 +107,17 @@ class Request:
             try:
                 data = json.loads(body)
             except (ValueError, UnicodeDecodeError):
-                raise BodyError("invalid_request", 400, "The body is not valid JSON.") from None
+                raise InvalidRequestError(long_message="The body is not valid JSON.") from None
             if not isinstance(data, dict):
-                raise BodyError("invalid_request", 400, "The body must be a JSON object.")
+                raise InvalidRequestError(long_message="The body must be a JSON object.")
             return data
         if content_type == "application/x-www-form-urlencoded":
             try:
                 text = body.decode("utf-8")
             except UnicodeDecodeError:
-                raise BodyError("invalid_request", 400, "The form is not UTF-8.") from None
+                raise InvalidRequestError(long_message="The form is not UTF-8.") from None
             return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
-        raise BodyError(
-            "unsupported_media_type",
-            415,
-            "Send application/json or application/x-www-form-urlencoded.",
-        )
+        raise UnsupportedMediaTypeError()
 
 
 @dataclass
@@ -134,8 +132,15 @@ class Response:
     def add(self, name: str, value: str) -> None:
         self.headers.append((name, value))
 
+    def defaults(self, headers: list[tuple[str, str]]) -> Response:
+        """Add each of ``headers`` whose name this response does not set already."""
+        present = {name.lower() for name, _ in self.headers}
+        self.headers.extend(h for h in headers if h[0].lower() not in present)
+        return self
+
     async def __call__(self, send: Send, *, head: bool = False) -> None:
         raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
+        raw.append((b"x-content-type-options", b"nosniff"))
         if self.content_type is not None:
             raw.append((b"content-type", self.content_type.encode("latin-1")))
         raw.append((b"content-length", str(len(self.body)).encode()))
@@ -149,9 +154,26 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(status, body, "application/json", [("Cache-Control", "no-store")])
 
 
-def html_response(html: str, status: int = 200) -> Response:
-    return Response(status, html.encode(), "text/html; charset=utf-8")
+def error_response(error: AuthError) -> Response:
+    """An error as the API answers it: its status, the JSON error shape, its headers."""
+    return json_response(error_body(error), error.status_hint).defaults(error_headers(error))
+
+
+def html_response(html: str | bytes, status: int = 200) -> Response:
+    body = html.encode() if isinstance(html, str) else html
+    return Response(status, body, "text/html; charset=utf-8")
+
+
+def text_response(text: str, status: int = 200) -> Response:
+    return Response(status, text.encode(), "text/plain; charset=utf-8")
 
 
 def redirect(location: str, status: int = 303) -> Response:
-    return Response(status, b"", None, [("Location", location)])
+    """A redirect, never cached. ``location`` may be an IRI: what is not ASCII (or is a space or
+    control character) is percent-encoded as UTF-8, so the header is always valid ASCII."""
+    location = quote(location, safe=_URL_SAFE)
+    return Response(status, b"", None, [("Location", location), ("Cache-Control", "no-store")])
+
+
+# what may stand in a URL as it is (RFC 3986 reserved characters and "%" of existing escapes)
+_URL_SAFE = "!#$%&'()*+,/:;=?@[]~"

@@ -9,44 +9,30 @@ starting device shows; only that form's POST consumes. The rules themselves are 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-import jinja2
 
 from magiclink_core import (
     AttemptKind,
     AuthError,
+    Client,
     ConfirmationCodeError,
+    ErrorCode,
     LinkPreview,
     MagicLinkError,
     MagicLinks,
+    NotFoundError,
     RateLimitedError,
 )
 
 from .api import Call
 from .cookies import CookieNames, csrf_token_matches, new_csrf_token, same_origin
-from .http import BodyError, Disconnected, Response, html_response, redirect
-
-LANDING_HEADERS = [
-    ("Referrer-Policy", "no-referrer"),
-    ("Cache-Control", "no-store"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    ),
-]
-
-LANDING_ROUTES: list[tuple[str, str, str]] = [
-    # (method, path below the prefix, handler name)
-    ("GET", "/v1/verify", "click"),
-    ("GET", "/v1/verify/confirm", "confirm_page"),
-    ("POST", "/v1/verify/confirm", "confirm"),
-    ("POST", "/v1/verify/resend", "resend"),
-]
+from .errors import MethodNotAllowedError
+from .http import Disconnected, Response, html_response, redirect
+from .routing import Route, Router
+from .security import LANDING
+from .templates import render
 
 ACTIONS = {
     AttemptKind.SIGN_IN: "sign in",
@@ -54,21 +40,20 @@ ACTIONS = {
     AttemptKind.EMAIL_ADDRESS: "verify an email address",
 }
 
-ERROR_TEXT = {
-    "expired": ("This link has expired", "Links work for a short time only."),
-    "failed": (
+# what the landing's error page says, per way a link fails (the copy, not the status: that is
+# the error's own status_hint)
+ERROR_TEXT: dict[ErrorCode, tuple[str, str]] = {
+    ErrorCode.EXPIRED: ("This link has expired", "Links work for a short time only."),
+    ErrorCode.FAILED: (
         "This link no longer works",
         "It was used already, replaced by a newer one, or is not valid.",
     ),
-    "client_mismatch": (
+    ErrorCode.CLIENT_MISMATCH: (
         "Open this link on the device that asked for it",
         "For your safety, this link works only in the browser where you asked for it.",
     ),
-    "missing": (
-        "Open the link from your email",
-        "This page needs the link from the email we sent you.",
-    ),
 }
+MISSING = ("Open the link from your email", "This page needs the link from the email we sent you.")
 
 
 def with_status(url: str, status: str, session_id: str | None = None) -> str:
@@ -85,16 +70,6 @@ def with_status(url: str, status: str, session_id: str | None = None) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.PackageLoader("magiclink_asgi", "templates"),
-        autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 class Landing:
     """``/v1/verify``, ``/v1/verify/confirm`` (GET, POST) and ``/v1/verify/resend`` (POST)."""
 
@@ -103,46 +78,33 @@ class Landing:
         self.prefix = prefix
         self.names = names
         self.path = f"{prefix}/v1/verify"
-        self.env = environment()
 
     async def handle(self, call: Call, sub: str) -> Response:
         """Answer one landing request; every answer carries the landing headers."""
-        routes = {(path, method): getattr(self, name) for method, path, name in LANDING_ROUTES}
-        method = "GET" if call.request.method == "HEAD" else call.request.method
-        handler = routes.get((sub.rstrip("/"), method))
-        if handler is None:
-            known = {m for (p, m) in routes if p == sub.rstrip("/")}
-            if known:
-                response = self._page(
-                    "error.html",
-                    405,
-                    title="Not allowed",
-                    detail="This page does not take that kind of request.",
-                )
-                response.add("Allow", ", ".join(sorted(known)))
-            else:
-                response = self._error("missing", 404)
-        else:
-            try:
-                response = await handler(call)
-            except BodyError as exc:
-                response = self._page(
-                    "error.html", exc.status, title="Something went wrong", detail=exc.message
-                )
-            except Disconnected:
-                response = self._page(
-                    "error.html",
-                    400,
-                    title="Something went wrong",
-                    detail="The request was cut short.",
-                )
-        response.headers.extend(LANDING_HEADERS)
-        return response
+        try:
+            handler, _ = ROUTER.match(call.request.method, sub)
+            response = await handler(self, call)
+        except MethodNotAllowedError as exc:
+            response = self._page(
+                "error.html",
+                exc.status_hint,
+                title="Not allowed",
+                detail="This page does not take that kind of request.",
+            )
+            response.add("Allow", ", ".join(exc.allow))
+        except NotFoundError:
+            response = self._missing(404)
+        except Disconnected:
+            response = self._trouble(400, "The request was cut short.")
+        except AuthError as exc:  # a body too large or of the wrong type
+            response = self._trouble(exc.status_hint, exc.long_message)
+        return response.defaults(LANDING)
 
     # -- pages ----------------------------------------------------------------------------------
 
     def _page(self, template: str, status: int = 200, **context: Any) -> Response:
-        html = self.env.get_template(f"landing/{template}").render(
+        html = render(
+            f"landing/{template}",
             app_name=self.magiclinks.settings.app_name,
             css_url=f"{self.prefix}/static/magiclink.css",
             prefix=self.prefix,
@@ -150,17 +112,23 @@ class Landing:
         )
         return html_response(html, status)
 
-    def _error(
-        self, code: str, status: int = 400, *, csrf: str | None = None, message: str | None = None
-    ) -> Response:
-        title, detail = ERROR_TEXT.get(code, ERROR_TEXT["failed"])
+    def _trouble(self, status: int, detail: str, title: str = "Something went wrong") -> Response:
+        return self._page("error.html", status, title=title, detail=detail)
+
+    def _missing(self, status: int = 400) -> Response:
+        title, detail = MISSING
+        return self._page("error.html", status, title=title, detail=detail, code="missing")
+
+    def _dead(self, error: MagicLinkError, *, csrf: str | None = None) -> Response:
+        """The page for a link that did not work; an expired one offers a resend."""
+        title, detail = ERROR_TEXT.get(error.code, ERROR_TEXT[ErrorCode.FAILED])
         return self._page(
             "error.html",
-            status,
+            error.status_hint,
             title=title,
-            detail=message or detail,
-            code=code,
-            resend=csrf is not None and code == "expired",
+            detail=detail,
+            code=error.code.value,
+            resend=csrf is not None and error.code is ErrorCode.EXPIRED,
             csrf_token=csrf or "",
         )
 
@@ -175,19 +143,19 @@ class Landing:
         if self.names.landing in call.request.cookies:
             call.cookies_out.append(self.names.clear_landing(self.names.landing, self.path))
 
-    async def _client(self, call: Call) -> Any:
+    async def _client(self, call: Call) -> Client | None:
         return await self.magiclinks.get_client(call.request.cookies.get(self.names.client))
 
-    async def _consume(self, call: Call, token: str, client: Any, preview: LinkPreview) -> Response:
+    async def _consume(
+        self, call: Call, token: str, client: Client | None, preview: LinkPreview
+    ) -> Response:
         try:
             result = await self.magiclinks.verify_link(token, client, request=call.info)
         except MagicLinkError as exc:
             self._forget(call)
-            return redirect(with_status(preview.redirect_url, exc.code))
+            return redirect(with_status(preview.redirect_url, exc.code.value))
         except AuthError as exc:
-            return self._page(
-                "error.html", 409, title="Something went wrong", detail=exc.long_message
-            )
+            return self._trouble(exc.status_hint, exc.long_message)
         self._forget(call)
         created = None
         if result.session_token is not None and result.session is not None:
@@ -201,13 +169,13 @@ class Landing:
         """The emailed link. Consumed only for the client that asked (or policy ``allow``)."""
         token = call.request.query.get("token", "")
         if not token or len(token) > 256:
-            return self._error("missing", 400)
+            return self._missing()
         client = await self._client(call)
         try:
             preview = await self.magiclinks.inspect_link(token, client)
         except MagicLinkError as exc:
             if exc.redirect_url is not None:  # a dead link whose attempt is known: tell the app
-                return redirect(with_status(exc.redirect_url, exc.code))
+                return redirect(with_status(exc.redirect_url, exc.code.value))
             preview = None
         if preview is not None and not preview.needs_confirmation and call.request.method == "GET":
             return await self._consume(call, token, client, preview)
@@ -222,13 +190,13 @@ class Landing:
         """The page asking for the code shown on the device that asked for the link."""
         token = call.request.cookies.get(self.names.landing, "")
         if not token:
-            return self._error("missing", 400)
+            return self._missing()
         client = await self._client(call)
         csrf = self._csrf(call)
         try:
             preview = await self.magiclinks.inspect_link(token, client)
         except MagicLinkError as exc:
-            return self._error(exc.code, 410 if exc.code == "expired" else 400, csrf=csrf)
+            return self._dead(exc, csrf=csrf)
         if not preview.needs_confirmation:
             return await self._consume(call, token, client, preview)
         requested = preview.requested_by
@@ -250,20 +218,19 @@ class Landing:
             call.request.scope, self.magiclinks.settings.base_url, allow_missing=True
         ) and csrf_token_matches(call.request, self.names, data.get("csrf_token"))
 
+    def _form_refused(self, detail: str) -> Response:
+        return self._trouble(403, detail, title="Please try again")
+
     async def confirm(self, call: Call) -> Response:
         """The confirmation form: the right code completes the attempt for the other device."""
         data = await call.request.form()
         if not self._form_allowed(call, data):
-            return self._page(
-                "error.html",
-                403,
-                title="Please try again",
-                detail="This form expired or came from elsewhere. Open the link "
-                "from your email again.",
+            return self._form_refused(
+                "This form expired or came from elsewhere. Open the link from your email again."
             )
         token = call.request.cookies.get(self.names.landing, "")
         if not token:
-            return self._error("missing", 400)
+            return self._missing()
         code = data.get("confirmation_code")
         if not isinstance(code, str) or not code.strip() or len(code) > 16:
             return await self.confirm_page(
@@ -276,14 +243,12 @@ class Landing:
                 token, client, confirmation_code=code.strip(), request=call.info
             )
         except ConfirmationCodeError as exc:
-            return await self.confirm_page(call, wrong=exc.long_message, status=422)
+            return await self.confirm_page(call, wrong=exc.long_message, status=exc.status_hint)
         except MagicLinkError as exc:
             self._forget(call)
-            return self._error(exc.code, 410 if exc.code == "expired" else 400)
+            return self._dead(exc)
         except AuthError as exc:
-            return self._page(
-                "error.html", 409, title="Something went wrong", detail=exc.long_message
-            )
+            return self._trouble(exc.status_hint, exc.long_message)
         self._forget(call)
         return self._page(
             "done.html",
@@ -295,29 +260,28 @@ class Landing:
         """One click on the expired-link page: a fresh link to the same address."""
         data = await call.request.form()
         if not self._form_allowed(call, data):
-            return self._page(
-                "error.html",
-                403,
-                title="Please try again",
-                detail="This form expired or came from elsewhere.",
-            )
+            return self._form_refused("This form expired or came from elsewhere.")
         token = call.request.cookies.get(self.names.landing, "")
         if not token:
-            return self._error("missing", 400)
+            return self._missing()
         try:
             # the new link is for the device that asked for the old one: the core reuses its
             # request details, so a confirmation page never names the resending device
             await self.magiclinks.resend_link(token)
         except RateLimitedError as exc:
-            return self._page(
-                "error.html", 429, title="Please wait a moment", detail=exc.long_message
-            )
+            return self._trouble(exc.status_hint, exc.long_message, title="Please wait a moment")
         except AuthError as exc:
-            return self._page(
-                "error.html",
-                400,
-                title="This link can no longer be renewed",
-                detail=exc.long_message,
-            )
+            return self._trouble(400, exc.long_message, title="This link can no longer be renewed")
         self._forget(call)
         return self._page("sent.html")
+
+
+Handler = Callable[[Landing, Call], Awaitable[Response]]
+
+ROUTES: list[Route[Handler]] = [
+    Route("GET", "/v1/verify", Landing.click),
+    Route("GET", "/v1/verify/confirm", Landing.confirm_page),
+    Route("POST", "/v1/verify/confirm", Landing.confirm),
+    Route("POST", "/v1/verify/resend", Landing.resend),
+]
+ROUTER: Router[Handler] = Router(ROUTES)

@@ -23,9 +23,19 @@ from magiclink_core import (
     StorageUnavailableError,
 )
 
-from .api import Api, Call, auth_error_response, error_response
+from .api import Api, Call
 from .cookies import CookieNames
-from .http import ASGIApp, Receive, Request, Response, Scope, Send, header, parse_cookies
+from .http import (
+    ASGIApp,
+    Receive,
+    Request,
+    Response,
+    Scope,
+    Send,
+    error_response,
+    header,
+    parse_cookies,
+)
 from .landing import Landing
 
 if TYPE_CHECKING:
@@ -201,7 +211,7 @@ class MagicLinkMiddleware:
         if max_body_bytes < 1024:
             raise ValueError("max_body_bytes must be at least 1024")
         self.cookies = CookieNames.build(
-            secure=settings.is_https if secure_cookies is None else secure_cookies
+            settings, secure=settings.is_https if secure_cookies is None else secure_cookies
         )
         self.max_body_bytes = max_body_bytes
         self.trusted_proxies = frozenset(trusted_proxies)
@@ -249,7 +259,7 @@ class MagicLinkMiddleware:
         except StorageUnavailableError as exc:
             if not ours:
                 raise
-            await auth_error_response(exc)(send)
+            await error_response(exc)(send)
             return
         display_name = ""
         if session is not None and (ours or self.load_user):
@@ -280,7 +290,7 @@ class MagicLinkMiddleware:
         elif self.pages is not None:
             await self.pages(scope, receive, send)
         else:
-            await error_response("not_found", "Not found.")(send)
+            await error_response(NotFoundError())(send)
 
     async def _v1(
         self, scope: Scope, receive: Receive, send: Send, sub: str, session: Session | None

@@ -1,7 +1,7 @@
 """The HTTP API as an OpenAPI 3.1 document, served at ``/v1/openapi.json``.
 
-Built from :data:`magiclink_asgi.api.ROUTES` plus the landing's routes, so a route cannot be
-served without being documented (a test checks both ways).
+Built from the route tables that serve the requests (``api.ROUTES``, ``landing.ROUTES``), so a
+route cannot be served without being documented (a test checks both ways).
 """
 
 from __future__ import annotations
@@ -10,15 +10,16 @@ import json
 from functools import cache
 from typing import Any
 
-from .api import ROUTES, error_response
-from .http import Response, json_response
-from .landing import LANDING_ROUTES
+from . import api, landing
+from .errors import MethodNotAllowedError
+from .http import Response, error_response, json_response
 
 SERVED_ROUTES: list[tuple[str, str, str]] = [
-    *ROUTES,
-    *LANDING_ROUTES,
+    *((r.method, r.template, r.name) for r in api.ROUTES),
+    *((r.method, r.template, r.name) for r in landing.ROUTES),
     ("GET", "/v1/openapi.json", "openapi"),
 ]
+"""Every route served under the prefix, as (method, path template, operation id)."""
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _MS = {"type": "integer", "description": "milliseconds since the Unix epoch"}
@@ -262,9 +263,7 @@ def _body(prefix: str) -> bytes:
 def openapi_response(prefix: str, method: str) -> Response:
     """``GET /v1/openapi.json``."""
     if method not in {"GET", "HEAD"}:
-        response = error_response("method_not_allowed", f"{method} is not allowed here.")
-        response.add("Allow", "GET")
-        return response
+        return error_response(MethodNotAllowedError(method, ["GET"]))
     response = json_response({})
     response.body = _body(prefix)
     return response

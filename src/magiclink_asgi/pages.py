@@ -11,75 +11,25 @@ of :class:`HostedPages` (a plain ASGI app: no framework imported).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
-from importlib import resources
+from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
-import jinja2
+from magiclink_core import InvalidRedirectError, MagicLinks
 
-from magiclink_core import MagicLinks
-
+from . import security, static
 from .devmail import DevMailbox
-from .http import Receive, Scope, Send, header
+from .http import Receive, Response, Scope, Send, header, html_response, query_of, redirect
+from .templates import render, template_loader
 
-__all__ = ["HostedPages", "safe_next_url", "template_loader"]
+__all__ = ["HostedPages", "template_loader"]
 
-_CONTENT_TYPES = {
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".woff2": "font/woff2",
-    ".txt": "text/plain; charset=utf-8",
-}
-_STATIC_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 _THEME_NAME = re.compile(r"^(--)?[A-Za-z][A-Za-z0-9-]*$")
 _THEME_VALUE = re.compile(r"^[^;{}<>\\\n\r]*$")
 
-
-def template_loader() -> jinja2.BaseLoader:
-    """The loader for magiclink's templates, to add to an app's own jinja2 environment
-    (``jinja2.ChoiceLoader([your_loader, template_loader()])``) so that
-    ``{% from "magiclink/macros.html" import sign_in %}`` works."""
-    return jinja2.PackageLoader("magiclink_asgi", "templates")
-
-
-def safe_next_url(value: str | None, default: str) -> str:
-    """``value`` when it is a path on this site (``/...``, not ``//host`` or ``/\\host``),
-    else ``default``: a page's ``?redirect_url=`` never sends anybody to another site."""
-    if not value or not value.startswith("/") or value.startswith(("//", "/\\")):
-        return default
-    if any(ord(c) < 0x20 or c == "\\" for c in value):
-        return default
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class _Static:
-    body: bytes
-    content_type: str
-    etag: str
-
-
-def _load_static() -> dict[str, _Static]:
-    files: dict[str, _Static] = {}
-    root = resources.files("magiclink_asgi") / "static"
-    for entry in root.iterdir():
-        name = entry.name
-        suffix = name[name.rfind(".") :] if "." in name else ""
-        if not entry.is_file() or suffix not in _CONTENT_TYPES or not _STATIC_NAME.match(name):
-            continue
-        body = entry.read_bytes()
-        digest = hashlib.sha256(body).hexdigest()[:16]
-        files[name] = _Static(body, _CONTENT_TYPES[suffix], f'"{digest}"')
-    return files
+Page = Callable[[Scope], Response]
 
 
 class HostedPages:
@@ -94,7 +44,7 @@ class HostedPages:
     :param theme: CSS custom properties, such as ``{"--ml-accent": "#0b6e4f"}`` (names
         without ``--`` get ``--ml-`` prepended).
     :param after_sign_in_url, after_sign_up_url: where the pages go when done (a page's
-        ``?redirect_url=/path`` on this site wins).
+        ``?redirect_url=`` wins when the core's redirect rule allows it).
     :param sign_in_url, sign_up_url, user_profile_url: where the pages link to each other
         (defaults: the hosted ones).
     """
@@ -131,20 +81,31 @@ class HostedPages:
         self.mailbox: DevMailbox | None = None
         if dev_mailbox:
             self.mailbox = DevMailbox(magiclinks)
-        self.env = jinja2.Environment(
-            loader=template_loader(),
-            autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
-            undefined=jinja2.StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.static = _load_static()
-        self.env.globals["static_url"] = self.static_url
+        self.static = static.load()
+        self._pages: dict[str, Page] = {
+            "/sign-in": self._sign_in,
+            "/sign-up": self._sign_up,
+            "/user": self._user,
+            "/verify": self._verify,
+            "/sign-out": self._sign_out,
+        }
 
     def static_url(self, name: str) -> str:
         """The URL of a static file, versioned by its content (cached for a year)."""
-        item = self.static[name]
-        return f"{self.prefix}/static/{name}?v={item.etag.strip(chr(34))}"
+        return f"{self.prefix}/static/{name}?v={self.static[name].version}"
+
+    def next_url(self, value: str | None, default: str) -> str:
+        """``value`` (a page's ``?redirect_url=``) when the core's redirect rule allows it,
+        else ``default``: a page never sends anybody to a site the app did not allow."""
+        if not value:
+            return default
+        try:
+            allowed = self.magiclinks.check_redirect_url(value)
+        except InvalidRedirectError:
+            return default
+        # a path stays a path: the browser stays on the host it is on (base_url may name
+        # another spelling of it, such as localhost for 127.0.0.1, whose cookies differ)
+        return value if value.startswith("/") else allowed
 
     # -- ASGI ----------------------------------------------------------------------------------
 
@@ -153,127 +114,78 @@ class HostedPages:
             if scope["type"] == "lifespan":
                 return
             raise RuntimeError("HostedPages serves only HTTP")
+        response = self.respond(scope)
+        await response(send, head=scope["method"] == "HEAD")
+
+    def respond(self, scope: Scope) -> Response:
+        """The response to one request below the prefix."""
         path: str = scope["path"]
         if self.prefix and path.startswith(self.prefix):
             path = path[len(self.prefix) :] or "/"
-        method: str = scope["method"]
-        if method not in {"GET", "HEAD"}:
-            await self._respond(
-                send,
-                405,
-                b"Method not allowed",
-                "text/plain",
-                method,
-                extra=[(b"allow", b"GET, HEAD")],
-            )
-            return
+        if scope["method"] not in {"GET", "HEAD"}:
+            response = Response(405, b"Method not allowed", "text/plain; charset=utf-8")
+            response.add("Allow", "GET, HEAD")
+            return response
         if path.startswith("/static/"):
-            await self._serve_static(scope, send, path[len("/static/") :], method)
-            return
-        if path.startswith("/dev/mailbox"):
-            if self.mailbox is None:
-                await self._not_found(scope, send, method)
-                return
-            answer = self.mailbox.handle(scope, path[len("/dev/mailbox") :], self._render)
-            headers = answer.headers or _page_headers(answer.nonce)
-            await self._respond(
-                send, answer.status, answer.body, answer.content_type, method, extra=headers
+            return static.answer(
+                self.static.get(path[len("/static/") :]),
+                version=query_of(scope).get("v"),
+                if_none_match=header(scope, "if-none-match"),
             )
-            return
-        handler = {
-            "/sign-in": self._sign_in,
-            "/sign-up": self._sign_up,
-            "/user": self._user,
-            "/verify": self._verify,
-            "/sign-out": self._sign_out,
-        }.get(path.rstrip("/") or "/")
-        if handler is None:
-            await self._not_found(scope, send, method)
-            return
-        await handler(scope, send, method)
+        if path.startswith("/dev/mailbox") and self.mailbox is not None:
+            return self.mailbox.handle(scope, path[len("/dev/mailbox") :], self.page)
+        page = self._pages.get(path.rstrip("/") or "/")
+        if page is None:
+            return self.page("pages/not_found.html", scope, title="Page not found", status=404)
+        return page(scope)
 
     # -- pages ---------------------------------------------------------------------------------
 
-    def _query(self, scope: Scope) -> dict[str, str]:
-        raw = scope.get("query_string", b"").decode("latin-1")
-        return {k: v[0] for k, v in parse_qs(raw).items()}
+    def _sign_in(self, scope: Scope) -> Response:
+        after = self.next_url(query_of(scope).get("redirect_url"), self.after_sign_in_url)
+        if _signed_in(scope):
+            return redirect(after)
+        return self.page("pages/sign_in.html", scope, after_url=after, title="Sign in")
 
-    def _signed_in(self, scope: Scope) -> bool:
-        user = scope.get("user")
-        return bool(getattr(user, "is_authenticated", False))
+    def _sign_up(self, scope: Scope) -> Response:
+        after = self.next_url(query_of(scope).get("redirect_url"), self.after_sign_up_url)
+        if _signed_in(scope):
+            return redirect(after)
+        return self.page("pages/sign_up.html", scope, after_url=after, title="Sign up")
 
-    async def _sign_in(self, scope: Scope, send: Send, method: str) -> None:
-        after = safe_next_url(self._query(scope).get("redirect_url"), self.after_sign_in_url)
-        if self._signed_in(scope):
-            await self._redirect(send, after)
-            return
-        await self._page(
-            send, method, "pages/sign_in.html", scope, after_url=after, title="Sign in"
-        )
+    def _user(self, scope: Scope) -> Response:
+        if not _signed_in(scope):
+            return redirect(f"{self.sign_in_url}?redirect_url={quote(self.user_profile_url)}")
+        return self.page("pages/user.html", scope, after_url=self.home_url, title="Your account")
 
-    async def _sign_up(self, scope: Scope, send: Send, method: str) -> None:
-        after = safe_next_url(self._query(scope).get("redirect_url"), self.after_sign_up_url)
-        if self._signed_in(scope):
-            await self._redirect(send, after)
-            return
-        await self._page(
-            send, method, "pages/sign_up.html", scope, after_url=after, title="Sign up"
-        )
-
-    async def _user(self, scope: Scope, send: Send, method: str) -> None:
-        if not self._signed_in(scope):
-            await self._redirect(
-                send, f"{self.sign_in_url}?redirect_url={quote(self.user_profile_url)}"
-            )
-            return
-        await self._page(
-            send, method, "pages/user.html", scope, after_url=self.home_url, title="Your account"
-        )
-
-    async def _verify(self, scope: Scope, send: Send, method: str) -> None:
-        query = self._query(scope)
-        after = safe_next_url(query.get("after"), self.after_sign_in_url)
-        await self._page(
-            send,
-            method,
+    def _verify(self, scope: Scope) -> Response:
+        query = query_of(scope)
+        return self.page(
             "pages/verify.html",
             scope,
-            after_url=after,
+            after_url=self.next_url(query.get("after"), self.after_sign_in_url),
             title="Verifying",
             flow=query.get("flow", ""),
         )
 
-    async def _sign_out(self, scope: Scope, send: Send, method: str) -> None:
-        await self._page(
-            send,
-            method,
-            "pages/sign_out.html",
-            scope,
-            after_url=self.after_sign_out_url,
-            title="Sign out",
-        )
-
-    async def _not_found(self, scope: Scope, send: Send, method: str) -> None:
-        await self._page(
-            send,
-            method,
-            "pages/not_found.html",
-            scope,
-            after_url=self.home_url,
-            title="Page not found",
-            status=404,
+    def _sign_out(self, scope: Scope) -> Response:
+        return self.page(
+            "pages/sign_out.html", scope, after_url=self.after_sign_out_url, title="Sign out"
         )
 
     # -- rendering -----------------------------------------------------------------------------
 
-    def _render(self, template: str, **context: Any) -> tuple[bytes, str]:
+    def page(self, template: str, scope: Scope, *, status: int = 200, **context: Any) -> Response:
+        """A hosted page rendered from ``template``, with its security headers."""
         nonce = secrets.token_urlsafe(16)
+        signed_in = _signed_in(scope)
         base = {
             "prefix": self.prefix,
             "app_name": self.app_name,
             "logo_url": self.logo_url,
             "theme": self.theme,
             "nonce": nonce,
+            "static_url": self.static_url,
             "sign_in_url": self.sign_in_url,
             "sign_up_url": self.sign_up_url,
             "user_profile_url": self.user_profile_url,
@@ -281,98 +193,17 @@ class HostedPages:
             "after_sign_up_url": self.after_sign_up_url,
             "after_sign_out_url": self.after_sign_out_url,
             "home_url": self.home_url,
-            "user": None,
+            "user": scope.get("user") if signed_in else None,
             "flow": "",
+            "after_url": self.home_url,
         }
         base.update(context)
-        return self.env.get_template(template).render(base).encode(), nonce
-
-    async def _page(
-        self,
-        send: Send,
-        method: str,
-        template: str,
-        scope: Scope,
-        *,
-        status: int = 200,
-        **context: Any,
-    ) -> None:
-        user = scope.get("user")
-        signed_in = self._signed_in(scope)
-        body, nonce = self._render(template, user=user if signed_in else None, **context)
-        await self._respond(
-            send, status, body, "text/html; charset=utf-8", method, extra=_page_headers(nonce)
-        )
-
-    async def _redirect(self, send: Send, location: str) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 303,
-                "headers": [
-                    (b"location", location.encode()),
-                    (b"cache-control", b"no-store"),
-                    (b"content-length", b"0"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b""})
-
-    async def _respond(
-        self,
-        send: Send,
-        status: int,
-        body: bytes,
-        content_type: str,
-        method: str,
-        *,
-        extra: list[tuple[bytes, bytes]] | None = None,
-    ) -> None:
-        headers = [
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
-            *(extra or []),
-        ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-
-    async def _serve_static(self, scope: Scope, send: Send, name: str, method: str) -> None:
-        item = self.static.get(name)  # a fixed set of names: no path ever reaches the disk
-        if item is None:
-            await self._respond(send, 404, b"Not found", "text/plain; charset=utf-8", method)
-            return
-        version = self._query(scope).get("v")
-        cache = (
-            b"public, max-age=31536000, immutable"
-            if version == item.etag.strip('"')
-            else b"public, max-age=300, must-revalidate"
-        )
-        headers = [
-            (b"etag", item.etag.encode()),
-            (b"cache-control", cache),
-            (b"x-content-type-options", b"nosniff"),
-        ]
-        sent_tags = header(scope, "if-none-match") or ""
-        if item.etag in [t.strip() for t in sent_tags.split(",")]:
-            await send({"type": "http.response.start", "status": 304, "headers": headers})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        await self._respond(send, 200, item.body, item.content_type, method, extra=headers)
+        response = html_response(render(template, **base), status)
+        return response.defaults(security.hosted_page(nonce))
 
 
-def _page_headers(nonce: str) -> list[tuple[bytes, bytes]]:
-    csp = (
-        "default-src 'self'; script-src 'self'; "
-        f"style-src 'self' 'nonce-{nonce}'; img-src 'self' data: https:; "
-        "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-    )
-    return [
-        (b"cache-control", b"no-store"),
-        (b"content-security-policy", csp.encode()),
-        (b"x-content-type-options", b"nosniff"),
-        (b"referrer-policy", b"same-origin"),
-        (b"x-frame-options", b"DENY"),
-    ]
+def _signed_in(scope: Scope) -> bool:
+    return bool(getattr(scope.get("user"), "is_authenticated", False))
 
 
 def _check_theme(theme: Mapping[str, str]) -> dict[str, str]:

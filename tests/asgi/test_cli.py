@@ -92,16 +92,3 @@ def test_migrate_needs_a_database(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["migrate"])
     assert "--database" in capsys.readouterr().err
-
-
-def test_migrate_without_the_core_helper(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    import magiclink_core.storage as storage
-
-    def missing(name: str) -> object:
-        raise AttributeError(name)
-
-    monkeypatch.setattr(storage, "__getattr__", missing)
-    assert cli.main(["migrate", "--database", "sqlite:///x.db"]) == 1
-    assert "migrate_url" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import httpx
 import jinja2
 import pytest
 
-from magiclink_asgi.pages import HostedPages, safe_next_url, template_loader
+from magiclink_asgi.pages import HostedPages, template_loader
 from magiclink_core import MagicLinks, Settings
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.storage import MemoryStorage
@@ -119,10 +119,13 @@ async def test_after_urls_reach_the_components(pages: HostedPages) -> None:
         ("/x\nSet-Cookie: a", "/d"),
         ("", "/d"),
         (None, "/d"),
+        ("http://localhost:8000/y", "http://localhost:8000/y"),  # the app's own origin
+        ("https://partner.example/z", "https://partner.example/z"),  # an allowlisted one
     ],
 )
-def test_safe_next_url_keeps_visitors_on_this_site(value: str | None, expected: str) -> None:
-    assert safe_next_url(value, "/d") == expected
+def test_next_urls_follow_the_cores_redirect_rule(value: str | None, expected: str) -> None:
+    links = make_links(allowed_redirect_origins=["https://partner.example"])
+    assert HostedPages(links).next_url(value, "/d") == expected
 
 
 async def test_unknown_pages_are_404_and_other_methods_405(pages: HostedPages) -> None:

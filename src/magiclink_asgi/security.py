@@ -1,0 +1,58 @@
+"""Every security header the package sends, in one place.
+
+``X-Content-Type-Options: nosniff`` is on every response (``http.Response`` adds it); the rest
+depend on what is answered: JSON, a landing page (no script at all), a hosted page (its own
+scripts only, styles by nonce), a static file, or an email shown in the development mailbox.
+"""
+
+from __future__ import annotations
+
+NO_STORE = ("Cache-Control", "no-store")
+_FRAMES = ("X-Frame-Options", "DENY")
+
+API: list[tuple[str, str]] = [NO_STORE]
+"""The JSON API: never cached (the bodies hold per-client state)."""
+
+LANDING: list[tuple[str, str]] = [
+    ("Referrer-Policy", "no-referrer"),  # the link's token must not leak to another site
+    NO_STORE,
+    _FRAMES,
+    (
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    ),
+]
+"""The link landing's pages: forms and text, no script."""
+
+
+def hosted_page(nonce: str) -> list[tuple[str, str]]:
+    """A hosted page: scripts from this site only, inline styles only with ``nonce``."""
+    csp = (
+        "default-src 'self'; script-src 'self'; "
+        f"style-src 'self' 'nonce-{nonce}'; img-src 'self' data: https:; "
+        "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+        "object-src 'none'"
+    )
+    return [NO_STORE, ("Content-Security-Policy", csp), ("Referrer-Policy", "same-origin"), _FRAMES]
+
+
+MAILBOX_EMAIL: list[tuple[str, str]] = [
+    (
+        "Content-Security-Policy",
+        "sandbox allow-popups allow-popups-to-escape-sandbox; "
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:",
+    ),
+    NO_STORE,
+]
+"""An email's own HTML in the development mailbox: sandboxed, links open a new tab."""
+
+
+def static_file(etag: str, immutable: bool) -> list[tuple[str, str]]:
+    """A static file: cached for a year when asked for by its content version, else briefly."""
+    cache = (
+        "public, max-age=31536000, immutable"
+        if immutable
+        else "public, max-age=300, must-revalidate"
+    )
+    return [("ETag", etag), ("Cache-Control", cache)]
