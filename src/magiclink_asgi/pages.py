@@ -1,9 +1,10 @@
 """Hosted pages: sign-in, sign-up, the user profile and the link's completion page.
 
-Each page is a server-rendered shell that mounts one of the custom elements of
-``static/magiclink.js`` (``<magiclink-sign-in>``, ``<magiclink-sign-up>``,
-``<magiclink-user-profile>``), so the hosted pages and the components an app embeds are one
-implementation. The pages call nothing but the HTTP API (docs/http-api.md); no rule lives here.
+Each page is a server-rendered shell that mounts one of the custom elements of the browser
+client ``magiclink.js`` (``<magiclink-sign-in>``, ``<magiclink-sign-up>``,
+``<magiclink-user-profile>``; assembled from ``static/magiclink/`` by :mod:`.static_files`), so
+the hosted pages and the components an app embeds are one implementation. The pages call nothing
+but the HTTP API (docs/http-api.md); no rule lives here.
 
 ``MagicLinkMiddleware`` sends every path under its prefix other than ``/v1/...`` to an instance
 of :class:`HostedPages` (a plain ASGI app: no framework imported).
@@ -11,12 +12,9 @@ of :class:`HostedPages` (a plain ASGI app: no framework imported).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, quote
 
@@ -26,20 +24,10 @@ from magiclink_core import MagicLinks
 
 from .devmail import DevMailbox
 from .http import Receive, Scope, Send, header
+from .static_files import load_static_files
 
 __all__ = ["HostedPages", "safe_next_url", "template_loader"]
 
-_CONTENT_TYPES = {
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".woff2": "font/woff2",
-    ".txt": "text/plain; charset=utf-8",
-}
-_STATIC_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 _THEME_NAME = re.compile(r"^(--)?[A-Za-z][A-Za-z0-9-]*$")
 _THEME_VALUE = re.compile(r"^[^;{}<>\\\n\r]*$")
 
@@ -59,27 +47,6 @@ def safe_next_url(value: str | None, default: str) -> str:
     if any(ord(c) < 0x20 or c == "\\" for c in value):
         return default
     return value
-
-
-@dataclass(frozen=True, slots=True)
-class _Static:
-    body: bytes
-    content_type: str
-    etag: str
-
-
-def _load_static() -> dict[str, _Static]:
-    files: dict[str, _Static] = {}
-    root = resources.files("magiclink_asgi") / "static"
-    for entry in root.iterdir():
-        name = entry.name
-        suffix = name[name.rfind(".") :] if "." in name else ""
-        if not entry.is_file() or suffix not in _CONTENT_TYPES or not _STATIC_NAME.match(name):
-            continue
-        body = entry.read_bytes()
-        digest = hashlib.sha256(body).hexdigest()[:16]
-        files[name] = _Static(body, _CONTENT_TYPES[suffix], f'"{digest}"')
-    return files
 
 
 class HostedPages:
@@ -138,7 +105,7 @@ class HostedPages:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.static = _load_static()
+        self.static = load_static_files()
         self.env.globals["static_url"] = self.static_url
 
     def static_url(self, name: str) -> str:
