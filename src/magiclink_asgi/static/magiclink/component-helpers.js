@@ -47,8 +47,11 @@ function icon(name) {
 let ids = 0;
 const uid = (name) => `ml-${name}-${++ids}`;
 
+// A path on this site, by the server's rule (pages.safe_next_url): not //host or /\host, and no
+// backslash or control character anywhere (the URL parser drops tabs and newlines, so
+// "/<TAB>/host" would lead to //host).
 function safePath(value, fallback) {
-  if (!value || !value.startsWith("/") || value.startsWith("//") || value.startsWith("/\\")) {
+  if (!value || !value.startsWith("/") || value.startsWith("//") || /[\u0000-\u001f\\]/.test(value)) {
     return fallback;
   }
   return value;
