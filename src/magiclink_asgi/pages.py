@@ -19,9 +19,10 @@ from urllib.parse import quote
 
 from magiclink_core import InvalidRedirectError, MagicLinks
 
-from . import security, static
+from . import security
 from .devmail import DevMailbox
 from .http import Receive, Response, Scope, Send, header, html_response, query_of, redirect
+from .static_files import answer, load_static_files
 from .templates import render, template_loader
 
 __all__ = ["HostedPages", "template_loader"]
@@ -81,7 +82,7 @@ class HostedPages:
         self.mailbox: DevMailbox | None = None
         if dev_mailbox:
             self.mailbox = DevMailbox(magiclinks)
-        self.static = static.load()
+        self.static = load_static_files()
         self._pages: dict[str, Page] = {
             "/sign-in": self._sign_in,
             "/sign-up": self._sign_up,
@@ -127,7 +128,7 @@ class HostedPages:
             response.add("Allow", "GET, HEAD")
             return response
         if path.startswith("/static/"):
-            return static.answer(
+            return answer(
                 self.static.get(path[len("/static/") :]),
                 version=query_of(scope).get("v"),
                 if_none_match=header(scope, "if-none-match"),

@@ -37,6 +37,27 @@ def test_the_sign_in_element_needs_no_configuration(device: Any, server: Server)
     assert "other-tab" in events.json_value()
 
 
+def test_the_sign_in_element_follows_redirect_url_only_on_this_site(
+    device: Any, server: Server
+) -> None:
+    # the URL parser drops a tab, so "/<TAB>/elsewhere.invalid/" would lead to another site
+    email = server.email("offsite")
+    create_account(device(), server, email)
+    page = device().new_page()
+    page.route(re.compile(r"^https?://elsewhere\.invalid/"), lambda r: r.fulfill(body="gone"))
+    page.goto("/examples/components?redirect_url=/%09/elsewhere.invalid/")
+    element = page.locator("magiclink-sign-in")
+    element.get_by_label("Email address").fill(email)
+    element.get_by_role("button", name="Continue").click()
+    code = element.locator("[data-ml-code]")
+    expect(code).to_have_text(re.compile(r"^\d{6}$"))
+    phone = device().new_page()
+    phone.goto(server.wait_for_link(email, count=2))
+    confirm_on_other_device(phone, code.inner_text())
+    page.wait_for_url(re.compile(r"^https?://[^/]+/(\?.*)?$"))
+    assert page.url == server.url + "/"
+
+
 def test_custom_sign_in_page_on_the_js_client_cross_device(device: Any, server: Server) -> None:
     email = server.email("custom")
     create_account(device(), server, email)

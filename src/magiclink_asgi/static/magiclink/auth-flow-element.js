@@ -1,0 +1,293 @@
+// auth-flow-element.js: <magiclink-sign-in> and <magiclink-sign-up>: the form, the wait for
+// the link (resumed after a reload), resend, and the outcome (complete, another tab, expired,
+// failed).
+// A part of magiclink.js, sharing one module scope with the others (see static_files.py).
+
+/** <magiclink-sign-in> and <magiclink-sign-up>: the form, the wait, the result. */
+class AuthFlowElement extends MagicLinkElement {
+  get mode() {
+    return "sign_in";
+  }
+
+  get resource() {
+    return this.mode === "sign_in" ? this.ml.client.signIn : this.ml.client.signUp;
+  }
+
+  get afterUrl() {
+    return this.mode === "sign_in"
+      ? this.nextUrl("after-sign-in-url", "/")
+      : this.nextUrl("after-sign-up-url", "/");
+  }
+
+  get verifyUrl() {
+    const custom = this.getAttribute("verify-url");
+    if (custom) return new URL(custom, location.href).href;
+    const url = new URL(`${this.prefix}/verify`, location.origin);
+    url.searchParams.set("after", this.afterUrl);
+    url.searchParams.set("flow", this.mode);
+    return url.href;
+  }
+
+  _verification() {
+    const r = this.resource;
+    return this.mode === "sign_in" ? r.firstFactorVerification : r.verifications?.emailAddress;
+  }
+
+  async start(ml) {
+    if (ml.isSignedIn && !this.hasAttribute("allow-signed-in")) {
+      this._showSignedIn();
+      return;
+    }
+    const v = this._verification();
+    const live = v && v.status === "unverified" && (!v.expireAt || v.expireAt > Date.now()) &&
+      this.resource.status !== "complete";
+    if (live && !this.hasAttribute("no-resume")) {
+      this.email = this.mode === "sign_in" ? this.resource.identifier : this.resource.emailAddress;
+      this._wait(false);
+      return;
+    }
+    this._showForm();
+  }
+
+  _showSignedIn() {
+    this._state("signed-in");
+    this._show(this._card(
+      h("h1", { className: "ml-title" }, "You're already signed in"),
+      h("p", { className: "ml-lead" }, `Signed in as ${ml_primary(this.ml)}.`),
+      h("p", {}, h("a", { className: "ml-button", href: this.afterUrl }, "Continue")),
+    ), false);
+  }
+
+  _texts() {
+    return this.mode === "sign_in"
+      ? { title: `Sign in to ${this.appName}`, lead: "Welcome back! Enter your email address and we'll send you a link to sign in.",
+          button: "Continue", otherText: "No account?", otherLink: "Sign up",
+          otherUrl: this.attr("sign-up-url", `${this.prefix}/sign-up`) }
+      : { title: `Create your ${this.appName} account`, lead: "Enter your email address and we'll send you a link to finish signing up. No password needed.",
+          button: "Continue", otherText: "Have an account?", otherLink: "Sign in",
+          otherUrl: this.attr("sign-in-url", `${this.prefix}/sign-in`) };
+  }
+
+  _showForm(error) {
+    this._state("form");
+    const t = this._texts();
+    const id = uid("email");
+    const errId = uid("error");
+    const input = this._emailField("Email address", id, {
+      value: this.email || "", "aria-describedby": error ? errId : undefined,
+      "aria-invalid": error ? "true" : undefined,
+    });
+    const button = h("button", { className: "ml-button ml-primary", type: "submit" }, t.button);
+    const form = h("form", { className: "ml-form", novalidate: true, onsubmit: (e) => {
+      e.preventDefault();
+      const field = form.querySelector("input");
+      const email = field.value.trim();
+      if (!email || !field.checkValidity()) {
+        this._showForm("Enter a valid email address, like ada@example.com.");
+        this.querySelector("input")?.focus();
+        return;
+      }
+      button.disabled = true;
+      button.textContent = "Sending…";
+      this.submit(email).catch((err) => {
+        this._showForm(describeError(err));
+        this.querySelector("input")?.focus();
+      });
+    } },
+    ...input,
+    error ? h("p", { className: "ml-error", id: errId, role: "alert" }, error) : null,
+    button);
+    const footer = this.hasAttribute("no-links") ? null : h("p", { className: "ml-switch" },
+      `${t.otherText} `, h("a", { href: t.otherUrl }, t.otherLink));
+    this._show(this._card(
+      h("h1", { className: "ml-title" }, t.title),
+      h("p", { className: "ml-lead" }, t.lead),
+      form, footer,
+    ), false);
+  }
+
+  async submit(email) {
+    this.email = email;
+    if (this.mode === "sign_in") await this.resource.create({ identifier: email });
+    else await this.resource.create({ emailAddress: email });
+    await this._wait(true);
+  }
+
+  // Send (when asked) and wait for the link; the view moves on by itself.
+  async _wait(send, sentMessage = "") {
+    const flow = this.resource.createMagicLinkFlow();
+    let result;
+    try {
+      if (send) {
+        result = await flow.startMagicLinkFlow({
+          redirectUrl: this.verifyUrl,
+          onPrepared: () => {
+            this._flow?.cancelMagicLinkFlow();
+            this._flow = flow;
+            this._showWaiting();
+            if (sentMessage) this._announce(sentMessage);
+          },
+        });
+      } else {
+        const signal = this._resumeSignal();
+        this._showWaiting();
+        result = await this.resource._waitForVerification(signal);
+      }
+    } catch (err) {
+      if (err?.name === "AbortError") return;
+      if (send && this._flow !== flow) throw err; // the email was not sent
+      this._announce(describeError(err));
+      return;
+    }
+    if (send && this._flow !== flow) return; // superseded by a resend
+    this._finish(result);
+  }
+
+  _resumeSignal() {
+    this._flow?.cancelMagicLinkFlow();
+    const controller = new AbortController();
+    this._flow = { cancelMagicLinkFlow: () => controller.abort() };
+    return controller.signal;
+  }
+
+  _watchConnection() {
+    if (this._connectionWatched) return;
+    this._connectionWatched = true;
+    let online = this.ml.online;
+    this.ml.addListener((ml) => {
+      if (ml.online === online || this.dataset.state !== "waiting") return;
+      online = ml.online;
+      this._announce(online ? "Connected again." : "Connection lost. Retrying…");
+    });
+  }
+
+  _showWaiting() {
+    this._watchConnection();
+    this._state("waiting");
+    const v = this._verification();
+    const live = this._liveRegion();
+    const what = this.mode === "sign_in" ? "sign in" : "finish signing up";
+    this._show(this._card(
+      icon("mail"),
+      h("h1", { className: "ml-title" }, "Check your email"),
+      h("p", { className: "ml-lead" }, "We sent a link to ",
+        h("strong", { className: "ml-email" }, this.email || ""), `. Open it to ${what}.`),
+      h("p", { className: "ml-waiting" }, h("span", { className: "ml-spinner", "aria-hidden": "true" }),
+        " This page moves on by itself once you open the link."),
+      this._codeBox(v?.confirmationCode),
+      live,
+      h("div", { className: "ml-actions" },
+        h("button", { className: "ml-button", type: "button", onclick: (e) => this._resend(e.currentTarget) },
+          "Resend the link"),
+        h("button", { className: "ml-button ml-quiet", type: "button", onclick: () => {
+          this._flow?.cancelMagicLinkFlow();
+          this._showForm();
+          this.querySelector("input")?.focus();
+        } }, "Use a different email"),
+      ),
+    ));
+  }
+
+  _resend(button) {
+    if (button) button.disabled = true;
+    // until the new email is sent, the wait on the link already sent goes on
+    this._wait(true, "A new link is on its way.").catch((err) => {
+      if (button?.isConnected) button.disabled = false;
+      this._announce(describeError(err));
+    });
+  }
+
+  _finish(result) {
+    const v = this._verification();
+    const status = v?.status;
+    if (v && v.verifiedFromTheSameClient()) {
+      this._showOtherTab();
+      return;
+    }
+    if (result.status === "complete" && result.createdSessionId) {
+      this._complete(result.createdSessionId);
+      return;
+    }
+    if (status === "expired") {
+      this._showExpired();
+      return;
+    }
+    if (status === "failed" || status === "client_mismatch") {
+      this._showFailed(status);
+      return;
+    }
+    if (status === "unverified") return; // cancelled
+    this._showFailed("failed");
+  }
+
+  async _complete(sessionId) {
+    this._state("complete");
+    this._show(this._card(
+      icon("check"),
+      h("h1", { className: "ml-title" }, this.mode === "sign_in" ? "You're signed in" : "Your account is ready"),
+      h("p", { className: "ml-lead", role: "status" }, "Taking you on…"),
+    ));
+    try {
+      await this.ml.setSession(sessionId, () => {
+        const event = new CustomEvent("magiclink:complete", { bubbles: true, cancelable: true,
+          detail: { sessionId, afterUrl: this.afterUrl, mode: this.mode } });
+        if (this.dispatchEvent(event) && !this.hasAttribute("no-redirect")) {
+          location.assign(this.afterUrl);
+        }
+      });
+    } catch (err) {
+      this._fatal(err);
+    }
+  }
+
+  _showOtherTab() {
+    this._state("other-tab");
+    const done = this.mode === "sign_in" ? "You signed in on another tab" : "You signed up on another tab";
+    this._show(this._card(
+      icon("check"),
+      h("h1", { className: "ml-title" }, done),
+      h("p", { className: "ml-lead" }, "You can close this tab, or continue here."),
+      h("p", {}, h("a", { className: "ml-button ml-primary", href: this.afterUrl }, "Continue")),
+    ));
+  }
+
+  _showExpired() {
+    this._state("expired");
+    this._show(this._card(
+      icon("clock"),
+      h("h1", { className: "ml-title" }, "Your link has expired"),
+      h("p", { className: "ml-lead" }, "For your safety, links work only for a short while. Get a new one sent to ",
+        h("strong", {}, this.email || "your address"), "."),
+      this._liveRegion(),
+      h("div", { className: "ml-actions" },
+        h("button", { className: "ml-button ml-primary", type: "button",
+          onclick: (e) => this._resend(e.currentTarget) }, "Send a new link"),
+        h("button", { className: "ml-button ml-quiet", type: "button",
+          onclick: () => this._showForm() }, "Use a different email"),
+      ),
+    ));
+  }
+
+  _showFailed(code) {
+    this._state("failed", { code });
+    this._show(this._card(
+      icon("alert"),
+      h("h1", { className: "ml-title" }, "That didn't work"),
+      h("p", { className: "ml-lead" }, LINK_MESSAGES[code] || LINK_MESSAGES.failed),
+      h("p", {}, h("button", { className: "ml-button ml-primary", type: "button",
+        onclick: () => this._showForm() }, "Start again")),
+    ));
+  }
+}
+
+class SignInElement extends AuthFlowElement {
+  get mode() {
+    return "sign_in";
+  }
+}
+
+class SignUpElement extends AuthFlowElement {
+  get mode() {
+    return "sign_up";
+  }
+}

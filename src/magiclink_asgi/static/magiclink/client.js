@@ -1,0 +1,220 @@
+// client.js: the entry point. MagicLink (load, setSession, signOut, the verification page,
+// the hosted pages' URLs, listeners), createClient, useMagicLink, sharedClient, the default
+// export.
+// A part of magiclink.js, sharing one module scope with the others (see static_files.py).
+
+let firstContact = null;
+
+/** The browser client for one magiclink prefix. */
+export class MagicLink {
+  /** `{prefix}`: where the middleware is mounted (default: taken from this module's URL). */
+  constructor({ prefix } = {}) {
+    this.prefix = (prefix ?? DEFAULT_PREFIX).replace(/\/$/, "");
+    this._transport = new Transport(this.prefix);
+    this._listeners = new Set();
+    this.client = new Client(this, {});
+    this.user = null;
+    this.session = null;
+    this.online = true;
+    this.loaded = false;
+  }
+
+  /** Create a client and load the current client and user. */
+  static async load(options = {}) {
+    const ml = new MagicLink(options);
+    await ml.load();
+    return ml;
+  }
+
+  get signIn() {
+    return this.client.signIn;
+  }
+
+  get signUp() {
+    return this.client.signUp;
+  }
+
+  get isSignedIn() {
+    return Boolean(this.user);
+  }
+
+  async load() {
+    // The first API request of a browser gets its client cookie: let one request go first,
+    // so that clients loading side by side on a first visit do not make two.
+    if (!firstContact) {
+      firstContact = this.client.reload();
+      firstContact.catch(() => { firstContact = null; });
+      await firstContact;
+    } else {
+      await firstContact.catch(() => {});
+      await this.client.reload();
+    }
+    this._pickSession();
+    await this._loadUser();
+    this.loaded = true;
+    this._emit();
+    return this;
+  }
+
+  _pickSession() {
+    const sessions = this.client.sessions || [];
+    this.session = sessions.find((s) => s.current) ||
+      sessions.find((s) => s.id === this.client.lastActiveSessionId) || null;
+  }
+
+  async _loadUser() {
+    try {
+      const data = await this._transport.request("GET", "/v1/me");
+      if (this.user) this.user._assign(data);
+      else this.user = new User(this, data);
+    } catch (err) {
+      if (err instanceof APIError && err.status === 401) this.user = null;
+      else throw err;
+    }
+    return this.user;
+  }
+
+  /**
+   * Make `sessionId` this browser's active session (collecting a session completed from
+   * another device sets its cookie here), then call `beforeEmit(session)` (say, to navigate)
+   * before listeners hear about it. `null` signs out.
+   */
+  async setSession(sessionId, beforeEmit) {
+    if (sessionId === null) return this.signOut();
+    const data = await this._transport.request("POST",
+      `/v1/client/sessions/${encodeURIComponent(sessionId)}/touch`, { body: {} });
+    this.session = new Session(this, { ...data, current: true });
+    await this._loadUser();
+    if (typeof beforeEmit === "function") await beforeEmit(this.session);
+    this._emit();
+    return this.session;
+  }
+
+  /** Sign this browser out. */
+  async signOut() {
+    const sessionId = this.session?.id || this.client.lastActiveSessionId;
+    if (sessionId) {
+      try {
+        await this._transport.request("POST",
+          `/v1/client/sessions/${encodeURIComponent(sessionId)}/end`, { body: {} });
+      } catch (err) {
+        if (!(err instanceof APIError && (err.status === 404 || err.status === 401))) throw err;
+      }
+    }
+    this.session = null;
+    this.user = null;
+    this._emit();
+  }
+
+  /**
+   * Finish on the page the emailed link leads to. Verified with a session for this browser:
+   * activate it and go to `redirectUrlComplete`. Verified, but completed for another device (or
+   * an email verification): call `onVerifiedOnOtherDevice()` and resolve, staying on the page.
+   * Anything else throws a MagicLinkError (Expired, Failed, ClientMismatch).
+   */
+  async handleMagicLinkVerification({ redirectUrl, redirectUrlComplete,
+    onVerifiedOnOtherDevice } = {}) {
+    const url = new URL(location.href);
+    const status = url.searchParams.get("__magiclink_status");
+    const created = url.searchParams.get("__magiclink_created_session");
+    if (status) {
+      url.searchParams.delete("__magiclink_status");
+      url.searchParams.delete("__magiclink_created_session");
+      history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+    }
+    if (status === "verified") {
+      if (created) {
+        await this.setSession(created, () => {
+          if (redirectUrlComplete) location.assign(redirectUrlComplete);
+        });
+        return { status, createdSessionId: created };
+      }
+      // completed for the device that asked (or an email address verified): nothing to
+      // collect here. (`redirectUrl`, the guide's page for a flow needing more steps, is
+      // accepted for compatibility: a magiclink flow is complete once its link is verified.)
+      void redirectUrl;
+      if (typeof onVerifiedOnOtherDevice === "function") onVerifiedOnOtherDevice();
+      return { status, createdSessionId: null };
+    }
+    throw new MagicLinkError(LINK_CODES.has(status) ? status : MagicLinkErrorCode.Failed);
+  }
+
+  /** The hosted sign-in page's URL; `redirectUrl` (a path on this site) is where it goes after. */
+  signInUrl({ redirectUrl } = {}) {
+    return this._pageUrl("sign-in", redirectUrl);
+  }
+
+  signUpUrl({ redirectUrl } = {}) {
+    return this._pageUrl("sign-up", redirectUrl);
+  }
+
+  userProfileUrl() {
+    return this._pageUrl("user");
+  }
+
+  /** The guide's <RedirectToSignIn />: go to the hosted sign-in page (and come back). */
+  redirectToSignIn({ redirectUrl = location.pathname + location.search } = {}) {
+    location.assign(this.signInUrl({ redirectUrl }));
+  }
+
+  redirectToSignUp({ redirectUrl } = {}) {
+    location.assign(this.signUpUrl({ redirectUrl }));
+  }
+
+  redirectToUserProfile() {
+    location.assign(this.userProfileUrl());
+  }
+
+  _pageUrl(page, redirectUrl) {
+    const query = redirectUrl ? `?redirect_url=${encodeURIComponent(redirectUrl)}` : "";
+    return `${this.prefix}/${page}${query}`;
+  }
+
+  /** The guide's useMagicLink(emailAddress): `{startMagicLinkFlow, cancelMagicLinkFlow}`. */
+  useMagicLink(emailAddress) {
+    return emailAddress.createMagicLinkFlow();
+  }
+
+  /** Call `fn(ml)` when the signed-in state changes; returns the unsubscribe function. */
+  addListener(fn) {
+    this._listeners.add(fn);
+    return () => this._listeners.delete(fn);
+  }
+
+  _emit() {
+    for (const fn of this._listeners) {
+      try { fn(this); } catch (err) { console.error(err); }
+    }
+  }
+
+  _emitConnection(online) {
+    if (this.online === online) return;
+    this.online = online;
+    this._emit();
+  }
+}
+
+/** `createClient({prefix})`: a MagicLink, not yet loaded (call `await ml.load()`). */
+export function createClient(options) {
+  return new MagicLink(options);
+}
+
+/** The guide's useMagicLink, for an EmailAddress. */
+export function useMagicLink(emailAddress) {
+  return emailAddress.createMagicLinkFlow();
+}
+
+const shared = new Map();
+
+/** One loaded MagicLink per prefix, shared by the components of a page. */
+export function sharedClient(prefix = DEFAULT_PREFIX) {
+  const key = prefix.replace(/\/$/, "");
+  if (!shared.has(key)) {
+    const loading = MagicLink.load({ prefix: key });
+    loading.catch(() => shared.delete(key));
+    shared.set(key, loading);
+  }
+  return shared.get(key);
+}
+
+export default MagicLink;

@@ -1,0 +1,110 @@
+// component-helpers.js: what the custom elements share besides their base class: h() to
+// build DOM, icons, ids, the same-site path check, wording for errors, devices and times,
+// the stylesheet link.
+// A part of magiclink.js, sharing one module scope with the others (see static_files.py).
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (k === "className") el.className = v;
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+// Icons as inline SVG (no font or emoji needed), drawn with the current colour.
+const ICONS = {
+  mail: ["ml-icon", "M4 6h16v12H4z M4 7l8 6 8-6"],
+  check: ["ml-icon ml-ok", "M5 12.5l4.5 4.5L19 7.5"],
+  clock: ["ml-icon ml-warn", "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18z M12 7v5l3.5 2.5"],
+  alert: ["ml-icon ml-bad", "M12 3l9.5 17h-19z M12 10v4.5 M12 17.2v.3"],
+};
+
+function icon(name) {
+  const [className, path] = ICONS[name];
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "24");
+  svg.setAttribute("height", "24");
+  svg.setAttribute("focusable", "false");
+  const shape = document.createElementNS(ns, "path");
+  shape.setAttribute("d", path);
+  for (const [k, v] of Object.entries({ fill: "none", stroke: "currentColor",
+    "stroke-width": "2", "stroke-linecap": "round", "stroke-linejoin": "round" })) {
+    shape.setAttribute(k, v);
+  }
+  svg.append(shape);
+  return h("div", { className, "aria-hidden": "true" }, svg);
+}
+
+let ids = 0;
+const uid = (name) => `ml-${name}-${++ids}`;
+
+// A path on this site, as the core's redirect rule reads one: not //host or /\host, and no
+// backslash or control character anywhere (the URL parser drops tabs and newlines, so
+// "/<TAB>/host" would lead to //host).
+function safePath(value, fallback) {
+  if (!value || !value.startsWith("/") || value.startsWith("//") || /[\u0000-\u001f\\]/.test(value)) {
+    return fallback;
+  }
+  return value;
+}
+
+function describeError(err) {
+  if (err instanceof APIError) {
+    if (err.status === 429) {
+      const wait = err.retryAfter ? ` Try again in ${Math.ceil(err.retryAfter)} seconds.` : "";
+      return `Too many emails were sent to this address lately.${wait}`;
+    }
+    if (err.code === "invalid_email_address") return "Enter a valid email address, like ada@example.com.";
+    return err.message;
+  }
+  if (err instanceof NetworkError) return "Could not reach the server. Check your connection and try again.";
+  return err?.message || "Something went wrong. Please try again.";
+}
+
+function relativeTime(ms) {
+  if (!ms) return "";
+  // a past time; a clock running ahead of this browser's reads as "just now"
+  const seconds = Math.min(0, Math.round((ms - Date.now()) / 1000));
+  const fmt = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
+  const units = [["day", 86400], ["hour", 3600], ["minute", 60]];
+  for (const [unit, size] of units) {
+    if (Math.abs(seconds) >= size) return fmt.format(Math.round(seconds / size), unit);
+  }
+  return "just now";
+}
+
+function describeDevice(ua) {
+  if (!ua) return "Unknown device";
+  // the server usually stores a description already ("Firefox 128 on Ubuntu")
+  if (!/^Mozilla\/|\(/.test(ua)) return ua.slice(0, 80);
+  // a raw user agent: a short label only
+  const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox"
+    : /Chrom(e|ium)\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : null;
+  const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS"
+    : /Windows/.test(ua) ? "Windows" : /Mac OS X/.test(ua) ? "macOS"
+    : /Linux/.test(ua) ? "Linux" : null;
+  if (browser && os) return `${browser} on ${os}`;
+  return browser || os || ua.slice(0, 60);
+}
+
+function ensureStylesheet(prefix) {
+  const href = `${prefix}/static/magiclink.css`;
+  const present = [...document.querySelectorAll("link[rel=stylesheet]")]
+    .some((l) => new URL(l.href, location.href).pathname === href);
+  if (!present && !document.querySelector("link[data-magiclink]")) {
+    document.head.append(h("link", { rel: "stylesheet", href, "data-magiclink": "" }));
+  }
+}
+
+function ml_primary(ml) {
+  return ml.user?.primaryEmailAddress?.emailAddress || "you";
+}

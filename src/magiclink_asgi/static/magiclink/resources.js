@@ -1,0 +1,197 @@
+// resources.js: the guide's resources over the HTTP API: SignUp, SignIn, EmailAddress,
+// Session, User and Client (this browser).
+// A part of magiclink.js, sharing one module scope with the others (see static_files.py).
+
+/** A sign-up in progress (the guide's `signUp`). `create` fills this object in place. */
+export class SignUp extends Resource {
+  _assign(data) {
+    const { verifications, ...rest } = data;
+    Object.assign(this, rest);
+    this.verifications = { emailAddress: verification(verifications?.emailAddress) };
+    this._emit();
+    return this;
+  }
+
+  get _verification() {
+    return this.verifications?.emailAddress || null;
+  }
+
+  /** Start a sign-up: `{emailAddress}`. */
+  async create({ emailAddress }) {
+    return this._assign(await this._ml._transport.request("POST", "/v1/client/sign_ups",
+      { body: { emailAddress } }));
+  }
+
+  /** Email the sign-up link: `{redirectUrl}`. */
+  async prepareEmailAddressVerification({ redirectUrl, strategy = "email_link" } = {}) {
+    return this._assign(await this._ml._transport.request("POST",
+      `/v1/client/sign_ups/${encodeURIComponent(this.id)}/prepare_verification`,
+      { body: { strategy, redirectUrl } }));
+  }
+
+  /** Read it again; `{wait, version}` long-polls until it changes. */
+  async reload(options = {}) {
+    return this._reloadFrom(`/v1/client/sign_ups/${encodeURIComponent(this.id)}`, options);
+  }
+
+  createMagicLinkFlow() {
+    return magicLinkFlow(this, ({ redirectUrl }) =>
+      this.prepareEmailAddressVerification({ redirectUrl: absolute(redirectUrl) }));
+  }
+}
+
+/** A sign-in in progress (the guide's `signIn`). `create` fills this object in place. */
+export class SignIn extends Resource {
+  _assign(data) {
+    const { firstFactorVerification, ...rest } = data;
+    Object.assign(this, rest);
+    this.firstFactorVerification = verification(firstFactorVerification);
+    this._emit();
+    return this;
+  }
+
+  get _verification() {
+    return this.firstFactorVerification || null;
+  }
+
+  /** Start a sign-in: `{identifier}` (an email address). */
+  async create({ identifier }) {
+    return this._assign(await this._ml._transport.request("POST", "/v1/client/sign_ins",
+      { body: { identifier } }));
+  }
+
+  /** Email the sign-in link: `{emailAddressId, redirectUrl}`. */
+  async prepareFirstFactor({ emailAddressId, redirectUrl, strategy = "email_link" } = {}) {
+    return this._assign(await this._ml._transport.request("POST",
+      `/v1/client/sign_ins/${encodeURIComponent(this.id)}/prepare_first_factor`,
+      { body: { strategy, emailAddressId, redirectUrl } }));
+  }
+
+  async reload(options = {}) {
+    return this._reloadFrom(`/v1/client/sign_ins/${encodeURIComponent(this.id)}`, options);
+  }
+
+  createMagicLinkFlow() {
+    return magicLinkFlow(this, ({ redirectUrl, emailAddressId }) =>
+      this.prepareFirstFactor({
+        redirectUrl: absolute(redirectUrl),
+        emailAddressId: emailAddressId ||
+          (this.supportedFirstFactors || []).find((f) => f.strategy === "email_link")
+            ?.emailAddressId,
+      }));
+  }
+}
+
+/** One of the signed-in user's email addresses. */
+export class EmailAddress extends Resource {
+  _assign(data) {
+    const { verification: v, ...rest } = data;
+    Object.assign(this, rest);
+    this.verification = verification(v);
+    this._emit();
+    return this;
+  }
+
+  toString() {
+    return this.emailAddress;
+  }
+
+  async prepareVerification({ redirectUrl, strategy = "email_link" } = {}) {
+    return this._assign(await this._ml._transport.request("POST",
+      `/v1/me/email_addresses/${encodeURIComponent(this.id)}/prepare_verification`,
+      { body: { strategy, redirectUrl: absolute(redirectUrl) } }));
+  }
+
+  async reload(options = {}) {
+    return this._reloadFrom(`/v1/me/email_addresses/${encodeURIComponent(this.id)}`, options);
+  }
+
+  /** Remove it from the account (not the primary address). */
+  async destroy() {
+    await this._ml._transport.request("DELETE",
+      `/v1/me/email_addresses/${encodeURIComponent(this.id)}`);
+  }
+
+  /** Make it the primary address (it must be verified). */
+  async makePrimary() {
+    return this._ml.user.update({ primaryEmailAddressId: this.id });
+  }
+
+  createMagicLinkFlow() {
+    return magicLinkFlow(this, ({ redirectUrl }) => this.prepareVerification({ redirectUrl }));
+  }
+}
+
+/** A signed-in session. */
+export class Session extends Resource {
+  /** Sign this session out (the current one, or another of the user's). */
+  async end() {
+    const path = this.current
+      ? `/v1/client/sessions/${encodeURIComponent(this.id)}/end`
+      : `/v1/me/sessions/${encodeURIComponent(this.id)}/revoke`;
+    return this._assign(await this._ml._transport.request("POST", path, { body: {} }));
+  }
+
+  revoke() {
+    return this.end();
+  }
+}
+
+/** The signed-in user. */
+export class User extends Resource {
+  _assign(data) {
+    const { emailAddresses, ...rest } = data;
+    Object.assign(this, rest);
+    this.emailAddresses = (emailAddresses || []).map((e) => new EmailAddress(this._ml, e));
+    this._emit();
+    return this;
+  }
+
+  get primaryEmailAddress() {
+    return this.emailAddresses.find((e) => e.id === this.primaryEmailAddressId) || null;
+  }
+
+  async reload() {
+    return this._assign(await this._ml._transport.request("GET", "/v1/me"));
+  }
+
+  /** Add an unverified address: `{email}`; resolves with the new EmailAddress. */
+  async createEmailAddress({ email, emailAddress } = {}) {
+    const data = await this._ml._transport.request("POST", "/v1/me/email_addresses",
+      { body: { emailAddress: email ?? emailAddress } });
+    const address = new EmailAddress(this._ml, data);
+    this.emailAddresses = [...this.emailAddresses, address];
+    this._emit();
+    return address;
+  }
+
+  /** Change the user: `{primaryEmailAddressId}`. */
+  async update(fields) {
+    return this._assign(await this._ml._transport.request("PATCH", "/v1/me", { body: fields }));
+  }
+
+  /** The user's live sessions, on every device. */
+  async getSessions() {
+    const list = await this._ml._transport.request("GET", "/v1/me/sessions");
+    return (list?.data || []).map((s) => new Session(this._ml, s));
+  }
+}
+
+/** This browser (the API's client): its sessions and its sign-in and sign-up in progress. */
+export class Client extends Resource {
+  _assign(data) {
+    const { signIn, signUp, sessions, ...rest } = data;
+    Object.assign(this, rest);
+    this.sessions = (sessions || []).map((s) => new Session(this._ml, s));
+    if (!this.signIn) this.signIn = new SignIn(this._ml);
+    if (!this.signUp) this.signUp = new SignUp(this._ml);
+    if (signIn) this.signIn._assign(signIn);
+    if (signUp) this.signUp._assign(signUp);
+    this._emit();
+    return this;
+  }
+
+  async reload() {
+    return this._assign(await this._ml._transport.request("GET", "/v1/client"));
+  }
+}

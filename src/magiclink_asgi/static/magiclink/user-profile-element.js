@@ -1,0 +1,245 @@
+// user-profile-element.js: <magiclink-user-profile>: the signed-in user's email addresses
+// (add, verify, make primary, remove) and sessions on every device (sign one out).
+// A part of magiclink.js, sharing one module scope with the others (see static_files.py).
+
+/** <magiclink-user-profile>: email addresses and sessions of the signed-in user. */
+class UserProfileElement extends MagicLinkElement {
+  async start(ml) {
+    this._unsubscribe?.();
+    this._unsubscribe = ml.addListener(() => { if (!ml.user) this._showSignedOut(); });
+    this._flows = new Map();
+    this._pending = new Map();
+    if (!ml.user) {
+      this._showSignedOut();
+      return;
+    }
+    await this.render(false);
+  }
+
+  disconnectedCallback() {
+    for (const flow of this._flows?.values() || []) flow.cancelMagicLinkFlow();
+    this._unsubscribe?.();
+  }
+
+  _showSignedOut() {
+    this._state("signed-out");
+    const signIn = new URL(this.attr("sign-in-url", `${this.prefix}/sign-in`), location.href);
+    signIn.searchParams.set("redirect_url", location.pathname);
+    this._show(this._card(
+      h("h1", { className: "ml-title" }, "You're signed out"),
+      h("p", { className: "ml-lead" }, "Sign in to see your account."),
+      h("p", {}, h("a", { className: "ml-button ml-primary", href: signIn.pathname + signIn.search }, "Sign in")),
+    ), false);
+  }
+
+  async render(focus = true, message = "") {
+    const user = this.ml.user;
+    if (!user) return this._showSignedOut();
+    let sessions = [];
+    try {
+      sessions = await user.getSessions();
+    } catch (err) {
+      console.error(err);
+    }
+    this._state("profile");
+    const live = this._liveRegion();
+    const view = h("section", { className: "ml-card ml-wide ml-profile" },
+      h("h1", { className: "ml-title" }, "Your account"),
+      h("p", { className: "ml-lead" }, "Signed in as ",
+        h("strong", {}, user.primaryEmailAddress?.emailAddress || "")),
+      live,
+      this._emailsSection(user),
+      this._sessionsSection(sessions),
+      h("div", { className: "ml-actions ml-end" },
+        h("button", { className: "ml-button", type: "button", "data-ml-sign-out": "",
+          onclick: () => this._signOut() }, "Sign out")),
+    );
+    // keep keyboard focus where it was (the same control, or the heading if it is gone)
+    const active = this.contains(document.activeElement) ? document.activeElement : null;
+    const key = active && (active.getAttribute("aria-label") || active.id || active.textContent);
+    this._show(view, focus);
+    if (key) {
+      const same = [...view.querySelectorAll("button, input, a")].find((el) =>
+        (el.getAttribute("aria-label") || el.id || el.textContent) === key);
+      (same || view.querySelector("h1")).focus();
+    }
+    if (message) this._announce(message);
+  }
+
+  _emailsSection(user) {
+    const headingId = uid("emails");
+    const rows = user.emailAddresses.map((address) => this._emailRow(user, address));
+    const inputId = uid("new-email");
+    const form = h("form", { className: "ml-form ml-inline", novalidate: true, onsubmit: (e) => {
+      e.preventDefault();
+      this._addEmail(form.querySelector("input").value.trim(), form);
+    } },
+    h("label", { className: "ml-label", for: inputId }, "Add an email address"),
+    h("div", { className: "ml-row-input" },
+      h("input", { className: "ml-input", id: inputId, type: "email", name: "email",
+        autocomplete: "email", required: true, spellcheck: "false", autocapitalize: "off" }),
+      h("button", { className: "ml-button ml-primary", type: "submit" }, "Add")),
+    );
+    return h("section", { className: "ml-section", "aria-labelledby": headingId },
+      h("h2", { className: "ml-subtitle", id: headingId }, "Email addresses"),
+      h("ul", { className: "ml-list" }, rows),
+      form);
+  }
+
+  _emailRow(user, address) {
+    const primary = address.id === user.primaryEmailAddressId;
+    const verified = Boolean(address.verified);
+    const waiting = this._pending.has(address.id);
+    const row = h("li", { className: "ml-row ml-email-row", "data-email": address.emailAddress },
+      h("div", { className: "ml-row-main" },
+        h("span", { className: "ml-email" }, address.emailAddress),
+        h("span", { className: "ml-badges" },
+          primary ? h("span", { className: "ml-badge ml-badge-primary" }, "Primary") : null,
+          verified ? h("span", { className: "ml-badge ml-badge-ok" }, "Verified")
+            : h("span", { className: "ml-badge ml-badge-warn" }, "Unverified"))),
+    );
+    const actions = h("div", { className: "ml-row-actions" });
+    if (!verified && !waiting) {
+      actions.append(h("button", { className: "ml-button ml-small", type: "button",
+        "aria-label": `Verify ${address.emailAddress}`,
+        onclick: () => this._verify(address) }, "Verify"));
+    }
+    if (verified && !primary) {
+      actions.append(h("button", { className: "ml-button ml-small", type: "button",
+        "aria-label": `Make ${address.emailAddress} primary`,
+        onclick: () => this._act(() => address.makePrimary(),
+          `${address.emailAddress} is now your primary address.`) }, "Make primary"));
+    }
+    if (!primary) {
+      actions.append(h("button", { className: "ml-button ml-small ml-danger", type: "button",
+        "aria-label": `Remove ${address.emailAddress}`,
+        onclick: (e) => this._confirmRemove(address, e.currentTarget) }, "Remove"));
+    }
+    row.append(actions);
+    if (waiting) {
+      const v = address.verification;
+      row.append(h("div", { className: "ml-row-wait" },
+        h("p", {}, h("span", { className: "ml-spinner", "aria-hidden": "true" }),
+          " Check your email: we sent a link to ", h("strong", {}, address.emailAddress),
+          ". This page updates by itself once you open it."),
+        this._codeBox(v?.confirmationCode),
+        h("button", { className: "ml-button ml-small ml-quiet", type: "button", onclick: () => {
+          this._flows.get(address.id)?.cancelMagicLinkFlow();
+        } }, "Cancel")));
+    }
+    if (this._pending.get(address.id) === "expired") {
+      row.append(h("p", { className: "ml-error" }, "The link expired."));
+    }
+    return row;
+  }
+
+  _confirmRemove(address, button) {
+    const actions = button.parentElement;
+    const confirm = h("span", { className: "ml-confirm", role: "group",
+      "aria-label": `Remove ${address.emailAddress}?` },
+      h("span", {}, "Remove? "),
+      h("button", { className: "ml-button ml-small ml-danger", type: "button",
+        onclick: () => this._act(async () => { await address.destroy(); await this.ml.user.reload(); },
+          `${address.emailAddress} was removed.`) }, "Yes, remove"),
+      h("button", { className: "ml-button ml-small ml-quiet", type: "button",
+        onclick: () => this.render(false) }, "Keep"));
+    actions.replaceChildren(confirm);
+    confirm.querySelector("button").focus();
+  }
+
+  async _act(fn, message) {
+    try {
+      await fn();
+      await this.render(false, message);
+    } catch (err) {
+      this._announce(describeError(err));
+    }
+  }
+
+  async _addEmail(email, form) {
+    const input = form.querySelector("input");
+    if (!email || !input.checkValidity()) {
+      this._announce("Enter a valid email address, like ada@example.com.");
+      input.focus();
+      return;
+    }
+    let address;
+    try {
+      address = await this.ml.user.createEmailAddress({ email });
+    } catch (err) {
+      this._announce(describeError(err));
+      input.focus();
+      return;
+    }
+    await this._verify(address);
+  }
+
+  async _verify(address) {
+    const flow = this.ml.useMagicLink(address);
+    this._flows.get(address.id)?.cancelMagicLinkFlow();
+    this._flows.set(address.id, flow);
+    const redirect = new URL(`${this.prefix}/verify`, location.origin);
+    redirect.searchParams.set("flow", "email_address");
+    redirect.searchParams.set("after", location.pathname);
+    let result;
+    try {
+      result = await flow.startMagicLinkFlow({
+        redirectUrl: redirect.href,
+        onPrepared: () => {
+          this._pending.set(address.id, "waiting");
+          this.render(false, `We sent a link to ${address.emailAddress}.`);
+        },
+      });
+    } catch (err) {
+      this._pending.delete(address.id);
+      await this.render(false);
+      this._announce(describeError(err));
+      return;
+    } finally {
+      if (this._flows.get(address.id) === flow) this._flows.delete(address.id);
+    }
+    const status = result.verification?.status;
+    this._pending.delete(address.id);
+    await this.ml.user.reload();
+    if (status === "verified") {
+      await this.render(false, `${address.emailAddress} is verified.`);
+    } else if (status === "expired") {
+      await this.render(false, `The link for ${address.emailAddress} expired. Press Verify to get a new one.`);
+    } else if (status === "unverified") {
+      await this.render(false, "Stopped waiting. You can send the link again with Verify.");
+    } else {
+      await this.render(false, `Verifying ${address.emailAddress} failed. Press Verify to try again.`);
+    }
+  }
+
+  _sessionsSection(sessions) {
+    const headingId = uid("sessions");
+    return h("section", { className: "ml-section", "aria-labelledby": headingId },
+      h("h2", { className: "ml-subtitle", id: headingId }, "Active sessions"),
+      h("ul", { className: "ml-list" }, sessions.map((s) => {
+        const current = s.current || s.id === this.ml.session?.id;
+        const device = describeDevice(s.userAgent);
+        return h("li", { className: "ml-row ml-session-row", "data-session": s.id },
+          h("div", { className: "ml-row-main" },
+            h("span", {}, device,
+              current ? h("span", { className: "ml-badge ml-badge-primary" }, "This device") : null),
+            h("span", { className: "ml-muted" },
+              [s.ipAddress, `active ${relativeTime(s.lastActiveAt)}`].filter(Boolean).join(" · "))),
+          current ? null : h("div", { className: "ml-row-actions" },
+            h("button", { className: "ml-button ml-small", type: "button",
+              "aria-label": `Sign out ${device}, ${s.ipAddress || "unknown address"}`,
+              onclick: () => this._act(() => s.revoke(), `Signed out ${device}.`) },
+            "Sign out")));
+      })));
+  }
+
+  async _signOut() {
+    try {
+      await this.ml.signOut();
+    } catch (err) {
+      this._announce(describeError(err));
+      return;
+    }
+    location.assign(this.attr("after-sign-out-url", `${this.prefix}/sign-in`));
+  }
+}
