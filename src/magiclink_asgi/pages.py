@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -31,6 +32,21 @@ _THEME_NAME = re.compile(r"^(--)?[A-Za-z][A-Za-z0-9-]*$")
 _THEME_VALUE = re.compile(r"^[^;{}<>\\\n\r]*$")
 
 Page = Callable[[Scope], Response]
+
+
+@dataclass(frozen=True)
+class _Flow:
+    """What differs between the sign-in and the sign-up page."""
+
+    title: str
+    element: str
+    action: str
+    after_attribute: str
+    other_attribute: str
+
+
+_SIGN_IN = _Flow("Sign in", "magiclink-sign-in", "Signing in", "after-sign-in-url", "sign-up-url")
+_SIGN_UP = _Flow("Sign up", "magiclink-sign-up", "Signing up", "after-sign-up-url", "sign-in-url")
 
 
 class HostedPages:
@@ -143,16 +159,19 @@ class HostedPages:
     # -- pages ---------------------------------------------------------------------------------
 
     def _sign_in(self, scope: Scope) -> Response:
-        after = self.next_url(query_of(scope).get("redirect_url"), self.after_sign_in_url)
-        if _signed_in(scope):
-            return redirect(after)
-        return self.page("pages/sign_in.html", scope, after_url=after, title="Sign in")
+        return self._auth_flow(scope, _SIGN_IN, self.after_sign_in_url, self.sign_up_url)
 
     def _sign_up(self, scope: Scope) -> Response:
-        after = self.next_url(query_of(scope).get("redirect_url"), self.after_sign_up_url)
+        return self._auth_flow(scope, _SIGN_UP, self.after_sign_up_url, self.sign_in_url)
+
+    def _auth_flow(self, scope: Scope, flow: _Flow, after: str, other_url: str) -> Response:
+        """The sign-in or sign-up page; a signed-in visitor goes on at once."""
+        after = self.next_url(query_of(scope).get("redirect_url"), after)
         if _signed_in(scope):
             return redirect(after)
-        return self.page("pages/sign_up.html", scope, after_url=after, title="Sign up")
+        return self.page(
+            "pages/auth_flow.html", scope, **asdict(flow), after_url=after, other_url=other_url
+        )
 
     def _user(self, scope: Scope) -> Response:
         if not _signed_in(scope):

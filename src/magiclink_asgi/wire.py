@@ -38,37 +38,43 @@ def verification_json(attempt: SignIn | SignUp | EmailAddress) -> dict[str, Any]
     }
 
 
-def sign_in_json(sign_in: SignIn) -> dict[str, Any]:
+def _attempt_json(name: str, attempt: SignIn | SignUp, **fields: Any) -> dict[str, Any]:
     return {
-        "object": "sign_in",
-        "id": sign_in.id,
-        "status": sign_in.status.value,
-        "identifier": sign_in.identifier,
-        "supported_first_factors": [
-            {
-                "strategy": f.strategy,
-                "safe_identifier": f.safe_identifier,
-                "email_address_id": f.email_address_id,
-            }
-            for f in sign_in.supported_first_factors
-        ],
-        "first_factor_verification": verification_json(sign_in),
-        "created_session_id": sign_in.created_session_id,
-        "version": sign_in.version,
+        "object": name,
+        "id": attempt.id,
+        "status": attempt.status.value,
+        **fields,
+        "created_session_id": attempt.created_session_id,
+        "version": attempt.version,
     }
+
+
+def sign_in_json(sign_in: SignIn) -> dict[str, Any]:
+    factors = [
+        {
+            "strategy": f.strategy,
+            "safe_identifier": f.safe_identifier,
+            "email_address_id": f.email_address_id,
+        }
+        for f in sign_in.supported_first_factors
+    ]
+    return _attempt_json(
+        "sign_in",
+        sign_in,
+        identifier=sign_in.identifier,
+        supported_first_factors=factors,
+        first_factor_verification=verification_json(sign_in),
+    )
 
 
 def sign_up_json(sign_up: SignUp) -> dict[str, Any]:
-    return {
-        "object": "sign_up",
-        "id": sign_up.id,
-        "status": sign_up.status.value,
-        "email_address": sign_up.email_address,
-        "verifications": {"email_address": verification_json(sign_up)},
-        "created_user_id": sign_up.created_user_id,
-        "created_session_id": sign_up.created_session_id,
-        "version": sign_up.version,
-    }
+    return _attempt_json(
+        "sign_up",
+        sign_up,
+        email_address=sign_up.email_address,
+        verifications={"email_address": verification_json(sign_up)},
+        created_user_id=sign_up.created_user_id,
+    )
 
 
 def email_address_json(address: EmailAddress, primary_id: str | None) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import TypeVar
 from .context import RETRIES, Context
 from .domain import flows
 from .domain.errors import ConflictError, NotFoundError
-from .domain.models import Client, Session, SignIn, SignUp
-from .domain.tokens import TokenPurpose, new_id, new_token
+from .domain.models import AttemptKind, Client, Session, SignIn, SignUp
+from .domain.tokens import TokenPurpose, new_token
 from .ports import Insert
 
 P = TypeVar("P", SignUp, SignIn)
@@ -29,11 +29,9 @@ async def create(ctx: Context) -> tuple[Client, str]:
     """A new client and its token (the plaintext goes only into the client's cookie)."""
     now = ctx.now()
     token = new_token(TokenPurpose.CLIENT)
-    client = Client(
-        id=new_id(Client.id_prefix),
+    client = Client.new(
+        now,
         token_digest=ctx.keyring.digest(token, TokenPurpose.CLIENT),
-        created_at=now,
-        updated_at=now,
         last_active_at=now,
         purge_after=now + ctx.settings.client_ttl,
     )
@@ -74,6 +72,31 @@ async def _current(ctx: Context, kind: type[P], attempt_id: str | None, client: 
     if record is None or record.client_id != client.id:
         return None
     return flows.attempt_as_of(record, ctx.now())
+
+
+async def vetted(ctx: Context, kind: AttemptKind, raw_email: object) -> str:
+    """The canonical address a sign-up or sign-in is for, once the app's vetoes let it.
+
+    :raises InvalidEmailError: not a valid address. :raises NotAllowedError: a veto refused.
+    """
+    email = await ctx.email(raw_email)
+    await ctx.hooks.check(kind, email)
+    return email
+
+
+async def begin(ctx: Context, client: Client, kind: type[P], email: str, **fields: object) -> P:
+    """A new sign-up or sign-in of ``client`` for ``email``, stored as its current one."""
+    attempt = flows.new_attempt(
+        kind,
+        client,
+        email,
+        ctx.now(),
+        ttl=ctx.settings.attempt_ttl,
+        purge_grace=ctx.settings.purge_grace,
+        **fields,
+    )
+    await start_attempt(ctx, client, attempt)
+    return attempt
 
 
 async def start_attempt(ctx: Context, client: Client, attempt: SignUp | SignIn) -> None:

@@ -6,7 +6,6 @@ from .context import Context
 from .domain import flows
 from .domain.errors import IdentifierExistsError, InvalidStateError, NotFoundError
 from .domain.models import EmailAddress, RequestInfo, Session, User
-from .domain.tokens import new_id
 from .links import send
 from .ports import Delete, Insert, Update
 
@@ -26,13 +25,8 @@ async def add(ctx: Context, session: Session, email_address: object) -> EmailAdd
         if existing.email == email:
             raise IdentifierExistsError(long_message="You have added this address already.")
     now = ctx.now()
-    address = EmailAddress(
-        id=new_id(EmailAddress.id_prefix),
-        user_id=session.user_id,
-        email=email,
-        client_id=session.client_id,
-        created_at=now,
-        updated_at=now,
+    address = EmailAddress.new(
+        now, user_id=session.user_id, email=email, client_id=session.client_id
     )
     await ctx.storage.apply([Insert(address)])
     return address

@@ -111,14 +111,13 @@ async def send(ctx: Context, attempt: A, *, redirect_url: str, request: RequestI
     )
     kind = flows.kind_of(attempt)
     has_link = flows.carries_link(attempt)
-    link = Link(
+    link = Link.new(
+        now,
         id=digest,
         attempt_kind=kind,
         attempt_id=attempt.id,
         client_id=attempt.client_id or "",
         expire_at=verification.expire_at,
-        created_at=now,
-        updated_at=now,
         purge_after=verification.expire_at + ctx.settings.purge_grace,
     )
     prepared = cast(A, attempt.bumped(now, verification=verification))  # bumped keeps the type

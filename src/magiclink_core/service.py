@@ -17,9 +17,7 @@ debug level (never a token); callers see only typed errors with stable codes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
-from typing import overload
 
 import anyio
 import anyio.abc
@@ -29,7 +27,6 @@ from . import attempt_waits, clients, email_addresses, links, sessions, sign_ins
 from .clients import ClientState
 from .context import Context
 from .domain.errors import UnauthenticatedError
-from .domain.events import Event
 from .domain.models import (
     AttemptKind,
     Client,
@@ -44,7 +41,7 @@ from .domain.models import (
 from .domain.redirects import check_redirect_url
 from .domain.settings import Settings
 from .emails import EmailRenderer
-from .hooks import EventHook, H, Hooks, VetoHook
+from .hooks import Hooks, VetoHook
 from .links import LinkPreview, LinkResult
 from .local_notifier import LocalNotifier
 from .ports import Clock, HasNotifier, Mailer, Notifier, Storage, SystemClock
@@ -86,6 +83,9 @@ class MagicLinks:
             clock=clock or SystemClock(),
             emails=emails or EmailRenderer(),
         )
+        self.on = self._ctx.hooks.on
+        """``links.on(event, hook)`` calls ``hook(AuthEvent)`` after ``event``;
+        ``@links.on(event)`` does as a decorator (see :meth:`Hooks.on`)."""
 
     @property
     def settings(self) -> Settings:
@@ -135,21 +135,6 @@ class MagicLinks:
         await self.aclose()
 
     # -- hooks -------------------------------------------------------------------------------
-
-    @overload
-    def on(self, event: Event | str, hook: EventHook) -> EventHook: ...
-
-    @overload
-    def on(self, event: Event | str, hook: None = None) -> Callable[[H], H]: ...
-
-    def on(self, event: Event | str, hook: EventHook | None = None) -> EventHook | Callable[[H], H]:
-        """Call ``hook(AuthEvent)`` after ``event``; without ``hook``, a decorator that does.
-
-        :raises ValueError: an unknown event. :raises TypeError: ``hook`` is not async.
-        """
-        if hook is None:
-            return self.hooks.on(event)
-        return self.hooks.on(event, hook)
 
     def before_sign_up(self, hook: VetoHook) -> VetoHook:
         """Call ``hook(email)`` before a sign-up is created; ``False`` refuses it."""
@@ -208,7 +193,7 @@ class MagicLinks:
 
     async def get_sign_up(self, client: Client, sign_up_id: str) -> SignUp:
         """:raises NotFoundError: no such sign-up for this client."""
-        return await sign_ups.get(self._ctx, client, sign_up_id)
+        return await self._ctx.owned(SignUp, client.id, sign_up_id)
 
     # -- sign-ins ----------------------------------------------------------------------------
 
@@ -252,7 +237,7 @@ class MagicLinks:
 
     async def get_sign_in(self, client: Client, sign_in_id: str) -> SignIn:
         """:raises NotFoundError: no such sign-in for this client."""
-        return await sign_ins.get(self._ctx, client, sign_in_id)
+        return await self._ctx.owned(SignIn, client.id, sign_in_id)
 
     # -- a signed-in user's email addresses --------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .clients import start_attempt
+from .clients import begin, vetted
 from .context import Context
 from .domain import flows
 from .domain.errors import IdentifierNotFoundError, InvalidRequestError, InvalidStateError
@@ -13,30 +13,19 @@ from .links import send
 
 async def create(ctx: Context, client: Client, identifier: object) -> SignIn:
     """Start a sign-in; see :meth:`MagicLinks.create_sign_in`."""
-    email = await ctx.email(identifier)
-    await ctx.hooks.check(AttemptKind.SIGN_IN, email)
+    email = await vetted(ctx, AttemptKind.SIGN_IN, identifier)
     address = await ctx.storage.find(EmailAddress, "claimed_email", email)
     if address is None and not ctx.settings.enumeration_protection:
         raise IdentifierNotFoundError()
-    now = ctx.now()
-    sign_in = SignIn(
-        id=new_id(SignIn.id_prefix),
-        client_id=client.id,
-        identifier=email,
+    return await begin(
+        ctx,
+        client,
+        SignIn,
+        email,
         user_id=address.user_id if address else None,
+        # an unknown address gets an id like any other, so the answer tells nothing
         email_address_id=address.id if address else new_id(EmailAddress.id_prefix),
-        created_at=now,
-        updated_at=now,
-        abandon_at=now + ctx.settings.attempt_ttl,
-        purge_after=now + ctx.settings.attempt_ttl + ctx.settings.purge_grace,
     )
-    await start_attempt(ctx, client, sign_in)
-    return sign_in
-
-
-async def get(ctx: Context, client: Client, sign_in_id: str) -> SignIn:
-    """The client's sign-in, as of now. :raises NotFoundError:"""
-    return await ctx.owned(SignIn, client.id, sign_in_id)
 
 
 async def prepare_first_factor(
@@ -49,7 +38,7 @@ async def prepare_first_factor(
     request: RequestInfo | None,
 ) -> SignIn:
     """Email the sign-in's link; see :meth:`MagicLinks.prepare_first_factor`."""
-    sign_in = await get(ctx, client, sign_in_id)
+    sign_in = await ctx.owned(SignIn, client.id, sign_in_id)
     if email_address_id is not None and email_address_id != sign_in.email_address_id:
         raise InvalidRequestError(long_message="email_address_id is not a factor of this sign-in.")
     if not flows.in_progress(sign_in):

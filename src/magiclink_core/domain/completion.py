@@ -193,23 +193,17 @@ def _sign_in(
 def _new_user(
     user_id: str, email: str, verification: Verification, client_id: str, now: datetime
 ) -> list[Change]:
-    address_id = new_id(EmailAddress.id_prefix)
+    address = EmailAddress.new(
+        now,
+        user_id=user_id,
+        email=email,
+        claimed_email=email,
+        verification=verification,
+        client_id=client_id,
+    )
     return [
-        Insert(
-            User(id=user_id, primary_email_address_id=address_id, created_at=now, updated_at=now)
-        ),
-        Insert(
-            EmailAddress(
-                id=address_id,
-                user_id=user_id,
-                email=email,
-                claimed_email=email,
-                verification=verification,
-                client_id=client_id,
-                created_at=now,
-                updated_at=now,
-            )
-        ),
+        Insert(User.new(now, id=user_id, primary_email_address_id=address.id)),
+        Insert(address),
     ]
 
 

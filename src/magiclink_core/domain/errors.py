@@ -156,66 +156,89 @@ class ConfirmationCodeError(AuthError):
 
 
 class InvalidEmailError(AuthError):
+    """The address is not one mail can be sent to (syntax, length, or no such domain when
+    deliverability is checked)."""
+
     code = ErrorCode.INVALID_EMAIL_ADDRESS
     status_hint = 422
     default_message = "That is not a valid email address."
 
 
 class InvalidRedirectError(AuthError):
+    """A redirect target off the app's own and allowlisted origins, or malformed."""
+
     code = ErrorCode.REDIRECT_URL_NOT_ALLOWED
     status_hint = 422
     default_message = "That redirect URL is not allowed."
 
 
 class InvalidRequestError(AuthError):
+    """A malformed argument: missing, of the wrong type, or out of range."""
+
     code = ErrorCode.INVALID_REQUEST
     status_hint = 400
     default_message = "The request is not valid."
 
 
 class UnauthenticatedError(AuthError):
+    """The call needs a live session and has none."""
+
     code = ErrorCode.UNAUTHENTICATED
     status_hint = 401
     default_message = "You need to be signed in."
 
 
 class NotAllowedError(AuthError):
+    """The app refused (a veto hook returned False or raised it)."""
+
     code = ErrorCode.NOT_ALLOWED
     status_hint = 403
     default_message = "You are not allowed to do that."
 
 
 class NotFoundError(AuthError):
+    """No such record for this caller; a record of someone else's reads the same."""
+
     code = ErrorCode.NOT_FOUND
     status_hint = 404
     default_message = "Not found."
 
 
 class InvalidStateError(AuthError):
+    """The attempt or session cannot do that now (complete, abandoned, verified)."""
+
     code = ErrorCode.INVALID_STATE
     status_hint = 409
     default_message = "That cannot be done at this point of the flow."
 
 
 class ConflictError(AuthError):
+    """A concurrent change won a compare-and-set race every time; nothing was written."""
+
     code = ErrorCode.CONFLICT
     status_hint = 409
     default_message = "Something changed at the same time. Please try again."
 
 
 class IdentifierExistsError(AuthError):
+    """The address has an account (said only with enumeration protection off)."""
+
     code = ErrorCode.IDENTIFIER_EXISTS
     status_hint = 422
     default_message = "That email address is taken. Please try another."
 
 
 class IdentifierNotFoundError(AuthError):
+    """The address has no account (said only with enumeration protection off)."""
+
     code = ErrorCode.IDENTIFIER_NOT_FOUND
     status_hint = 422
     default_message = "Couldn't find your account."
 
 
 class RateLimitedError(AuthError):
+    """Too many tries; ``retry_after`` says when the next one may succeed."""
+
     code = ErrorCode.RATE_LIMITED
     status_hint = 429
     default_message = "Too many requests. Please wait and try again."
@@ -231,6 +254,8 @@ class RateLimitedError(AuthError):
 
 
 class MailDeliveryError(AuthError):
+    """The mail server did not take the email; ``permanent`` says whether a retry may work."""
+
     code = ErrorCode.MAIL_DELIVERY_FAILED
     status_hint = 502
     default_message = "We could not send the email. Please try again."
@@ -241,6 +266,8 @@ class MailDeliveryError(AuthError):
 
 
 class StorageUnavailableError(AuthError):
+    """The storage cannot be reached now; try again shortly."""
+
     code = ErrorCode.STORAGE_UNAVAILABLE
     status_hint = 503
     default_message = "The service is unavailable. Please try again shortly."

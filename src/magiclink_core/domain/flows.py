@@ -61,10 +61,10 @@ from .models import (
     Verification,
     VerificationStatus,
 )
-from .tokens import new_id
 
 S = TypeVar("S", bound=StrEnum)
 A = TypeVar("A", SignUp, SignIn, EmailAddress)
+P = TypeVar("P", SignUp, SignIn)
 
 VERIFICATION_TRANSITIONS: dict[VerificationStatus, frozenset[VerificationStatus]] = {
     VerificationStatus.UNVERIFIED: frozenset(
@@ -157,22 +157,23 @@ def _move(
 # -- attempts ----------------------------------------------------------------------------------
 
 
+_KINDS: dict[type[SignUp] | type[SignIn] | type[EmailAddress], tuple[AttemptKind, str]] = {
+    # what each attempt verifies, and which field holds the address its links go to
+    SignUp: (AttemptKind.SIGN_UP, "email_address"),
+    SignIn: (AttemptKind.SIGN_IN, "identifier"),
+    EmailAddress: (AttemptKind.EMAIL_ADDRESS, "email"),
+}
+
+
 def kind_of(attempt: Attempt) -> AttemptKind:
     """What an attempt verifies."""
-    if isinstance(attempt, SignUp):
-        return AttemptKind.SIGN_UP
-    if isinstance(attempt, SignIn):
-        return AttemptKind.SIGN_IN
-    return AttemptKind.EMAIL_ADDRESS
+    return _KINDS[type(attempt)][0]
 
 
 def email_of(attempt: Attempt) -> str:
     """The address an attempt's links go to."""
-    if isinstance(attempt, SignUp):
-        return attempt.email_address
-    if isinstance(attempt, SignIn):
-        return attempt.identifier
-    return attempt.email
+    email: str = getattr(attempt, _KINDS[type(attempt)][1])
+    return email
 
 
 def in_progress(attempt: Attempt) -> bool:
@@ -230,6 +231,28 @@ def abandon(attempt: SignUp | SignIn, now: datetime) -> SignUp | SignIn:
     if verification is not None and verification.status is VerificationStatus.UNVERIFIED:
         verification = _move(verification, VerificationStatus.FAILED)
     return attempt.bumped(now, status=_ABANDONED[type(attempt)], verification=verification)
+
+
+def new_attempt(
+    kind: type[P],
+    client: Client,
+    email: str,
+    now: datetime,
+    *,
+    ttl: timedelta,
+    purge_grace: timedelta,
+    **fields: object,
+) -> P:
+    """A sign-up or sign-in of ``client`` for ``email``, in progress until ``now + ttl``."""
+    field = "email_address" if kind is SignUp else "identifier"
+    return kind.new(
+        now,
+        client_id=client.id,
+        abandon_at=now + ttl,
+        purge_after=now + ttl + purge_grace,
+        **{field: email},
+        **fields,
+    )
 
 
 def start_attempt(
@@ -388,13 +411,11 @@ def new_session(
 ) -> Session:
     """A live session of ``user_id`` on ``client_id``; without a digest until collected."""
     expire_at = now + terms.lifetime
-    return Session(
-        id=new_id(Session.id_prefix),
+    return Session.new(
+        now,
         user_id=user_id,
         client_id=client_id,
         token_digest=token_digest,
-        created_at=now,
-        updated_at=now,
         last_active_at=now,
         expire_at=expire_at,
         purge_after=expire_at + terms.purge_grace,

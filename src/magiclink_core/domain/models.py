@@ -17,8 +17,12 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict
 
+from .tokens import new_id
+
 
 class VerificationStatus(StrEnum):
+    """Where an attempt's emailed verification stands (the guide's ``verification.status``)."""
+
     UNVERIFIED = "unverified"
     VERIFIED = "verified"
     EXPIRED = "expired"
@@ -27,18 +31,26 @@ class VerificationStatus(StrEnum):
 
 
 class SignUpStatus(StrEnum):
+    """A sign-up waits for its address to be verified, then is complete (a user and a session
+    exist); one replaced by a newer sign-up of its client, or left too long, is abandoned."""
+
     MISSING_REQUIREMENTS = "missing_requirements"
     COMPLETE = "complete"
     ABANDONED = "abandoned"
 
 
 class SignInStatus(StrEnum):
+    """A sign-in waits for its first factor (the emailed link), then is complete (a session
+    exists); one replaced by a newer sign-in of its client, or left too long, is abandoned."""
+
     NEEDS_FIRST_FACTOR = "needs_first_factor"
     COMPLETE = "complete"
     ABANDONED = "abandoned"
 
 
 class SessionStatus(StrEnum):
+    """A session is active until signed out (ended), revoked by its user, or timed out."""
+
     ACTIVE = "active"
     ENDED = "ended"
     REVOKED = "revoked"
@@ -111,6 +123,13 @@ class Record(Frozen):
     id_prefix: ClassVar[str]
     unique_fields: ClassVar[tuple[str, ...]] = ()
     list_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def new(cls, now: datetime, **fields: object) -> Self:
+        """A record made at ``now``: version 1, a fresh id unless ``fields`` name one."""
+        return cls.model_validate(
+            {"id": new_id(cls.id_prefix), "created_at": now, "updated_at": now, **fields}
+        )
 
     def bumped(self, now: datetime, **changes: object) -> Self:
         """This record changed: ``changes`` applied, version and ``updated_at`` advanced."""
