@@ -35,7 +35,9 @@ def render() -> str:
         parts.append(f"    [*] --> {first.value}")
         for old, news in table.items():
             for new in sorted(news, key=lambda s: s.value):
-                parts.append(f"    {old.value} --> {new.value}")
+                cause = flows.TRANSITION_CAUSES.get((old, new))
+                label = f": {cause}" if cause else ""
+                parts.append(f"    {old.value} --> {new.value}{label}")
             if not news:
                 parts.append(f"    {old.value} --> [*]")
         parts.append("```\n")

@@ -21,11 +21,15 @@ from magiclink_core import (
     Client,
     EmailAddress,
     InvalidRequestError,
+    LinkResult,
     MagicLinks,
     NotFoundError,
     RequestInfo,
     Session,
     SessionStatus,
+    SignIn,
+    SignUp,
+    Strategy,
     UnauthenticatedError,
 )
 
@@ -77,9 +81,16 @@ def _optional(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _strategy(data: dict[str, Any]) -> None:
-    if data.get("strategy", "email_link") != "email_link":
-        raise InvalidRequestError(long_message="strategy must be email_link.")
+def _strategy(data: dict[str, Any], *allowed: Strategy) -> Strategy:
+    """The body's ``strategy`` (the first of ``allowed`` when absent)."""
+    strategy = data.get("strategy") or allowed[0]
+    for known in allowed:
+        if strategy == known:
+            return known
+    raise InvalidRequestError(long_message=f"strategy must be {' or '.join(allowed)}.")
+
+
+_PREPARE: tuple[Strategy, ...] = ("email_link", "email_code")
 
 
 class Api:
@@ -131,6 +142,14 @@ class Api:
             raise NotFoundError()
         return client
 
+    def _sign_in_json(self, sign_in: SignIn) -> dict[str, Any]:
+        return sign_in_json(sign_in, self.magiclinks.first_factors(sign_in))
+
+    def _signed_in(self, call: Call, result: LinkResult[SignIn] | LinkResult[SignUp]) -> None:
+        """The code was typed on the client that asked: its session cookie is set now."""
+        if result.session_token is not None:
+            call.cookies_out.append(self.names.set_session(result.session_token))
+
     @staticmethod
     def _session(call: Call) -> Session:
         if call.session is None:
@@ -180,7 +199,7 @@ class Api:
                 "object": "client",
                 "id": client.id,
                 "sessions": [session_json(s, current) for s in state.sessions],
-                "sign_in": sign_in_json(state.sign_in) if state.sign_in else None,
+                "sign_in": self._sign_in_json(state.sign_in) if state.sign_in else None,
                 "sign_up": sign_up_json(state.sign_up) if state.sign_up else None,
                 "last_active_session_id": current
                 if current in {s.id for s in state.sessions}
@@ -195,14 +214,23 @@ class Api:
 
     async def prepare_sign_up(self, call: Call, params: dict[str, str]) -> Response:
         data = await call.request.form()
-        _strategy(data)
         sign_up = await self.magiclinks.prepare_sign_up_verification(
             await self._owner(call),
             params["id"],
-            redirect_url=_string(data, "redirect_url"),
+            redirect_url=_optional(data, "redirect_url"),
             request=call.info,
+            strategy=_strategy(data, *_PREPARE),
         )
         return json_response(sign_up_json(sign_up))
+
+    async def attempt_sign_up(self, call: Call, params: dict[str, str]) -> Response:
+        data = await call.request.form()
+        _strategy(data, "email_code")
+        result = await self.magiclinks.attempt_sign_up_verification(
+            await self._owner(call), params["id"], code=_string(data, "code"), request=call.info
+        )
+        self._signed_in(call, result)
+        return json_response(sign_up_json(result.attempt))
 
     async def get_sign_up(self, call: Call, params: dict[str, str]) -> Response | None:
         client = await self._owner(call)
@@ -216,19 +244,33 @@ class Api:
     async def create_sign_in(self, call: Call, params: dict[str, str]) -> Response:
         identifier = _string(await call.request.form(), "identifier")
         client = await self._client(call)
-        return json_response(sign_in_json(await self.magiclinks.create_sign_in(client, identifier)))
+        return json_response(
+            self._sign_in_json(await self.magiclinks.create_sign_in(client, identifier))
+        )
 
     async def prepare_sign_in(self, call: Call, params: dict[str, str]) -> Response:
         data = await call.request.form()
-        _strategy(data)
         sign_in = await self.magiclinks.prepare_first_factor(
             await self._owner(call),
             params["id"],
             email_address_id=_optional(data, "email_address_id"),
-            redirect_url=_string(data, "redirect_url"),
+            redirect_url=_optional(data, "redirect_url"),
+            request=call.info,
+            strategy=_strategy(data, *_PREPARE),
+        )
+        return json_response(self._sign_in_json(sign_in))
+
+    async def attempt_sign_in(self, call: Call, params: dict[str, str]) -> Response:
+        data = await call.request.form()
+        result = await self.magiclinks.attempt_first_factor(
+            await self._owner(call),
+            params["id"],
+            code=_string(data, "code"),
+            strategy=_strategy(data, "email_code"),
             request=call.info,
         )
-        return json_response(sign_in_json(sign_in))
+        self._signed_in(call, result)
+        return json_response(self._sign_in_json(result.attempt))
 
     async def get_sign_in(self, call: Call, params: dict[str, str]) -> Response | None:
         client = await self._owner(call)
@@ -237,7 +279,7 @@ class Api:
             partial(self.magiclinks.get_sign_in, client, params["id"]),
             partial(self.magiclinks.wait_for_sign_in, client, params["id"]),
         )
-        return None if sign_in is None else json_response(sign_in_json(sign_in))
+        return None if sign_in is None else json_response(self._sign_in_json(sign_in))
 
     # -- the client's sessions -----------------------------------------------------------------
 
@@ -292,11 +334,23 @@ class Api:
     async def prepare_email_address(self, call: Call, params: dict[str, str]) -> Response:
         session = self._session(call)
         data = await call.request.form()
-        _strategy(data)
         address = await self.magiclinks.prepare_email_verification(
-            session, params["id"], redirect_url=_string(data, "redirect_url"), request=call.info
+            session,
+            params["id"],
+            redirect_url=_optional(data, "redirect_url"),
+            request=call.info,
+            strategy=_strategy(data, *_PREPARE),
         )
         return await self._address_json(session, address)
+
+    async def attempt_email_address(self, call: Call, params: dict[str, str]) -> Response:
+        session = self._session(call)
+        data = await call.request.form()
+        _strategy(data, "email_code")
+        result = await self.magiclinks.attempt_email_verification(
+            session, params["id"], code=_string(data, "code"), request=call.info
+        )
+        return await self._address_json(session, result.attempt)
 
     async def get_email_address(self, call: Call, params: dict[str, str]) -> Response | None:
         session = self._session(call)
@@ -365,9 +419,11 @@ ROUTES: list[Route[Handler]] = [
     Route("GET", "/v1/client", Api.get_client),
     Route("POST", "/v1/client/sign_ups", Api.create_sign_up),
     Route("POST", "/v1/client/sign_ups/{id}/prepare_verification", Api.prepare_sign_up),
+    Route("POST", "/v1/client/sign_ups/{id}/attempt_verification", Api.attempt_sign_up),
     Route("GET", "/v1/client/sign_ups/{id}", Api.get_sign_up),
     Route("POST", "/v1/client/sign_ins", Api.create_sign_in),
     Route("POST", "/v1/client/sign_ins/{id}/prepare_first_factor", Api.prepare_sign_in),
+    Route("POST", "/v1/client/sign_ins/{id}/attempt_first_factor", Api.attempt_sign_in),
     Route("GET", "/v1/client/sign_ins/{id}", Api.get_sign_in),
     Route("POST", "/v1/client/sessions/{id}/touch", Api.touch_session),
     Route("POST", "/v1/client/sessions/{id}/end", Api.end_session),
@@ -375,6 +431,7 @@ ROUTES: list[Route[Handler]] = [
     Route("PATCH", "/v1/me", Api.patch_me),
     Route("POST", "/v1/me/email_addresses", Api.add_email_address),
     Route("POST", "/v1/me/email_addresses/{id}/prepare_verification", Api.prepare_email_address),
+    Route("POST", "/v1/me/email_addresses/{id}/attempt_verification", Api.attempt_email_address),
     Route("GET", "/v1/me/email_addresses/{id}", Api.get_email_address),
     Route("DELETE", "/v1/me/email_addresses/{id}", Api.delete_email_address),
     Route("GET", "/v1/me/sessions", Api.list_sessions),

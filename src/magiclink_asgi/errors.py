@@ -12,6 +12,7 @@ from typing import Any
 from magiclink_core import (
     AuthError,
     ConfirmationCodeError,
+    EmailCodeError,
     ErrorCode,
     RateLimitedError,
     StorageUnavailableError,
@@ -52,7 +53,7 @@ class UnsupportedMediaTypeError(AuthError):
 def error_body(error: AuthError) -> dict[str, Any]:
     """The API's error shape: ``{"errors": [{code, message, long_message, meta}]}``."""
     meta: dict[str, Any] = {}
-    if isinstance(error, ConfirmationCodeError):
+    if isinstance(error, ConfirmationCodeError | EmailCodeError):
         meta["attempts_left"] = error.attempts_left
     if isinstance(error, RateLimitedError):
         meta["retry_after"] = error.seconds

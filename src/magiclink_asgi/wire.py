@@ -3,11 +3,13 @@ plain dicts out. Times are milliseconds since the Unix epoch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from magiclink_core import (
     EmailAddress,
+    FirstFactor,
     Session,
     SignIn,
     SignUp,
@@ -49,14 +51,14 @@ def _attempt_json(name: str, attempt: SignIn | SignUp, **fields: Any) -> dict[st
     }
 
 
-def sign_in_json(sign_in: SignIn) -> dict[str, Any]:
+def sign_in_json(sign_in: SignIn, first_factors: Sequence[FirstFactor]) -> dict[str, Any]:
     factors = [
         {
             "strategy": f.strategy,
             "safe_identifier": f.safe_identifier,
             "email_address_id": f.email_address_id,
         }
-        for f in sign_in.supported_first_factors
+        for f in first_factors
     ]
     return _attempt_json(
         "sign_in",

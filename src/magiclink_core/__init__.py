@@ -16,6 +16,7 @@ from .domain.errors import AuthError as AuthError
 from .domain.errors import ClientMismatchError as ClientMismatchError
 from .domain.errors import ConfirmationCodeError as ConfirmationCodeError
 from .domain.errors import ConflictError as ConflictError
+from .domain.errors import EmailCodeError as EmailCodeError
 from .domain.errors import ErrorCode as ErrorCode
 from .domain.errors import IdentifierExistsError as IdentifierExistsError
 from .domain.errors import IdentifierNotFoundError as IdentifierNotFoundError
@@ -50,6 +51,7 @@ from .domain.models import SignIn as SignIn
 from .domain.models import SignInStatus as SignInStatus
 from .domain.models import SignUp as SignUp
 from .domain.models import SignUpStatus as SignUpStatus
+from .domain.models import Strategy as Strategy
 from .domain.models import User as User
 from .domain.models import Verification as Verification
 from .domain.models import VerificationStatus as VerificationStatus
@@ -80,6 +82,7 @@ __all__ = [
     "ConflictError",
     "CrossDevicePolicy",
     "EmailAddress",
+    "EmailCodeError",
     "EmailMessage",
     "EmailRenderer",
     "ErrorCode",
@@ -116,6 +119,7 @@ __all__ = [
     "SignUpStatus",
     "Storage",
     "StorageUnavailableError",
+    "Strategy",
     "SystemClock",
     "UnauthenticatedError",
     "User",

@@ -20,6 +20,7 @@ from .domain import flows
 from .domain.emails import normalise_email
 from .domain.errors import ConflictError, InvalidEmailError, NotFoundError
 from .domain.models import AttemptKind, EmailAddress, SignIn, SignUp
+from .domain.redirects import check_redirect_url
 from .domain.settings import Settings
 from .domain.tokens import Keyring
 from .emails import EmailRenderer
@@ -89,6 +90,14 @@ class Context:
             logger.warning(
                 "could not publish a wake-up for %s %s", kind.value, attempt_id, exc_info=True
             )
+
+    def check_redirect_url(self, url: str) -> str:
+        """The absolute URL to send a clicker to. :raises InvalidRedirectError: not allowed."""
+        return check_redirect_url(
+            url,
+            base_url=self.settings.base_url,
+            allowed_origins=self.settings.allowed_redirect_origins,
+        )
 
     async def email(self, raw: object) -> str:
         """The canonical form of an address (:raises InvalidEmailError:), checked for

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .context import Context
 from .domain import flows
 from .domain.errors import IdentifierExistsError, InvalidStateError, NotFoundError
-from .domain.models import EmailAddress, RequestInfo, Session, User
+from .domain.models import EmailAddress, RequestInfo, Session, Strategy, User
 from .links import send
 from .ports import Delete, Insert, Update
 
@@ -51,8 +51,9 @@ async def prepare(
     session: Session,
     email_address_id: str,
     *,
-    redirect_url: str,
+    redirect_url: str | None,
     request: RequestInfo | None,
+    strategy: Strategy,
 ) -> EmailAddress:
     """Email the address's verification link; see :meth:`MagicLinks.prepare_email_verification`."""
     address = await get(ctx, session, email_address_id)
@@ -61,7 +62,7 @@ async def prepare(
     if address.client_id != session.client_id:  # the asking client owns the wait and the link
         address = address.bumped(ctx.now(), client_id=session.client_id)
         await ctx.write([Update(address)])
-    return await send(ctx, address, redirect_url=redirect_url, request=request)
+    return await send(ctx, address, redirect_url=redirect_url, request=request, strategy=strategy)
 
 
 async def set_primary(ctx: Context, session: Session, email_address_id: str) -> User:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 import anyio
 
@@ -15,10 +15,10 @@ from .context import RETRIES, Context
 from .domain import flows
 from .domain.completion import complete, refuse_claim
 from .domain.errors import (
-    ConfirmationCodeError,
+    AuthError,
     ConflictError,
+    InvalidRequestError,
     InvalidStateError,
-    MagicLinkError,
     MagicLinkFailedError,
     MailDeliveryError,
     RateLimitedError,
@@ -33,11 +33,11 @@ from .domain.models import (
     Session,
     SignIn,
     SignUp,
+    Strategy,
     User,
     Verification,
 )
-from .domain.redirects import check_redirect_url
-from .domain.tokens import TokenPurpose, new_confirmation_code, new_token
+from .domain.tokens import TokenPurpose, new_numeric_code, new_token
 from .emails import LinkEmail
 from .ports import Change, Delete, Insert, Update, WriteConflict
 
@@ -66,14 +66,17 @@ class LinkPreview:
     redirect_url: str
 
 
+AttemptT = TypeVar("AttemptT", bound=SignUp | SignIn | EmailAddress)
+
+
 @dataclass(frozen=True, slots=True)
-class LinkResult:
-    """A link that worked. ``session_token`` is set only when the clicking client owns the
-    created session; a session created for another client is collected by that client through
-    :meth:`MagicLinks.activate_session`."""
+class LinkResult(Generic[AttemptT]):
+    """A verification that worked, by link or by emailed code. ``session_token`` is set only
+    when the client that used it owns the created session; a session created for another
+    client is collected by that client through :meth:`MagicLinks.activate_session`."""
 
     kind: AttemptKind
-    attempt: Attempt
+    attempt: AttemptT
     verification: Verification
     verified_from_the_same_client: bool
     redirect_url: str
@@ -84,53 +87,76 @@ class LinkResult:
 # -- issuing -----------------------------------------------------------------------------------
 
 
-async def send(ctx: Context, attempt: A, *, redirect_url: str, request: RequestInfo | None) -> A:
-    """Mint a link for ``attempt``, store its digest, and email it; returns the attempt with its
-    new verification. A link that could not be sent is taken back, so none exists unsent.
+async def send(
+    ctx: Context,
+    attempt: A,
+    *,
+    redirect_url: str | None,
+    request: RequestInfo | None,
+    strategy: Strategy = "email_link",
+) -> A:
+    """Prepare a verification of ``attempt`` and email it: a link (for ``email_link``, when
+    the app sends links) and a code (when it sends codes), both of one verification. Their
+    digests are stored; the plaintexts exist only in the email. Returns the attempt with its new
+    verification. What could not be sent is taken back, so no link exists unsent.
 
+    :raises InvalidRequestError: a link without ``redirect_url``, or nothing the app sends.
     :raises InvalidRedirectError, RateLimitedError, MailDeliveryError:
     """
-    redirect = check_redirect_url(
-        redirect_url,
-        base_url=ctx.settings.base_url,
-        allowed_origins=ctx.settings.allowed_redirect_origins,
-    )
+    settings = ctx.settings
+    with_link = strategy == "email_link" and settings.sends_links
+    with_code = settings.sends_codes
+    if not (with_link or with_code):
+        raise InvalidRequestError(long_message="This app sends links only: use email_link.")
+    if with_link and not redirect_url:
+        raise InvalidRequestError(long_message="redirect_url is required for a link.")
+    redirect = "" if not redirect_url else ctx.check_redirect_url(redirect_url)
     email = flows.email_of(attempt)
     now = ctx.now()
     await _rate_limit(ctx, email, now)
+    # an address with no account gets an email saying so, and a verification like any other:
+    # its code digest is of a code never sent, so typing codes behaves the same either way
+    account = flows.has_account(attempt)
     token = new_token(TokenPurpose.LINK)
     digest = ctx.keyring.digest(token, TokenPurpose.LINK)
+    code = new_numeric_code(settings.email_code_digits) if with_code else None
     request = request or RequestInfo()
     verification = flows.new_verification(
         now=now,
-        ttl=ctx.settings.link_ttl,
+        ttl=settings.link_ttl,
         link_id=digest,
-        redirect_url=redirect,
-        confirmation_code=new_confirmation_code(ctx.settings.confirmation_code_digits),
+        redirect_url=redirect if with_link else "",
+        confirmation_code=new_numeric_code(settings.confirmation_code_digits),
         requested_by=request,
+        strategy="email_link" if with_link else "email_code",
+        email_code_digest=None if code is None else ctx.keyring.code_digest(digest, code),
     )
     kind = flows.kind_of(attempt)
-    has_link = flows.carries_link(attempt)
-    link = Link.new(
-        now,
-        id=digest,
-        attempt_kind=kind,
-        attempt_id=attempt.id,
-        client_id=attempt.client_id or "",
-        expire_at=verification.expire_at,
-        purge_after=verification.expire_at + ctx.settings.purge_grace,
+    link = (
+        Link.new(
+            now,
+            id=digest,
+            attempt_kind=kind,
+            attempt_id=attempt.id,
+            client_id=attempt.client_id or "",
+            expire_at=verification.expire_at,
+            purge_after=verification.expire_at + settings.purge_grace,
+        )
+        if with_link and account
+        else None
     )
     prepared = cast(A, attempt.bumped(now, verification=verification))  # bumped keeps the type
-    await ctx.write([Insert(link), Update(prepared)] if has_link else [Update(prepared)])
+    await ctx.write([Update(prepared)] if link is None else [Insert(link), Update(prepared)])
     message = ctx.emails.render(
         LinkEmail(
             kind=kind,
-            has_account=has_link,
+            has_account=account,
             to=email,
-            app_name=ctx.settings.app_name,
-            base_url=ctx.settings.base_url,
-            link_url=f"{ctx.settings.verify_url}?token={token}" if has_link else None,
-            valid_for=ctx.settings.link_ttl,
+            app_name=settings.app_name,
+            base_url=settings.base_url,
+            link_url=f"{settings.verify_url}?token={token}" if link is not None else None,
+            code=code if account else None,
+            valid_for=settings.link_ttl,
             device=request.described,
             ip_address=request.ip_address,
             requested_at=now,
@@ -142,7 +168,7 @@ async def send(ctx: Context, attempt: A, *, redirect_url: str, request: RequestI
         # no link may exist that was never sent: take it back, leave the attempt resendable,
         # also when the send was cancelled (a client gone, a caller's timeout)
         with anyio.CancelScope(shield=True):
-            await _withdraw(ctx, prepared, attempt, link if has_link else None)
+            await _withdraw(ctx, prepared, attempt, link)
         if not isinstance(exc, Exception):
             raise
         logger.warning("sending a %s email failed: %s", message.kind, type(exc).__name__)
@@ -223,7 +249,8 @@ def _judge(
     )
 
 
-def _rejection(decision: flows.ClickDecision) -> MagicLinkError | ConfirmationCodeError:
+def rejection(decision: flows.ClickDecision) -> AuthError:
+    """The error of a refused click or code, logged with its reason (never a token)."""
     error = decision.error or MagicLinkFailedError()
     logger.debug("link rejected: %s", error.long_message)
     return error
@@ -235,7 +262,7 @@ async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPrevie
     decision = _judge(ctx, link, attempt, client, None)
     verification = attempt.verification
     if decision.outcome is flows.ClickOutcome.REJECTED or verification is None:
-        raise _rejection(decision)
+        raise rejection(decision)
     return LinkPreview(
         kind=link.attempt_kind,
         same_client=decision.same_client,
@@ -255,7 +282,7 @@ async def verify(
     *,
     confirmation_code: str | None,
     request: RequestInfo | None,
-) -> LinkResult:
+) -> LinkResult[Attempt]:
     """Consume a link; see :meth:`MagicLinks.verify_link`."""
     for _ in range(RETRIES):
         link, attempt = await _load(ctx, token)
@@ -264,29 +291,37 @@ async def verify(
             raise InvalidStateError(
                 long_message="Type the code shown on the device that asked for this link."
             )
-        if decision.outcome is flows.ClickOutcome.REJECTED:
-            if decision.verification is not None:  # a wrong code counted, a mismatch recorded
-                updated = attempt.bumped(ctx.now(), verification=decision.verification)
-                if not await ctx.try_write([Update(updated)]):
-                    continue
-                await ctx.publish(link.attempt_kind, attempt.id)
-            raise _rejection(decision)
-        try:
-            return await _complete(ctx, attempt, decision, client, request)
-        except WriteConflict as conflict:
-            if conflict.unique_field == "claimed_email" and isinstance(attempt, EmailAddress):
-                await _refuse_claim(ctx, attempt, decision)
-                raise MagicLinkFailedError("This address belongs to another account.") from None
+        result = await settle(ctx, attempt, decision, request)
+        if result is not None:
+            return result
     raise ConflictError()
 
 
+async def settle(
+    ctx: Context, attempt: A, decision: flows.ClickDecision, request: RequestInfo | None
+) -> LinkResult[A] | None:
+    """Carry out a decision of a click or a code: refused, record what it changed (a wrong code
+    counted, a mismatch recorded) and raise why; complete, write the completion. None when a
+    concurrent change won the race (nothing was written: read and decide again)."""
+    if decision.outcome is flows.ClickOutcome.REJECTED:
+        if decision.verification is not None:
+            updated = attempt.bumped(ctx.now(), verification=decision.verification)
+            if not await ctx.try_write([Update(updated)]):
+                return None
+            await ctx.publish(flows.kind_of(attempt), attempt.id)
+        raise rejection(decision)
+    try:
+        return await _complete(ctx, attempt, decision, request)
+    except WriteConflict as conflict:
+        if conflict.unique_field == "claimed_email" and isinstance(attempt, EmailAddress):
+            await _refuse_claim(ctx, attempt, decision)
+            raise MagicLinkFailedError("This address belongs to another account.") from None
+        return None
+
+
 async def _complete(
-    ctx: Context,
-    attempt: Attempt,
-    decision: flows.ClickDecision,
-    client: Client | None,
-    request: RequestInfo | None,
-) -> LinkResult:
+    ctx: Context, attempt: A, decision: flows.ClickDecision, request: RequestInfo | None
+) -> LinkResult[A]:
     """Read what completing needs, ask the domain for the batch, apply it atomically."""
     owner_clicked = decision.same_client
     account: EmailAddress | None = None
@@ -320,9 +355,10 @@ async def _complete(
     await ctx.hooks.emit(*completion.events)
     kind = flows.kind_of(attempt)
     await ctx.publish(kind, attempt.id)
+    done: A = cast(A, completion.attempt)  # the same attempt, completed
     return LinkResult(
         kind=kind,
-        attempt=completion.attempt,
+        attempt=done,
         verification=completion.verification,
         verified_from_the_same_client=owner_clicked,
         redirect_url=completion.verification.redirect_url,

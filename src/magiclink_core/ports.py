@@ -122,6 +122,8 @@ class EmailMessage:
     html: str
     # a tag saying what the email is for ("sign_in", "sign_up", ...), for tests and logs
     kind: str = ""
+    # the code the email carries, if any (it is in the bodies too): for development mailboxes
+    email_code: str | None = None
 
 
 class Mailer(Protocol):

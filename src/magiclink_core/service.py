@@ -23,22 +23,34 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from . import attempt_waits, clients, email_addresses, links, sessions, sign_ins, sign_ups
+from . import (
+    attempt_waits,
+    clients,
+    email_addresses,
+    email_codes,
+    links,
+    sessions,
+    sign_ins,
+    sign_ups,
+)
 from .clients import ClientState
 from .context import Context
-from .domain.errors import UnauthenticatedError
+from .domain import flows
+from .domain.errors import InvalidRequestError, UnauthenticatedError
 from .domain.models import (
+    Attempt,
     AttemptKind,
     Client,
     EmailAddress,
+    FirstFactor,
     RequestInfo,
     Session,
     SessionStatus,
     SignIn,
     SignUp,
+    Strategy,
     User,
 )
-from .domain.redirects import check_redirect_url
 from .domain.settings import Settings
 from .emails import EmailRenderer
 from .hooks import Hooks, VetoHook
@@ -176,10 +188,13 @@ class MagicLinks:
         client: Client,
         sign_up_id: str,
         *,
-        redirect_url: str,
+        redirect_url: str | None = None,
         request: RequestInfo | None = None,
+        strategy: Strategy = "email_link",
     ) -> SignUp:
-        """Email a sign-up link (a newer link replaces the older one).
+        """Email the sign-up's verification (a newer email replaces the older one's link and
+        code): a link to ``redirect_url`` and a code, as ``Settings.email_verification`` says;
+        ``strategy="email_code"`` sends a code only (no ``redirect_url`` needed).
 
         :raises NotFoundError: no such sign-up for this client.
         :raises InvalidStateError: the sign-up is no longer in progress.
@@ -188,7 +203,12 @@ class MagicLinks:
         :raises MailDeliveryError: the email could not be sent (the sign-up stays resendable).
         """
         return await sign_ups.prepare(
-            self._ctx, client, sign_up_id, redirect_url=redirect_url, request=request
+            self._ctx,
+            client,
+            sign_up_id,
+            redirect_url=redirect_url,
+            request=request,
+            strategy=strategy,
         )
 
     async def get_sign_up(self, client: Client, sign_up_id: str) -> SignUp:
@@ -216,10 +236,12 @@ class MagicLinks:
         sign_in_id: str,
         *,
         email_address_id: str | None = None,
-        redirect_url: str,
+        redirect_url: str | None = None,
         request: RequestInfo | None = None,
+        strategy: Strategy = "email_link",
     ) -> SignIn:
-        """Email a sign-in link (the guide's ``prepareFirstFactor`` with ``email_link``).
+        """Email the sign-in's first factor (the guide's ``prepareFirstFactor``): a link and a
+        code as for :meth:`prepare_sign_up_verification`.
 
         :raises NotFoundError: no such sign-in for this client.
         :raises InvalidRequestError: ``email_address_id`` is not one of the supported factors.
@@ -233,6 +255,7 @@ class MagicLinks:
             email_address_id=email_address_id,
             redirect_url=redirect_url,
             request=request,
+            strategy=strategy,
         )
 
     async def get_sign_in(self, client: Client, sign_in_id: str) -> SignIn:
@@ -254,17 +277,24 @@ class MagicLinks:
         session: Session,
         email_address_id: str,
         *,
-        redirect_url: str,
+        redirect_url: str | None = None,
         request: RequestInfo | None = None,
+        strategy: Strategy = "email_link",
     ) -> EmailAddress:
-        """Email a link that verifies one of the user's addresses.
+        """Email a link and a code that verify one of the user's addresses (as for
+        :meth:`prepare_sign_up_verification`).
 
         :raises NotFoundError: not an address of this user.
         :raises InvalidStateError: the address is verified already.
         :raises InvalidRedirectError, RateLimitedError, MailDeliveryError: as for sign-ups.
         """
         return await email_addresses.prepare(
-            self._ctx, session, email_address_id, redirect_url=redirect_url, request=request
+            self._ctx,
+            session,
+            email_address_id,
+            redirect_url=redirect_url,
+            request=request,
+            strategy=strategy,
         )
 
     async def get_email_address(self, session: Session, email_address_id: str) -> EmailAddress:
@@ -310,7 +340,7 @@ class MagicLinks:
         *,
         confirmation_code: str | None = None,
         request: RequestInfo | None = None,
-    ) -> LinkResult:
+    ) -> LinkResult[Attempt]:
         """Consume a link: the one click that completes its attempt.
 
         :raises MagicLinkError: expired, used, unknown, tampered with, superseded, abandoned, or
@@ -335,14 +365,77 @@ class MagicLinks:
         """
         return await links.resend(self._ctx, token, request=request)
 
+    # -- email codes (typed on the device that asked) ------------------------------------------
+
+    async def attempt_first_factor(
+        self,
+        client: Client,
+        sign_in_id: str,
+        *,
+        code: str,
+        strategy: Strategy = "email_code",
+        request: RequestInfo | None = None,
+    ) -> LinkResult[SignIn]:
+        """Complete a sign-in with the code from its email (the guide's ``attemptFirstFactor``
+        with ``email_code``), typed on the client that started it; the link dies with it.
+
+        :raises NotFoundError: no such sign-in for this client.
+        :raises InvalidRequestError: not a code, or a strategy other than ``email_code``.
+        :raises EmailCodeError: a wrong code (some tries left).
+        :raises MagicLinkError: expired, already used, or failed (the last allowed wrong code).
+        :raises RateLimitedError: the address's or the IP address's budget of tries is spent.
+        """
+        if strategy != "email_code":
+            raise InvalidRequestError(long_message="attempt_first_factor takes email_code.")
+        return await email_codes.verify(
+            self._ctx,
+            lambda: self.get_sign_in(client, sign_in_id),
+            client_id=client.id,
+            code=code,
+            request=request,
+        )
+
+    async def attempt_sign_up_verification(
+        self, client: Client, sign_up_id: str, *, code: str, request: RequestInfo | None = None
+    ) -> LinkResult[SignUp]:
+        """Complete a sign-up with the code from its email (the guide's
+        ``attemptEmailAddressVerification``). Raises as :meth:`attempt_first_factor`."""
+        return await email_codes.verify(
+            self._ctx,
+            lambda: self.get_sign_up(client, sign_up_id),
+            client_id=client.id,
+            code=code,
+            request=request,
+        )
+
+    async def attempt_email_verification(
+        self,
+        session: Session,
+        email_address_id: str,
+        *,
+        code: str,
+        request: RequestInfo | None = None,
+    ) -> LinkResult[EmailAddress]:
+        """Verify one of the user's addresses with the code from its email, typed on the client
+        that asked for it. Raises as :meth:`attempt_first_factor`."""
+        return await email_codes.verify(
+            self._ctx,
+            lambda: self.get_email_address(session, email_address_id),
+            client_id=session.client_id,
+            code=code,
+            request=request,
+        )
+
+    def first_factors(self, sign_in: SignIn) -> tuple[FirstFactor, ...]:
+        """The ways ``sign_in`` can be completed (the guide's ``supportedFirstFactors``)."""
+        return flows.first_factors(
+            sign_in, links=self.settings.sends_links, codes=self.settings.sends_codes
+        )
+
     def check_redirect_url(self, url: str) -> str:
         """The absolute URL ``url`` names if redirecting there is allowed (a path on
         ``base_url``, or an allowlisted origin). :raises InvalidRedirectError:"""
-        return check_redirect_url(
-            url,
-            base_url=self.settings.base_url,
-            allowed_origins=self.settings.allowed_redirect_origins,
-        )
+        return self._ctx.check_redirect_url(url)
 
     # -- sessions ----------------------------------------------------------------------------
 

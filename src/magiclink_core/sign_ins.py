@@ -6,7 +6,7 @@ from .clients import begin, vetted
 from .context import Context
 from .domain import flows
 from .domain.errors import IdentifierNotFoundError, InvalidRequestError, InvalidStateError
-from .domain.models import AttemptKind, Client, EmailAddress, RequestInfo, SignIn
+from .domain.models import AttemptKind, Client, EmailAddress, RequestInfo, SignIn, Strategy
 from .domain.tokens import new_id
 from .links import send
 
@@ -34,8 +34,9 @@ async def prepare_first_factor(
     sign_in_id: str,
     *,
     email_address_id: str | None,
-    redirect_url: str,
+    redirect_url: str | None,
     request: RequestInfo | None,
+    strategy: Strategy,
 ) -> SignIn:
     """Email the sign-in's link; see :meth:`MagicLinks.prepare_first_factor`."""
     sign_in = await ctx.owned(SignIn, client.id, sign_in_id)
@@ -43,4 +44,4 @@ async def prepare_first_factor(
         raise InvalidRequestError(long_message="email_address_id is not a factor of this sign-in.")
     if not flows.in_progress(sign_in):
         raise InvalidStateError(long_message="This sign-in is no longer in progress.")
-    return await send(ctx, sign_in, redirect_url=redirect_url, request=request)
+    return await send(ctx, sign_in, redirect_url=redirect_url, request=request, strategy=strategy)

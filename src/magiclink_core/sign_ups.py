@@ -6,7 +6,7 @@ from .clients import begin, vetted
 from .context import Context
 from .domain import flows
 from .domain.errors import IdentifierExistsError, InvalidStateError
-from .domain.models import AttemptKind, Client, EmailAddress, RequestInfo, SignUp
+from .domain.models import AttemptKind, Client, EmailAddress, RequestInfo, SignUp, Strategy
 from .links import send
 
 
@@ -25,11 +25,12 @@ async def prepare(
     client: Client,
     sign_up_id: str,
     *,
-    redirect_url: str,
+    redirect_url: str | None,
     request: RequestInfo | None,
+    strategy: Strategy,
 ) -> SignUp:
     """Email the sign-up's link; see :meth:`MagicLinks.prepare_sign_up_verification`."""
     sign_up = await ctx.owned(SignUp, client.id, sign_up_id)
     if not flows.in_progress(sign_up):
         raise InvalidStateError(long_message="This sign-up is no longer in progress.")
-    return await send(ctx, sign_up, redirect_url=redirect_url, request=request)
+    return await send(ctx, sign_up, redirect_url=redirect_url, request=request, strategy=strategy)

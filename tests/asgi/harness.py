@@ -143,6 +143,12 @@ class Server:
         assert match, message.text
         return match.group(0)
 
+    def last_code(self, to: str) -> str:
+        """The code in the newest email to ``to`` (as the development mailbox shows it)."""
+        message = self.mailer.last_to(to)
+        assert message is not None and message.email_code, f"no code in the email to {to}"
+        return message.email_code
+
 
 @asynccontextmanager
 async def serve(

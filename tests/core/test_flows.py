@@ -198,3 +198,14 @@ def test_a_dead_link_carries_its_redirect_only_for_the_client_that_asked() -> No
     assert isinstance(mine.error, MagicLinkExpiredError)
     assert mine.error.redirect_url == "https://a.example/"
     assert isinstance(theirs.error, MagicLinkExpiredError) and theirs.error.redirect_url is None
+
+
+def test_every_transition_says_why_it_happens() -> None:
+    tables = (
+        flows.VERIFICATION_TRANSITIONS,
+        flows.SIGN_UP_TRANSITIONS,
+        flows.SIGN_IN_TRANSITIONS,
+        flows.SESSION_TRANSITIONS,
+    )
+    drawn = {(old, new) for table in tables for old, news in table.items() for new in news}
+    assert drawn == set(flows.TRANSITION_CAUSES)

@@ -1,6 +1,6 @@
 """What completing an attempt writes and announces: a rule of the state machines, kept pure.
 
-A verified click (or, later, a correct emailed code) completes its attempt. :func:`complete`
+A verified click, or the right emailed code, completes its attempt. :func:`complete`
 takes the attempt, the click's decision and the time, plus what the service read for it (the
 account that holds the address), and returns every record to write as one batch and every event
 to publish once that batch is stored. The service applies the batch with one atomic
@@ -85,9 +85,7 @@ def complete(
     :raises InvalidStateError: the decision or attempt does not allow completing.
     """
     if decision.outcome is not ClickOutcome.COMPLETE or decision.verification is None:
-        raise ValueError("only a click decided COMPLETE completes an attempt")
-    if decision.link is None:
-        raise ValueError("a completing click consumes its link")
+        raise ValueError("only a decision of COMPLETE completes an attempt")
     verification, link = decision.verification, decision.link
     if isinstance(attempt, EmailAddress):
         if user is None or user.id != attempt.user_id:
@@ -105,11 +103,20 @@ def complete(
     )
 
 
+def _consumed(link: Link | None) -> list[Change]:
+    """The link consumed with the verification (none when the email carried no link)."""
+    return [] if link is None else [Update(link)]
+
+
 def _verify_address(
-    address: EmailAddress, verification: Verification, link: Link, user: User, now: datetime
+    address: EmailAddress,
+    verification: Verification,
+    link: Link | None,
+    user: User,
+    now: datetime,
 ) -> Completion:
     done = address.bumped(now, verification=verification, claimed_email=address.email)
-    changes: list[Change] = [Update(link), Update(done)]
+    changes: list[Change] = [*_consumed(link), Update(done)]
     if user.primary_email_address_id is None:
         changes.append(Update(user.bumped(now, primary_email_address_id=address.id)))
     event = AuthEvent(
@@ -124,7 +131,7 @@ def _verify_address(
 def _sign_in(
     attempt: SignUp | SignIn,
     verification: Verification,
-    link: Link,
+    link: Link | None,
     *,
     account: EmailAddress | None,
     now: datetime,
@@ -134,7 +141,8 @@ def _sign_in(
 ) -> Completion:
     """Sign-up and sign-in end alike: a session for the address's user, made if need be."""
     email = email_of(attempt)
-    changes: list[Change] = [Update(link)]
+    client_id = attempt.client_id  # the session is always the starting client's
+    changes: list[Change] = _consumed(link)
     events: list[AuthEvent] = []
     if account is not None:
         user_id = account.user_id
@@ -143,11 +151,11 @@ def _sign_in(
         raise MagicLinkFailedError("This account no longer exists.")
     else:
         user_id = new_id(User.id_prefix)
-        changes += _new_user(user_id, email, verification, link.client_id, now)
+        changes += _new_user(user_id, email, verification, client_id, now)
         events.append(AuthEvent(Event.USER_CREATED, user_id=user_id, email_address=email))
     session = new_session(
         user_id=user_id,
-        client_id=link.client_id,
+        client_id=client_id,
         now=now,
         token_digest=token_digest,
         device=device,
@@ -181,10 +189,10 @@ def _sign_in(
             session_id=session.id,
             attempt_id=attempt.id,
             email_address=email,
-            client_id=link.client_id,
+            client_id=client_id,
         ),
         AuthEvent(
-            Event.SESSION_CREATED, user_id=user_id, session_id=session.id, client_id=link.client_id
+            Event.SESSION_CREATED, user_id=user_id, session_id=session.id, client_id=client_id
         ),
     ]
     return Completion(done, verification, tuple(changes), tuple(events), session)
@@ -207,10 +215,10 @@ def _new_user(
     ]
 
 
-def refuse_claim(address: EmailAddress, link: Link, now: datetime) -> list[Change]:
+def refuse_claim(address: EmailAddress, link: Link | None, now: datetime) -> list[Change]:
     """An address another user claimed first: its link is used up and its verification failed,
     so the person sees why instead of a link that keeps failing at random."""
     if address.verification is None:
         raise ValueError("only an address being verified can be refused")
     failed = address.verification.model_copy(update={"status": VerificationStatus.FAILED})
-    return [Update(link), Update(address.bumped(now, verification=failed))]
+    return [*_consumed(link), Update(address.bumped(now, verification=failed))]

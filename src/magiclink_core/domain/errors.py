@@ -12,6 +12,7 @@ The base classes cannot be raised directly.
     │   ├── MagicLinkFailedError      failed, 422 (used, superseded, unknown, tampered with)
     │   └── ClientMismatchError       client_mismatch, 403 (policy ``deny``)
     ├── ConfirmationCodeError         confirmation_code_incorrect, 422; ``attempts_left``
+    ├── EmailCodeError                email_code_incorrect, 422; ``attempts_left``
     ├── InvalidEmailError             invalid_email_address, 422
     ├── InvalidRedirectError          redirect_url_not_allowed, 422
     ├── InvalidRequestError           invalid_request, 400 (a malformed argument)
@@ -46,6 +47,7 @@ class ErrorCode(StrEnum):
     CLIENT_MISMATCH = "client_mismatch"
     # the flows
     CONFIRMATION_CODE_INCORRECT = "confirmation_code_incorrect"
+    EMAIL_CODE_INCORRECT = "email_code_incorrect"
     INVALID_EMAIL_ADDRESS = "invalid_email_address"
     REDIRECT_URL_NOT_ALLOWED = "redirect_url_not_allowed"
     INVALID_REQUEST = "invalid_request"
@@ -151,6 +153,21 @@ class ConfirmationCodeError(AuthError):
         self.attempts_left = attempts_left
         super().__init__(
             long_message=f"That code is not the one shown on the other device. "
+            f"{attempts_left} {'try' if attempts_left == 1 else 'tries'} left."
+        )
+
+
+class EmailCodeError(AuthError):
+    """The code from the email, typed on the starting device, was wrong; some tries remain."""
+
+    code = ErrorCode.EMAIL_CODE_INCORRECT
+    status_hint = 422
+    default_message = "That is not the code from the email."
+
+    def __init__(self, attempts_left: int) -> None:
+        self.attempts_left = attempts_left
+        super().__init__(
+            long_message=f"That is not the code we emailed. "
             f"{attempts_left} {'try' if attempts_left == 1 else 'tries'} left."
         )
 

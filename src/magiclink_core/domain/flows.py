@@ -39,6 +39,7 @@ from .changes import Change, Insert, Update
 from .errors import (
     ClientMismatchError,
     ConfirmationCodeError,
+    EmailCodeError,
     InvalidStateError,
     MagicLinkError,
     MagicLinkExpiredError,
@@ -50,6 +51,7 @@ from .models import (
     Client,
     CrossDevicePolicy,
     EmailAddress,
+    FirstFactor,
     Link,
     RequestInfo,
     Session,
@@ -58,6 +60,7 @@ from .models import (
     SignInStatus,
     SignUp,
     SignUpStatus,
+    Strategy,
     Verification,
     VerificationStatus,
 )
@@ -79,6 +82,31 @@ VERIFICATION_TRANSITIONS: dict[VerificationStatus, frozenset[VerificationStatus]
     VerificationStatus.EXPIRED: frozenset(),
     VerificationStatus.FAILED: frozenset(),
     VerificationStatus.CLIENT_MISMATCH: frozenset(),
+}
+
+# why each transition happens (the drawing in docs/state-machines.md labels its arrows so)
+TRANSITION_CAUSES: dict[tuple[StrEnum, StrEnum], str] = {
+    (VerificationStatus.UNVERIFIED, VerificationStatus.VERIFIED): (
+        "link opened (another device: with the confirmation code), or email code typed"
+    ),
+    (VerificationStatus.UNVERIFIED, VerificationStatus.EXPIRED): "link_ttl passed",
+    (VerificationStatus.UNVERIFIED, VerificationStatus.FAILED): (
+        "too many wrong confirmation or email codes, attempt abandoned, address taken"
+    ),
+    (VerificationStatus.UNVERIFIED, VerificationStatus.CLIENT_MISMATCH): (
+        "link opened on another device (policy deny)"
+    ),
+    (SignUpStatus.MISSING_REQUIREMENTS, SignUpStatus.COMPLETE): "email address verified",
+    (SignUpStatus.MISSING_REQUIREMENTS, SignUpStatus.ABANDONED): (
+        "a newer sign-up of the client, or attempt_ttl passed"
+    ),
+    (SignInStatus.NEEDS_FIRST_FACTOR, SignInStatus.COMPLETE): "first factor verified",
+    (SignInStatus.NEEDS_FIRST_FACTOR, SignInStatus.ABANDONED): (
+        "a newer sign-in of the client, or attempt_ttl passed"
+    ),
+    (SessionStatus.ACTIVE, SessionStatus.ENDED): "signed out",
+    (SessionStatus.ACTIVE, SessionStatus.REVOKED): "revoked by its user",
+    (SessionStatus.ACTIVE, SessionStatus.EXPIRED): "idle timeout or lifetime passed",
 }
 
 SIGN_UP_TRANSITIONS: dict[SignUpStatus, frozenset[SignUpStatus]] = {
@@ -120,15 +148,21 @@ def new_verification(
     redirect_url: str,
     confirmation_code: str,
     requested_by: RequestInfo,
+    strategy: Strategy = "email_link",
+    email_code_digest: str | None = None,
 ) -> Verification:
-    """A fresh, waiting verification for a link just minted."""
+    """A fresh, waiting verification for an email just prepared: ``link_id`` is the digest of
+    its link's token (of a token never sent when the email carries no link), and
+    ``email_code_digest`` the keyed digest of its code, if it carries one."""
     return Verification(
+        strategy=strategy,
         expire_at=now + ttl,
         redirect_url=redirect_url,
         link_id=link_id,
         confirmation_code=confirmation_code,
         requested_by=requested_by,
         requested_at=now,
+        email_code_digest=email_code_digest,
     )
 
 
@@ -185,10 +219,27 @@ def in_progress(attempt: Attempt) -> bool:
     return not attempt.verified
 
 
-def carries_link(attempt: Attempt) -> bool:
-    """Whether the attempt's email carries a link: not a sign-in of an address with no account
-    (its email says so instead, and the attempt otherwise runs like any other)."""
+def has_account(attempt: Attempt) -> bool:
+    """Whether the attempt's email may carry a link or a code: not a sign-in of an address with
+    no account (its email says so instead, and the attempt otherwise runs like any other)."""
     return not (isinstance(attempt, SignIn) and attempt.user_id is None)
+
+
+def first_factors(sign_in: SignIn, *, links: bool, codes: bool) -> tuple[FirstFactor, ...]:
+    """The ways the sign-in can be completed (the guide's ``supportedFirstFactors``)."""
+    strategies: list[Strategy] = []
+    if links:
+        strategies.append("email_link")
+    if codes:
+        strategies.append("email_code")
+    return tuple(
+        FirstFactor(
+            strategy=strategy,
+            safe_identifier=sign_in.identifier,
+            email_address_id=sign_in.email_address_id,
+        )
+        for strategy in strategies
+    )
 
 
 def verified_from_the_same_client(attempt: Attempt) -> bool:
@@ -303,7 +354,7 @@ class ClickDecision:
     same_client: bool
     verification: Verification | None = None
     link: Link | None = None
-    error: MagicLinkError | ConfirmationCodeError | None = None
+    error: MagicLinkError | ConfirmationCodeError | EmailCodeError | None = None
 
 
 def judge_click(
@@ -355,6 +406,7 @@ def judge_click(
                 VerificationStatus.VERIFIED,
                 verified_at=now,
                 verified_at_client=clicking_client_id,
+                verified_with="email_link",
             ),
             link=link.bumped(now, consumed_at=now, consumed_by_client=clicking_client_id),
         )
@@ -384,6 +436,78 @@ def judge_click(
     return reject(
         ConfirmationCodeError(attempts_left=max_code_attempts - tries),
         verification.model_copy(update={"failed_code_attempts": tries}),
+    )
+
+
+# -- email codes -------------------------------------------------------------------------------
+
+
+def judge_email_code(
+    *,
+    attempt: Attempt,
+    link: Link | None,
+    typed_digests: list[str],
+    client_id: str,
+    max_attempts: int,
+    now: datetime,
+) -> ClickDecision:
+    """Decide what typing the emailed code does. ``typed_digests`` are the typed code's keyed
+    digests under every key (bound to this verification); ``link`` is the verification's link,
+    consumed too when the code completes. Only the client that started the attempt may type its
+    code; a wrong one counts, and the last allowed wrong one fails the verification (link and
+    code alike)."""
+    verification = attempt.verification
+    same_client = attempt.client_id is not None and hmac.compare_digest(
+        client_id, attempt.client_id
+    )
+
+    def reject(
+        error: MagicLinkError | EmailCodeError, changed: Verification | None = None
+    ) -> ClickDecision:
+        return ClickDecision(ClickOutcome.REJECTED, same_client, verification=changed, error=error)
+
+    if not same_client:
+        return reject(ClientMismatchError("Type this code on the device where you asked for it."))
+    if verification is None or verification.email_code_digest is None:
+        return reject(MagicLinkFailedError("No code was sent for this; use the link instead."))
+    if effective_status(verification, now) is VerificationStatus.EXPIRED:
+        return reject(MagicLinkExpiredError(verification.expire_at))
+    if not in_progress(attempt) or verification.status is not VerificationStatus.UNVERIFIED:
+        return reject(MagicLinkFailedError("This code can no longer be used."))
+    stored = verification.email_code_digest
+    matched = False
+    for digest in typed_digests:  # every key is tried: the time does not depend on which matched
+        matched |= hmac.compare_digest(digest, stored)
+    if matched:
+        return ClickDecision(
+            ClickOutcome.COMPLETE,
+            same_client,
+            verification=_move(
+                verification,
+                VerificationStatus.VERIFIED,
+                verified_at=now,
+                verified_at_client=client_id,
+                verified_with="email_code",
+            ),
+            link=(
+                link.bumped(now, consumed_at=now, consumed_by_client=client_id)
+                if link is not None and link.consumed_at is None
+                else None
+            ),
+        )
+    tries = verification.failed_email_code_attempts + 1
+    if tries >= max_attempts:
+        return reject(
+            MagicLinkFailedError(
+                "Too many wrong codes: ask for a new email.",
+                long_message="Too many wrong codes were typed, so this code and its link no "
+                "longer work. Ask for a new email.",
+            ),
+            _move(verification, VerificationStatus.FAILED, failed_email_code_attempts=tries),
+        )
+    return reject(
+        EmailCodeError(attempts_left=max_attempts - tries),
+        verification.model_copy(update={"failed_email_code_attempts": tries}),
     )
 
 

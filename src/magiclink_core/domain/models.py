@@ -90,24 +90,39 @@ class RequestInfo(Frozen):
         return self.device or self.user_agent[:120] or "an unknown device"
 
 
-class Verification(Frozen):
-    """One email-link verification of an attempt (the guide's ``verification`` object)."""
+Strategy = Literal["email_link", "email_code"]
+"""How an email verifies: a link to open (anywhere), or a code to type where one asked."""
 
-    strategy: Literal["email_link"] = "email_link"
+
+class Verification(Frozen):
+    """One email verification of an attempt (the guide's ``verification`` object).
+
+    One email may carry a link, a code, or both; they are two ways to complete the same
+    verification, so whichever is used first consumes both, and a newer email replaces both.
+
+    Two codes must not be confused: ``confirmation_code`` is shown on the starting device and
+    typed on another one that opened the link (number matching); the *email code* travels the
+    other way, in the email, typed on the starting device. Only its keyed digest is stored.
+    """
+
+    strategy: Strategy = "email_link"  # "email_code" when the email carries no link
     status: VerificationStatus = VerificationStatus.UNVERIFIED
     expire_at: datetime
-    redirect_url: str
+    redirect_url: str  # where a link sends its clicker ("" when the email has no link)
     link_id: str  # digest of the newest link; older links of this attempt no longer work
     confirmation_code: str  # shown only to the client that started the attempt
     requested_by: RequestInfo
     requested_at: datetime
     verified_at: datetime | None = None
     verified_at_client: str | None = None
-    failed_code_attempts: int = 0
+    verified_with: Strategy | None = None
+    failed_code_attempts: int = 0  # wrong confirmation codes typed on another device
+    email_code_digest: str | None = None  # None when the email carries no code
+    failed_email_code_attempts: int = 0
 
 
 class FirstFactor(Frozen):
-    strategy: Literal["email_link"] = "email_link"
+    strategy: Strategy = "email_link"
     safe_identifier: str
     email_address_id: str
 
@@ -224,12 +239,6 @@ class SignIn(Record):
     verification: Verification | None = None
     created_session_id: str | None = None
     abandon_at: datetime
-
-    @property
-    def supported_first_factors(self) -> tuple[FirstFactor, ...]:
-        return (
-            FirstFactor(safe_identifier=self.identifier, email_address_id=self.email_address_id),
-        )
 
 
 class Link(Record):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -21,6 +21,8 @@ from .redirects import origin_of
 from .tokens import Keyring
 
 MIN_SECRET_BYTES = 32
+
+EmailVerification = Literal["link_and_code", "link", "code"]
 
 
 class Settings(BaseModel):
@@ -44,6 +46,17 @@ class Settings(BaseModel):
     allowed_redirect_origins: list[str] = Field(default_factory=list)
     confirmation_code_digits: Annotated[int, Field(ge=4, le=8)] = 6
     max_confirmation_code_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    # what a verification email carries: a link (opened anywhere), a code (typed on the device
+    # that asked), or both (the default: whichever is used first consumes both)
+    email_verification: EmailVerification = "link_and_code"
+    email_code_digits: Annotated[int, Field(ge=6, le=10)] = 6
+    # wrong email codes before a verification fails (a new email is then needed)
+    max_email_code_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    # wrong email codes per address per window, across its emails (0 turns the limit off)
+    email_code_failures_per_address: Annotated[int, Field(ge=0)] = 20
+    # email code tries per client IP address per window, across addresses (0: off)
+    email_code_tries_per_ip: Annotated[int, Field(ge=0)] = 60
+    email_code_window: timedelta = timedelta(hours=1)
     session_idle_timeout: timedelta = timedelta(days=7)
     session_lifetime: timedelta = timedelta(days=30)
     session_touch_interval: timedelta = timedelta(minutes=1)
@@ -145,6 +158,14 @@ class Settings(BaseModel):
         """The per-purpose keys: ``secret`` first (it signs), then the fallbacks."""
         secrets = [self.secret, *self.secret_fallbacks]
         return Keyring([s.get_secret_value().encode() for s in secrets])
+
+    @property
+    def sends_links(self) -> bool:
+        return self.email_verification != "code"
+
+    @property
+    def sends_codes(self) -> bool:
+        return self.email_verification != "link"
 
     @property
     def verify_url(self) -> str:

@@ -33,6 +33,7 @@ class TokenPurpose(StrEnum):
     LINK = "l"
     SESSION = "s"
     CLIENT = "c"
+    EMAIL_CODE = "e"  # not a token: keys the digests of emailed codes (see Keyring.code_digest)
 
 
 _TOKEN_RE = re.compile(r"^ml([lsc])1_([A-Za-z0-9_-]{43})$")
@@ -88,6 +89,16 @@ class Keyring:
             return []
         return [_hmac(key, token) for key in self._keys[purpose]]
 
+    def code_digest(self, binding: str, code: str) -> str:
+        """The digest to store for an emailed code (under the newest key). ``binding`` ties it to
+        one verification (its link digest), so equal codes of two emails have unequal digests."""
+        return _hmac(self._keys[TokenPurpose.EMAIL_CODE][0], f"{binding}:{code}")
+
+    def code_digests(self, binding: str, code: str) -> list[str]:
+        """Digests of a typed code under every key, newest first (a rotated secret keeps the
+        codes of emails already sent working)."""
+        return [_hmac(key, f"{binding}:{code}") for key in self._keys[TokenPurpose.EMAIL_CODE]]
+
 
 def _derive(secret: bytes, purpose: TokenPurpose) -> bytes:
     return HKDF(
@@ -107,6 +118,7 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(16)}"
 
 
-def new_confirmation_code(digits: int) -> str:
-    """A short numeric code the starting device shows and the clicking device types."""
+def new_numeric_code(digits: int) -> str:
+    """A short numeric code: the confirmation code (shown by the starting device, typed on the
+    clicking one) or the email code (in the email, typed on the starting device)."""
     return "".join(secrets.choice("0123456789") for _ in range(digits))

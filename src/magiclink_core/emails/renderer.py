@@ -40,6 +40,7 @@ class LinkEmail:
     ip_address: str
     requested_at: datetime
     has_account: bool = True
+    code: str | None = None  # the email code, typed on the device that asked
 
     @property
     def template(self) -> str:
@@ -79,7 +80,14 @@ class EmailRenderer:
             subject = "".join(subject_block(text_template.new_context(context))).strip()
         subject = " ".join(subject.split())  # no newline ever reaches a header
         html = self._html_env.get_template(f"{email.template}.html").render(context)
-        return EmailMessage(to=email.to, subject=subject, text=text, html=html, kind=email.template)
+        return EmailMessage(
+            to=email.to,
+            subject=subject,
+            text=text,
+            html=html,
+            kind=email.template,
+            email_code=email.code,
+        )
 
 
 def _duration(value: timedelta) -> str:

@@ -1,0 +1,107 @@
+"""The code in the email, typed on the device that asked, through Starlette, FastAPI and Quart
+over real HTTP (uvicorn): sign-in, sign-up and email verification, in the hosted service's
+shape (``attempt_first_factor``, ``attempt_verification``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from .harness import FRAMEWORKS, Browser, Server, serve
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=FRAMEWORKS)
+async def server(request: pytest.FixtureRequest) -> Any:
+    async with serve(request.param) as running:
+        yield running
+
+
+async def signed_up_by_code(server: Server, browser: Browser, email: str) -> dict[str, Any]:
+    sign_up = await browser.start_sign_up(email, f"{server.base_url}/welcome")
+    done = await browser.api(
+        "POST",
+        f"/client/sign_ups/{sign_up['id']}/attempt_verification",
+        json={"strategy": "email_code", "code": server.last_code(email)},
+    )
+    assert done.status_code == 200, done.text
+    return dict(done.json())
+
+
+async def test_sign_up_then_sign_in_by_code_set_the_session_cookie(server: Server) -> None:
+    async with server.browser() as laptop:
+        sign_up = await signed_up_by_code(server, laptop, "code@example.com")
+        assert sign_up["status"] == "complete" and sign_up["created_session_id"]
+        assert (await laptop.whoami())["authenticated"] is True
+    async with server.browser() as phone:
+        sign_in = await phone.start_sign_in("code@example.com", f"{server.base_url}/home")
+        factors = [f["strategy"] for f in sign_in["supported_first_factors"]]
+        assert factors == ["email_link", "email_code"]
+        wrong = await phone.api(
+            "POST",
+            f"/client/sign_ins/{sign_in['id']}/attempt_first_factor",
+            json={"strategy": "email_code", "code": "not-it"},
+        )
+        assert wrong.status_code == 422
+        error = wrong.json()["errors"][0]
+        assert error["code"] == "email_code_incorrect" and error["meta"]["attempts_left"] == 4
+        right = await phone.api(
+            "POST",
+            f"/client/sign_ins/{sign_in['id']}/attempt_first_factor",
+            data={"strategy": "email_code", "code": server.last_code("code@example.com")},
+        )
+        assert right.status_code == 200, right.text
+        assert right.json()["status"] == "complete"
+        assert right.json()["first_factor_verification"]["status"] == "verified"
+        me = await phone.whoami()
+        assert me["authenticated"] is True and me["session"] == right.json()["created_session_id"]
+
+
+async def test_another_client_cannot_use_the_code(server: Server) -> None:
+    async with server.browser() as first:
+        await signed_up_by_code(server, first, "mine@example.com")
+    async with server.browser() as owner, server.browser() as stranger:
+        sign_in = await owner.start_sign_in("mine@example.com", f"{server.base_url}/home")
+        stolen = await stranger.api(
+            "POST",
+            f"/client/sign_ins/{sign_in['id']}/attempt_first_factor",
+            json={"strategy": "email_code", "code": server.last_code("mine@example.com")},
+        )
+        assert stolen.status_code == 404
+        assert (await stranger.whoami())["authenticated"] is False
+
+
+async def test_an_added_address_is_verified_by_code(server: Server) -> None:
+    async with server.browser() as browser:
+        await signed_up_by_code(server, browser, "home@example.com")
+        added = await browser.api(
+            "POST", "/me/email_addresses", json={"email_address": "work@example.com"}
+        )
+        address_id = added.json()["id"]
+        prepared = await browser.api(
+            "POST",
+            f"/me/email_addresses/{address_id}/prepare_verification",
+            json={"strategy": "email_code"},
+        )
+        assert prepared.status_code == 200, prepared.text
+        verified = await browser.api(
+            "POST",
+            f"/me/email_addresses/{address_id}/attempt_verification",
+            json={"code": server.last_code("work@example.com")},
+        )
+        assert verified.status_code == 200, verified.text
+        assert verified.json()["verified"] is True
+
+
+async def test_a_code_strategy_the_app_does_not_send_is_refused() -> None:
+    async with serve("starlette", email_verification="link") as server, server.browser() as tab:
+        created = await tab.api("POST", "/client/sign_ups", json={"email_address": "l@example.com"})
+        refused = await tab.api(
+            "POST",
+            f"/client/sign_ups/{created.json()['id']}/prepare_verification",
+            json={"strategy": "email_code"},
+        )
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["code"] == "invalid_request"
