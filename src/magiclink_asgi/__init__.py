@@ -6,18 +6,20 @@ app = MagicLinkMiddleware(app, magiclinks=MagicLinks(...), prefix="/auth")
 
 from typing import TYPE_CHECKING, Any
 
+from .identity import AuthCredentials as AuthCredentials
+from .identity import MagicLinkState as MagicLinkState
+from .identity import MagicLinkUser as MagicLinkUser
+from .identity import NotSignedIn as NotSignedIn
+from .identity import current_user as current_user
+from .identity import require_user as require_user
 from .middleware import MagicLinkMiddleware as MagicLinkMiddleware
-from .middleware import MagicLinkState as MagicLinkState
-from .middleware import MagicLinkUser as MagicLinkUser
-from .middleware import NotSignedIn as NotSignedIn
-from .middleware import current_user as current_user
-from .middleware import describe_device as describe_device
-from .middleware import require_user as require_user
+from .peers import describe_device as describe_device
 
 if TYPE_CHECKING:
     from .pages import HostedPages as HostedPages
 
 __all__ = [
+    "AuthCredentials",
     "HostedPages",
     "MagicLinkMiddleware",
     "MagicLinkState",

@@ -116,7 +116,6 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
     magiclinks = MagicLinks(settings, storage=config.storage, mailer=mailer, clock=config.clock)
     pages = HostedPages(
         magiclinks,
-        prefix=PREFIX,
         dev_mailbox=config.dev_mailbox,
         after_sign_in_url="/",
         after_sign_up_url="/welcome",
@@ -170,12 +169,7 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
     ]
     inner = Starlette(routes=routes, lifespan=lifespan)
     app = MagicLinkMiddleware(
-        inner,
-        magiclinks=magiclinks,
-        prefix=PREFIX,
-        pages=pages,
-        dev_mailbox=config.dev_mailbox,
-        load_user=True,  # the pages show the signed-in address (display_name)
+        inner, magiclinks=magiclinks, pages=pages, dev_mailbox=config.dev_mailbox
     )
     return DemoApp(app, magiclinks, mailer, pages)
 

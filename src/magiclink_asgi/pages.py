@@ -23,6 +23,7 @@ from magiclink_core import InvalidRedirectError, MagicLinks
 from . import security
 from .devmail import DevMailbox
 from .http import Receive, Response, Scope, Send, header, html_response, query_of, redirect
+from .routing import prefix_of
 from .static_files import answer, load_static_files
 from .templates import render, template_loader
 
@@ -53,7 +54,8 @@ class HostedPages:
     """The hosted pages, as an ASGI app mounted under ``prefix`` by the middleware.
 
     :param magiclinks: the app's :class:`~magiclink_core.MagicLinks`.
-    :param prefix: where the middleware mounts the routes (``/auth``).
+    :param prefix: where the middleware mounts the routes; by default the one
+        ``settings.verify_path`` implies (``/auth``), as for the middleware.
     :param dev_mailbox: serve the development mailbox at ``{prefix}/dev/mailbox``. Refused
         unless the app's ``base_url`` is on localhost and its mailer keeps an outbox.
     :param app_name: shown on every page; defaults to ``settings.app_name``.
@@ -70,7 +72,7 @@ class HostedPages:
         self,
         magiclinks: MagicLinks,
         *,
-        prefix: str = "/auth",
+        prefix: str | None = None,
         dev_mailbox: bool = False,
         app_name: str | None = None,
         logo_url: str | None = None,
@@ -84,7 +86,7 @@ class HostedPages:
         home_url: str = "/",
     ) -> None:
         self.magiclinks = magiclinks
-        self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.prefix = prefix_of(magiclinks, prefix)
         self.app_name = app_name or magiclinks.settings.app_name
         self.logo_url = logo_url
         self.theme = _check_theme(theme or {})

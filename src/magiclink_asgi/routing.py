@@ -11,11 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from magiclink_core import NotFoundError
+from magiclink_core import MagicLinks, NotFoundError
 
 from .errors import MethodNotAllowedError
 
 H = TypeVar("H", bound=Callable[..., object])
+VERIFY = "/v1/verify"
+"""Where the emailed links point, below the prefix."""
 _ID = r"(?P<id>[A-Za-z0-9_\-]{1,128})"
 
 
@@ -57,3 +59,26 @@ class Router(Generic[H]):
                 raise MethodNotAllowedError(method, list(methods))
             return handler, found.groupdict()
         raise NotFoundError(long_message="No such endpoint.")
+
+
+def prefix_of(magiclinks: MagicLinks, prefix: str | None) -> str:
+    """The routes' prefix: ``prefix`` if given, else the one ``settings.verify_path`` (where the
+    emailed links point) implies. :raises ValueError: the two disagree, or no prefix fits."""
+    verify_path = magiclinks.settings.verify_path
+    if prefix is None:
+        if not verify_path.endswith(VERIFY) or not verify_path.removesuffix(VERIFY).strip("/"):
+            raise ValueError(
+                f"settings.verify_path {verify_path!r} must be <prefix>/v1/verify (such as "
+                "/auth/v1/verify) for the middleware to serve the emailed links"
+            )
+        return verify_path.removesuffix(VERIFY)
+    if not prefix.strip("/"):
+        raise ValueError("prefix cannot be empty: the app's own routes need the rest")
+    prefix = "/" + prefix.strip("/")
+    if verify_path != f"{prefix}{VERIFY}":
+        raise ValueError(
+            f"prefix {prefix!r} does not match settings.verify_path {verify_path!r}: the "
+            f"emailed links would point elsewhere; give the prefix once, in "
+            f"Settings(verify_path='{prefix}{VERIFY}'), and leave prefix= out"
+        )
+    return prefix

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .context import Context
+from .context import RETRIES, Context
 from .domain import flows
-from .domain.errors import IdentifierExistsError, InvalidStateError, NotFoundError
-from .domain.models import EmailAddress, RequestInfo, Session, Strategy, User
+from .domain.errors import ConflictError, IdentifierExistsError, InvalidStateError, NotFoundError
+from .domain.models import EmailAddress, RequestInfo, Session, SessionStatus, Strategy, User
 from .links import send
-from .ports import Delete, Insert, Update
+from .ports import Change, Delete, Insert, Update, WriteConflict
 
 
 async def get_user(ctx: Context, user_id: str) -> User:
@@ -28,7 +28,10 @@ async def add(ctx: Context, session: Session, email_address: object) -> EmailAdd
     address = EmailAddress.new(
         now, user_id=session.user_id, email=email, client_id=session.client_id
     )
-    await ctx.storage.apply([Insert(address)])
+    try:  # the storage holds one per user, however fast "Add" is clicked twice
+        await ctx.storage.apply([Insert(address)])
+    except WriteConflict as exc:
+        raise IdentifierExistsError(long_message="You have added this address already.") from exc
     return address
 
 
@@ -73,9 +76,21 @@ async def set_primary(ctx: Context, session: Session, email_address_id: str) -> 
     user = await get_user(ctx, session.user_id)
     if user.primary_email_address_id == address.id:
         return user
-    updated = user.bumped(ctx.now(), primary_email_address_id=address.id)
-    await ctx.write([Update(updated)])
-    return updated
+    for _ in range(RETRIES):
+        now = ctx.now()
+        updated = user.bumped(now, primary_email_address_id=address.id)
+        # the user's sessions carry the primary address (who is signed in, without a read)
+        sessions = await ctx.storage.list(Session, "user_id", user.id)
+        changes: list[Change] = [Update(updated)]
+        changes += [
+            Update(s.bumped(now, email_address=address.email))
+            for s in sessions
+            if s.status is SessionStatus.ACTIVE and s.email_address != address.email
+        ]
+        if await ctx.try_write(changes):
+            return updated
+        user = await get_user(ctx, session.user_id)
+    raise ConflictError()
 
 
 async def remove(ctx: Context, session: Session, email_address_id: str) -> None:

@@ -326,12 +326,14 @@ async def _complete(
     owner_clicked = decision.same_client
     account: EmailAddress | None = None
     user: User | None = None
+    primary_email: str | None = None
     if isinstance(attempt, EmailAddress):
         user = await ctx.storage.get(User, attempt.user_id)
         if user is None:
             raise MagicLinkFailedError("This account no longer exists.")
     else:
         account = await ctx.storage.find(EmailAddress, "claimed_email", flows.email_of(attempt))
+        primary_email = await _primary_email(ctx, account)
     # a session's token goes to the clicking client only if it is the one the session is for
     signs_in = not isinstance(attempt, EmailAddress)
     token = new_token(TokenPurpose.SESSION) if owner_clicked and signs_in else None
@@ -350,6 +352,7 @@ async def _complete(
         ),
         device=device,
         terms=ctx.session_terms,
+        primary_email=primary_email,
     )
     await ctx.storage.apply(completion.changes)
     await ctx.hooks.emit(*completion.events)
@@ -365,6 +368,17 @@ async def _complete(
         session=completion.session,
         session_token=token,
     )
+
+
+async def _primary_email(ctx: Context, account: EmailAddress | None) -> str | None:
+    """The primary address of the account holding ``account`` (it may be another address)."""
+    if account is None:
+        return None
+    owner = await ctx.storage.get(User, account.user_id)
+    if owner is None or owner.primary_email_address_id in (None, account.id):
+        return account.email
+    primary = await ctx.storage.get(EmailAddress, owner.primary_email_address_id)
+    return primary.email if primary is not None else account.email
 
 
 async def _refuse_claim(ctx: Context, address: EmailAddress, decision: flows.ClickDecision) -> None:

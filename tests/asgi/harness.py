@@ -18,7 +18,7 @@ from magiclink_core.mailers import MemoryMailer
 from magiclink_core.storage import MemoryStorage
 
 SECRET = "test-secret-" + "x" * 40
-FRAMEWORKS = ["starlette", "fastapi", "quart"]
+FRAMEWORKS = ["starlette", "fastapi", "quart", "litestar"]
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -47,35 +47,50 @@ def make_magiclinks(
     return magiclinks, mailer
 
 
+def who(user: Any, auth: Any) -> dict[str, Any]:
+    """What ``/whoami`` answers: the request's user and credentials, as the framework sees them."""
+    return {
+        "authenticated": user.is_authenticated,
+        "identity": user.identity,
+        "display_name": user.display_name,
+        "session": user.session_id or None,
+        "scopes": list(auth.scopes),
+    }
+
+
 def build_app(framework: str, magiclinks: MagicLinks, **options: Any) -> Any:
-    """An app with ``/whoami`` (reads the user) and ``/private`` (requires one)."""
+    """An app with ``/whoami`` (reads the user), ``/private`` (``require_user``) and, where the
+    framework has it, ``/requires`` (Starlette's ``@requires("authenticated")``)."""
     options.setdefault("pages", False)
     if framework == "starlette":
         from starlette.applications import Starlette
+        from starlette.authentication import requires
         from starlette.middleware import Middleware
         from starlette.requests import Request
         from starlette.responses import JSONResponse
         from starlette.routing import Route
 
         async def whoami(request: Request) -> JSONResponse:
-            user = current_user(request)
-            return JSONResponse(
-                {
-                    "authenticated": request.user.is_authenticated,
-                    "identity": user.identity,
-                    "session": request.scope["auth"].id if request.scope["auth"] else None,
-                }
-            )
+            return JSONResponse(who(request.user, request.auth))
 
         async def private(request: Request) -> JSONResponse:
             return JSONResponse({"identity": require_user(request).identity})
 
+        @requires("authenticated")
+        async def required(request: Request) -> JSONResponse:
+            return JSONResponse({"identity": request.user.identity})
+
         return Starlette(
-            routes=[Route("/whoami", whoami), Route("/private", private)],
+            routes=[
+                Route("/whoami", whoami),
+                Route("/private", private),
+                Route("/requires", required),
+            ],
             middleware=[Middleware(MagicLinkMiddleware, magiclinks=magiclinks, **options)],
         )
     if framework == "fastapi":
         from fastapi import Depends, FastAPI, Request
+        from starlette.authentication import requires
 
         from magiclink_asgi import MagicLinkUser
 
@@ -83,16 +98,16 @@ def build_app(framework: str, magiclinks: MagicLinks, **options: Any) -> Any:
 
         @fast.get("/whoami")
         async def whoami_fast(request: Request) -> dict[str, Any]:
-            user = current_user(request)
-            return {
-                "authenticated": request.user.is_authenticated,
-                "identity": user.identity,
-                "session": request.scope["auth"].id if request.scope["auth"] else None,
-            }
+            return who(request.user, request.auth)
 
         @fast.get("/private")
         async def private_fast(user: MagicLinkUser = Depends(require_user)) -> dict[str, Any]:
             return {"identity": user.identity}
+
+        @fast.get("/requires")
+        @requires("authenticated")
+        async def required_fast(request: Request) -> dict[str, Any]:
+            return {"identity": request.user.identity}
 
         fast.add_middleware(MagicLinkMiddleware, magiclinks=magiclinks, **options)
         return fast
@@ -103,27 +118,31 @@ def build_app(framework: str, magiclinks: MagicLinks, **options: Any) -> Any:
 
         @quart.get("/whoami")
         async def whoami_quart() -> Any:
-            user = current_user(request)
-            auth = request.scope["auth"]
-            return jsonify(
-                {
-                    "authenticated": user.is_authenticated,
-                    "identity": user.identity,
-                    "session": auth.id if auth else None,
-                }
-            )
+            return jsonify(who(current_user(request), request.scope["auth"]))
 
         @quart.get("/private")
         async def private_quart() -> Any:
-            user = current_user(request)
-            if not user.is_authenticated:
-                return jsonify({"error": "unauthenticated"}), 401
-            return jsonify({"identity": user.identity})
+            return jsonify({"identity": require_user(request).identity})  # 401 by itself
 
         quart.asgi_app = MagicLinkMiddleware(  # type: ignore[method-assign]
             quart.asgi_app, magiclinks=magiclinks, **options
         )
         return quart
+    if framework == "litestar":
+        from litestar import Litestar, Request, get
+
+        @get("/whoami")
+        async def whoami_litestar(request: Request[Any, Any, Any]) -> dict[str, Any]:
+            return who(request.user, request.auth)
+
+        @get("/private")
+        async def private_litestar(request: Request[Any, Any, Any]) -> dict[str, Any]:
+            return {"identity": require_user(request).identity}
+
+        # Litestar runs its own middleware only for routes it matched: wrap the whole app, so
+        # the prefix's routes are served too (as for Quart)
+        app = Litestar(route_handlers=[whoami_litestar, private_litestar])
+        return MagicLinkMiddleware(app, magiclinks=magiclinks, **options)
     raise ValueError(framework)
 
 

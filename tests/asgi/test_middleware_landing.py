@@ -85,7 +85,13 @@ async def test_no_client_is_created_outside_the_api_and_app_routes_see_the_user(
     magiclinks, mailer = make_magiclinks(BASE)
     async with browser_for(build_app("fastapi", magiclinks)) as browser:
         whoami = await browser.get("/whoami")
-        assert whoami.json() == {"authenticated": False, "identity": "", "session": None}
+        assert whoami.json() == {
+            "authenticated": False,
+            "identity": "",
+            "display_name": "",
+            "session": None,
+            "scopes": [],
+        }
         assert not whoami.headers.get_list("set-cookie")
         private = await browser.get("/private")
         assert private.status_code == 401
@@ -313,7 +319,7 @@ async def test_scope_for_websockets_and_lifespan() -> None:
     assert "user" not in seen[0]
     user = seen[1]["user"]
     assert isinstance(user, MagicLinkUser) and not user.is_authenticated
-    assert seen[1]["auth"] is None and seen[1]["magiclink"].prefix == "/auth"
+    assert seen[1]["auth"].scopes == [] and seen[1]["magiclink"].prefix == "/auth"
 
 
 async def test_a_used_link_redirects_to_the_app_with_its_status() -> None:

@@ -253,8 +253,7 @@ def test_app_name_defaults_to_the_settings() -> None:
 
 async def test_custom_urls_and_prefix() -> None:
     pages = HostedPages(
-        make_links(),
-        prefix="/account/",
+        make_links(verify_path="/account/v1/verify"),  # the prefix, given once
         sign_up_url="/join",
         user_profile_url="/me",
     )
@@ -265,6 +264,11 @@ async def test_custom_urls_and_prefix() -> None:
         assert "/account/static/magiclink.js" in r.text
         r = await c.get("/account/user")
         assert r.headers["location"] == "/account/sign-in?redirect_url=/me"
+
+
+async def test_a_prefix_that_disagrees_with_the_links_is_refused_at_start_up() -> None:
+    with pytest.raises(ValueError, match="verify_path"):
+        HostedPages(make_links(), prefix="/account")
 
 
 async def test_non_http_scopes() -> None:

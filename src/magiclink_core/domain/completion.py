@@ -71,6 +71,7 @@ def complete(
     session_token_digest: str | None,
     device: RequestInfo | None,
     terms: SessionTerms,
+    primary_email: str | None = None,
 ) -> Completion:
     """Complete ``attempt`` after ``decision`` (outcome ``COMPLETE``).
 
@@ -81,6 +82,8 @@ def complete(
         clicked (it gets the token now); None for a click elsewhere (the session is collected
         later by the starting client).
     :param device: what to remember about where the session was asked for.
+    :param primary_email: the account's primary address, which the session carries (default:
+        the address just verified).
     :raises MagicLinkFailedError: a sign-in whose account is gone.
     :raises InvalidStateError: the decision or attempt does not allow completing.
     """
@@ -100,6 +103,7 @@ def complete(
         token_digest=session_token_digest,
         device=device,
         terms=terms,
+        primary_email=primary_email,
     )
 
 
@@ -138,6 +142,7 @@ def _sign_in(
     token_digest: str | None,
     device: RequestInfo | None,
     terms: SessionTerms,
+    primary_email: str | None,
 ) -> Completion:
     """Sign-up and sign-in end alike: a session for the address's user, made if need be."""
     email = email_of(attempt)
@@ -160,6 +165,7 @@ def _sign_in(
         token_digest=token_digest,
         device=device,
         terms=terms,
+        email_address=primary_email or email,
     )
     changes.append(Insert(session))
     if isinstance(attempt, SignUp):

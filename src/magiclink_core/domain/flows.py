@@ -532,14 +532,17 @@ def new_session(
     token_digest: str | None,
     device: RequestInfo | None,
     terms: SessionTerms,
+    email_address: str = "",
 ) -> Session:
-    """A live session of ``user_id`` on ``client_id``; without a digest until collected."""
+    """A live session of ``user_id`` on ``client_id``; without a digest until collected.
+    ``email_address`` is the user's primary address, carried so nobody reads it per request."""
     expire_at = now + terms.lifetime
     return Session.new(
         now,
         user_id=user_id,
         client_id=client_id,
         token_digest=token_digest,
+        email_address=email_address,
         last_active_at=now,
         expire_at=expire_at,
         purge_after=expire_at + terms.purge_grace,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from .tokens import new_id
 
@@ -172,19 +172,30 @@ class User(Record):
 
 
 class EmailAddress(Record):
-    """An address of a user. ``claimed_email`` is set (to ``email``) once verified: unique."""
+    """An address of a user. ``claimed_email`` is set (to ``email``) once verified: unique, so
+    an address belongs to one user. ``user_email`` (derived: user and address) is unique too,
+    so a user holds an address once, however fast "Add" is clicked twice."""
 
     table = "email_addresses"
     id_prefix = "idn"
-    unique_fields = ("claimed_email",)
+    unique_fields = ("claimed_email", "user_email")
     list_fields = ("user_id", "email")
 
     user_id: str
     email: str
+    user_email: str | None = None
     claimed_email: str | None = None
     verification: Verification | None = None
     # the client that asked for the newest verification link (owns the wait)
     client_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_user_email(cls, data: Any) -> Any:
+        # derived when not given; a stored null stays null (a duplicate older rows kept)
+        if isinstance(data, dict) and "user_email" not in data and "user_id" in data:
+            data = {**data, "user_email": f"{data['user_id']}/{data.get('email', '')}"}
+        return data
 
     @property
     def verified(self) -> bool:
@@ -203,6 +214,8 @@ class Session(Record):
     user_id: str
     client_id: str
     token_digest: str | None = None
+    # the user's primary address, kept current: who is signed in, known without a read
+    email_address: str = ""
     status: SessionStatus = SessionStatus.ACTIVE
     last_active_at: datetime
     expire_at: datetime  # absolute lifetime

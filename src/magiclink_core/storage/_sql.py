@@ -176,10 +176,29 @@ def counters_table(dialect: Dialect) -> str:
     )
 
 
+def v2(dialect: Dialect) -> list[str]:
+    """Version 2: a session carries its user's primary address (who is signed in, without a
+    read), and a user holds an address once (``user_email``, unique). Addresses a user already
+    holds twice keep the oldest as the one that counts."""
+    text = _SQL_TYPES[dialect]["text"]
+    return [
+        f"ALTER TABLE sessions ADD COLUMN email_address {text} NOT NULL DEFAULT ''",
+        f"ALTER TABLE email_addresses ADD COLUMN user_email {text}",
+        "UPDATE email_addresses SET user_email = user_id || '/' || email WHERE NOT EXISTS ("
+        "SELECT 1 FROM email_addresses AS older WHERE older.user_id = email_addresses.user_id "
+        "AND older.email = email_addresses.email AND (older.created_at < "
+        "email_addresses.created_at OR (older.created_at = email_addresses.created_at "
+        "AND older.id < email_addresses.id)))",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {unique_index_name('email_addresses', 'user_email')} "
+        "ON email_addresses (user_email) WHERE user_email IS NOT NULL",
+    ]
+
+
 def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
     """Every schema step as (version, statements), oldest first. Append only."""
     return [
         (1, [*render_tables(V1_TABLES, dialect), counters_table(dialect)]),
+        (2, v2(dialect)),
     ]
 
 

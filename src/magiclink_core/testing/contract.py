@@ -189,15 +189,30 @@ class StorageContract:
         with pytest.raises(WriteConflict):
             await storage.apply([Update(unclaimed.bumped(T0, claimed_email="ann@example.org"))])
 
+    async def test_a_user_holds_an_address_once(self, storage: Storage) -> None:
+        first = make_record(EmailAddress, user_id="user_a", email="ann@example.org")
+        again = make_record(EmailAddress, user_id="user_a", email="ann@example.org")
+        elsewhere = make_record(EmailAddress, user_id="user_b", email="ann@example.org")
+        await storage.apply([Insert(first)])
+        with pytest.raises(WriteConflict) as caught:
+            await storage.apply([Insert(again)])
+        assert caught.value.unique_field == "user_email"
+        assert await storage.get(EmailAddress, again.id) is None
+        await storage.apply([Insert(elsewhere)])  # another user may add the same address
+        # removed, it may be added again
+        await storage.apply([Delete(EmailAddress, first.id, first.version)])
+        await storage.apply([Insert(again)])
+        assert await storage.list(EmailAddress, "user_id", "user_a") == [again]
+
     async def test_a_null_unique_value_is_not_a_claim(self, storage: Storage) -> None:
-        a = make_record(EmailAddress, claimed_email=None)
-        b = make_record(EmailAddress, claimed_email=None)
+        a = make_record(EmailAddress, user_id="user_a", claimed_email=None)
+        b = make_record(EmailAddress, user_id="user_b", claimed_email=None)
         await storage.apply([Insert(a), Insert(b)])
         assert await storage.find(EmailAddress, "claimed_email", "ann@example.org") is None
 
     async def test_two_claims_in_one_batch_conflict(self, storage: Storage) -> None:
-        a = make_record(EmailAddress, claimed_email="ann@example.org")
-        b = make_record(EmailAddress, claimed_email="ann@example.org")
+        a = make_record(EmailAddress, user_id="user_a", claimed_email="ann@example.org")
+        b = make_record(EmailAddress, user_id="user_b", claimed_email="ann@example.org")
         with pytest.raises(WriteConflict):
             await storage.apply([Insert(a), Insert(b)])
         assert await storage.get(EmailAddress, a.id) is None
