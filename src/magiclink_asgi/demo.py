@@ -156,10 +156,8 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        try:
+        async with magiclinks:  # its notifier runs while the app does; all closed at shutdown
             yield
-        finally:
-            await magiclinks.aclose()
 
     routes = [
         Route("/", home),

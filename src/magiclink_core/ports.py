@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, TypeVar, runtime_checkable
+from typing import Protocol, Self, TypeVar, runtime_checkable
 
 # the changes ``Storage.apply`` writes are plain data of the domain's, re-exported here
 from .domain.changes import Change as Change
@@ -81,19 +81,56 @@ class Storage(Protocol):
 
 
 class Subscription(Protocol):
+    """One waiter's interest in one channel, from :meth:`Notifier.subscribe`."""
+
     async def wait(self) -> None:
-        """Return when something was published on the channel since the last return."""
+        """Return once something may have changed on the channel since the last return: a
+        publish on it, or the notifier's :attr:`~Notifier.healthy` changing (a message may have
+        been missed). A wake-up is a hint to re-read storage, never the news itself."""
         ...
 
 
 class Notifier(Protocol):
-    """Wakes waiters when an attempt changes, across every instance sharing the backend."""
+    """Wakes waiters when an attempt changes, across every instance sharing the backend.
 
-    async def publish(self, channel: str) -> None: ...
+    Every notifier must pass ``magiclink_core.testing.NotifierContract``. The life cycle is that
+    of an async context manager: entering starts what listens to the backend (a shared notifier
+    holds one connection), exiting stops it and releases everything; ``MagicLinks`` enters its
+    notifier when it is itself entered (``async with links:``). :meth:`subscribe` and
+    :meth:`publish` work whether or not it was entered.
 
-    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]: ...
+    While :attr:`healthy` is False waiters poll storage every ``Settings.wait_poll_interval``;
+    while it is True they do nothing until woken. A notifier wakes every subscriber whenever
+    :attr:`healthy` changes, so a waiter re-reads once when its notifier reconnects (a message
+    lost during the outage costs that one read) and starts polling when it goes down.
+    """
 
-    async def close(self) -> None: ...
+    @property
+    def healthy(self) -> bool:
+        """Whether a publish on any instance reaches this notifier's subscribers now. Always
+        True for an in-process notifier; for a shared one, whether its listener is up."""
+        ...
+
+    async def publish(self, channel: str) -> None:
+        """Wake the subscribers of ``channel`` here and on every other instance."""
+        ...
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
+        """Subscribe to ``channel`` for the block's duration; no publish made after entering
+        is missed."""
+        ...
+
+    async def __aenter__(self) -> Self:
+        """Start listening (a shared notifier connects here, and retries on its own)."""
+        ...
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Stop listening and release connections."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; for a notifier never entered. Idempotent."""
+        ...
 
 
 @runtime_checkable

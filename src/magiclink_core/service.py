@@ -141,10 +141,14 @@ class MagicLinks:
                     await close_mailer()
 
     async def __aenter__(self) -> MagicLinks:
+        await self.notifier.__aenter__()  # a shared notifier starts listening (see waiting.py)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+        try:
+            await self.notifier.__aexit__(*exc_info)
+        finally:
+            await self.aclose()
 
     # -- hooks -------------------------------------------------------------------------------
 

@@ -182,7 +182,8 @@ async def serve(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
     )
     server = uvicorn.Server(config)
-    async with anyio.create_task_group() as group:
+    # entered as an app's lifespan would: a shared notifier listens while the server runs
+    async with magiclinks, anyio.create_task_group() as group:
         group.start_soon(server.serve)
         for _ in range(1000):  # up to 10 s
             if server.started:

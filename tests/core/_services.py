@@ -90,6 +90,10 @@ class Proxy:
     def resume(self) -> None:
         self._flowing.set()
 
+    async def restore(self) -> None:
+        """Accept connections again, on the same port, after :meth:`cut`."""
+        await self.start()
+
     async def cut(self) -> None:
         """Stop accepting and drop every open connection."""
         if self._server is not None:

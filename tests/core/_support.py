@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import anyio
 
 from magiclink_core import Client, MagicLinks, Settings
 from magiclink_core.mailers import MemoryMailer
+from magiclink_core.ports import Change, R, Storage
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
 from tests.conftest import SECRET
 
+T = TypeVar("T")
 BASE_URL = "https://app.example.com"
 _TOKEN_RE = re.compile(r"[?&]token=(mll1_[A-Za-z0-9_-]{43})")
 
@@ -55,3 +61,49 @@ async def signed_up(world: World, email: str = "ann@example.org") -> tuple[Clien
     result = await world.links.verify_link(world.last_link(email), client)
     assert result.session_token is not None
     return client, result.session_token
+
+
+class CountingStorage:
+    """A real storage, wrapped to count its reads (``get``, ``find``, ``list``): what a waiter
+    costs the database. ``until(n)`` waits, without sleeping, for the n-th read."""
+
+    def __init__(self, inner: Storage) -> None:
+        self.inner = inner
+        self.reads = 0
+        self._read = anyio.Event()
+
+    async def _counted(self, call: Awaitable[T]) -> T:
+        result = await call
+        self.reads += 1
+        self._read.set()
+        return result
+
+    async def until(self, reads: int, *, bound: float = 20) -> None:
+        """Return once ``reads`` reads have happened (failing after ``bound`` seconds)."""
+        with anyio.fail_after(bound):
+            while self.reads < reads:
+                self._read = event = anyio.Event()
+                await event.wait()
+
+    async def get(self, kind: type[R], id: str) -> R | None:
+        return await self._counted(self.inner.get(kind, id))
+
+    async def find(self, kind: type[R], field: str, value: str) -> R | None:
+        return await self._counted(self.inner.find(kind, field, value))
+
+    async def list(self, kind: type[R], field: str, value: str) -> list[R]:
+        return await self._counted(self.inner.list(kind, field, value))
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        await self.inner.apply(changes)
+
+    async def increment(
+        self, key: str, *, window: timedelta, now: datetime
+    ) -> tuple[int, datetime]:
+        return await self.inner.increment(key, window=window, now=now)
+
+    async def purge(self, now: datetime, *, limit: int = 1000) -> int:
+        return await self.inner.purge(now, limit=limit)
+
+    async def close(self) -> None:
+        await self.inner.close()

@@ -11,7 +11,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from magiclink_core import SignIn, SignInStatus
+from magiclink_core import MagicLinks, SignIn, SignInStatus
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Storage
 from magiclink_core.storage import PostgresStorage, RedisStorage
@@ -49,6 +49,13 @@ async def _click_on_b_wakes_a(storages: tuple[Storage, Storage], backend: str) -
     # the default poll interval is 2 s, so only a notification can wake A within 200 ms
     a, b = (make_links(storage, mailer) for storage in storages)
     assert type(a.notifier).__name__ != "MemoryNotifier"
+    async with a, b:  # both listening, as in an app's lifespan
+        return await _click_on_b_wakes_a_running(a, b, mailer, backend)
+
+
+async def _click_on_b_wakes_a_running(
+    a: MagicLinks, b: MagicLinks, mailer: MemoryMailer, backend: str
+) -> float:
     email = f"{backend}@example.org"
     await sign_up(a, mailer, email)
     client, _ = await a.create_client()
@@ -65,7 +72,7 @@ async def _click_on_b_wakes_a(storages: tuple[Storage, Storage], backend: str) -
     with anyio.fail_after(15):
         async with anyio.create_task_group() as group:
             group.start_soon(wait_on_a)
-            await anyio.sleep(0.3)  # let A subscribe and settle into its wait
+            await anyio.wait_all_tasks_blocked()  # A subscribed and settled into its wait
             assert not woken
             clicked = time.perf_counter()
             await b.verify_link(token, None)  # another device, on instance B

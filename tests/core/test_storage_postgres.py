@@ -12,11 +12,11 @@ from magiclink_core.domain.models import RECORD_TYPES, Link
 from magiclink_core.ports import Insert, Notifier, Storage
 from magiclink_core.storage import PostgresNotifier, PostgresStorage
 from magiclink_core.storage._sql import migrations
-from magiclink_core.testing import NotifierContract, StorageContract, make_record
+from magiclink_core.testing import NotifierContract, Outage, StorageContract, make_record
 from tests.conftest import POSTGRES_DSN
 
 from ._flows import purge_lets_writes_in
-from ._services import postgres_schema
+from ._services import Proxy, postgres_schema, target_of, with_port
 
 pytestmark = pytest.mark.postgres
 
@@ -42,13 +42,31 @@ class TestPostgresStorage(StorageContract):
 
 
 class TestPostgresNotifier(NotifierContract):
+    """Instance one reaches the database through a proxy the suite cuts; instance two is a
+    storage's own notifier."""
+
     @pytest.fixture
-    async def notifiers(self, schema: str) -> AsyncIterator[tuple[Notifier, Notifier]]:
-        here = PostgresNotifier(POSTGRES_DSN, channel=schema)
+    async def proxy(self) -> AsyncIterator[Proxy]:
+        proxy = Proxy(*target_of(POSTGRES_DSN))
+        await proxy.start()
+        yield proxy
+        await proxy.cut()
+
+    @pytest.fixture
+    async def notifiers(
+        self, schema: str, proxy: Proxy
+    ) -> AsyncIterator[tuple[Notifier, Notifier]]:
+        here = PostgresNotifier(
+            with_port(POSTGRES_DSN, proxy.port), channel=schema, connect_timeout=2
+        )
         there = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema).notifier()
         yield here, there
         await here.close()
         await there.close()
+
+    @pytest.fixture
+    def outage(self, proxy: Proxy) -> Outage:
+        return proxy
 
 
 @pytest.mark.anyio
@@ -154,11 +172,10 @@ async def test_a_notifier_borrowing_from_a_caller_made_pool(schema: str) -> None
     try:
         notifier = PostgresStorage(pool=pool, notify_channel=schema).notifier()
         other = PostgresNotifier(POSTGRES_DSN, channel=schema)
-        async with notifier.subscribe("x") as subscription:
+        async with notifier, notifier.subscribe("x") as subscription:
             with anyio.fail_after(5):
                 await other.publish("x")
                 await subscription.wait()
-        await notifier.close()
         await other.close()
         assert await pool.fetchval("SELECT 1") == 1  # its connection went back to the pool
     finally:

@@ -15,7 +15,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +68,21 @@ def free_port() -> int:
         return port
 
 
+class ServerClock(FakeClock):
+    """The server's fake clock. Moving it also wakes the server's waiters, once each: a waiting
+    page's deadline is its link's expiry in real time, which a jump of a fake clock does not
+    move, and waiters no longer poll while their notifier is healthy."""
+
+    def __init__(self, start: datetime) -> None:
+        super().__init__(start)
+        self.on_advance: Callable[[], object] = lambda: None
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        now = super().advance(delta, **kwargs)
+        self.on_advance()
+        return now
+
+
 @dataclass
 class Server:
     url: str
@@ -102,7 +117,7 @@ def server() -> Iterator[Server]:
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    clock = FakeClock(datetime.now(UTC))  # near the browser's own clock
+    clock = ServerClock(datetime.now(UTC))  # near the browser's own clock
     mailer = MemoryMailer()
     app = build_app(
         DemoConfig(
@@ -134,6 +149,8 @@ def server() -> Iterator[Server]:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("the demo server did not start")
         time.sleep(0.02)
+    loop = srv.servers[0].get_loop()
+    clock.on_advance = lambda: loop.call_soon_threadsafe(app.magiclinks.notifier.deliver_all)
     try:
         yield Server(url, app, clock, mailer)
     finally:

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
-from ..domain.errors import StorageUnavailableError
-from ..local_notifier import LocalNotifier
-from ..ports import Subscription
-from ._redis_client import UNAVAILABLE, RedisError, make_client, unavailable
+import anyio
 
-logger = logging.getLogger("magiclink.storage")
+from ..shared_notifier import Backoff, SharedNotifier
+from ._redis_client import UNAVAILABLE, make_client, unavailable
 
 
-class RedisNotifier:
+class RedisNotifier(SharedNotifier):
     """Wake-ups across app instances through Redis pub/sub.
 
-    Each notifier subscribes once to ``channel`` (a background task, resubscribing after a
-    dropped connection); a publish sends the waiters' channel as the message, and each instance
-    wakes its own subscribers (:meth:`LocalNotifier.deliver`). While the subscription is down,
-    waiters fall back to polling.
+    Each notifier subscribes once to ``channel`` (on a connection of its client's pool); a
+    publish sends the waiters' channel as the message, and each instance wakes its own
+    subscribers. ``async with notifier:`` (or ``async with links:``) runs the subscription,
+    supervised: a lost connection is reopened with backoff, waiters poll storage meanwhile and
+    re-read once when it is back (see :class:`~magiclink_core.shared_notifier.SharedNotifier`).
 
     :param url: a Redis URL; or
     :param client: a ``redis.asyncio.Redis`` client with ``decode_responses=True`` to share.
+    :param keepalive: seconds of silence after which the subscription is checked with a PING.
+    :param backoff: the delays between reconnection attempts.
     """
 
     def __init__(
@@ -36,77 +33,77 @@ class RedisNotifier:
         client: Any = None,
         channel: str = "magiclink:notify",
         connect_timeout: float = 3.0,
+        keepalive: float = 30.0,
+        backoff: Backoff | None = None,
     ) -> None:
         if (url is None) == (client is None):
             raise ValueError("give RedisNotifier a url or a client, not both")
+        super().__init__(backoff=backoff)
         self.channel = channel
         self.connect_timeout = connect_timeout
+        self.keepalive = keepalive
         self._owns_client = client is None
         self._client: Any = client or make_client(
             url or "", connect_timeout=connect_timeout, command_timeout=connect_timeout
         )
-        self._local = LocalNotifier()
-        self._ready = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
-    async def _listen(self) -> None:
-        backoff = 0.05
-        while not self._closed:
-            pubsub = self._client.pubsub()
-            try:
+    def __repr__(self) -> str:
+        return f"RedisNotifier(channel={self.channel!r})"
+
+    async def _listen(self, ready: Callable[[], None]) -> None:
+        pubsub = self._client.pubsub()
+        try:
+            with anyio.fail_after(self.connect_timeout):
                 await pubsub.subscribe(self.channel)
-                async for message in pubsub.listen():
-                    if message["type"] == "subscribe":
-                        self._ready.set()
-                        backoff = 0.05
-                    elif message["type"] == "message":
-                        self._local.deliver(message["data"])
-            except (RedisError, OSError) as exc:
-                if not self._closed:
-                    logger.warning("Redis pub/sub dropped (%s); waiters poll meanwhile", exc)
-            finally:
-                self._ready.clear()
-                with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 2.0)
+                confirmed = None
+                while confirmed is None or confirmed["type"] != "subscribe":
+                    confirmed = await pubsub.get_message(timeout=self.connect_timeout)
+            ready()
+            await self._hear(pubsub)
+        finally:
+            with anyio.move_on_after(self.connect_timeout, shield=True):
+                await pubsub.aclose()
 
-    async def _ensure_listening(self) -> None:
-        if self._closed:
-            raise StorageUnavailableError(long_message="the notifier is closed")
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._listen())
-        if not self._ready.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), self.connect_timeout)
+    async def _hear(self, pubsub: Any) -> None:
+        """Deliver each message until the connection fails. Reads wait at most ``keepalive``
+        (a bounded read works alike in every redis-py version, whatever the client's socket
+        timeout); a silent one is followed by a PING, which must be answered in time."""
+        pinged = False
+        while True:
+            message = await pubsub.get_message(
+                timeout=self.connect_timeout if pinged else self.keepalive
+            )
+            if message is None:
+                if pinged:
+                    raise TimeoutError(f"no answer to PING within {self.connect_timeout:g} s")
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if message["type"] == "message":
+                data = message["data"]
+                self._deliver(data.decode() if isinstance(data, bytes) else data)
+            elif message["type"] == "subscribe":
+                # redis-py reconnected by itself and subscribed again: something may have
+                # been published in between
+                self._missed("the subscription was renewed after a dropped connection")
 
     async def publish(self, channel: str) -> None:
-        """Wake the subscribers of ``channel`` here and on every other instance."""
-        self._local.deliver(channel)
+        """Wake the subscribers of ``channel`` here and on every other instance.
+
+        :raises StorageUnavailableError: Redis cannot be reached.
+        """
+        self._deliver(channel)
         try:
             await self._client.publish(self.channel, channel)
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
 
-    @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        """Subscribe to ``channel``; the Redis subscription is in place when this enters (or,
-        if Redis cannot be reached within ``connect_timeout``, waiters poll)."""
-        await self._ensure_listening()
-        async with self._local.subscribe(channel) as subscription:
-            yield subscription
-
     async def close(self) -> None:
         """Stop listening (and close the client if this notifier made it)."""
-        self._closed = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._local.close()
-        if self._owns_client:
+        first = not self._closed
+        await super().close()
+        if self._owns_client and first:
             await self._client.aclose()
 
 

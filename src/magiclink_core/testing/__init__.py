@@ -16,8 +16,9 @@ The tests run under anyio's pytest plugin (installed with anyio); they need no o
 """
 
 from .clock import FakeClock as FakeClock
-from .contract import NotifierContract as NotifierContract
 from .contract import StorageContract as StorageContract
 from .contract import make_record as make_record
+from .notifier_contract import NotifierContract as NotifierContract
+from .notifier_contract import Outage as Outage
 
-__all__ = ["FakeClock", "NotifierContract", "StorageContract", "make_record"]
+__all__ = ["FakeClock", "NotifierContract", "Outage", "StorageContract", "make_record"]

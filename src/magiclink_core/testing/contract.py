@@ -1,4 +1,4 @@
-"""Contract suites: what every Storage and Notifier adapter must do, whatever its backend.
+"""The storage contract: what every Storage adapter must do, whatever its backend.
 
 Each suite is a class of tests over an adapter given by a fixture, in the manner of
 itsdangerous's ``TestTimestampSigner(TestSigner)``: subclass it and override the fixture.
@@ -26,7 +26,7 @@ from ..domain.models import (
     User,
 )
 from ..domain.tokens import new_id
-from ..ports import Delete, Insert, Notifier, Storage, Update, WriteConflict
+from ..ports import Delete, Insert, Storage, Update, WriteConflict
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -335,64 +335,3 @@ class StorageContract:
         assert await storage.purge(T0, limit=3) == 3
         assert await storage.purge(T0, limit=3) == 2
         assert await storage.purge(T0, limit=3) == 0
-
-
-@pytest.mark.anyio
-class NotifierContract:
-    """Override ``notifiers`` to yield two notifiers sharing one backend (two app instances);
-    for an in-process notifier, the same one twice."""
-
-    @pytest.fixture
-    def anyio_backend(self) -> str:
-        return "asyncio"
-
-    @pytest.fixture
-    async def notifiers(self) -> AsyncIterator[tuple[Notifier, Notifier]]:
-        raise NotImplementedError("override the notifiers fixture")
-        yield  # pragma: no cover
-
-    async def test_a_publish_wakes_a_subscriber_on_the_other_instance(
-        self, notifiers: tuple[Notifier, Notifier]
-    ) -> None:
-        here, there = notifiers
-        async with here.subscribe("channel-a") as subscription:
-            await anyio.lowlevel.checkpoint()
-            with anyio.fail_after(5):
-                # publish until heard: a shared backend may need a moment to start listening
-                async with anyio.create_task_group() as group:
-
-                    async def keep_publishing() -> None:
-                        while True:
-                            await there.publish("channel-a")
-                            await anyio.sleep(0.05)
-
-                    group.start_soon(keep_publishing)
-                    await subscription.wait()
-                    group.cancel_scope.cancel()
-
-    async def test_every_subscriber_is_woken_and_other_channels_are_not(
-        self, notifiers: tuple[Notifier, Notifier]
-    ) -> None:
-        here, there = notifiers
-        async with (
-            here.subscribe("channel-b") as first,
-            there.subscribe("channel-b") as second,
-            here.subscribe("channel-c") as bystander,
-        ):
-            woken: list[str] = []
-
-            async def listen(name: str, subscription: Any) -> None:
-                await subscription.wait()
-                woken.append(name)
-
-            with anyio.move_on_after(5):
-                async with anyio.create_task_group() as group:
-                    group.start_soon(listen, "first", first)
-                    group.start_soon(listen, "second", second)
-                    group.start_soon(listen, "bystander", bystander)
-                    while len(woken) < 2:
-                        await there.publish("channel-b")
-                        await anyio.sleep(0.05)
-                    await anyio.sleep(0.2)
-                    group.cancel_scope.cancel()
-            assert sorted(woken) == ["first", "second"]
