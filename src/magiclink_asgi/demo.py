@@ -15,8 +15,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -154,18 +153,14 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
 
         return page
 
-    @asynccontextmanager
-    async def lifespan(app: Any) -> AsyncIterator[None]:
-        async with magiclinks:  # its notifier runs while the app does; all closed at shutdown
-            yield
-
     routes = [
         Route("/", home),
         Route("/welcome", welcome),
         Route("/protected", protected),
         *[Route(f"/examples/{name}", example(name)) for name in _EXAMPLES],
     ]
-    inner = Starlette(routes=routes, lifespan=lifespan)
+    # the middleware runs magiclinks for the app's lifespan (wake-ups, closing at shutdown)
+    inner = Starlette(routes=routes)
     app = MagicLinkMiddleware(
         inner, magiclinks=magiclinks, pages=pages, dev_mailbox=config.dev_mailbox
     )

@@ -132,6 +132,12 @@ class MagicLinkMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            # the app's whole life: wake-ups from other instances are heard, and at shutdown
+            # the storage, the notifier and the mail connection are closed
+            async with self.magiclinks:
+                await self.app(scope, receive, send)
+            return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return

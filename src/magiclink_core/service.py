@@ -95,6 +95,7 @@ class MagicLinks:
             clock=clock or SystemClock(),
             emails=emails or EmailRenderer(),
         )
+        self._entered = 0
         self.on = self._ctx.hooks.on
         """``links.on(event, hook)`` calls ``hook(AuthEvent)`` after ``event``;
         ``@links.on(event)`` does as a decorator (see :meth:`Hooks.on`)."""
@@ -141,10 +142,18 @@ class MagicLinks:
                     await close_mailer()
 
     async def __aenter__(self) -> MagicLinks:
-        await self.notifier.__aenter__()  # a shared notifier starts listening (see waiting.py)
+        """Start the shared notifier's listener (waiters are then woken by push across
+        instances). Re-entrant: the middleware enters it in the ASGI lifespan, and an app may
+        too; the outermost exit stops the listener and closes everything (:meth:`aclose`)."""
+        if self._entered == 0:
+            await self.notifier.__aenter__()
+        self._entered += 1
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
+        self._entered -= 1
+        if self._entered:
+            return
         try:
             await self.notifier.__aexit__(*exc_info)
         finally:

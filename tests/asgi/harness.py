@@ -179,11 +179,11 @@ async def serve(
     magiclinks, mailer = make_magiclinks(base_url, storage=storage, **settings)
     app = build_app(framework, magiclinks)
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none"
     )
     server = uvicorn.Server(config)
-    # entered as an app's lifespan would: a shared notifier listens while the server runs
-    async with magiclinks, anyio.create_task_group() as group:
+    # the middleware enters magiclinks in the lifespan: its notifier listens while it serves
+    async with anyio.create_task_group() as group:
         group.start_soon(server.serve)
         for _ in range(1000):  # up to 10 s
             if server.started:

@@ -530,3 +530,23 @@ async def test_from_url_sends(server: SMTPServer) -> None:
     ) as smtp:
         await smtp.send(MESSAGE)
     assert len(server.received) == 1
+
+
+async def test_closing_magiclinks_closes_its_smtp_connection(server: SMTPServer) -> None:
+    """MagicLinks.aclose (and leaving ``async with links``) releases the mail connection too."""
+    from magiclink_core import MagicLinks, Settings
+    from magiclink_core.storage import MemoryStorage
+    from tests.conftest import SECRET
+
+    smtp = mailer(server.port)
+    links = MagicLinks(
+        Settings(secret=SECRET, base_url="http://localhost:8000"),
+        storage=MemoryStorage(),
+        mailer=smtp,
+    )
+    async with links:
+        client, _ = await links.create_client()
+        sign_up = await links.create_sign_up(client, "ann@example.org")
+        await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
+        assert smtp._client is not None and smtp._client.is_connected
+    assert smtp._client is None and len(server.received) == 1
