@@ -182,10 +182,7 @@ class Api:
         if not wait:
             return await read()
         return await _until_disconnect(
-            call,
-            lambda cancelled: wait_for(
-                timeout=timedelta(seconds=wait), since_version=version, cancelled=cancelled
-            ),
+            call, lambda: wait_for(timeout=timedelta(seconds=wait), since_version=version)
         )
 
     # -- client -------------------------------------------------------------------------------
@@ -385,32 +382,28 @@ class Api:
         return json_response(session_json(revoked, session.id))
 
 
-async def _until_disconnect(call: Call, wait: Callable[[anyio.Event], Awaitable[T]]) -> T | None:
+async def _until_disconnect(call: Call, wait: Callable[[], Awaitable[T]]) -> T | None:
     """Run ``wait`` and stop it as soon as the HTTP client disconnects (then None). An error
     the wait raises (not found, expired, storage down) comes out as itself, not wrapped in the
     task group's exception group."""
-    cancelled = anyio.Event()
     outcome: list[T] = []
     failure: list[Exception] = []
     async with anyio.create_task_group() as group:
 
         async def watch() -> None:
-            while True:
-                message = await call.receive()
-                if message["type"] == "http.disconnect":
-                    cancelled.set()
-                    group.cancel_scope.cancel()
-                    return
+            while (await call.receive())["type"] != "http.disconnect":
+                pass
+            group.cancel_scope.cancel()  # the wait below ends; nobody is left to answer
 
         group.start_soon(watch)
         try:
-            outcome.append(await wait(cancelled))
+            outcome.append(await wait())
         except Exception as exc:
             failure.append(exc)
         group.cancel_scope.cancel()
     if failure:
         raise failure[0]
-    return None if cancelled.is_set() or not outcome else outcome[0]
+    return outcome[0] if outcome else None
 
 
 Handler = Callable[[Api, Call, dict[str, str]], Awaitable[Response | None]]
