@@ -1,12 +1,28 @@
-"""Email address rules: validation and normalisation with ``email-validator`` (no DNS here)."""
+"""Email address rules: validation and normalisation with ``email-validator`` (no DNS here).
+
+One canonical form per mailbox, or the address is refused: lookups, uniqueness and the
+envelope recipient all use it, so no spelling of an address can reach another person's links.
+Refused, beyond what ``email-validator`` refuses (lists with ``,`` or ``;``, quoted local parts,
+display names, the full-width ``＠``):
+
+- a local part longer than 64 octets (RFC 5321);
+- a local part that Unicode compatibility normalisation (NFKC) would change (``ａnn`` for
+  ``ann``, ligatures): mail systems disagree on whether such spellings are one mailbox.
+
+An internationalised domain is kept as typed (Unicode) for people to read and sent to in its
+ASCII form (:func:`envelope_address`).
+"""
 
 from __future__ import annotations
+
+import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidEmailError
 
 MAX_EMAIL_LENGTH = 254
+MAX_LOCAL_PART_OCTETS = 64
 
 
 def normalise_email(raw: object) -> str:
@@ -16,6 +32,8 @@ def normalise_email(raw: object) -> str:
     is then lower-cased, since no mail provider people use treats the local part's case as
     significant and two accounts for ``Ann@x.org`` and ``ann@x.org`` would be a support ticket.
     Deliverability (DNS) checks are I/O and happen in the service, when configured.
+
+    :raises InvalidEmailError: not one plain address, or an ambiguous spelling of one.
     """
     if not isinstance(raw, str) or not raw.strip():
         raise InvalidEmailError(long_message="Enter an email address.")
@@ -26,4 +44,25 @@ def normalise_email(raw: object) -> str:
         info = validate_email(candidate, check_deliverability=False, allow_display_name=False)
     except EmailNotValidError as exc:
         raise InvalidEmailError(long_message=str(exc)) from exc
+    local = info.local_part
+    if len(local.encode()) > MAX_LOCAL_PART_OCTETS:
+        raise InvalidEmailError(
+            long_message="The part before the @ is too long (at most 64 characters)."
+        )
+    if unicodedata.normalize("NFKC", local) != local:
+        raise InvalidEmailError(
+            long_message="The part before the @ has look-alike characters (such as full-width "
+            "letters); type it with plain characters."
+        )
     return info.normalized.lower()
+
+
+def envelope_address(canonical: str) -> str:
+    """Where the mail goes: ``canonical`` with an internationalised domain in its ASCII form
+    (``ann@xn--bcher-kva.example`` for ``ann@bücher.example``). A non-ASCII local part stays
+    as it is (it needs SMTPUTF8 either way)."""
+    local, _, domain = canonical.rpartition("@")
+    if domain.isascii():
+        return canonical
+    info = validate_email(canonical, check_deliverability=False)
+    return f"{local}@{info.ascii_domain}"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from ..domain.emails import envelope_address
 from ..domain.models import AttemptKind
 from ..ports import EmailMessage
 
@@ -81,7 +82,7 @@ class EmailRenderer:
         subject = " ".join(subject.split())  # no newline ever reaches a header
         html = self._html_env.get_template(f"{email.template}.html").render(context)
         return EmailMessage(
-            to=email.to,
+            to=envelope_address(email.to),  # shown as typed, sent to its ASCII form
             subject=subject,
             text=text,
             html=html,
