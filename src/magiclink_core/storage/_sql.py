@@ -20,7 +20,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from ..domain.models import RECORD_TYPES, Record
+from ..domain.models import Record
 from ..ports import R
 
 ColumnType = Literal["text", "int", "time", "json"]
@@ -205,11 +205,6 @@ def field_types(kind: type[Record]) -> dict[str, ColumnType]:
     return {name: _column_type(info.annotation) for name, info in kind.model_fields.items()}
 
 
-@cache
-def kinds_by_table() -> dict[str, type[Record]]:
-    return {kind.table: kind for kind in RECORD_TYPES}
-
-
 def sqlite_time(value: datetime) -> str:
     """Fixed-width UTC text, so that comparing texts compares times."""
     if value.tzinfo is None:
@@ -244,9 +239,3 @@ def from_row(kind: type[R], row: Any) -> R:
             value = json.loads(value)
         values[name] = value
     return kind.model_validate(values)
-
-
-def check_field(kind: type[Record], field: str, allowed: tuple[str, ...], what: str) -> None:
-    """Refuse a field that is not declared (names are interpolated into SQL only after this)."""
-    if field not in allowed:
-        raise ValueError(f"{kind.__name__}.{field} is not a {what} field")
