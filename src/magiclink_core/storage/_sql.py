@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Protocol, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -186,7 +186,7 @@ def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
 # -- records <-> rows --------------------------------------------------------------------------
 
 
-def _column_type(annotation: Any) -> ColumnType:
+def _column_type(annotation: object) -> ColumnType:
     if get_origin(annotation) in (Union, types.UnionType):
         inner = [a for a in get_args(annotation) if a is not type(None)]
         return _column_type(inner[0])
@@ -212,9 +212,16 @@ def sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def to_row(record: Record, dialect: Dialect) -> dict[str, Any]:
+class Row(Protocol):
+    """A row by column name: ``sqlite3.Row`` or ``asyncpg.Record``."""
+
+    def __getitem__(self, key: str, /) -> Any:  # a column's type is the query's to say
+        ...
+
+
+def to_row(record: Record, dialect: Dialect) -> dict[str, object]:
     """The column values of ``record``."""
-    row: dict[str, Any] = {}
+    row: dict[str, object] = {}
     for name, type_ in field_types(type(record)).items():
         value = getattr(record, name)
         if value is None:
@@ -230,9 +237,9 @@ def to_row(record: Record, dialect: Dialect) -> dict[str, Any]:
     return row
 
 
-def from_row(kind: type[R], row: Any) -> R:
+def from_row(kind: type[R], row: Row) -> R:
     """The record of ``kind`` a row holds."""
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for name, type_ in field_types(kind).items():
         value = row[name]
         if type_ == "json" and isinstance(value, str):

@@ -275,7 +275,8 @@ class PostgresStorage:
         elif isinstance(change, Update):
             kind = type(change.record)
             row = _sql.to_row(change.record, "postgres")
-            record_id = row.pop("id")
+            del row["id"]
+            record_id = change.record.id
             sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(row, start=1))
             n = len(row)
             sql = f"UPDATE {kind.table} SET {sets} WHERE id = ${n + 1} AND version = ${n + 2}"  # noqa: S608

@@ -352,7 +352,7 @@ async def _write(connection: aiosqlite.Connection, change: Change) -> None:
 async def _conditional(
     connection: aiosqlite.Connection,
     sql: str,
-    params: Sequence[Any],
+    params: Sequence[object],
     kind: type[Record],
     record_id: str,
 ) -> None:
