@@ -135,10 +135,12 @@ class Notifier(Protocol):
 
 @runtime_checkable
 class Migratable(Protocol):
-    """A storage adapter with a schema to create or upgrade (SQLite, PostgreSQL)."""
+    """A storage adapter with a schema to create or upgrade (SQLite, PostgreSQL; Redis, which
+    needs none, answers 0). ``magiclink migrate`` migrates any storage that is one."""
 
-    async def migrate(self) -> None:
-        """Create or upgrade the schema; idempotent, safe to run from several processes."""
+    async def migrate(self) -> int:
+        """Create or upgrade the schema and return its version; idempotent, safe to run from
+        several processes at once."""
         ...
 
 

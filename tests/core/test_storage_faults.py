@@ -18,7 +18,7 @@ import pytest
 from magiclink_core import MagicLinks, Settings, StorageUnavailableError
 from magiclink_core.domain.models import Link, User
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.ports import Insert, Notifier, Storage
+from magiclink_core.ports import Insert, Migratable, Notifier, Storage
 from magiclink_core.storage import (
     MemoryStorage,
     PostgresNotifier,
@@ -107,6 +107,17 @@ async def test_migrate_url_migrates_sqlite(tmp_path: Path) -> None:
     finally:
         await store.close()
     assert await migrate_url("memory://") == 0
+
+
+@pytest.mark.anyio
+async def test_the_adapters_that_can_migrate_are_migratable(tmp_path: Path) -> None:
+    redis_store = RedisStorage(REDIS_URL)
+    try:
+        for store in (SQLiteStorage(tmp_path / "m.db"), PostgresStorage(POSTGRES_DSN), redis_store):
+            assert isinstance(store, Migratable), store
+    finally:
+        await redis_store.close()
+    assert not isinstance(MemoryStorage(), Migratable)
 
 
 # -- SQLite: a file that cannot be opened, a write lock held by another process ----------------

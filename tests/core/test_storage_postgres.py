@@ -10,7 +10,7 @@ import pytest
 
 from magiclink_core.domain.models import RECORD_TYPES, Link
 from magiclink_core.ports import Insert, Notifier, Storage
-from magiclink_core.storage import PostgresNotifier, PostgresStorage
+from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url
 from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import NotifierContract, Outage, StorageContract, make_record
 from tests.conftest import POSTGRES_DSN
@@ -188,5 +188,16 @@ async def test_purge_lets_live_writes_in_between_its_chunks(schema: str) -> None
     try:
         await store.migrate()
         await purge_lets_writes_in(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_migrate_url_migrates_the_schema_it_names(schema: str) -> None:
+    newest = migrations("postgres")[-1][0]
+    assert await migrate_url(f"{POSTGRES_DSN}?schema={schema}") == newest
+    store = PostgresStorage(POSTGRES_DSN, schema=schema)
+    try:
+        assert await store.schema_version() == newest
     finally:
         await store.close()

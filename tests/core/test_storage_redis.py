@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 
-from magiclink_core.domain.models import EmailAddress, Link, Session
+from magiclink_core import StorageUnavailableError
+from magiclink_core.domain.models import EmailAddress, Link, Session, User
 from magiclink_core.ports import Insert, Notifier, Storage, Update
-from magiclink_core.storage import RedisNotifier, RedisStorage
+from magiclink_core.storage import RedisNotifier, RedisStorage, from_url, migrate_url
 from magiclink_core.testing import NotifierContract, Outage, StorageContract, make_record
 from tests.conftest import REDIS_URL
 
@@ -125,10 +126,76 @@ async def test_purge_cleans_the_index_entries_of_records_redis_expired(rs: Redis
 
 
 @pytest.mark.anyio
-async def test_migrate_is_a_no_op(rs: RedisStorage) -> None:
+async def test_migrate_is_a_no_op(rs: RedisStorage, prefix: str) -> None:
     assert await rs.migrate() == 0
+    assert await migrate_url(f"{REDIS_URL}?prefix={prefix}") == 0
 
 
 def test_a_url_or_a_client_is_required() -> None:
     with pytest.raises(ValueError):
         RedisStorage()
+
+
+# -- the connection pool: a burst queues, a pool busy for too long fails fast --------------------
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_calls_queues_for_a_small_pool_and_all_succeed(prefix: str) -> None:
+    store = RedisStorage(REDIS_URL, prefix=prefix, max_connections=10)
+    try:
+        session = make_record(Session, user_id="user_burst")
+        await store.apply([Insert(session)])
+        answers: list[object] = []
+
+        async def call(n: int) -> None:
+            if n % 4 == 0:
+                answers.append(await store.get(Session, session.id))
+            elif n % 4 == 1:
+                answers.append(await store.find(Session, "token_digest", session.token_digest))
+            elif n % 4 == 2:
+                answers.append((await store.list(Session, "user_id", "user_burst"))[0])
+            else:
+                count, _ = await store.increment("burst", window=timedelta(hours=1), now=_now())
+                answers.append(count)
+
+        with anyio.fail_after(60):  # a generous bound, to catch a hang
+            async with anyio.create_task_group() as group:
+                for n in range(1000):
+                    group.start_soon(call, n)
+        assert [a for a in answers if not isinstance(a, int)] == [session] * 750
+        assert sorted(a for a in answers if isinstance(a, int)) == list(range(1, 251))
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_pool_busy_past_the_wait_is_unavailable_then_recovers(prefix: str) -> None:
+    store = RedisStorage(
+        REDIS_URL, prefix=prefix, max_connections=2, pool_timeout=0.2, command_timeout=30
+    )
+    try:
+        user = make_record(User)
+        await store.apply([Insert(user)])
+        async with anyio.create_task_group() as group:
+            for _ in range(2):  # hold every connection of the pool with a blocking pop
+                group.start_soon(store._client.blpop, [f"{prefix}never"], 20)  # type: ignore[attr-defined]
+            await anyio.wait_all_tasks_blocked()
+            with anyio.fail_after(5):
+                with pytest.raises(StorageUnavailableError):
+                    await store.get(User, user.id)
+                with pytest.raises(StorageUnavailableError):
+                    await store.apply([Insert(make_record(User))])
+            group.cancel_scope.cancel()
+        assert await store.get(User, user.id) == user  # connections free again: it works
+    finally:
+        await store.close()
+
+
+def test_the_pool_is_set_through_from_url_options() -> None:
+    store = from_url(f"{REDIS_URL}?prefix=app:", max_connections=7, pool_timeout=1.5)
+    assert isinstance(store, RedisStorage)
+    assert (store.prefix, store.max_connections, store.pool_timeout) == ("app:", 7, 1.5)
+    pool = store._client.connection_pool  # type: ignore[attr-defined]
+    assert (pool.max_connections, pool.timeout) == (7, 1.5)
+    with pytest.raises(ValueError):
+        RedisStorage(REDIS_URL, max_connections=0)

@@ -8,8 +8,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
 import pytest
 
+from magiclink_core.domain.errors import StorageUnavailableError
 from magiclink_core.domain.models import RECORD_TYPES, EmailAddress, Link, User
 from magiclink_core.ports import Insert, Storage, Update
 from magiclink_core.storage import SQLiteStorage
@@ -123,8 +127,6 @@ async def test_purge_works_in_small_chunks(tmp_path: Path) -> None:
 
 
 def test_unknown_fields_are_refused_before_reaching_sql(tmp_path: Path) -> None:
-    import anyio
-
     async def main() -> None:
         store = SQLiteStorage(tmp_path / "m.db")
         try:
@@ -171,3 +173,98 @@ async def test_purge_lets_live_writes_in_between_its_chunks(tmp_path: Path) -> N
         await purge_lets_writes_in(store)
     finally:
         await store.close()
+
+
+# -- reads on the event loop's own connection ----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_in_memory_databases_are_private_and_end_with_close() -> None:
+    first, second = await SQLiteStorage.open(":memory:"), await SQLiteStorage.open(":memory:")
+    try:
+        user = make_record(User)
+        await first.apply([Insert(user)])
+        assert await first.get(User, user.id) == user
+        assert await second.get(User, user.id) is None
+        await first.close()
+        assert await first.get(User, user.id) is None  # reconnected: a new, empty database
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.anyio
+async def test_first_calls_racing_on_a_new_file_all_find_the_schema(tmp_path: Path) -> None:
+    store = SQLiteStorage(tmp_path / "m.db")
+    found: list[object] = []
+    try:
+        async with anyio.create_task_group() as group:
+            for _ in range(10):
+
+                async def read() -> None:
+                    found.append(await store.get(User, "user_1"))
+
+                group.start_soon(read)
+        assert found == [None] * 10
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_reads_are_neither_blocked_nor_refused_by_another_writer(tmp_path: Path) -> None:
+    """The loop's reader never waits for a lock (a wait would stall every request): in WAL mode
+    another connection's open write transaction and its commits do not get in its way."""
+    path = tmp_path / "m.db"
+    store = await SQLiteStorage.open(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        held = make_record(User)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock, mid-write
+        other.execute(
+            "INSERT INTO users (id, version, created_at, updated_at) VALUES (?, 1, ?, ?)",
+            (held.id, "2030-01-01T00:00:00.000000Z", "2030-01-01T00:00:00.000000Z"),
+        )
+        assert await store.get(User, held.id) is None  # answered at once; uncommitted is unseen
+        other.execute("COMMIT")
+        assert await store.get(User, held.id) is not None
+
+        ids = [make_record(User).id for _ in range(300)]
+
+        def keep_writing() -> None:
+            for user_id in ids:  # a commit each, checkpoints included
+                other.execute(
+                    "INSERT INTO users (id, version, created_at, updated_at) VALUES (?, 1, ?, ?)",
+                    (user_id, "2030-01-01T00:00:00.000000Z", "2030-01-01T00:00:00.000000Z"),
+                )
+
+        reads = 0
+        async with anyio.create_task_group() as group:
+            writing = anyio.Event()
+
+            async def write_in_a_thread() -> None:
+                await anyio.to_thread.run_sync(keep_writing)
+                writing.set()
+
+            group.start_soon(write_in_a_thread)
+            while not writing.is_set():
+                await store.get(User, ids[0])  # raises StorageUnavailableError if refused
+                await store.list(EmailAddress, "user_id", held.id)
+                reads += 1
+                await anyio.lowlevel.checkpoint()
+        assert reads > 0
+        assert all([await store.get(User, user_id) is not None for user_id in ids])
+    finally:
+        other.close()
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    path.write_bytes(b"this is not a database, " * 200)
+    store = SQLiteStorage(path)
+    with pytest.raises(StorageUnavailableError):
+        await store.get(User, "user_1")
+    with pytest.raises(StorageUnavailableError):
+        await store.apply([Insert(make_record(User))])
+    await store.close()

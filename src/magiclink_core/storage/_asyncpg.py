@@ -1,7 +1,11 @@
-"""The asyncpg driver, imported once for the PostgreSQL storage and notifier, and how its errors
-read: which mean "the database cannot be reached now"."""
+"""The asyncpg driver, imported once for the PostgreSQL storage and notifier: how its errors read
+(which mean "the database cannot be reached now"), and the part of its API the storage calls,
+as protocols (asyncpg ships no type information)."""
 
 from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from ..domain.errors import StorageUnavailableError
 from ._extras import missing_extra
@@ -21,6 +25,59 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+class PgRow(Protocol):
+    """An ``asyncpg.Record``: a row, by column name (or position)."""
+
+    def __getitem__(self, key: str | int, /) -> Any:  # a column's type is the query's to say
+        ...
+
+
+class PgTransaction(Protocol):
+    """An ``asyncpg.transaction.Transaction``: started and ended by hand, or used as
+    ``async with``."""
+
+    async def start(self) -> None: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+    async def __aenter__(self) -> object: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
+class PgConnection(Protocol):
+    """An ``asyncpg.Connection``, as far as the storage uses one."""
+
+    def transaction(self) -> PgTransaction: ...
+
+    async def execute(self, query: str, *args: object) -> str:
+        """Run a statement; returns its status tag (``"UPDATE 1"``)."""
+        ...
+
+    async def fetch(self, query: str, *args: object) -> list[PgRow]: ...
+
+    async def fetchrow(self, query: str, *args: object) -> PgRow | None: ...
+
+    async def fetchval(self, query: str, *args: object) -> Any:  # the query decides the type
+        ...
+
+    def is_closed(self) -> bool: ...
+
+    def terminate(self) -> None: ...
+
+
+class PgPool(Protocol):
+    """An ``asyncpg.Pool``."""
+
+    def acquire(
+        self, *, timeout: float | None = None
+    ) -> AbstractAsyncContextManager[PgConnection]: ...
+
+    async def close(self) -> None: ...
+
+
 def unavailable(exc: BaseException) -> StorageUnavailableError:
     return StorageUnavailableError(long_message=f"PostgreSQL: {type(exc).__name__}: {exc}")
 
@@ -31,4 +88,12 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
 
 
-__all__ = ["asyncpg", "is_unavailable", "unavailable"]
+__all__ = [
+    "PgConnection",
+    "PgPool",
+    "PgRow",
+    "PgTransaction",
+    "asyncpg",
+    "is_unavailable",
+    "unavailable",
+]

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from functools import cache
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, Protocol, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from ..domain.models import RECORD_TYPES, Record
+from ..domain.models import Record
 from ..ports import R
 
 ColumnType = Literal["text", "int", "time", "json"]
@@ -205,7 +205,7 @@ def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
 # -- records <-> rows --------------------------------------------------------------------------
 
 
-def _column_type(annotation: Any) -> ColumnType:
+def _column_type(annotation: object) -> ColumnType:
     if get_origin(annotation) in (Union, types.UnionType):
         inner = [a for a in get_args(annotation) if a is not type(None)]
         return _column_type(inner[0])
@@ -224,11 +224,6 @@ def field_types(kind: type[Record]) -> dict[str, ColumnType]:
     return {name: _column_type(info.annotation) for name, info in kind.model_fields.items()}
 
 
-@cache
-def kinds_by_table() -> dict[str, type[Record]]:
-    return {kind.table: kind for kind in RECORD_TYPES}
-
-
 def sqlite_time(value: datetime) -> str:
     """Fixed-width UTC text, so that comparing texts compares times."""
     if value.tzinfo is None:
@@ -236,9 +231,16 @@ def sqlite_time(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def to_row(record: Record, dialect: Dialect) -> dict[str, Any]:
+class Row(Protocol):
+    """A row by column name: ``sqlite3.Row`` or ``asyncpg.Record``."""
+
+    def __getitem__(self, key: str, /) -> Any:  # a column's type is the query's to say
+        ...
+
+
+def to_row(record: Record, dialect: Dialect) -> dict[str, object]:
     """The column values of ``record``."""
-    row: dict[str, Any] = {}
+    row: dict[str, object] = {}
     for name, type_ in field_types(type(record)).items():
         value = getattr(record, name)
         if value is None:
@@ -254,18 +256,12 @@ def to_row(record: Record, dialect: Dialect) -> dict[str, Any]:
     return row
 
 
-def from_row(kind: type[R], row: Any) -> R:
+def from_row(kind: type[R], row: Row) -> R:
     """The record of ``kind`` a row holds."""
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for name, type_ in field_types(kind).items():
         value = row[name]
         if type_ == "json" and isinstance(value, str):
             value = json.loads(value)
         values[name] = value
     return kind.model_validate(values)
-
-
-def check_field(kind: type[Record], field: str, allowed: tuple[str, ...], what: str) -> None:
-    """Refuse a field that is not declared (names are interpolated into SQL only after this)."""
-    if field not in allowed:
-        raise ValueError(f"{kind.__name__}.{field} is not a {what} field")

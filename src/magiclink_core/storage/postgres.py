@@ -1,10 +1,11 @@
-"""PostgreSQL storage and notifier (``magiclink[postgres]``), with asyncpg.
+"""PostgreSQL storage (``magiclink[postgres]``), with asyncpg.
 
 Records live in real tables (see ``_sql.py``: ``timestamptz``, ``jsonb``, partial unique indexes
 that let NULLs be). Every :meth:`PostgresStorage.apply` is one transaction of conditional
 statements (``UPDATE ... WHERE id = $n AND version = $m``, inserts guarded by the primary key and
 unique indexes), never a read followed by a write: of two racing consumers of one link, the second
-finds the version moved and changes nothing.
+finds the version moved and changes nothing. A batch of one change is one statement, atomic by
+itself, so it needs no ``BEGIN``/``COMMIT`` round trips.
 
 The schema is created and upgraded by :meth:`PostgresStorage.migrate` (``magiclink migrate
 --database postgresql://...``), under an advisory lock so two processes may migrate at once.
@@ -19,30 +20,33 @@ reconnects by itself when the server is back.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any
 
 import anyio
 
 from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
 from ..ports import Change, Insert, R, Update, WriteConflict
-from . import _sql
-from ._asyncpg import asyncpg, is_unavailable, unavailable
+from . import _records, _sql
+from ._asyncpg import (
+    PgConnection,
+    PgPool,
+    PgRow,
+    PgTransaction,
+    asyncpg,
+    is_unavailable,
+    unavailable,
+)
 from .postgres_notifier import PostgresNotifier
-
-logger = logging.getLogger("magiclink.storage")
 
 # the first key of pg_advisory_xact_lock(int, int) while migrating ("ML" + "mg"); the second is
 # the schema's hash, so two schemas migrate independently
 _MIGRATION_LOCK = 0x4D4C6D67
-# Table and column names in SQL text come from the record classes and _sql.check_field, never
-# from callers: hence the S608 exemptions below.
+# Table and column names in SQL text come from the record classes and _records.check_field,
+# never from callers: hence the S608 exemptions below.
 
 # a racing transaction lost; nothing of it was written, so the caller may retry
 _CONFLICTS: tuple[type[BaseException], ...] = (
@@ -71,7 +75,7 @@ class PostgresStorage:
         self,
         dsn: str | None = None,
         *,
-        pool: Any = None,
+        pool: PgPool | None = None,
         schema: str | None = None,
         connect_timeout: float = 3.0,
         command_timeout: float = 5.0,
@@ -88,9 +92,9 @@ class PostgresStorage:
         self.max_connections = max_connections
         self.notify_channel = notify_channel
         self.purge_chunk = max(1, purge_chunk)
-        self._pool: Any = pool
+        self._pool = pool
         self._owns_pool = pool is None
-        self._pool_lock = asyncio.Lock()
+        self._pool_lock = anyio.Lock()
         self._notifier: PostgresNotifier | None = None
 
     def __repr__(self) -> str:
@@ -105,22 +109,25 @@ class PostgresStorage:
             settings["search_path"] = self.schema
         return settings
 
-    async def _get_pool(self) -> Any:
-        if self._pool is None:
+    async def _get_pool(self) -> PgPool:
+        pool = self._pool
+        if pool is None:
             async with self._pool_lock:
-                if self._pool is None:
-                    self._pool = await asyncpg.create_pool(
+                pool = self._pool
+                if pool is None:
+                    pool = self._pool = await asyncpg.create_pool(
                         self.dsn,
                         min_size=0,
                         max_size=self.max_connections,
                         timeout=self.connect_timeout,
                         command_timeout=self.command_timeout,
                         server_settings=self.server_settings(),
+                        reset=_keep_session,
                     )
-        return self._pool
+        return pool
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _connection(self) -> AsyncIterator[PgConnection]:
         """A pooled connection; connection failures become StorageUnavailableError."""
         try:
             pool = await self._get_pool()
@@ -210,19 +217,19 @@ class PostgresStorage:
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
         """The record whose unique ``field`` equals ``value``, or None."""
-        _sql.check_field(kind, field, kind.unique_fields, "unique")
+        _records.check_field(kind, field, kind.unique_fields, "unique")
         row = await self._fetchrow(f"SELECT * FROM {kind.table} WHERE {field} = $1", value)  # noqa: S608
         return None if row is None else _sql.from_row(kind, row)
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
         """Records whose ``field`` equals ``value``, oldest first (ties by id)."""
-        _sql.check_field(kind, field, kind.list_fields, "list")
+        _records.check_field(kind, field, kind.list_fields, "list")
         sql = f"SELECT * FROM {kind.table} WHERE {field} = $1 ORDER BY created_at, id"  # noqa: S608
         async with self._connection() as connection:
             rows = await connection.fetch(sql, value)
         return [_sql.from_row(kind, row) for row in rows]
 
-    async def _fetchrow(self, sql: str, *params: Any) -> Any:
+    async def _fetchrow(self, sql: str, *params: object) -> PgRow | None:
         async with self._connection() as connection:
             return await connection.fetchrow(sql, *params)
 
@@ -234,6 +241,12 @@ class PostgresStorage:
             return
         try:
             async with self._connection() as connection:
+                if len(changes) == 1:
+                    # one statement is its own transaction: no BEGIN and COMMIT round trips.
+                    # Shielded (command_timeout bounds it) for the reason the COMMIT is below
+                    with anyio.CancelScope(shield=True):
+                        await self._write(connection, changes[0])
+                    return
                 transaction = connection.transaction()
                 try:
                     await transaction.start()
@@ -250,7 +263,7 @@ class PostgresStorage:
         except _CONFLICTS as exc:
             raise WriteConflict(f"a concurrent transaction won: {type(exc).__name__}") from exc
 
-    async def _write(self, connection: Any, change: Change) -> None:
+    async def _write(self, connection: PgConnection, change: Change) -> None:
         """One conditional statement (a seam the fault tests use to cut a batch in half)."""
         if isinstance(change, Insert):
             kind: type[Record] = type(change.record)
@@ -262,7 +275,8 @@ class PostgresStorage:
         elif isinstance(change, Update):
             kind = type(change.record)
             row = _sql.to_row(change.record, "postgres")
-            record_id = row.pop("id")
+            del row["id"]
+            record_id = change.record.id
             sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(row, start=1))
             n = len(row)
             sql = f"UPDATE {kind.table} SET {sets} WHERE id = ${n + 1} AND version = ${n + 2}"  # noqa: S608
@@ -292,13 +306,17 @@ class PostgresStorage:
         )
         async with self._connection() as connection:
             row = await connection.fetchrow(sql, key, now + window, now)
+        if row is None:  # an upsert with RETURNING always returns its row
+            raise StorageUnavailableError(
+                long_message="PostgreSQL: the counter upsert returned no row"
+            )
         return int(row["count"]), row["reset_at"]
 
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:
         """Delete up to ``limit`` records past their ``purge_after``, ``purge_chunk`` rows per
         short transaction; rows a live transaction holds are skipped, not waited for."""
         removed = 0
-        for kind in _sql.kinds_by_table().values():
+        for kind in _records.kinds_by_table().values():
             while removed < limit:
                 chunk = min(self.purge_chunk, limit - removed)
                 sql = (
@@ -317,7 +335,14 @@ class PostgresStorage:
         return removed
 
 
-async def _rollback(connection: Any, transaction: Any) -> None:
+async def _keep_session(connection: PgConnection) -> None:
+    """The pool's reset on release: nothing. asyncpg's default sends ``RESET ALL; UNLISTEN *;
+    ...`` each time, one more round trip per storage call; this storage changes no session state
+    (its settings are fixed at connect, its advisory locks are transaction-scoped, it never
+    listens on a pooled connection), and asyncpg still rolls back a transaction left open."""
+
+
+async def _rollback(connection: PgConnection, transaction: PgTransaction) -> None:
     """Roll back; a connection that cannot (it broke, or a cancelled statement left it busy) is
     terminated instead, which makes the server roll back and the pool replace it."""
     try:

@@ -1,4 +1,4 @@
-"""Redis storage and notifier (``magiclink[redis]``), with redis-py's asyncio client.
+"""Redis storage (``magiclink[redis]``), with redis-py's asyncio client.
 
 Keys, under a configurable ``prefix`` (default ``magiclink:``), per record table ``t``:
 
@@ -15,7 +15,13 @@ Keys, under a configurable ``prefix`` (default ``magiclink:``), per record table
 
 :meth:`RedisStorage.apply` is one Lua script: it checks every version and unique value first and
 writes only if all hold, and Redis runs a script without interleaving, so it is all-or-nothing.
-Record TTLs are ``purge_after - updated_at`` (the writer's clock), applied when written.
+Record TTLs are ``purge_after - updated_at`` (the writer's clock), applied when written. Every
+call is one round trip: ``find`` (index, then record) and ``list`` (sorted set, then records) are
+small scripts too.
+
+The client's pool holds ``max_connections``; a burst of calls beyond it queues for a connection,
+up to ``pool_timeout`` seconds, then fails with
+:class:`~magiclink_core.domain.errors.StorageUnavailableError`.
 
 A Redis script names keys it computes from record values, so this adapter is for a single Redis
 server (with replicas or Sentinel), not Redis Cluster.
@@ -24,20 +30,20 @@ server (with replicas or Sentinel), not Redis Cluster.
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypeVar
 
 import anyio
 
+from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
 from ..ports import Change, Delete, Insert, R, WriteConflict
-from . import _sql
-from ._redis_client import UNAVAILABLE, make_client, unavailable
+from . import _records
+from ._redis_client import UNAVAILABLE, RedisClient, make_client, unavailable
 from .redis_notifier import RedisNotifier
 
-logger = logging.getLogger("magiclink.storage")
+_T = TypeVar("_T")
 
 _APPLY = """
 local prefix = ARGV[1]
@@ -155,6 +161,27 @@ end
 return #ids
 """
 
+# the record a unique value points at: the index entry, then the record, in one round trip
+_FIND = """
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+return redis.call('GET', ARGV[1] .. id)
+"""
+
+# the records of a list-field value, oldest first (MGET in slices: Lua's unpack is bounded)
+_LIST = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+local docs = {}
+for first = 1, #ids, 500 do
+  local keys = {}
+  for i = first, math.min(first + 499, #ids) do keys[#keys + 1] = ARGV[1] .. ids[i] end
+  for _, doc in ipairs(redis.call('MGET', unpack(keys))) do
+    if doc then docs[#docs + 1] = doc end
+  end
+end
+return docs
+"""
+
 _INCREMENT = """
 local reset = redis.call('HGET', KEYS[1], 'reset')
 if (not reset) or tonumber(reset) <= tonumber(ARGV[1]) then
@@ -175,7 +202,7 @@ def _from_micros(value: str | int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
-def _operation(change: Change) -> dict[str, Any]:
+def _operation(change: Change) -> dict[str, object]:
     """What the apply script needs to know of one change (no nulls: Lua reads them as true)."""
     if isinstance(change, Delete):
         kind: type[Record] = change.kind
@@ -189,7 +216,7 @@ def _operation(change: Change) -> dict[str, Any]:
         }
     record = change.record
     kind = type(record)
-    op: dict[str, Any] = {
+    op: dict[str, object] = {
         "op": "insert" if isinstance(change, Insert) else "update",
         "t": kind.table,
         "kind": kind.__name__,
@@ -213,32 +240,47 @@ class RedisStorage:
 
     :param url: a Redis URL (``redis://host:6379/0``, ``rediss://`` for TLS); or
     :param client: a ``redis.asyncio.Redis`` you made, with ``decode_responses=True``
-        (:meth:`close` then leaves it open).
+        (:meth:`close` then leaves it open, and its pool is yours to size).
     :param prefix: put before every key, so that several apps (or tests) share one database.
     :param connect_timeout: seconds to wait for a connection before failing.
     :param command_timeout: seconds a command may take before failing.
+    :param max_connections: the size of the connection pool (a :meth:`notifier` keeps one).
+    :param pool_timeout: seconds a call waits for a free connection when all are busy, before
+        failing with :class:`~magiclink_core.domain.errors.StorageUnavailableError`.
     """
 
     def __init__(
         self,
         url: str | None = None,
         *,
-        client: Any = None,
+        client: RedisClient | None = None,
         prefix: str = "magiclink:",
         connect_timeout: float = 3.0,
         command_timeout: float = 5.0,
+        max_connections: int = 50,
+        pool_timeout: float = 5.0,
     ) -> None:
         if (url is None) == (client is None):
             raise ValueError("give RedisStorage a url or a client, not both")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
         self.url = url
         self.prefix = prefix
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
+        self.max_connections = max_connections
+        self.pool_timeout = pool_timeout
         self._owns_client = client is None
-        self._client: Any = client or make_client(
-            url or "", connect_timeout=connect_timeout, command_timeout=command_timeout
+        self._client: RedisClient = client or make_client(
+            url or "",
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            max_connections=max_connections,
+            pool_timeout=pool_timeout,
         )
         self._apply = self._client.register_script(_APPLY)
+        self._find = self._client.register_script(_FIND)
+        self._list = self._client.register_script(_LIST)
         self._purge = self._client.register_script(_PURGE)
         self._increment = self._client.register_script(_INCREMENT)
         self._notifier: RedisNotifier | None = None
@@ -269,9 +311,9 @@ class RedisStorage:
         if self._owns_client:
             await self._client.aclose()
 
-    async def _call(self, coroutine: Any) -> Any:
+    async def _call(self, pending: Awaitable[_T]) -> _T:
         try:
-            return await coroutine
+            return await pending
         except UNAVAILABLE as exc:
             raise unavailable(exc) from exc
 
@@ -287,23 +329,29 @@ class RedisStorage:
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
         """The record whose unique ``field`` equals ``value``, or None."""
-        _sql.check_field(kind, field, kind.unique_fields, "unique")
-        owner = await self._call(self._client.get(f"{self.prefix}{kind.table}:u:{field}:{value}"))
-        if owner is None:
+        _records.check_field(kind, field, kind.unique_fields, "unique")
+        doc = await self._call(
+            self._find(
+                keys=[f"{self.prefix}{kind.table}:u:{field}:{value}"],
+                args=[f"{self.prefix}{kind.table}:"],
+            )
+        )
+        if doc is None:
             return None
-        record = await self.get(kind, owner)
-        return record if record is not None and getattr(record, field) == value else None
+        record = kind.model_validate_json(_text(doc))
+        # an index entry outlives its record by a moment when Redis expires them one by one
+        return record if getattr(record, field) == value else None
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
         """Records whose ``field`` equals ``value``, oldest first (ties by id)."""
-        _sql.check_field(kind, field, kind.list_fields, "list")
-        ids = await self._call(
-            self._client.zrange(f"{self.prefix}{kind.table}:l:{field}:{value}", 0, -1)
+        _records.check_field(kind, field, kind.list_fields, "list")
+        docs = await self._call(
+            self._list(
+                keys=[f"{self.prefix}{kind.table}:l:{field}:{value}"],
+                args=[f"{self.prefix}{kind.table}:"],
+            )
         )
-        if not ids:
-            return []
-        docs = await self._call(self._client.mget([self._key(kind, i) for i in ids]))
-        records = [kind.model_validate_json(doc) for doc in docs if doc is not None]
+        records = [kind.model_validate_json(_text(doc)) for doc in _items(docs, None)]
         return [r for r in records if getattr(r, field) == value]
 
     # -- writes --------------------------------------------------------------------------------
@@ -316,9 +364,8 @@ class RedisStorage:
         # shielded (a command_timeout bounds it): once sent, the script runs whole on the
         # server, so wait for its answer; a cancelled caller then leaves a settled outcome
         with anyio.CancelScope(shield=True):
-            outcome, message, field = await self._call(
-                self._apply(keys=[], args=[self.prefix, payload])
-            )
+            reply = await self._call(self._apply(keys=[], args=[self.prefix, payload]))
+        outcome, message, field = (_text(item) for item in _items(reply, 3))
         if outcome != "ok":
             raise WriteConflict(message, unique_field=field or None)
 
@@ -328,7 +375,7 @@ class RedisStorage:
         """One script: a counter past its reset time starts again at 1. The key expires a
         ``window`` after it (re)starts."""
         reset_at = now + window
-        count, reset = await self._call(
+        reply = await self._call(
             self._increment(
                 keys=[f"{self.prefix}counter:{key}"],
                 args=[
@@ -338,17 +385,18 @@ class RedisStorage:
                 ],
             )
         )
-        return int(count), _from_micros(reset)
+        count, reset = _items(reply, 2)
+        return _integer(count), _from_micros(_integer(reset))
 
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:
         """Remove up to ``limit`` records whose ``purge_after`` has passed, with their index
         entries, one table at a time; records Redis already expired by TTL count as removed
         here, when their index entries go."""
         removed = 0
-        for table in _sql.kinds_by_table():
+        for table in _records.kinds_by_table():
             if removed >= limit:
                 break
-            removed += int(
+            removed += _integer(
                 await self._call(
                     self._purge(
                         keys=[], args=[self.prefix, table, str(_micros(now)), limit - removed]
@@ -356,6 +404,31 @@ class RedisStorage:
                 )
             )
         return removed
+
+
+# -- script replies: their shape is the script's, checked here rather than trusted -----------
+
+
+def _items(reply: object, count: int | None) -> list[object]:
+    if isinstance(reply, list) and (count is None or len(reply) == count):
+        return list(reply)
+    raise _odd_reply(reply)
+
+
+def _text(reply: object) -> str:
+    if isinstance(reply, str):
+        return reply
+    raise _odd_reply(reply)
+
+
+def _integer(reply: object) -> int:
+    if isinstance(reply, int) or (isinstance(reply, str) and reply.isdigit()):
+        return int(reply)
+    raise _odd_reply(reply)
+
+
+def _odd_reply(reply: object) -> StorageUnavailableError:
+    return StorageUnavailableError(long_message=f"Redis: unexpected script reply {reply!r:.80}")
 
 
 __all__ = ["RedisStorage"]

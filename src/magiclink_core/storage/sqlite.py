@@ -5,6 +5,19 @@ Every :meth:`SQLiteStorage.apply` is one ``BEGIN IMMEDIATE`` transaction of cond
 statements (``UPDATE ... WHERE id = ? AND version = ?``, inserts guarded by the primary key and
 unique indexes): all of it commits or none of it does, and it survives a crash or a restart.
 
+Two connections. Writes go through an aiosqlite connection, on its worker thread (a commit waits
+for the disk). Reads are indexed lookups that take microseconds, so they run on the event loop,
+on a plain ``sqlite3`` connection of their own: each read executes, fetches every row and ends
+its statement without awaiting in between, so its snapshot ends with it and the next read sees
+every commit made before it started. That reader never waits for a lock (its busy timeout is
+0): in WAL mode a reader is not blocked by the writer, and if SQLite ever answers "busy" (another
+process recovering the WAL after a crash) the read fails at once with
+:class:`~magiclink_core.domain.errors.StorageUnavailableError` rather than stall the loop.
+
+``":memory:"`` is a named in-memory database in shared-cache mode, private to the storage and
+gone when it closes; shared-cache connections lock whole tables, so there reads take the write
+lock (they still run on the loop).
+
 Connecting is lazy: the first call opens the database (and, with ``auto_migrate``, the default,
 creates or upgrades the schema). :meth:`SQLiteStorage.open` does that eagerly.
 """
@@ -14,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -26,7 +40,7 @@ import anyio.to_thread
 from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
 from ..ports import Change, Insert, R, Update, WriteConflict
-from . import _sql
+from . import _records, _sql
 from ._extras import missing_extra
 
 try:
@@ -35,9 +49,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("SQLiteStorage", "aiosqlite", "sqlite") from exc
 
 _MEMORY = ":memory:"
-_Rows = list[aiosqlite.Row]
-# Table and column names in SQL text come from the record classes and _sql.check_field, never
-# from callers: hence the S608 exemptions below.
+_Rows = list[sqlite3.Row]
+# Table and column names in SQL text come from the record classes and _records.check_field,
+# never from callers: hence the S608 exemptions below.
 
 
 class SQLiteStorage:
@@ -64,7 +78,7 @@ class SQLiteStorage:
         self.busy_timeout = busy_timeout
         self.purge_chunk = max(1, purge_chunk)
         self._writer: aiosqlite.Connection | None = None
-        self._reader: aiosqlite.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._write_lock = anyio.Lock()
         self._connect_lock = anyio.Lock()
 
@@ -80,32 +94,50 @@ class SQLiteStorage:
 
     # -- connections ---------------------------------------------------------------------------
 
+    @property
+    def _in_memory(self) -> bool:
+        return self.path == _MEMORY
+
     async def connect(self) -> None:
         """Open the database now (idempotent); every other method does it when first needed."""
         async with self._connect_lock:
             if self._writer is not None:
                 return
-            writer = await self._open_connection()
+            # a fresh name per connect: each :memory: storage (and each reconnect) starts empty
+            database = (
+                f"file:magiclink-{uuid.uuid4().hex}?mode=memory&cache=shared"
+                if self._in_memory
+                else self.path
+            )
+            writer = await self._open_writer(database)
+            reader: sqlite3.Connection | None = None
             try:
-                reader = writer if self.path == _MEMORY else await self._open_connection()
-            except BaseException:
-                await writer.close()
+                reader = await anyio.to_thread.run_sync(_open_reader, database, self._in_memory)
+                if self.auto_migrate:
+                    # before the connections are published: no read may see a missing table
+                    await self._migrate(writer)
+            except BaseException as exc:
+                if reader is not None:
+                    reader.close()
+                with anyio.CancelScope(shield=True):
+                    await writer.close()
+                if isinstance(exc, sqlite3.Error):
+                    raise _unavailable(exc) from exc
                 raise
             self._writer, self._reader = writer, reader
-        if self.auto_migrate:
-            await self.migrate()
 
-    async def _open_connection(self) -> aiosqlite.Connection:
+    async def _open_writer(self, database: str) -> aiosqlite.Connection:
         try:
             # open once in a worker thread first: a file that cannot be opened fails here,
             # cleanly (aiosqlite leaves a stray thread callback behind when its connect fails)
-            if self.path != _MEMORY:
-                await anyio.to_thread.run_sync(_probe, self.path)
-            connection = await aiosqlite.connect(self.path, isolation_level=None)
+            if not self._in_memory:
+                await anyio.to_thread.run_sync(_probe, database)
+            connection = await aiosqlite.connect(
+                database, isolation_level=None, uri=self._in_memory
+            )
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
         try:
-            connection.row_factory = aiosqlite.Row
             timeout_ms = int(self.busy_timeout.total_seconds() * 1000)
             await connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
             await connection.execute("PRAGMA journal_mode = WAL")
@@ -116,19 +148,32 @@ class SQLiteStorage:
             raise _unavailable(exc) from exc
         return connection
 
-    async def _connections(self) -> tuple[aiosqlite.Connection, aiosqlite.Connection]:
+    async def _connected_writer(self) -> aiosqlite.Connection:
         if self._writer is None:
             await self.connect()
-        assert self._writer is not None and self._reader is not None
-        return self._writer, self._reader
+        writer = self._writer
+        if writer is None:
+            raise _closed()
+        return writer
+
+    async def _connected_reader(self) -> sqlite3.Connection:
+        reader = self._reader
+        if reader is None:
+            await self.connect()
+            reader = self._reader
+            if reader is None:
+                raise _closed()
+        return reader
 
     async def close(self) -> None:
-        """Close the connections (a later call reconnects)."""
+        """Close the connections (a later call reconnects; a ``":memory:"`` database is gone)."""
         async with self._connect_lock:
             writer, reader = self._writer, self._reader
             self._writer = self._reader = None
-            if reader is not None and reader is not writer:
-                await reader.close()
+            if reader is not None:
+                # no statement is ever left open on it, and the writer is still connected, so
+                # this is not the last connection: closing runs no checkpoint on the loop
+                reader.close()
             if writer is not None:
                 await writer.close()
 
@@ -137,13 +182,17 @@ class SQLiteStorage:
     async def migrate(self) -> int:
         """Create or upgrade the schema to the newest version; idempotent, and safe when several
         processes migrate at once (one ``BEGIN IMMEDIATE`` transaction). Returns the version."""
+        return await self._migrate(await self._connected_writer())
+
+    async def _migrate(self, writer: aiosqlite.Connection) -> int:
         steps = _sql.migrations("sqlite")
-        async with self._transaction() as writer:
+        async with self._transaction(writer):
             await writer.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
                 "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
-            current = await self._schema_version(writer)
+            rows = await writer.execute_fetchall("SELECT max(version) FROM schema_version")
+            current = _version_of(list(rows))
             if current > steps[-1][0]:
                 raise RuntimeError(
                     f"the database schema is at version {current}, newer than this "
@@ -162,31 +211,20 @@ class SQLiteStorage:
 
     async def schema_version(self) -> int:
         """The schema version of the database (0 before the first migration)."""
-        _, reader = await self._connections()
-        try:
-            exists = await self._fetch_all(
-                reader, "SELECT 1 FROM sqlite_master WHERE name = 'schema_version'", ()
-            )
-            return await self._schema_version(reader) if exists else 0
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
-
-    @staticmethod
-    async def _schema_version(connection: aiosqlite.Connection) -> int:
-        async with connection.execute("SELECT max(version) FROM schema_version") as cursor:
-            row = await cursor.fetchone()
-        return int(row[0]) if row is not None and row[0] is not None else 0
+        exists = await self._read("SELECT 1 FROM sqlite_master WHERE name = 'schema_version'", ())
+        if not exists:
+            return 0
+        return _version_of(await self._read("SELECT max(version) FROM schema_version", ()))
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def _transaction(self, writer: aiosqlite.Connection) -> AsyncIterator[None]:
         """One ``BEGIN IMMEDIATE`` transaction on the writer: committed if the body returns,
         rolled back if it raises or is cancelled (even during BEGIN or COMMIT)."""
-        writer, _ = await self._connections()
         async with self._write_lock:
             try:
                 try:
                     await writer.execute("BEGIN IMMEDIATE")
-                    yield writer
+                    yield
                 except BaseException:
                     await _rollback(writer)
                     raise
@@ -203,35 +241,29 @@ class SQLiteStorage:
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
         """The record whose unique ``field`` equals ``value``, or None."""
-        _sql.check_field(kind, field, kind.unique_fields, "unique")
+        _records.check_field(kind, field, kind.unique_fields, "unique")
         rows = await self._read(f"SELECT * FROM {kind.table} WHERE {field} = ?", (value,))  # noqa: S608
         return _sql.from_row(kind, rows[0]) if rows else None
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
         """Records whose ``field`` equals ``value``, oldest first (ties by id)."""
-        _sql.check_field(kind, field, kind.list_fields, "list")
+        _records.check_field(kind, field, kind.list_fields, "list")
         rows = await self._read(
             f"SELECT * FROM {kind.table} WHERE {field} = ? ORDER BY created_at, id",  # noqa: S608
             (value,),
         )
         return [_sql.from_row(kind, row) for row in rows]
 
-    async def _read(self, sql: str, params: Sequence[Any]) -> _Rows:
-        _, reader = await self._connections()
-        try:
-            if reader is self._writer:  # ":memory:": one connection, so not inside a write
-                async with self._write_lock:
-                    return await self._fetch_all(reader, sql, params)
-            return await self._fetch_all(reader, sql, params)
-        except sqlite3.Error as exc:
-            raise _unavailable(exc) from exc
-
-    @staticmethod
-    async def _fetch_all(
-        connection: aiosqlite.Connection, sql: str, params: Sequence[Any]
-    ) -> _Rows:
-        async with connection.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+    async def _read(self, sql: str, params: Sequence[object]) -> _Rows:
+        """One statement on the loop's reader, run to its end without awaiting."""
+        reader = await self._connected_reader()
+        if self._in_memory:
+            # shared-cache connections lock tables: read between write transactions
+            async with self._write_lock:
+                if self._reader is None:  # closed while this read waited
+                    raise _closed()
+                return _fetch_all(self._reader, sql, params)
+        return _fetch_all(reader, sql, params)
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -239,7 +271,8 @@ class SQLiteStorage:
         """Write ``changes`` in one transaction, or nothing and raise :class:`WriteConflict`."""
         if not changes:
             return
-        async with self._transaction() as writer:
+        writer = await self._connected_writer()
+        async with self._transaction(writer):
             for change in changes:
                 await _write(writer, change)
 
@@ -247,7 +280,6 @@ class SQLiteStorage:
         self, key: str, *, window: timedelta, now: datetime
     ) -> tuple[int, datetime]:
         """One upsert: a counter past its reset time starts again at 1."""
-        writer, _ = await self._connections()
         now_text = _sql.sqlite_time(now)
         sql = (
             "INSERT INTO counters (key, count, reset_at) VALUES (?, 1, ?) "
@@ -257,50 +289,43 @@ class SQLiteStorage:
             "ELSE counters.reset_at END "
             "RETURNING count, reset_at"
         )
-        async with self._write_lock:
-            try:
-                rows = await self._fetch_all(
-                    writer, sql, (key, _sql.sqlite_time(now + window), now_text, now_text)
-                )
-            except sqlite3.Error as exc:
-                raise _unavailable(exc) from exc
+        rows = await self._write_one(sql, (key, _sql.sqlite_time(now + window), now_text, now_text))
         count, reset_at = rows[0]
         return int(count), datetime.fromisoformat(reset_at)
 
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:
         """Delete up to ``limit`` records past their ``purge_after``, ``purge_chunk`` rows per
         short transaction so that live writes get in between. Expired counters go too."""
-        writer, _ = await self._connections()
         cutoff = _sql.sqlite_time(now)
         removed = 0
-        for kind in _sql.kinds_by_table().values():
+        for kind in _records.kinds_by_table().values():
             while removed < limit:
                 chunk = min(self.purge_chunk, limit - removed)
-                deleted = await self._delete_chunk(writer, kind, cutoff, chunk)
+                sql = (
+                    f"DELETE FROM {kind.table} WHERE id IN (SELECT id FROM {kind.table} "  # noqa: S608
+                    "WHERE purge_after IS NOT NULL AND purge_after <= ? ORDER BY purge_after "
+                    "LIMIT ?) RETURNING 1"
+                )
+                deleted = len(await self._write_one(sql, (cutoff, chunk)))
                 removed += deleted
                 await anyio.lowlevel.checkpoint()
                 if deleted < chunk:
                     break
-        async with self._write_lock:
-            try:
-                await writer.execute("DELETE FROM counters WHERE reset_at <= ?", (cutoff,))
-            except sqlite3.Error as exc:
-                raise _unavailable(exc) from exc
+        await self._write_one("DELETE FROM counters WHERE reset_at <= ?", (cutoff,))
         return removed
 
-    async def _delete_chunk(
-        self, writer: aiosqlite.Connection, kind: type[Record], cutoff: str, chunk: int
-    ) -> int:
-        sql = (
-            f"DELETE FROM {kind.table} WHERE id IN (SELECT id FROM {kind.table} "  # noqa: S608
-            "WHERE purge_after IS NOT NULL AND purge_after <= ? ORDER BY purge_after LIMIT ?)"
-        )
+    async def _write_one(self, sql: str, params: Sequence[object]) -> _Rows:
+        """One statement, its own transaction, in one trip to the writer's thread. It runs to
+        its end even if the caller is cancelled, so the write lock never outlives it."""
+        writer = await self._connected_writer()
+        rows: _Rows = []
         async with self._write_lock:
-            try:
-                async with writer.execute(sql, (cutoff, chunk)) as cursor:
-                    return max(cursor.rowcount, 0)
-            except sqlite3.Error as exc:
-                raise _unavailable(exc) from exc
+            with anyio.CancelScope(shield=True):
+                try:
+                    rows = list(await writer.execute_fetchall(sql, params))
+                except sqlite3.Error as exc:
+                    raise _unavailable(exc) from exc
+        return rows
 
 
 async def _write(connection: aiosqlite.Connection, change: Change) -> None:
@@ -327,14 +352,15 @@ async def _write(connection: aiosqlite.Connection, change: Change) -> None:
 async def _conditional(
     connection: aiosqlite.Connection,
     sql: str,
-    params: Sequence[Any],
+    params: Sequence[object],
     kind: type[Record],
     record_id: str,
 ) -> None:
     """Run one guarded statement: a unique clash or no row touched is a WriteConflict."""
     try:
-        async with connection.execute(sql, params) as cursor:
-            touched = cursor.rowcount
+        # one trip to the writer's thread: a write statement is done once executed, so its
+        # cursor holds nothing open and needs no closing trip
+        touched = (await connection.execute(sql, params)).rowcount
     except sqlite3.IntegrityError as exc:
         raise _unique_conflict(kind, str(exc)) from None
     if touched != 1:
@@ -372,8 +398,52 @@ def _probe(path: str) -> None:
     sqlite3.connect(path).close()
 
 
+def _open_reader(database: str, uri: bool) -> sqlite3.Connection:
+    """The reads' connection (opened in a worker thread, used on the event loop's thread).
+
+    ``timeout=0``: a busy database fails the read at once instead of blocking the loop.
+    ``query_only``: it never writes, so it never takes the write lock.
+    """
+    reader = sqlite3.connect(
+        database,
+        timeout=0,
+        isolation_level=None,
+        check_same_thread=False,
+        uri=uri,
+    )
+    try:
+        reader.row_factory = sqlite3.Row
+        reader.execute("PRAGMA query_only = ON")
+    except BaseException:
+        reader.close()
+        raise
+    return reader
+
+
+def _fetch_all(reader: sqlite3.Connection, sql: str, params: Sequence[object]) -> _Rows:
+    """Execute, fetch every row and end the statement, with nothing awaited in between: no read
+    snapshot outlives its statement (one left open would hide later commits from every read)."""
+    try:
+        cursor = reader.execute(sql, params)
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+    except sqlite3.Error as exc:
+        raise _unavailable(exc) from exc
+
+
+def _version_of(rows: _Rows) -> int:
+    """The version a ``SELECT max(version)`` answered (0 for an empty table)."""
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
 def _unavailable(exc: sqlite3.Error) -> StorageUnavailableError:
     return StorageUnavailableError(long_message=f"SQLite: {exc}")
+
+
+def _closed() -> StorageUnavailableError:
+    return StorageUnavailableError(long_message="SQLite: the storage was closed")
 
 
 __all__ = ["SQLiteStorage"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..ports import Storage
+from ..ports import Migratable, Storage
 
 _POSTGRES = ("postgresql", "postgres", "postgresql+asyncpg")
 _REDIS = ("redis", "rediss", "unix")
@@ -76,11 +76,7 @@ async def migrate_url(url: str) -> int:
     backends without a schema: memory, Redis). For ``magiclink migrate --database URL``."""
     storage = from_url(url, **({"auto_migrate": False} if url.startswith("sqlite") else {}))
     try:
-        migrate = getattr(storage, "migrate", None)
-        if migrate is None:
-            return 0
-        version: int = await migrate()
-        return version
+        return await storage.migrate() if isinstance(storage, Migratable) else 0
     finally:
         await storage.close()
 

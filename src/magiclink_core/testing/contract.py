@@ -251,6 +251,48 @@ class StorageContract:
 
     # -- races -------------------------------------------------------------------------------
 
+    async def test_a_write_is_read_back_at_once_while_other_tasks_read(
+        self, storage: Storage
+    ) -> None:
+        """Once ``apply`` returns, ``get``, ``find`` and ``list`` see what it wrote, even while
+        other tasks keep reading (a reader stuck on an older snapshot would answer None or the
+        previous version): a browser that just created a sign-in must be able to load it."""
+        busy = make_record(Session, user_id="user_busy")
+        await storage.apply([Insert(busy)])
+        stop = anyio.Event()
+
+        async def keep_reading() -> None:
+            while not stop.is_set():
+                await storage.get(Session, busy.id)
+                await storage.find(Session, "token_digest", busy.token_digest)
+                await storage.list(Session, "user_id", busy.user_id)
+                await anyio.lowlevel.checkpoint()  # an adapter that never awaits still yields
+
+        misses: list[str] = []
+        async with anyio.create_task_group() as group:
+            for _ in range(5):
+                group.start_soon(keep_reading)
+            try:
+                for n in range(150):
+                    await anyio.lowlevel.checkpoint()  # let the readers in before each write
+                    session = make_record(Session, user_id=f"user_{n}")
+                    await storage.apply([Insert(session)])
+                    if await storage.get(Session, session.id) != session:
+                        misses.append(f"get {n}")
+                    if await storage.find(Session, "token_digest", session.token_digest) != session:
+                        misses.append(f"find {n}")
+                    if await storage.list(Session, "user_id", session.user_id) != [session]:
+                        misses.append(f"list {n}")
+                    moved = session.bumped(T0, token_digest=f"moved-{session.token_digest}")
+                    await storage.apply([Update(moved)])
+                    if await storage.get(Session, session.id) != moved:
+                        misses.append(f"get after update {n}")
+                    if await storage.find(Session, "token_digest", moved.token_digest) != moved:
+                        misses.append(f"find after update {n}")
+            finally:
+                stop.set()
+        assert not misses, f"{len(misses)} reads missed a fresh write: {misses[:8]}"
+
     async def test_one_of_a_hundred_concurrent_consumptions_wins(self, storage: Storage) -> None:
         link = make_record(Link)
         await storage.apply([Insert(link)])
