@@ -1,8 +1,6 @@
 """Test harness for the middleware: three real apps (Starlette, FastAPI, Quart) served by
 uvicorn on 127.0.0.1, and a Browser with its own cookie jar (one Browser = one client)."""
 
-import re
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,9 +13,10 @@ import uvicorn
 from magiclink_asgi import MagicLinkMiddleware, current_user, require_user
 from magiclink_core import MagicLinks, Settings, Storage
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.storage import MemoryStorage
+from magiclink_core.ports import HasNotifier
+from magiclink_core.storage import MemoryNotifier, MemoryStorage
+from tests.support import SECRET, StartedServer, WatchedNotifier, free_port, link_in
 
-SECRET = "test-secret-" + "x" * 40
 FRAMEWORKS = ["starlette", "fastapi", "quart"]
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 IPHONE = (
@@ -26,23 +25,21 @@ IPHONE = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def make_magiclinks(
     base_url: str, *, storage: Storage | None = None, **settings: Any
 ) -> tuple[MagicLinks, MemoryMailer]:
+    """A MagicLinks over ``storage`` (memory by default) whose notifier a test can watch."""
     mailer = MemoryMailer()
     clock = settings.pop("clock", None)
     options: dict[str, Any] = {"links_per_address": 0, **settings}
+    store = storage if storage is not None else MemoryStorage()
+    notifier = store.notifier() if isinstance(store, HasNotifier) else MemoryNotifier()
     magiclinks = MagicLinks(
         Settings(secret=SECRET, base_url=base_url, **options),
-        storage=storage if storage is not None else MemoryStorage(),
+        storage=store,
         mailer=mailer,
         clock=clock,
+        notifier=WatchedNotifier(notifier),
     )
     return magiclinks, mailer
 
@@ -133,15 +130,21 @@ class Server:
     magiclinks: MagicLinks
     mailer: MemoryMailer
 
+    @property
+    def notifier(self) -> WatchedNotifier:
+        """The app's notifier: ``await server.notifier.until_waiting()`` once a long poll is
+        held by the server."""
+        notifier = self.magiclinks.notifier
+        assert isinstance(notifier, WatchedNotifier)
+        return notifier
+
     def browser(self, user_agent: str = FIREFOX, **kwargs: Any) -> "Browser":
         return Browser(self.base_url, user_agent=user_agent, **kwargs)
 
     def last_link(self, to: str) -> str:
         message = self.mailer.last_to(to)
         assert message is not None, f"no email to {to}"
-        match = re.search(r"https?://\S+/v1/verify\?token=[\w\-]+", message.text)
-        assert match, message.text
-        return match.group(0)
+        return link_in(message.text)
 
 
 @asynccontextmanager
@@ -156,14 +159,11 @@ async def serve(
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="none"
     )
-    server = uvicorn.Server(config)
+    started = anyio.Event()
+    server = StartedServer(config, on_started=started.set)
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve)
-        for _ in range(1000):  # up to 10 s
-            if server.started:
-                break
-            await anyio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
+        await started.wait()
         try:
             yield Server(base_url, magiclinks, mailer)
         finally:

@@ -15,8 +15,8 @@ import pytest
 
 from magiclink_core import Storage
 from magiclink_core.storage import MemoryStorage
-from tests.conftest import POSTGRES_DSN, REDIS_URL
 from tests.core._services import postgres_schema, redis_prefix
+from tests.support import POSTGRES_DSN, REDIS_URL, csrf_token
 
 from .harness import IPHONE, serve
 
@@ -107,11 +107,11 @@ async def test_sign_up_sign_in_on_another_device_and_email_verification(server: 
 
         async with anyio.create_task_group() as group:
             group.start_soon(wait)
-            await anyio.sleep(0.05)
+            await server.notifier.until_waiting()
             moved = await phone.get(server.last_link("work@example.com"))
             assert moved.headers["location"] == "/auth/v1/verify/confirm"
             page = await phone.get(moved.headers["location"])
-            csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+            csrf = csrf_token(page.text)
             done = await phone.post(
                 "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}
             )

@@ -10,6 +10,8 @@ import anyio
 import httpx
 import pytest
 
+from tests.support import csrf_token
+
 from .harness import FRAMEWORKS, IPHONE, Browser, Server, serve
 
 pytestmark = pytest.mark.anyio
@@ -65,7 +67,7 @@ async def test_sign_in_from_another_tab_of_the_same_browser(server: Server) -> N
 
         async with anyio.create_task_group() as group:
             group.start_soon(waiting_tab)
-            await anyio.sleep(0.05)
+            await server.notifier.until_waiting()
             # the other tab shares the cookie jar: same client
             params = landing_params(await browser.get(server.last_link("tabs@example.com")))
         assert params["__magiclink_status"] == "verified"
@@ -91,7 +93,7 @@ async def test_sign_in_from_another_device_with_the_code(server: Server) -> None
         assert page.status_code == 200
         assert 'autocomplete="one-time-code"' in page.text
         assert "Firefox 120 on Ubuntu" in page.text and "127.0.0.1" in page.text
-        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        csrf = csrf_token(page.text)
 
         wrong = await phone.post(
             "/auth/v1/verify/confirm",
@@ -110,7 +112,7 @@ async def test_sign_in_from_another_device_with_the_code(server: Server) -> None
 
         async with anyio.create_task_group() as group:
             group.start_soon(waiting)
-            await anyio.sleep(0.05)
+            await server.notifier.until_waiting()
             done = await phone.post(
                 "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}
             )
@@ -151,7 +153,7 @@ async def test_email_verification(server: Server) -> None:
 
         async with anyio.create_task_group() as group:
             group.start_soon(waiting)
-            await anyio.sleep(0.05)
+            await server.notifier.until_waiting()
             params = landing_params(await tab.get(server.last_link("2@example.com")))
         assert params == {"__magiclink_status": "verified"}
         assert results["waited"]["verified"] is True
@@ -172,7 +174,7 @@ async def test_a_wait_is_woken_by_a_click_on_another_client_in_under_100ms(
         page = await phone.get(
             (await phone.get(server.last_link("fast@example.com"))).headers["location"]
         )
-        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        csrf = csrf_token(page.text)
         woken_at: list[float] = []
 
         async def waiting() -> None:
@@ -182,7 +184,7 @@ async def test_a_wait_is_woken_by_a_click_on_another_client_in_under_100ms(
 
         async with anyio.create_task_group() as group:
             group.start_soon(waiting)
-            await anyio.sleep(0.2)  # the wait is parked
+            await server.notifier.until_waiting()  # the wait is held by the server
             clicked_at = time.perf_counter()
             done = await phone.post(
                 "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}

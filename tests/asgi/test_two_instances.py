@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from magiclink_core import Storage
-from tests.conftest import POSTGRES_DSN, REDIS_URL
 from tests.core._services import postgres_schema, redis_prefix
+from tests.support import POSTGRES_DSN, REDIS_URL, csrf_token
 
 from .harness import IPHONE, serve
 
@@ -72,10 +72,10 @@ async def test_a_click_on_instance_b_wakes_the_tab_waiting_on_instance_a(kind: s
 
             async with anyio.create_task_group() as group:
                 group.start_soon(wait_on_a)
-                await anyio.sleep(0.2)  # let the wait reach A's notifier
+                await a.notifier.until_waiting()  # held by instance A
                 moved = await phone.get(on_b)
                 page = await phone.get(moved.headers["location"])
-                csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+                csrf = csrf_token(page.text)
                 clicked = time.perf_counter()
                 done = await phone.post(
                     "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.conftest import POSTGRES_DSN, REDIS_URL, service_missing
+from tests.support import POSTGRES_DSN, REDIS_URL, service_missing
 
 
 @contextlib.asynccontextmanager
@@ -121,13 +121,3 @@ class Proxy:
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
         self._pipes.difference_update((writer, up_writer))
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound then closed)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

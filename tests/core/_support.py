@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,10 +9,9 @@ from magiclink_core import Client, MagicLinks, Settings
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
-from tests.conftest import SECRET
+from tests.support import SECRET, token_in
 
 BASE_URL = "https://app.example.com"
-_TOKEN_RE = re.compile(r"[?&]token=(mll1_[A-Za-z0-9_-]{43})")
 
 
 @dataclass
@@ -31,10 +29,9 @@ class World:
         """The token of the newest link emailed to ``to``."""
         message = self.mailer.last_to(to)
         assert message is not None, f"no email to {to}"
-        match = _TOKEN_RE.search(message.text)
-        assert match is not None, f"no link in the email to {to}: {message.subject!r}"
-        assert match.group(1) in message.html
-        return match.group(1)
+        token = token_in(message.text)
+        assert token in message.html
+        return token
 
 
 def make_world(**settings: Any) -> World:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from magiclink_core import Settings
-from tests.conftest import SECRET
+from tests.support import SECRET
 
 
 def test_defaults_follow_the_issue() -> None:

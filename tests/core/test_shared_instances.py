@@ -13,9 +13,9 @@ import pytest
 
 from magiclink_core import SignIn, SignInStatus
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.ports import Storage
-from magiclink_core.storage import PostgresStorage, RedisStorage
-from tests.conftest import POSTGRES_DSN, REDIS_URL
+from magiclink_core.ports import HasNotifier, Storage
+from magiclink_core.storage import MemoryNotifier, PostgresStorage, RedisStorage
+from tests.support import POSTGRES_DSN, REDIS_URL, WatchedNotifier
 
 from ._flows import last_token, make_links, sign_up
 from ._services import postgres_schema, redis_prefix
@@ -47,8 +47,11 @@ async def redis_pair() -> AsyncIterator[tuple[Storage, Storage]]:
 async def _click_on_b_wakes_a(storages: tuple[Storage, Storage], backend: str) -> float:
     mailer = MemoryMailer()  # one mailbox: the user reads mail from both instances
     # the default poll interval is 2 s, so only a notification can wake A within 200 ms
-    a, b = (make_links(storage, mailer) for storage in storages)
-    assert type(a.notifier).__name__ != "MemoryNotifier"
+    store_a, store_b = storages
+    assert isinstance(store_a, HasNotifier)  # wake-ups go through the database
+    notifier = WatchedNotifier(store_a.notifier())
+    a, b = make_links(store_a, mailer, notifier), make_links(store_b, mailer)
+    assert not isinstance(b.notifier, MemoryNotifier)  # left to choose, B takes the database's
     email = f"{backend}@example.org"
     await sign_up(a, mailer, email)
     client, _ = await a.create_client()
@@ -65,7 +68,7 @@ async def _click_on_b_wakes_a(storages: tuple[Storage, Storage], backend: str) -
     with anyio.fail_after(15):
         async with anyio.create_task_group() as group:
             group.start_soon(wait_on_a)
-            await anyio.sleep(0.3)  # let A subscribe and settle into its wait
+            await notifier.until_waiting()  # A subscribed and settled into its wait
             assert not woken
             clicked = time.perf_counter()
             await b.verify_link(token, None)  # another device, on instance B

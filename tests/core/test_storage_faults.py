@@ -8,7 +8,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 from magiclink_core import MagicLinks, Settings, StorageUnavailableError
 from magiclink_core.domain.models import Link, User
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.ports import Insert, Notifier, Storage
+from magiclink_core.ports import Insert, Notifier, Storage, Subscription
 from magiclink_core.storage import (
     MemoryStorage,
     PostgresNotifier,
@@ -29,9 +31,9 @@ from magiclink_core.storage import (
     from_url,
 )
 from magiclink_core.testing import make_record
-from tests.conftest import POSTGRES_DSN, REDIS_URL, SECRET
+from tests.support import POSTGRES_DSN, REDIS_URL, SECRET, free_port
 
-from ._services import Proxy, free_port, postgres_schema, redis_prefix, target_of, with_port
+from ._services import Proxy, postgres_schema, redis_prefix, target_of, with_port
 
 FAST = 2.5  # seconds: "fails fast" with the 1 s timeouts these tests configure
 
@@ -390,33 +392,83 @@ async def test_redis_cancelled_writes_are_all_or_nothing() -> None:
 # -- notifiers: wake-ups resume after an outage ----------------------------------------------------
 
 
-async def _woken(subscription: Any, publish: Callable[[], Awaitable[None]]) -> None:
-    with anyio.fail_after(10):
-        async with anyio.create_task_group() as group:
+async def _woken(subscription: Subscription) -> None:
+    with anyio.fail_after(10):  # a bound, to catch a hang
+        await subscription.wait()
 
-            async def keep_publishing() -> None:
-                while True:
-                    await publish()
-                    await anyio.sleep(0.05)
 
-            group.start_soon(keep_publishing)
-            await subscription.wait()
+async def _was_woken(subscription: Subscription) -> bool:
+    """Whether a wake-up is waiting on ``subscription`` now (without waiting for one)."""
+    woken = False
+
+    async def wait() -> None:
+        nonlocal woken
+        await subscription.wait()
+        woken = True
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+        group.cancel_scope.cancel()
+    return woken
+
+
+async def _notifier_recovers(
+    here: Notifier,
+    there: Notifier,
+    proxy: Proxy,
+    listening_again: Callable[[], AbstractAsyncContextManager[anyio.Event]],
+) -> None:
+    """``here`` reaches the server through ``proxy``; ``there`` directly (another instance)."""
+    async with here.subscribe("before") as before:
+        await there.publish("before")
+        await _woken(before)
+    async with here.subscribe("during") as during:
+        await proxy.cut()
+        with pytest.raises(StorageUnavailableError):  # fails fast, and `here` sees it is cut off
+            await here.publish("probe")
+        await there.publish("during")  # the other instance still reaches the server
+        async with listening_again() as listening:
+            await proxy.start()
+            with anyio.fail_after(10):
+                await listening.wait()
+        async with here.subscribe("after") as after:
+            await there.publish("after")
+            await _woken(after)
+        # "during" went out before "after", from the same instance: it would have come first
+        assert not await _was_woken(during), "woken through a cut connection"
+
+
+@asynccontextmanager
+async def _nothing_to_wait_for() -> AsyncIterator[anyio.Event]:
+    """PostgresNotifier LISTENs again within ``subscribe``: nothing to wait for."""
+    ready = anyio.Event()
+    ready.set()
+    yield ready
+
+
+@asynccontextmanager
+async def _redis_sees_subscribe(channel: str) -> AsyncIterator[anyio.Event]:
+    """An event set when the Redis server runs a SUBSCRIBE to ``channel`` (watched by MONITOR):
+    RedisNotifier resubscribes in the background, after a backoff of its own."""
+    import redis.asyncio as aioredis
+
+    seen = anyio.Event()
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        async with client.monitor() as monitor, anyio.create_task_group() as group:
+
+            async def watch() -> None:
+                async for command in monitor.listen():
+                    if command["command"] == f"SUBSCRIBE {channel}":
+                        seen.set()
+                        return
+
+            group.start_soon(watch)
+            yield seen
             group.cancel_scope.cancel()
-
-
-async def _notifier_recovers(here: Notifier, there: Notifier, proxy: Proxy) -> None:
-    async with here.subscribe("before") as subscription:
-        await _woken(subscription, lambda: there.publish("before"))
-    await proxy.cut()
-    async with here.subscribe("during") as subscription:
-        # nothing arrives from the other instance now (waiters poll meanwhile)
-        with anyio.move_on_after(0.3):
-            await there.publish("during")
-            await subscription.wait()
-            raise AssertionError("woken through a cut connection")
-    await proxy.start()
-    async with here.subscribe("after") as subscription:
-        await _woken(subscription, lambda: there.publish("after"))
+    finally:
+        await client.aclose()
 
 
 @pytest.mark.postgres
@@ -428,7 +480,7 @@ async def test_postgres_notifier_recovers_after_an_outage(
     here = PostgresNotifier(dsn, channel=schema, connect_timeout=1)
     there = PostgresNotifier(POSTGRES_DSN, channel=schema)
     try:
-        await _notifier_recovers(here, there, proxy)
+        await _notifier_recovers(here, there, proxy, _nothing_to_wait_for)
     finally:
         await here.close()
         await there.close()
@@ -440,10 +492,11 @@ async def test_redis_notifier_recovers_after_an_outage(
     redis_proxy: tuple[Proxy, str, str],
 ) -> None:
     proxy, url, prefix = redis_proxy
-    here = RedisNotifier(url, channel=f"{prefix}notify", connect_timeout=1)
-    there = RedisNotifier(REDIS_URL, channel=f"{prefix}notify")
+    channel = f"{prefix}notify"
+    here = RedisNotifier(url, channel=channel, connect_timeout=1)
+    there = RedisNotifier(REDIS_URL, channel=channel)
     try:
-        await _notifier_recovers(here, there, proxy)
+        await _notifier_recovers(here, there, proxy, partial(_redis_sees_subscribe, channel))
     finally:
         await here.close()
         await there.close()

@@ -13,7 +13,7 @@ from magiclink_core.ports import Insert, Notifier, Storage
 from magiclink_core.storage import PostgresNotifier, PostgresStorage
 from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import NotifierContract, StorageContract, make_record
-from tests.conftest import POSTGRES_DSN
+from tests.support import POSTGRES_DSN
 
 from ._flows import purge_lets_writes_in
 from ._services import postgres_schema

@@ -87,6 +87,8 @@ def test_cancel_stops_waiting(device: Any, server: Server) -> None:
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_role("status")).to_have_text("Cancelled")
     before = len(waits)
+    # time passing is what this checks (no event marks "nothing happened"): a retry after a
+    # cancel would come within the client's first backoff (500 ms, with jitter up to 600)
     page.wait_for_timeout(800)
     assert len(waits) == before
 

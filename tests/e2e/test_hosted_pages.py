@@ -296,6 +296,8 @@ def test_waiting_is_long_polls_not_a_timer(device: Any, server: Server) -> None:
     waits: list[str] = []
     page.on("request", lambda r: "wait=" in r.url and waits.append(r.url))
     start_sign_in(page, email)
+    # time passing is what this checks (no event marks "nothing happened"): a timer would have
+    # polled several times in 3 s; a long poll stays one request
     page.wait_for_timeout(3000)
     assert 1 <= len(waits) <= 2, waits  # one request held open, not a poll every tick
     assert all("version=" in w for w in waits)
