@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from magiclink_core import Client, MagicLinks, Settings
+from magiclink_core import Client, MagicLinks, Settings, SignUp
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
@@ -33,6 +33,16 @@ class World:
         assert token in message.html
         return token
 
+    async def sent_sign_up(
+        self, email: str = "ann@example.org", redirect_url: str = "/"
+    ) -> tuple[Client, SignUp, str]:
+        """A sign-up started on a new client, its link emailed: the client, the sign-up (as
+        created) and the link's token."""
+        client = await self.client()
+        sign_up = await self.links.create_sign_up(client, email)
+        await self.links.prepare_sign_up_verification(client, sign_up.id, redirect_url=redirect_url)
+        return client, sign_up, self.last_link(email)
+
 
 def make_world(**settings: Any) -> World:
     clock = FakeClock()
@@ -46,9 +56,7 @@ def make_world(**settings: Any) -> World:
 
 async def signed_up(world: World, email: str = "ann@example.org") -> tuple[Client, str]:
     """A user who signed up on a client; returns the client and the session token."""
-    client = await world.client()
-    sign_up = await world.links.create_sign_up(client, email)
-    await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/welcome")
-    result = await world.links.verify_link(world.last_link(email), client)
+    client, _, token = await world.sent_sign_up(email, redirect_url="/welcome")
+    result = await world.links.verify_link(token, client)
     assert result.session_token is not None
     return client, result.session_token

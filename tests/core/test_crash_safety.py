@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,56 +138,48 @@ async def _check(storage: Storage, rows: Rows) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.anyio
-@pytest.mark.parametrize("seed", CRASH_SEEDS, ids=lambda seed: f"seed={seed}")
-async def test_sqlite_survives_sigkill_mid_flow(tmp_path: Path, seed: int) -> None:
-    path = tmp_path / "crash.db"
-    await (await SQLiteStorage.open(path)).close()
-    storage: SQLiteStorage | None = None
+@dataclass
+class Database:
+    """A database the workers crash on, with the checker's own storage on it (opened, and
+    migrated, before the first worker starts)."""
 
-    async def rows(kind: type[Record]) -> list[Any]:
-        assert storage is not None
-        return [
-            from_row(kind, row) for row in await storage._read(f"SELECT * FROM {kind.table}", ())
-        ]
+    name: str
+    worker_args: list[str]
+    storage: SQLiteStorage | PostgresStorage
 
-    try:
-        await _crash_rounds(seed, ["sqlite", str(path)])
-        storage = await SQLiteStorage.open(path)
-        counts = await _check(storage, rows)
-        print(f"\nSQLite after {ROUNDS} SIGKILLs (seed {seed}): {counts}")
-    except AssertionError as error:
-        _replay_note(error, seed)
-        raise
-    finally:
-        if storage is not None:
-            await storage.close()
-
-
-@pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    async with postgres_schema() as name:
-        yield name
-
-
-@pytest.mark.postgres
-@pytest.mark.anyio
-@pytest.mark.parametrize("seed", CRASH_SEEDS, ids=lambda seed: f"seed={seed}")
-async def test_postgres_survives_sigkill_mid_flow(schema: str, seed: int) -> None:
-    storage = PostgresStorage(POSTGRES_DSN, schema=schema)
-
-    async def rows(kind: type[Record]) -> list[Any]:
-        async with storage._connection() as connection:
-            found = await connection.fetch(f"SELECT * FROM {kind.table}")
+    async def rows(self, kind: type[Record]) -> list[Any]:
+        """Every row of ``kind``'s table, whatever its state."""
+        sql = f"SELECT * FROM {kind.table}"
+        if isinstance(self.storage, SQLiteStorage):
+            found = await self.storage._read(sql, ())
+        else:
+            async with self.storage._connection() as connection:
+                found = await connection.fetch(sql)
         return [from_row(kind, row) for row in found]
 
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        path = tmp_path / "crash.db"
+        sqlite = await SQLiteStorage.open(path)
+        yield Database("SQLite", ["sqlite", str(path)], sqlite)
+        await sqlite.close()
+        return
+    async with postgres_schema() as schema:
+        postgres = PostgresStorage(POSTGRES_DSN, schema=schema)
+        await postgres.migrate()
+        yield Database("PostgreSQL", ["postgres", POSTGRES_DSN, schema], postgres)
+        await postgres.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("seed", CRASH_SEEDS, ids=lambda seed: f"seed={seed}")
+async def test_survives_sigkill_mid_flow(database: Database, seed: int) -> None:
     try:
-        await storage.migrate()
-        await _crash_rounds(seed, ["postgres", POSTGRES_DSN, schema])
-        counts = await _check(storage, rows)
-        print(f"\nPostgreSQL after {ROUNDS} SIGKILLs (seed {seed}): {counts}")
+        await _crash_rounds(seed, database.worker_args)
+        counts = await _check(database.storage, database.rows)
     except AssertionError as error:
         _replay_note(error, seed)
         raise
-    finally:
-        await storage.close()
+    print(f"\n{database.name} after {ROUNDS} SIGKILLs (seed {seed}): {counts}")

@@ -14,40 +14,30 @@ import pytest
 from magiclink_core import SignIn, SignInStatus
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import HasNotifier, Storage
-from magiclink_core.storage import MemoryNotifier, PostgresStorage, RedisStorage
-from tests.support import POSTGRES_DSN, REDIS_URL, WatchedNotifier
+from magiclink_core.storage import MemoryNotifier
+from tests.support import WatchedNotifier
 
 from ._flows import last_token, make_links, sign_up
-from ._services import postgres_schema, redis_prefix
+from ._services import SERVERS, storages
 
 WAKE_LIMIT = 0.200  # seconds
 
 
-@pytest.fixture
-async def postgres_pair() -> AsyncIterator[tuple[Storage, Storage]]:
-    async with postgres_schema() as schema:
-        a = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-        b = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-        await a.migrate()
-        yield a, b
-        await a.close()
-        await b.close()
+@pytest.fixture(params=SERVERS)
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Storage, Storage]]:
+    """The server, and two storage objects on it (two app instances) on one fresh schema or
+    prefix."""
+    async with storages(request.param, count=2) as (a, b):
+        yield request.param, a, b
 
 
-@pytest.fixture
-async def redis_pair() -> AsyncIterator[tuple[Storage, Storage]]:
-    async with redis_prefix() as prefix:
-        a = RedisStorage(REDIS_URL, prefix=prefix)
-        b = RedisStorage(REDIS_URL, prefix=prefix)
-        yield a, b
-        await a.close()
-        await b.close()
-
-
-async def _click_on_b_wakes_a(storages: tuple[Storage, Storage], backend: str) -> float:
+@pytest.mark.anyio
+async def test_a_click_on_another_instance_wakes_the_waiter(
+    pair: tuple[str, Storage, Storage],
+) -> None:
+    backend, store_a, store_b = pair
     mailer = MemoryMailer()  # one mailbox: the user reads mail from both instances
     # the default poll interval is 2 s, so only a notification can wake A within 200 ms
-    store_a, store_b = storages
     assert isinstance(store_a, HasNotifier)  # wake-ups go through the database
     notifier = WatchedNotifier(store_a.notifier())
     a, b = make_links(store_a, mailer, notifier), make_links(store_b, mailer)
@@ -85,44 +75,13 @@ async def _click_on_b_wakes_a(storages: tuple[Storage, Storage], backend: str) -
     session, session_token = await a.activate_session(client, result.created_session_id)
     assert session.client_id == client.id and session_token
     assert latency < WAKE_LIMIT, f"{backend}: woken after {latency * 1000:.0f} ms"
-    return latency
 
 
-@pytest.mark.postgres
 @pytest.mark.anyio
-async def test_postgres_click_on_another_instance_wakes_the_waiter(
-    postgres_pair: tuple[Storage, Storage],
-) -> None:
-    await _click_on_b_wakes_a(postgres_pair, "postgres")
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-async def test_redis_click_on_another_instance_wakes_the_waiter(
-    redis_pair: tuple[Storage, Storage],
-) -> None:
-    await _click_on_b_wakes_a(redis_pair, "redis")
-
-
-@pytest.mark.postgres
-@pytest.mark.anyio
-async def test_postgres_instances_see_each_others_records(
-    postgres_pair: tuple[Storage, Storage],
-) -> None:
-    await _records_are_shared(postgres_pair)
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-async def test_redis_instances_see_each_others_records(
-    redis_pair: tuple[Storage, Storage],
-) -> None:
-    await _records_are_shared(redis_pair)
-
-
-async def _records_are_shared(storages: tuple[Storage, Storage]) -> None:
+async def test_instances_see_each_others_records(pair: tuple[str, Storage, Storage]) -> None:
+    _, store_a, store_b = pair
     mailer = MemoryMailer()
-    a, b = (make_links(storage, mailer) for storage in storages)
+    a, b = make_links(store_a, mailer), make_links(store_b, mailer)
     client = await sign_up(a, mailer, "shared@example.org")
     # the client cookie made on A works on B, and B sees A's session
     state = await b.client_state(client)
