@@ -1,6 +1,7 @@
 """Test harness for the middleware: three real apps (Starlette, FastAPI, Quart) served by
 uvicorn on 127.0.0.1, and a Browser with its own cookie jar (one Browser = one client)."""
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -146,6 +147,36 @@ class Server:
         assert message is not None, f"no email to {to}"
         return link_in(message.text)
 
+    @asynccontextmanager
+    async def long_poll(
+        self, browser: "Browser", path: str, **params: str | int
+    ) -> AsyncIterator["Answer"]:
+        """``GET path`` (under the API) from ``browser``, as a long poll: the block runs once
+        the server holds it, and its answer is in the yielded :class:`Answer` after the block."""
+        answer = Answer()
+
+        async def wait() -> None:
+            answer.response = await browser.api("GET", path, params=params)
+            answer.at = time.perf_counter()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await self.notifier.until_waiting()
+            yield answer
+
+
+@dataclass
+class Answer:
+    """What a long poll answered, and when (``time.perf_counter()``)."""
+
+    response: httpx.Response | None = None
+    at: float = 0.0
+
+    def json(self) -> dict[str, Any]:
+        assert self.response is not None, "the long poll has not answered"
+        assert self.response.status_code == 200, self.response.text
+        return dict(self.response.json())
+
 
 @asynccontextmanager
 async def serve(
@@ -186,23 +217,30 @@ class Browser(httpx.AsyncClient):
         return await self.request(method, "/auth/v1" + path, **kwargs)
 
     async def start_sign_in(self, email: str, redirect_url: str) -> dict[str, Any]:
-        created = await self.api("POST", "/client/sign_ins", json={"identifier": email})
-        assert created.status_code == 200, created.text
-        prepared = await self.api(
-            "POST",
-            f"/client/sign_ins/{created.json()['id']}/prepare_first_factor",
+        """Create a sign-in and send its link (a JSON body)."""
+        return await self._start(
+            "sign_ins",
+            {"identifier": email},
+            "prepare_first_factor",
             json={"strategy": "email_link", "redirect_url": redirect_url},
         )
-        assert prepared.status_code == 200, prepared.text
-        return dict(prepared.json())
 
     async def start_sign_up(self, email: str, redirect_url: str) -> dict[str, Any]:
-        created = await self.api("POST", "/client/sign_ups", json={"email_address": email})
+        """Create a sign-up and send its link (a form body: the API takes both)."""
+        return await self._start(
+            "sign_ups",
+            {"email_address": email},
+            "prepare_verification",
+            data={"strategy": "email_link", "redirect_url": redirect_url},
+        )
+
+    async def _start(
+        self, attempts: str, create: dict[str, str], prepare: str, **body: Any
+    ) -> dict[str, Any]:
+        created = await self.api("POST", f"/client/{attempts}", json=create)
         assert created.status_code == 200, created.text
         prepared = await self.api(
-            "POST",
-            f"/client/sign_ups/{created.json()['id']}/prepare_verification",
-            data={"strategy": "email_link", "redirect_url": redirect_url},
+            "POST", f"/client/{attempts}/{created.json()['id']}/{prepare}", **body
         )
         assert prepared.status_code == 200, prepared.text
         return dict(prepared.json())
