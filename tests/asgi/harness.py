@@ -1,8 +1,7 @@
 """Test harness for the middleware: three real apps (Starlette, FastAPI, Quart) served by
 uvicorn on 127.0.0.1, and a Browser with its own cookie jar (one Browser = one client)."""
 
-import re
-import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,9 +14,10 @@ import uvicorn
 from magiclink_asgi import MagicLinkMiddleware, current_user, require_user
 from magiclink_core import MagicLinks, Settings, Storage
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.storage import MemoryStorage
+from magiclink_core.ports import HasNotifier
+from magiclink_core.storage import MemoryNotifier, MemoryStorage
+from tests.support import SECRET, StartedServer, WatchedNotifier, free_port, link_in
 
-SECRET = "test-secret-" + "x" * 40
 FRAMEWORKS = ["starlette", "fastapi", "quart", "litestar"]
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 IPHONE = (
@@ -26,23 +26,21 @@ IPHONE = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def make_magiclinks(
     base_url: str, *, storage: Storage | None = None, **settings: Any
 ) -> tuple[MagicLinks, MemoryMailer]:
+    """A MagicLinks over ``storage`` (memory by default) whose notifier a test can watch."""
     mailer = MemoryMailer()
     clock = settings.pop("clock", None)
     options: dict[str, Any] = {"links_per_address": 0, **settings}
+    store = storage if storage is not None else MemoryStorage()
+    notifier = store.notifier() if isinstance(store, HasNotifier) else MemoryNotifier()
     magiclinks = MagicLinks(
         Settings(secret=SECRET, base_url=base_url, **options),
-        storage=storage if storage is not None else MemoryStorage(),
+        storage=store,
         mailer=mailer,
         clock=clock,
+        notifier=WatchedNotifier(notifier),
     )
     return magiclinks, mailer
 
@@ -152,21 +150,57 @@ class Server:
     magiclinks: MagicLinks
     mailer: MemoryMailer
 
+    @property
+    def notifier(self) -> WatchedNotifier:
+        """The app's notifier: ``await server.notifier.until_waiting()`` once a long poll is
+        held by the server."""
+        notifier = self.magiclinks.notifier
+        assert isinstance(notifier, WatchedNotifier)
+        return notifier
+
     def browser(self, user_agent: str = FIREFOX, **kwargs: Any) -> "Browser":
         return Browser(self.base_url, user_agent=user_agent, **kwargs)
 
     def last_link(self, to: str) -> str:
         message = self.mailer.last_to(to)
         assert message is not None, f"no email to {to}"
-        match = re.search(r"https?://\S+/v1/verify\?token=[\w\-]+", message.text)
-        assert match, message.text
-        return match.group(0)
+        return link_in(message.text)
 
     def last_code(self, to: str) -> str:
         """The code in the newest email to ``to`` (as the development mailbox shows it)."""
         message = self.mailer.last_to(to)
         assert message is not None and message.email_code, f"no code in the email to {to}"
         return message.email_code
+
+    @asynccontextmanager
+    async def long_poll(
+        self, browser: "Browser", path: str, **params: str | int
+    ) -> AsyncIterator["Answer"]:
+        """``GET path`` (under the API) from ``browser``, as a long poll: the block runs once
+        the server holds it, and its answer is in the yielded :class:`Answer` after the block."""
+        answer = Answer()
+
+        async def wait() -> None:
+            answer.response = await browser.api("GET", path, params=params)
+            answer.at = time.perf_counter()
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await self.notifier.until_waiting()
+            yield answer
+
+
+@dataclass
+class Answer:
+    """What a long poll answered, and when (``time.perf_counter()``)."""
+
+    response: httpx.Response | None = None
+    at: float = 0.0
+
+    def json(self) -> dict[str, Any]:
+        assert self.response is not None, "the long poll has not answered"
+        assert self.response.status_code == 200, self.response.text
+        return dict(self.response.json())
 
 
 @asynccontextmanager
@@ -181,15 +215,12 @@ async def serve(
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none"
     )
-    server = uvicorn.Server(config)
+    started = anyio.Event()
     # the middleware enters magiclinks in the lifespan: its notifier listens while it serves
+    server = StartedServer(config, on_started=started.set)
     async with anyio.create_task_group() as group:
         group.start_soon(server.serve)
-        for _ in range(1000):  # up to 10 s
-            if server.started:
-                break
-            await anyio.sleep(0.01)
-        assert server.started, "uvicorn did not start"
+        await started.wait()
         try:
             yield Server(base_url, magiclinks, mailer)
         finally:
@@ -212,23 +243,30 @@ class Browser(httpx.AsyncClient):
         return await self.request(method, "/auth/v1" + path, **kwargs)
 
     async def start_sign_in(self, email: str, redirect_url: str) -> dict[str, Any]:
-        created = await self.api("POST", "/client/sign_ins", json={"identifier": email})
-        assert created.status_code == 200, created.text
-        prepared = await self.api(
-            "POST",
-            f"/client/sign_ins/{created.json()['id']}/prepare_first_factor",
+        """Create a sign-in and send its link (a JSON body)."""
+        return await self._start(
+            "sign_ins",
+            {"identifier": email},
+            "prepare_first_factor",
             json={"strategy": "email_link", "redirect_url": redirect_url},
         )
-        assert prepared.status_code == 200, prepared.text
-        return dict(prepared.json())
 
     async def start_sign_up(self, email: str, redirect_url: str) -> dict[str, Any]:
-        created = await self.api("POST", "/client/sign_ups", json={"email_address": email})
+        """Create a sign-up and send its link (a form body: the API takes both)."""
+        return await self._start(
+            "sign_ups",
+            {"email_address": email},
+            "prepare_verification",
+            data={"strategy": "email_link", "redirect_url": redirect_url},
+        )
+
+    async def _start(
+        self, attempts: str, create: dict[str, str], prepare: str, **body: Any
+    ) -> dict[str, Any]:
+        created = await self.api("POST", f"/client/{attempts}", json=create)
         assert created.status_code == 200, created.text
         prepared = await self.api(
-            "POST",
-            f"/client/sign_ups/{created.json()['id']}/prepare_verification",
-            data={"strategy": "email_link", "redirect_url": redirect_url},
+            "POST", f"/client/{attempts}/{created.json()['id']}/{prepare}", **body
         )
         assert prepared.status_code == 200, prepared.text
         return dict(prepared.json())

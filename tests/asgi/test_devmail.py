@@ -12,7 +12,7 @@ from magiclink_asgi.pages import HostedPages
 from magiclink_core import EmailMessage, MagicLinks, Settings
 from magiclink_core.mailers import ConsoleMailer, MemoryMailer
 from magiclink_core.storage import MemoryStorage
-from tests.conftest import SECRET
+from tests.support import SECRET
 
 pytestmark = pytest.mark.anyio
 

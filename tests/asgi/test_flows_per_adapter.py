@@ -10,18 +10,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import anyio
 import pytest
 
 from magiclink_core import Storage
 from magiclink_core.storage import MemoryStorage
-from tests.conftest import POSTGRES_DSN, REDIS_URL
-from tests.core._services import postgres_schema, redis_prefix
+from tests.core._services import SERVERS, storages
+from tests.support import csrf_token
 
 from .harness import IPHONE, serve
 
 pytestmark = pytest.mark.anyio
-ADAPTERS = ["memory", "sqlite", "postgres", "redis"]
+ADAPTERS = ["memory", "sqlite", *SERVERS]
 
 
 @asynccontextmanager
@@ -36,25 +35,9 @@ async def storage_for(kind: str, tmp_path: Path) -> AsyncIterator[Storage]:
             yield store
         finally:
             await store.close()
-    elif kind == "postgres":
-        from magiclink_core.storage import PostgresStorage
-
-        async with postgres_schema() as schema:
-            store = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-            await store.migrate()
-            try:
-                yield store
-            finally:
-                await store.close()
     else:
-        from magiclink_core.storage import RedisStorage
-
-        async with redis_prefix() as prefix:
-            store = RedisStorage(REDIS_URL, prefix=prefix)
-            try:
-                yield store
-            finally:
-                await store.close()
+        async with storages(kind) as (store,):
+            yield store
 
 
 @pytest.fixture(params=ADAPTERS)
@@ -95,28 +78,17 @@ async def test_sign_up_sign_in_on_another_device_and_email_verification(server: 
     async with server.browser() as desktop, server.browser(user_agent=IPHONE) as phone:
         sign_in = await desktop.start_sign_in("work@example.com", f"{server.base_url}/home")
         code = sign_in["first_factor_verification"]["confirmation_code"]
-        answers: dict[str, Any] = {}
-
-        async def wait() -> None:
-            answer = await desktop.api(
-                "GET",
-                f"/client/sign_ins/{sign_in['id']}",
-                params={"wait": "10", "version": str(sign_in["version"])},
-            )
-            answers["sign_in"] = answer.json()
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(wait)
-            await anyio.sleep(0.05)
+        path = f"/client/sign_ins/{sign_in['id']}"
+        async with server.long_poll(desktop, path, wait=10, version=sign_in["version"]) as answer:
             moved = await phone.get(server.last_link("work@example.com"))
             assert moved.headers["location"] == "/auth/v1/verify/confirm"
             page = await phone.get(moved.headers["location"])
-            csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+            csrf = csrf_token(page.text)
             done = await phone.post(
                 "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}
             )
             assert done.status_code == 200
-        finished = answers["sign_in"]
+        finished = answer.json()
         assert finished["status"] == "complete"
         touched = await desktop.api(
             "POST", f"/client/sessions/{finished['created_session_id']}/touch"

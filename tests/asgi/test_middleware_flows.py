@@ -6,9 +6,10 @@ import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import anyio
 import httpx
 import pytest
+
+from tests.support import csrf_token
 
 from .harness import FRAMEWORKS, IPHONE, Browser, Server, serve
 
@@ -55,21 +56,12 @@ async def test_sign_in_from_another_tab_of_the_same_browser(server: Server) -> N
         await sign_up(server, first, "tabs@example.com")
     async with server.browser() as browser:
         sign_in = await browser.start_sign_in("tabs@example.com", f"{server.base_url}/home")
-        results: dict[str, Any] = {}
-
-        async def waiting_tab() -> None:
-            response = await browser.api(
-                "GET", f"/client/sign_ins/{sign_in['id']}?wait=10&version={sign_in['version']}"
-            )
-            results["waited"] = response.json()
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(waiting_tab)
-            await anyio.sleep(0.05)
+        path = f"/client/sign_ins/{sign_in['id']}"
+        async with server.long_poll(browser, path, wait=10, version=sign_in["version"]) as answer:
             # the other tab shares the cookie jar: same client
             params = landing_params(await browser.get(server.last_link("tabs@example.com")))
         assert params["__magiclink_status"] == "verified"
-        waited = results["waited"]
+        waited = answer.json()
         assert waited["status"] == "complete"
         assert waited["first_factor_verification"]["verified_from_the_same_client"] is True
         assert waited["created_session_id"] == params["__magiclink_created_session"]
@@ -91,7 +83,7 @@ async def test_sign_in_from_another_device_with_the_code(server: Server) -> None
         assert page.status_code == 200
         assert 'autocomplete="one-time-code"' in page.text
         assert "Firefox 120 on Ubuntu" in page.text and "127.0.0.1" in page.text
-        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        csrf = csrf_token(page.text)
 
         wrong = await phone.post(
             "/auth/v1/verify/confirm",
@@ -102,20 +94,12 @@ async def test_sign_in_from_another_device_with_the_code(server: Server) -> None
         )
         assert wrong.status_code == 422 and "2 tries left" in wrong.text
 
-        results: dict[str, Any] = {}
-
-        async def waiting() -> None:
-            response = await laptop.api("GET", f"/client/sign_ins/{sign_in['id']}?wait=10")
-            results["waited"] = response.json()
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(waiting)
-            await anyio.sleep(0.05)
+        async with server.long_poll(laptop, f"/client/sign_ins/{sign_in['id']}", wait=10) as answer:
             done = await phone.post(
                 "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}
             )
         assert done.status_code == 200 and "all set" in done.text
-        waited = results["waited"]
+        waited = answer.json()
         assert waited["status"] == "complete"
         assert waited["first_factor_verification"]["verified_from_the_same_client"] is False
         assert (await phone.whoami())["authenticated"] is False
@@ -143,18 +127,10 @@ async def test_email_verification(server: Server) -> None:
             json={"strategy": "email_link", "redirect_url": f"{server.base_url}/profile"},
         )
         assert prepared.status_code == 200, prepared.text
-        results: dict[str, Any] = {}
-
-        async def waiting() -> None:
-            response = await tab.api("GET", f"/me/email_addresses/{address_id}?wait=10")
-            results["waited"] = response.json()
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(waiting)
-            await anyio.sleep(0.05)
+        async with server.long_poll(tab, f"/me/email_addresses/{address_id}", wait=10) as answer:
             params = landing_params(await tab.get(server.last_link("2@example.com")))
         assert params == {"__magiclink_status": "verified"}
-        assert results["waited"]["verified"] is True
+        assert answer.json()["verified"] is True
         made_primary = await tab.api("PATCH", "/me", json={"primary_email_address_id": address_id})
         assert made_primary.json()["primary_email_address_id"] == address_id
         sessions = (await tab.api("GET", "/me/sessions")).json()
@@ -172,22 +148,14 @@ async def test_a_wait_is_woken_by_a_click_on_another_client_in_under_100ms(
         page = await phone.get(
             (await phone.get(server.last_link("fast@example.com"))).headers["location"]
         )
-        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
-        woken_at: list[float] = []
-
-        async def waiting() -> None:
-            response = await laptop.api("GET", f"/client/sign_ins/{sign_in['id']}?wait=20")
-            woken_at.append(time.perf_counter())
-            assert response.json()["status"] == "complete"
-
-        async with anyio.create_task_group() as group:
-            group.start_soon(waiting)
-            await anyio.sleep(0.2)  # the wait is parked
-            clicked_at = time.perf_counter()
+        csrf = csrf_token(page.text)
+        async with server.long_poll(laptop, f"/client/sign_ins/{sign_in['id']}", wait=20) as answer:
+            clicked_at = time.perf_counter()  # the wait is held by the server
             done = await phone.post(
                 "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}
             )
             assert done.status_code == 200
-        latency_ms = (woken_at[0] - clicked_at) * 1000
+        assert answer.json()["status"] == "complete"
+        latency_ms = (answer.at - clicked_at) * 1000
         print(f"wake-up latency ({server.base_url}): {latency_ms:.1f} ms")
         assert latency_ms < 100

@@ -10,6 +10,7 @@ import pytest
 from magiclink_asgi.api import ROUTER, ROUTES
 from magiclink_asgi.openapi import SERVED_ROUTES
 from magiclink_core.testing import FakeClock
+from tests.support import csrf_token, link_in
 
 from .harness import IPHONE, build_app, make_magiclinks
 
@@ -24,9 +25,7 @@ def browser_for(app: Any, base: str = BASE, **headers: str) -> httpx.AsyncClient
 
 
 def link_of(mailer: Any, to: str) -> str:
-    match = re.search(r"https?://\S+/v1/verify\?token=[\w\-]+", mailer.last_to(to).text)
-    assert match
-    return match.group(0)
+    return link_in(mailer.last_to(to).text)
 
 
 def cookie_header(response: httpx.Response, name: str) -> str:
@@ -159,7 +158,7 @@ async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -
         page = await phone.get(redirect.headers["location"])
         assert 'inputmode="numeric"' in page.text and '<label for="confirmation_code"' in page.text
         assert "code@example.com" in page.text
-        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        csrf = csrf_token(page.text)
         forged = await phone.post(
             "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": "forged"}
         )
@@ -197,7 +196,7 @@ async def test_an_expired_link_offers_a_one_click_resend() -> None:
         assert redirect.headers["location"] == "/auth/v1/verify/confirm"
         page = await browser.get(redirect.headers["location"])
         assert page.status_code == 410 and "expired" in page.text
-        csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        csrf = csrf_token(page.text)
         sent = await browser.post("/auth/v1/verify/resend", data={"csrf_token": csrf})
         assert sent.status_code == 200 and "Check your email" in sent.text
         fresh = link_of(mailer, "late@example.com")

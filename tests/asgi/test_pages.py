@@ -14,7 +14,7 @@ from magiclink_asgi.pages import HostedPages, template_loader
 from magiclink_core import MagicLinks, Settings
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.storage import MemoryStorage
-from tests.conftest import SECRET
+from tests.support import SECRET
 
 pytestmark = pytest.mark.anyio
 

@@ -29,7 +29,7 @@ from magiclink_asgi.static_files import (
     load_static_files,
 )
 from tests.asgi.test_pages import client, make_links
-from tests.conftest import REQUIRE_SERVICES
+from tests.support import REQUIRE_SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = Path(str(resources.files("magiclink_asgi") / "static"))

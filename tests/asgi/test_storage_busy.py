@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from magiclink_core.storage import RedisStorage
-from tests.conftest import REDIS_URL
 from tests.core._services import redis_prefix
+from tests.support import REDIS_URL
 
 from .harness import build_app, make_magiclinks
 

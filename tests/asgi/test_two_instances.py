@@ -5,48 +5,22 @@ within 200 ms, on PostgreSQL (LISTEN/NOTIFY) and on Redis (pub/sub)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 import pytest
 
-from magiclink_core import Storage
-from tests.conftest import POSTGRES_DSN, REDIS_URL
-from tests.core._services import postgres_schema, redis_prefix
+from tests.core._services import SERVERS, Server, storages
+from tests.support import csrf_token
 
 from .harness import IPHONE, serve
 
 pytestmark = pytest.mark.anyio
 
 
-@asynccontextmanager
-async def two_storages(kind: str) -> AsyncIterator[tuple[Storage, Storage]]:
-    async with AsyncExitStack() as stack:
-        if kind == "postgres":
-            from magiclink_core.storage import PostgresStorage
-
-            schema = await stack.enter_async_context(postgres_schema())
-            a = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-            b = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-            await a.migrate()
-        else:
-            from magiclink_core.storage import RedisStorage
-
-            prefix = await stack.enter_async_context(redis_prefix())
-            a = RedisStorage(REDIS_URL, prefix=prefix)
-            b = RedisStorage(REDIS_URL, prefix=prefix)
-        stack.push_async_callback(a.close)
-        stack.push_async_callback(b.close)
-        yield a, b
-
-
-@pytest.mark.parametrize("kind", ["postgres", "redis"])
-async def test_a_click_on_instance_b_wakes_the_tab_waiting_on_instance_a(kind: str) -> None:
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_a_click_on_instance_b_wakes_the_tab_waiting_on_instance_a(kind: Server) -> None:
     async with (
-        two_storages(kind) as (store_a, store_b),
+        storages(kind, count=2) as (store_a, store_b),
         serve("starlette", storage=store_a) as a,
         serve("starlette", storage=store_b) as b,
     ):
@@ -59,33 +33,22 @@ async def test_a_click_on_instance_b_wakes_the_tab_waiting_on_instance_a(kind: s
             code = sign_in["first_factor_verification"]["confirmation_code"]
             link = urlsplit(a.last_link("ann@example.com"))
             on_b = f"{link.path}?{link.query}"  # the same link, served by instance B
-            woke: dict[str, Any] = {}
-
-            async def wait_on_a() -> None:
-                answer = await desktop.api(
-                    "GET",
-                    f"/client/sign_ins/{sign_in['id']}",
-                    params={"wait": "10", "version": str(sign_in["version"])},
-                )
-                woke["at"] = time.perf_counter()
-                woke["sign_in"] = answer.json()
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(wait_on_a)
-                await anyio.sleep(0.2)  # let the wait reach A's notifier
+            path = f"/client/sign_ins/{sign_in['id']}"
+            # held by instance A
+            async with a.long_poll(desktop, path, wait=10, version=sign_in["version"]) as answer:
                 moved = await phone.get(on_b)
                 page = await phone.get(moved.headers["location"])
-                csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+                csrf = csrf_token(page.text)
                 clicked = time.perf_counter()
                 done = await phone.post(
                     "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": csrf}
                 )
                 assert done.status_code == 200
-            latency = woke["at"] - clicked
+            latency = answer.at - clicked
             print(f"{kind}: the tab on A woke {latency * 1000:.1f} ms after the confirm on B")
-            assert woke["sign_in"]["status"] == "complete"
+            assert answer.json()["status"] == "complete"
             assert latency < 0.2
-            session_id = woke["sign_in"]["created_session_id"]
+            session_id = answer.json()["created_session_id"]
             touched = await desktop.api("POST", f"/client/sessions/{session_id}/touch")
             assert touched.status_code == 200
             assert (await desktop.whoami())["authenticated"] is True

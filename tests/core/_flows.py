@@ -3,7 +3,6 @@ shared backend (two instances, crash safety)."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -15,10 +14,9 @@ from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Insert, Notifier, Storage
 from magiclink_core.testing import make_record
 from magiclink_core.testing.contract import T0
-from tests.conftest import SECRET
+from tests.support import SECRET, token_in
 
 BASE_URL = "http://localhost:8000"
-_TOKEN_RE = re.compile(r"[?&]token=(mll1_[A-Za-z0-9_-]{43})")
 
 
 def make_links(
@@ -39,9 +37,7 @@ def last_token(mailer: MemoryMailer, to: str) -> str:
     """The token of the newest link emailed to ``to``."""
     message = mailer.last_to(to)
     assert message is not None, f"no email to {to}"
-    match = _TOKEN_RE.search(message.text)
-    assert match is not None, f"no link in the email to {to}"
-    return match.group(1)
+    return token_in(message.text)
 
 
 async def sign_up(links: MagicLinks, mailer: MemoryMailer, email: str) -> Client:

@@ -1,5 +1,6 @@
 """Helpers for the tests that need a real PostgreSQL or Redis: per-test isolation (a fresh schema,
-a fresh key prefix), and a TCP proxy the fault tests can cut and restore."""
+a fresh key prefix), storages and notifiers of either kind on it, and a TCP proxy the fault tests
+can cut and restore."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.conftest import POSTGRES_DSN, REDIS_URL, service_missing
+import pytest
+
+from magiclink_core.ports import Notifier
+from magiclink_core.storage import PostgresNotifier, PostgresStorage, RedisNotifier, RedisStorage
+from tests.support import POSTGRES_DSN, REDIS_URL, service_missing
+
+Server = Literal["postgres", "redis"]
+# parametrize a test or fixture over both servers, each test marked with the one it needs
+SERVERS = [
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("redis", marks=pytest.mark.redis),
+]
 
 
 @contextlib.asynccontextmanager
@@ -52,6 +65,46 @@ async def redis_prefix() -> AsyncIterator[str]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+def server_url(kind: Server) -> str:
+    return POSTGRES_DSN if kind == "postgres" else REDIS_URL
+
+
+def isolated(kind: Server) -> contextlib.AbstractAsyncContextManager[str]:
+    """A fresh schema (PostgreSQL) or key prefix (Redis), cleaned up afterwards."""
+    return postgres_schema() if kind == "postgres" else redis_prefix()
+
+
+def storage_at(
+    kind: Server, url: str, scope: str, **options: Any
+) -> PostgresStorage | RedisStorage:
+    """A storage on the server at ``url``, in the schema or under the prefix ``scope``."""
+    if kind == "postgres":
+        return PostgresStorage(url, schema=scope, notify_channel=scope, **options)
+    return RedisStorage(url, prefix=scope, **options)
+
+
+def notifier_at(kind: Server, url: str, scope: str, **options: Any) -> Notifier:
+    """A notifier on the server at ``url``, on the channel of the schema or prefix ``scope``
+    (the one the storages of :func:`storage_at` use)."""
+    if kind == "postgres":
+        return PostgresNotifier(url, channel=scope, **options)
+    return RedisNotifier(url, channel=f"{scope}notify", **options)
+
+
+@contextlib.asynccontextmanager
+async def storages(
+    kind: Server, count: int = 1
+) -> AsyncIterator[list[PostgresStorage | RedisStorage]]:
+    """``count`` storage objects (as many app instances) on one fresh schema or prefix, migrated;
+    closed afterwards."""
+    async with isolated(kind) as scope, contextlib.AsyncExitStack() as stack:
+        opened = [storage_at(kind, server_url(kind), scope) for _ in range(count)]
+        for store in opened:
+            stack.push_async_callback(store.close)
+        await opened[0].migrate()
+        yield opened
 
 
 def with_port(url: str, port: int) -> str:
@@ -125,13 +178,3 @@ class Proxy:
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
         self._pipes.difference_update((writer, up_writer))
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound then closed)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port

@@ -30,19 +30,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.support import free_port
+
 Fate = Literal["ok", "421", "451", "550", "drop"]
 REPLIES: dict[str, str] = {
     "421": "421 4.3.2 Service shutting down, try again later",
     "451": "451 4.3.0 Temporary local problem, try again later",
     "550": "550 5.1.1 No such mailbox here",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)
@@ -110,15 +105,27 @@ class Handler:
         return "250 2.0.0 OK"
 
 
+class _SMTP(SMTP):
+    """aiosmtpd's protocol, saying when its connection is gone."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed = asyncio.Event()
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        self.closed.set()
+
+
 class _Controller(Controller):
     """Keeps the SMTP protocol objects it creates, so a test can close their connections."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.protocols: list[SMTP] = []
+        self.protocols: list[_SMTP] = []
 
     def factory(self) -> SMTP:
-        protocol = super().factory()
+        protocol = _SMTP(self.handler, **self.SMTP_kwargs)
         self.protocols.append(protocol)
         return protocol
 
@@ -192,10 +199,12 @@ class SMTPServer:
         """Close every client connection from the server's side, as an idle timeout would."""
 
         async def close_all() -> None:
-            for protocol in self.controller.protocols:
-                if protocol.transport is not None:
-                    protocol.transport.close()
-            await asyncio.sleep(0.05)
+            open_ones = [p for p in self.controller.protocols if p.transport is not None]
+            for protocol in open_ones:
+                protocol.transport.close()
+            async with asyncio.timeout(5):  # a bound, in case a close is never reported
+                for protocol in open_ones:
+                    await protocol.closed.wait()
 
         future = asyncio.run_coroutine_threadsafe(close_all(), self.controller.loop)
         await anyio.to_thread.run_sync(future.result)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,16 +9,15 @@ from typing import Any, TypeVar
 
 import anyio
 
-from magiclink_core import Client, MagicLinks, Settings
+from magiclink_core import Client, MagicLinks, Settings, SignUp
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Change, R, Storage
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
-from tests.conftest import SECRET
+from tests.support import SECRET, token_in
 
 T = TypeVar("T")
 BASE_URL = "https://app.example.com"
-_TOKEN_RE = re.compile(r"[?&]token=(mll1_[A-Za-z0-9_-]{43})")
 
 
 @dataclass
@@ -37,10 +35,19 @@ class World:
         """The token of the newest link emailed to ``to``."""
         message = self.mailer.last_to(to)
         assert message is not None, f"no email to {to}"
-        match = _TOKEN_RE.search(message.text)
-        assert match is not None, f"no link in the email to {to}: {message.subject!r}"
-        assert match.group(1) in message.html
-        return match.group(1)
+        token = token_in(message.text)
+        assert token in message.html
+        return token
+
+    async def sent_sign_up(
+        self, email: str = "ann@example.org", redirect_url: str = "/"
+    ) -> tuple[Client, SignUp, str]:
+        """A sign-up started on a new client, its link emailed: the client, the sign-up (as
+        created) and the link's token."""
+        client = await self.client()
+        sign_up = await self.links.create_sign_up(client, email)
+        await self.links.prepare_sign_up_verification(client, sign_up.id, redirect_url=redirect_url)
+        return client, sign_up, self.last_link(email)
 
 
 def make_world(**settings: Any) -> World:
@@ -55,10 +62,8 @@ def make_world(**settings: Any) -> World:
 
 async def signed_up(world: World, email: str = "ann@example.org") -> tuple[Client, str]:
     """A user who signed up on a client; returns the client and the session token."""
-    client = await world.client()
-    sign_up = await world.links.create_sign_up(client, email)
-    await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/welcome")
-    result = await world.links.verify_link(world.last_link(email), client)
+    client, _, token = await world.sent_sign_up(email, redirect_url="/welcome")
+    result = await world.links.verify_link(token, client)
     assert result.session_token is not None
     return client, result.session_token
 

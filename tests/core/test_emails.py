@@ -7,7 +7,7 @@ import pytest
 from magiclink_core import EmailRenderer, MagicLinks, RequestInfo, Settings
 from magiclink_core.mailers import ConsoleMailer, MemoryMailer
 from magiclink_core.storage import MemoryStorage
-from tests.conftest import SECRET
+from tests.support import SECRET
 
 from ._support import make_world
 

@@ -132,10 +132,7 @@ async def test_two_sign_ups_racing_for_one_address_make_one_user() -> None:
 
 async def test_a_newer_link_invalidates_the_older_one() -> None:
     world = make_world()
-    client = await world.client()
-    sign_up = await world.links.create_sign_up(client, "ann@example.org")
-    await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
-    older = world.last_link("ann@example.org")
+    client, sign_up, older = await world.sent_sign_up()
     await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
     newer = world.last_link("ann@example.org")
     with pytest.raises(MagicLinkError) as caught:
@@ -146,10 +143,7 @@ async def test_a_newer_link_invalidates_the_older_one() -> None:
 
 async def test_a_link_works_once() -> None:
     world = make_world()
-    client = await world.client()
-    sign_up = await world.links.create_sign_up(client, "ann@example.org")
-    await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
-    token = world.last_link("ann@example.org")
+    client, _, token = await world.sent_sign_up()
     await world.links.verify_link(token, client)
     with pytest.raises(MagicLinkError) as caught:
         await world.links.verify_link(token, client)
@@ -158,10 +152,7 @@ async def test_a_link_works_once() -> None:
 
 async def test_links_expire_after_the_configured_time() -> None:
     world = make_world(link_ttl=timedelta(minutes=5))
-    client = await world.client()
-    sign_up = await world.links.create_sign_up(client, "ann@example.org")
-    await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
-    token = world.last_link("ann@example.org")
+    client, sign_up, token = await world.sent_sign_up()
     world.clock.advance(minutes=5)
     with pytest.raises(MagicLinkError) as caught:
         await world.links.verify_link(token, client)
@@ -189,10 +180,7 @@ async def test_unknown_or_tampered_links_fail(token: str) -> None:
 
 async def test_a_tampered_real_link_fails() -> None:
     world = make_world()
-    client = await world.client()
-    sign_up = await world.links.create_sign_up(client, "ann@example.org")
-    await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
-    token = world.last_link("ann@example.org")
+    client, _, token = await world.sent_sign_up()
     flipped = token[:-2] + ("B" if token[-2] != "B" else "C") + token[-1]
     with pytest.raises(MagicLinkError):
         await world.links.verify_link(flipped, client)
@@ -218,10 +206,8 @@ async def test_attempts_belong_to_the_client_that_started_them() -> None:
 
 async def test_a_completed_attempt_cannot_be_prepared_again() -> None:
     world = make_world()
-    client = await world.client()
-    sign_up = await world.links.create_sign_up(client, "ann@example.org")
-    await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
-    await world.links.verify_link(world.last_link("ann@example.org"), client)
+    client, sign_up, token = await world.sent_sign_up()
+    await world.links.verify_link(token, client)
     with pytest.raises(InvalidStateError):
         await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
 
@@ -259,10 +245,8 @@ async def test_sign_up_for_a_taken_address_signs_its_owner_in() -> None:
     world = make_world()
     _, token = await signed_up(world, "ann@example.org")
     ann = await world.links.require_session(token)
-    client = await world.client()
-    sign_up = await world.links.create_sign_up(client, "ann@example.org")
-    await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
-    result = await world.links.verify_link(world.last_link("ann@example.org"), client)
+    client, _, token = await world.sent_sign_up()
+    result = await world.links.verify_link(token, client)
     assert result.session is not None and result.session.user_id == ann.user_id
     assert len(await world.storage.list(EmailAddress, "email", "ann@example.org")) == 1
 

@@ -63,6 +63,27 @@ def certificate(tmp_path: Path) -> Certificate:
     return make_certificate(tmp_path)
 
 
+@pytest.fixture
+def auth_server(certificate: Certificate) -> Iterator[SMTPServer]:
+    """A server that wants STARTTLS, then AUTH as ``app`` / ``s3cret``."""
+    users = {"app": "s3cret"}
+    with running(SMTPServer(tls_context=certificate.server_context(), users=users)) as smtp:
+        yield smtp
+
+
+def starttls_mailer(port: int, certificate: Certificate, **options: Any) -> SMTPMailer:
+    """A mailer over STARTTLS that trusts the test certificate."""
+    return mailer(port, tls="starttls", ssl_context=certificate.client_context(), **options)
+
+
+async def refused(smtp: SMTPMailer) -> SMTPDeliveryError:
+    """Send ``MESSAGE`` with a fresh mailer, which must fail; returns why."""
+    async with smtp:
+        with pytest.raises(SMTPDeliveryError) as caught:
+            await smtp.send(MESSAGE)
+    return caught.value
+
+
 def cycle(*fates: Fate) -> SMTPServer:
     """A server whose DATA transactions meet ``fates`` in turn, then always succeed."""
     return SMTPServer(fate=lambda t: fates[t.number] if t.number < len(fates) else "ok")
@@ -137,9 +158,7 @@ def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_starttls_with_a_generated_certificate(certificate: Certificate) -> None:
     server = SMTPServer(tls_context=certificate.server_context())
     with running(server):
-        async with mailer(
-            server.port, tls="starttls", ssl_context=certificate.client_context()
-        ) as smtp:
+        async with starttls_mailer(server.port, certificate) as smtp:
             await smtp.send(MESSAGE)
             client = smtp._client
             assert client is not None and client.get_transport_info("sslcontext") is not None
@@ -152,11 +171,9 @@ async def test_starttls_refuses_an_untrusted_certificate_for_good(
     server = SMTPServer(tls_context=certificate.server_context())
     with running(server):
         # the system's trust store does not know the self-signed certificate
-        async with mailer(server.port, tls="starttls", max_attempts=3) as smtp:
-            with pytest.raises(SMTPDeliveryError) as caught:
-                await smtp.send(MESSAGE)
-    assert caught.value.permanent and caught.value.attempts == 1
-    assert "certificate" in caught.value.detail
+        error = await refused(mailer(server.port, tls="starttls", max_attempts=3))
+    assert error.permanent and error.attempts == 1
+    assert "certificate" in error.detail
     assert server.received == []
 
 
@@ -169,10 +186,7 @@ async def test_validate_certs_false_accepts_any_certificate(certificate: Certifi
 
 
 async def test_starttls_required_but_not_offered_is_permanent(server: SMTPServer) -> None:
-    async with mailer(server.port, tls="starttls") as smtp:
-        with pytest.raises(SMTPDeliveryError) as caught:
-            await smtp.send(MESSAGE)
-    assert caught.value.permanent
+    assert (await refused(mailer(server.port, tls="starttls"))).permanent
     assert server.received == []
 
 
@@ -186,38 +200,25 @@ async def test_implicit_tls(certificate: Certificate) -> None:
     assert len(server.received) == 1
 
 
-async def test_auth_over_starttls_succeeds(certificate: Certificate) -> None:
-    server = SMTPServer(tls_context=certificate.server_context(), users={"app": "s3cret"})
-    with running(server):
-        async with mailer(
-            server.port,
-            tls="starttls",
-            ssl_context=certificate.client_context(),
-            username="app",
-            password="s3cret",
-        ) as smtp:
-            await smtp.send(MESSAGE)
-    assert server.auth_attempts == [("app", True)]
-    assert len(server.received) == 1
+async def test_auth_over_starttls_succeeds(
+    auth_server: SMTPServer, certificate: Certificate
+) -> None:
+    login = {"username": "app", "password": "s3cret"}
+    async with starttls_mailer(auth_server.port, certificate, **login) as smtp:
+        await smtp.send(MESSAGE)
+    assert auth_server.auth_attempts == [("app", True)]
+    assert len(auth_server.received) == 1
 
 
-async def test_a_wrong_password_is_permanent_and_not_retried(certificate: Certificate) -> None:
-    server = SMTPServer(tls_context=certificate.server_context(), users={"app": "s3cret"})
-    with running(server):
-        async with mailer(
-            server.port,
-            tls="starttls",
-            ssl_context=certificate.client_context(),
-            username="app",
-            password="wrong",
-            max_attempts=3,
-        ) as smtp:
-            with pytest.raises(SMTPDeliveryError) as caught:
-                await smtp.send(MESSAGE)
-    assert caught.value.permanent and caught.value.smtp_code == 535
-    assert caught.value.attempts == 1
-    assert server.auth_attempts == [("app", False)]
-    assert server.received == []
+async def test_a_wrong_password_is_permanent_and_not_retried(
+    auth_server: SMTPServer, certificate: Certificate
+) -> None:
+    login = {"username": "app", "password": "wrong"}
+    error = await refused(starttls_mailer(auth_server.port, certificate, max_attempts=3, **login))
+    assert error.permanent and error.smtp_code == 535
+    assert error.attempts == 1
+    assert auth_server.auth_attempts == [("app", False)]
+    assert auth_server.received == []
 
 
 def test_a_password_without_tls_is_refused_unless_allowed() -> None:
@@ -280,11 +281,8 @@ async def test_a_451_and_a_dropped_connection_are_retried() -> None:
 async def test_temporary_failures_give_up_after_max_attempts() -> None:
     server = SMTPServer(fate=lambda t: "451")
     with running(server):
-        async with mailer(server.port, max_attempts=3) as smtp:
-            with pytest.raises(MailDeliveryError) as caught:
-                await smtp.send(MESSAGE)
-    error = caught.value
-    assert isinstance(error, SMTPDeliveryError)
+        error = await refused(mailer(server.port, max_attempts=3))
+    assert isinstance(error, MailDeliveryError)  # the port's error, as the service expects
     assert not error.permanent and error.smtp_code == 451 and error.attempts == 3
     assert error.code == "mail_delivery_failed"
     assert server.transactions == 3 and server.received == []
@@ -337,10 +335,8 @@ async def test_a_server_that_never_answers_times_out_quickly() -> None:
 async def test_nobody_listening_is_a_temporary_failure() -> None:
     with silent_server() as port:
         pass  # the port is free again: connections are refused
-    async with mailer(port, max_attempts=2) as smtp:
-        with pytest.raises(SMTPDeliveryError) as caught:
-            await smtp.send(MESSAGE)
-    assert not caught.value.permanent and caught.value.attempts == 2
+    error = await refused(mailer(port, max_attempts=2))
+    assert not error.permanent and error.attempts == 2
 
 
 # -- the connection --------------------------------------------------------------------------
@@ -412,10 +408,8 @@ async def test_a_kept_connection_found_dead_mid_send_is_reopened_at_once() -> No
 async def test_a_fresh_connection_dropping_is_an_ordinary_failure() -> None:
     server = cycle("drop")
     with running(server):
-        async with mailer(server.port, max_attempts=1) as smtp:
-            with pytest.raises(SMTPDeliveryError) as caught:
-                await smtp.send(MESSAGE)
-    assert not caught.value.permanent and server.received == []
+        error = await refused(mailer(server.port, max_attempts=1))
+    assert not error.permanent and server.received == []
 
 
 async def test_close_says_quit_and_a_later_send_reconnects(server: SMTPServer) -> None:
@@ -536,7 +530,7 @@ async def test_closing_magiclinks_closes_its_smtp_connection(server: SMTPServer)
     """MagicLinks.aclose (and leaving ``async with links``) releases the mail connection too."""
     from magiclink_core import MagicLinks, Settings
     from magiclink_core.storage import MemoryStorage
-    from tests.conftest import SECRET
+    from tests.support import SECRET
 
     smtp = mailer(server.port)
     links = MagicLinks(

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from magiclink_core import Settings
 from magiclink_core.domain.tokens import TokenPurpose, new_token
-from tests.conftest import SECRET
+from tests.support import SECRET
 
 
 def test_defaults_follow_the_issue() -> None:

@@ -13,49 +13,42 @@ import pytest
 
 from magiclink_core import MagicLinks, SignIn, SignInStatus
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.ports import Storage
-from magiclink_core.storage import PostgresStorage, RedisStorage
-from tests.conftest import POSTGRES_DSN, REDIS_URL
+from magiclink_core.ports import HasNotifier, Storage
+from magiclink_core.storage import MemoryNotifier
+from tests.support import WatchedNotifier
 
 from ._flows import last_token, make_links, sign_up
-from ._services import postgres_schema, redis_prefix
+from ._services import SERVERS, storages
 
 WAKE_LIMIT = 0.200  # seconds
 
 
-@pytest.fixture
-async def postgres_pair() -> AsyncIterator[tuple[Storage, Storage]]:
-    async with postgres_schema() as schema:
-        a = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-        b = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-        await a.migrate()
-        yield a, b
-        await a.close()
-        await b.close()
+@pytest.fixture(params=SERVERS)
+async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Storage, Storage]]:
+    """The server, and two storage objects on it (two app instances) on one fresh schema or
+    prefix."""
+    async with storages(request.param, count=2) as (a, b):
+        yield request.param, a, b
 
 
-@pytest.fixture
-async def redis_pair() -> AsyncIterator[tuple[Storage, Storage]]:
-    async with redis_prefix() as prefix:
-        a = RedisStorage(REDIS_URL, prefix=prefix)
-        b = RedisStorage(REDIS_URL, prefix=prefix)
-        yield a, b
-        await a.close()
-        await b.close()
-
-
-async def _click_on_b_wakes_a(storages: tuple[Storage, Storage], backend: str) -> float:
+@pytest.mark.anyio
+async def test_a_click_on_another_instance_wakes_the_waiter(
+    pair: tuple[str, Storage, Storage],
+) -> None:
+    backend, store_a, store_b = pair
     mailer = MemoryMailer()  # one mailbox: the user reads mail from both instances
     # the default poll interval is 2 s, so only a notification can wake A within 200 ms
-    a, b = (make_links(storage, mailer) for storage in storages)
-    assert type(a.notifier).__name__ != "MemoryNotifier"
+    assert isinstance(store_a, HasNotifier)  # wake-ups go through the database
+    notifier = WatchedNotifier(store_a.notifier())
+    a, b = make_links(store_a, mailer, notifier), make_links(store_b, mailer)
+    assert not isinstance(b.notifier, MemoryNotifier)  # left to choose, B takes the database's
     async with a, b:  # both listening, as in an app's lifespan
-        return await _click_on_b_wakes_a_running(a, b, mailer, backend)
+        await _click_on_b_wakes_a(a, b, notifier, mailer, backend)
 
 
-async def _click_on_b_wakes_a_running(
-    a: MagicLinks, b: MagicLinks, mailer: MemoryMailer, backend: str
-) -> float:
+async def _click_on_b_wakes_a(
+    a: MagicLinks, b: MagicLinks, notifier: WatchedNotifier, mailer: MemoryMailer, backend: str
+) -> None:
     email = f"{backend}@example.org"
     await sign_up(a, mailer, email)
     client, _ = await a.create_client()
@@ -72,7 +65,7 @@ async def _click_on_b_wakes_a_running(
     with anyio.fail_after(15):
         async with anyio.create_task_group() as group:
             group.start_soon(wait_on_a)
-            await anyio.wait_all_tasks_blocked()  # A subscribed and settled into its wait
+            await notifier.until_waiting()  # A subscribed and settled into its wait
             assert not woken
             clicked = time.perf_counter()
             await b.verify_link(token, None)  # another device, on instance B
@@ -89,44 +82,13 @@ async def _click_on_b_wakes_a_running(
     session, session_token = await a.activate_session(client, result.created_session_id)
     assert session.client_id == client.id and session_token
     assert latency < WAKE_LIMIT, f"{backend}: woken after {latency * 1000:.0f} ms"
-    return latency
 
 
-@pytest.mark.postgres
 @pytest.mark.anyio
-async def test_postgres_click_on_another_instance_wakes_the_waiter(
-    postgres_pair: tuple[Storage, Storage],
-) -> None:
-    await _click_on_b_wakes_a(postgres_pair, "postgres")
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-async def test_redis_click_on_another_instance_wakes_the_waiter(
-    redis_pair: tuple[Storage, Storage],
-) -> None:
-    await _click_on_b_wakes_a(redis_pair, "redis")
-
-
-@pytest.mark.postgres
-@pytest.mark.anyio
-async def test_postgres_instances_see_each_others_records(
-    postgres_pair: tuple[Storage, Storage],
-) -> None:
-    await _records_are_shared(postgres_pair)
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-async def test_redis_instances_see_each_others_records(
-    redis_pair: tuple[Storage, Storage],
-) -> None:
-    await _records_are_shared(redis_pair)
-
-
-async def _records_are_shared(storages: tuple[Storage, Storage]) -> None:
+async def test_instances_see_each_others_records(pair: tuple[str, Storage, Storage]) -> None:
+    _, store_a, store_b = pair
     mailer = MemoryMailer()
-    a, b = (make_links(storage, mailer) for storage in storages)
+    a, b = make_links(store_a, mailer), make_links(store_b, mailer)
     client = await sign_up(a, mailer, "shared@example.org")
     # the client cookie made on A works on B, and B sees A's session
     state = await b.client_state(client)

@@ -46,7 +46,7 @@ from magiclink_core import (
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
-from tests.conftest import SECRET
+from tests.support import SECRET
 
 EMAILS = ["ann@example.org", "bob@example.org", "cy@example.org"]
 _TOKEN_RE = re.compile(r"token=(mll1_[A-Za-z0-9_-]{43})")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,26 @@ from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Insert, Migratable, Notifier, Storage
 from magiclink_core.storage import (
     MemoryStorage,
-    PostgresNotifier,
     PostgresStorage,
-    RedisNotifier,
     RedisStorage,
     SQLiteStorage,
     from_url,
 )
 from magiclink_core.testing import make_record
-from tests.conftest import POSTGRES_DSN, REDIS_URL, SECRET
+from tests.support import POSTGRES_DSN, REDIS_URL, SECRET, free_port
 
-from ._services import Proxy, free_port, postgres_schema, redis_prefix, target_of, with_port
+from ._services import (
+    SERVERS,
+    Proxy,
+    Server,
+    isolated,
+    notifier_at,
+    server_url,
+    storage_at,
+    storages,
+    target_of,
+    with_port,
+)
 
 FAST = 2.5  # seconds: "fails fast" with the 1 s timeouts these tests configure
 
@@ -159,49 +169,44 @@ async def test_sqlite_locked_database_fails_fast_writes_nothing_and_recovers(
 # -- servers: PostgreSQL and Redis, reached through a proxy the test can cut --------------------
 
 
-@pytest.fixture
-async def pg_proxy() -> AsyncIterator[tuple[Proxy, str, str]]:
-    async with postgres_schema() as schema:
-        proxy = Proxy(*target_of(POSTGRES_DSN))
+@dataclass
+class Proxied:
+    """A fresh schema or prefix on a server reached through a proxy: ``url`` goes through it."""
+
+    kind: Server
+    proxy: Proxy
+    url: str
+    scope: str
+
+    def storage(self) -> PostgresStorage | RedisStorage:
+        """A storage with short timeouts, behind the proxy."""
+        return storage_at(self.kind, self.url, self.scope, connect_timeout=1, command_timeout=1)
+
+
+@pytest.fixture(params=SERVERS)
+async def proxied(request: pytest.FixtureRequest) -> AsyncIterator[Proxied]:
+    kind: Server = request.param
+    async with isolated(kind) as scope:
+        proxy = Proxy(*target_of(server_url(kind)))
         await proxy.start()
-        yield proxy, with_port(POSTGRES_DSN, proxy.port), schema
+        yield Proxied(kind, proxy, with_port(server_url(kind), proxy.port), scope)
         await proxy.cut()
 
 
 @pytest.fixture
-async def redis_proxy() -> AsyncIterator[tuple[Proxy, str, str]]:
-    async with redis_prefix() as prefix:
-        proxy = Proxy(*target_of(REDIS_URL))
-        await proxy.start()
-        yield proxy, with_port(REDIS_URL, proxy.port), prefix
-        await proxy.cut()
-
-
-@pytest.fixture
-async def pg_store(
-    pg_proxy: tuple[Proxy, str, str],
-) -> AsyncIterator[tuple[Proxy, PostgresStorage]]:
-    """A migrated PostgresStorage with short timeouts, behind the proxy."""
-    proxy, dsn, schema = pg_proxy
-    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
+async def proxied_store(proxied: Proxied) -> AsyncIterator[tuple[Proxy, Storage]]:
+    """A migrated storage with short timeouts, behind the proxy."""
+    store = proxied.storage()
     try:
         await store.migrate()
-        yield proxy, store
+        yield proxied.proxy, store
     finally:
         await store.close()
 
 
-@pytest.fixture
-async def redis_store(
-    redis_proxy: tuple[Proxy, str, str],
-) -> AsyncIterator[tuple[Proxy, RedisStorage]]:
-    """A RedisStorage with short timeouts, behind the proxy."""
-    proxy, url, prefix = redis_proxy
-    store = RedisStorage(url, prefix=prefix, connect_timeout=1, command_timeout=1)
-    try:
-        yield proxy, store
-    finally:
-        await store.close()
+postgres_only = pytest.mark.parametrize(
+    "proxied", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
 
 
 async def _fails_fast(call: Callable[[], Any]) -> None:
@@ -212,31 +217,24 @@ async def _fails_fast(call: Callable[[], Any]) -> None:
     assert elapsed < FAST, f"took {elapsed:.2f} s"
 
 
-@pytest.mark.postgres
 @pytest.mark.anyio
-async def test_postgres_closed_port_fails_fast() -> None:
-    store = PostgresStorage(with_port(POSTGRES_DSN, free_port()), connect_timeout=1)
-    try:
-        await _fails_fast(lambda: store.get(User, "user_1"))
-        await _fails_fast(lambda: store.apply([Insert(make_record(User))]))
-        await _fails_fast(store.migrate)
-    finally:
-        await store.close()
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-async def test_redis_closed_port_fails_fast() -> None:
-    store = RedisStorage(with_port(REDIS_URL, free_port()), connect_timeout=1, command_timeout=1)
+@pytest.mark.parametrize("kind", SERVERS)
+async def test_closed_port_fails_fast(kind: Server) -> None:
+    url = with_port(server_url(kind), free_port())
+    store = storage_at(kind, url, "unused", connect_timeout=1, command_timeout=1)
     try:
         await _fails_fast(lambda: store.get(User, "user_1"))
         await _fails_fast(lambda: store.apply([Insert(make_record(User))]))
         await _fails_fast(lambda: store.purge(make_record(User).created_at))
+        if kind == "postgres":  # a Redis migrate has nothing to do: it reaches no server
+            await _fails_fast(store.migrate)
     finally:
         await store.close()
 
 
-async def _outage_and_recovery(store: Storage, proxy: Proxy) -> None:
+@pytest.mark.anyio
+async def test_outage_fails_fast_and_recovers(proxied_store: tuple[Proxy, Storage]) -> None:
+    proxy, store = proxied_store
     before = make_record(User)
     await store.apply([Insert(before)])
     await proxy.cut()
@@ -250,7 +248,11 @@ async def _outage_and_recovery(store: Storage, proxy: Proxy) -> None:
     assert await store.get(Link, link.id) == link
 
 
-async def _stall(store: Storage, proxy: Proxy) -> None:
+@pytest.mark.anyio
+async def test_server_that_stops_answering_fails_fast(
+    proxied_store: tuple[Proxy, Storage],
+) -> None:
+    proxy, store = proxied_store
     before = make_record(User)
     await store.apply([Insert(before)])
     proxy.stall()
@@ -261,30 +263,12 @@ async def _stall(store: Storage, proxy: Proxy) -> None:
     assert await store.get(User, before.id) == before
 
 
-@pytest.mark.postgres
-@pytest.mark.anyio
-async def test_postgres_outage_fails_fast_and_recovers(
-    pg_store: tuple[Proxy, PostgresStorage],
-) -> None:
-    proxy, store = pg_store
-    await _outage_and_recovery(store, proxy)
-
-
-@pytest.mark.postgres
-@pytest.mark.anyio
-async def test_postgres_server_that_stops_answering_fails_fast(
-    pg_store: tuple[Proxy, PostgresStorage],
-) -> None:
-    proxy, store = pg_store
-    await _stall(store, proxy)
-
-
-@pytest.mark.postgres
+@postgres_only
 @pytest.mark.anyio
 async def test_postgres_connection_lost_mid_batch_writes_nothing(
-    pg_store: tuple[Proxy, PostgresStorage], monkeypatch: pytest.MonkeyPatch
+    proxied_store: tuple[Proxy, PostgresStorage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    proxy, store = pg_store
+    proxy, store = proxied_store
     real_write = store._write
     written: list[object] = []
 
@@ -303,31 +287,9 @@ async def test_postgres_connection_lost_mid_batch_writes_nothing(
         assert await store.get(type(record), record.id) is None
 
 
-@pytest.mark.redis
 @pytest.mark.anyio
-async def test_redis_outage_fails_fast_and_recovers(
-    redis_store: tuple[Proxy, RedisStorage],
-) -> None:
-    proxy, store = redis_store
-    await _outage_and_recovery(store, proxy)
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-async def test_redis_server_that_stops_answering_fails_fast(
-    redis_store: tuple[Proxy, RedisStorage],
-) -> None:
-    proxy, store = redis_store
-    await _stall(store, proxy)
-
-
-@pytest.mark.postgres
-@pytest.mark.anyio
-async def test_the_service_fails_fast_with_a_clear_error_and_recovers(
-    pg_proxy: tuple[Proxy, str, str],
-) -> None:
-    proxy, dsn, schema = pg_proxy
-    store = PostgresStorage(dsn, schema=schema, connect_timeout=1, command_timeout=1)
+async def test_the_service_fails_fast_with_a_clear_error_and_recovers(proxied: Proxied) -> None:
+    store = proxied.storage()
     links = MagicLinks(
         Settings(secret=SECRET, base_url="http://localhost:8000"),
         storage=store,
@@ -336,13 +298,13 @@ async def test_the_service_fails_fast_with_a_clear_error_and_recovers(
     try:
         await store.migrate()
         client, _ = await links.create_client()
-        await proxy.cut()
+        await proxied.proxy.cut()
         started = time.monotonic()
         with pytest.raises(StorageUnavailableError) as caught:
             await links.create_sign_in(client, "ann@example.org")
         assert time.monotonic() - started < FAST
         assert caught.value.code == "storage_unavailable"
-        await proxy.start()
+        await proxied.proxy.start()
         sign_in = await links.create_sign_in(client, "ann@example.org")
         assert (await links.get_sign_in(client, sign_in.id)).id == sign_in.id
     finally:
@@ -353,49 +315,29 @@ async def test_the_service_fails_fast_with_a_clear_error_and_recovers(
 # -- a caller cancelled mid-write (a client that went away) --------------------------------------
 
 
-async def _cancelled_writes_are_all_or_nothing(store: Storage) -> None:
+@pytest.fixture(params=["sqlite", *SERVERS])
+async def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    if request.param == "sqlite":
+        sqlite = await SQLiteStorage.open(tmp_path / "m.db")
+        yield sqlite
+        await sqlite.close()
+    else:
+        async with storages(request.param) as (store,):
+            yield store
+
+
+@pytest.mark.anyio
+async def test_cancelled_writes_are_all_or_nothing(any_store: Storage) -> None:
     rounds = 30
     for n in range(rounds):
         batch = [make_record(User) for _ in range(40)]
         with anyio.move_on_after(0.0005 * n):  # cancelled at a different point each round
-            await store.apply([Insert(r) for r in batch])
-        found = [await store.get(User, r.id) for r in batch]
+            await any_store.apply([Insert(r) for r in batch])
+        found = [await any_store.get(User, r.id) for r in batch]
         assert found == batch or found == [None] * len(batch), f"round {n}: a partial batch"
     last = make_record(Link)
-    await store.apply([Insert(last)])  # the storage still works
-    assert await store.get(Link, last.id) == last
-
-
-@pytest.mark.anyio
-async def test_sqlite_cancelled_writes_are_all_or_nothing(tmp_path: Path) -> None:
-    store = await SQLiteStorage.open(tmp_path / "m.db")
-    try:
-        await _cancelled_writes_are_all_or_nothing(store)
-    finally:
-        await store.close()
-
-
-@pytest.mark.postgres
-@pytest.mark.anyio
-async def test_postgres_cancelled_writes_are_all_or_nothing() -> None:
-    async with postgres_schema() as schema:
-        store = PostgresStorage(POSTGRES_DSN, schema=schema)
-        try:
-            await store.migrate()
-            await _cancelled_writes_are_all_or_nothing(store)
-        finally:
-            await store.close()
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-async def test_redis_cancelled_writes_are_all_or_nothing() -> None:
-    async with redis_prefix() as prefix:
-        store = RedisStorage(REDIS_URL, prefix=prefix)
-        try:
-            await _cancelled_writes_are_all_or_nothing(store)
-        finally:
-            await store.close()
+    await any_store.apply([Insert(last)])  # the storage still works
+    assert await any_store.get(Link, last.id) == last
 
 
 # -- notifiers: a listener whose server stops answering ----------------------------------------
@@ -417,21 +359,9 @@ async def _silent_server_is_seen(notifier: Notifier, proxy: Proxy) -> None:
         assert notifier.healthy
 
 
-@pytest.mark.postgres
 @pytest.mark.anyio
-async def test_a_postgres_listener_whose_server_stops_answering_is_seen_down(
-    pg_proxy: tuple[Proxy, str, str],
-) -> None:
-    proxy, dsn, schema = pg_proxy
-    notifier = PostgresNotifier(dsn, channel=schema, connect_timeout=0.5, keepalive=0.2)
-    await _silent_server_is_seen(notifier, proxy)
-
-
-@pytest.mark.redis
-@pytest.mark.anyio
-async def test_a_redis_listener_whose_server_stops_answering_is_seen_down(
-    redis_proxy: tuple[Proxy, str, str],
-) -> None:
-    proxy, url, prefix = redis_proxy
-    notifier = RedisNotifier(url, channel=f"{prefix}notify", connect_timeout=0.5, keepalive=0.2)
-    await _silent_server_is_seen(notifier, proxy)
+async def test_a_listener_whose_server_stops_answering_is_seen_down(proxied: Proxied) -> None:
+    notifier = notifier_at(
+        proxied.kind, proxied.url, proxied.scope, connect_timeout=0.5, keepalive=0.2
+    )
+    await _silent_server_is_seen(notifier, proxied.proxy)

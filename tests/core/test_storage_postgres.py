@@ -4,6 +4,7 @@ in a fresh schema; plus migrations, real columns and indexes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -13,7 +14,7 @@ from magiclink_core.ports import Insert, Notifier, Storage
 from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url
 from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import NotifierContract, Outage, StorageContract, make_record
-from tests.conftest import POSTGRES_DSN
+from tests.support import POSTGRES_DSN
 
 from ._flows import purge_lets_writes_in
 from ._services import Proxy, postgres_schema, target_of, with_port
@@ -92,28 +93,29 @@ async def test_migrations_are_idempotent_and_concurrent(schema: str) -> None:
             await store.close()
 
 
+async def _catalog(connection: Any, query: str, table: str) -> dict[str, str]:
+    """A catalog query's (name, definition) rows for ``table`` in the current schema."""
+    return {name: value for name, value in await connection.fetch(query, table)}
+
+
 @pytest.mark.anyio
 async def test_tables_have_real_columns_and_indexes(pg: PostgresStorage) -> None:
     async with pg._connection() as connection:
         for kind in RECORD_TYPES:
-            columns = {
-                row["column_name"]: row["data_type"]
-                for row in await connection.fetch(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = current_schema() AND table_name = $1",
-                    kind.table,
-                )
-            }
+            columns = await _catalog(
+                connection,
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = $1",
+                kind.table,
+            )
             assert set(columns) == set(kind.model_fields), kind.table
             assert columns["created_at"] == "timestamp with time zone"
-            indexes = {
-                row["indexname"]: row["indexdef"]
-                for row in await connection.fetch(
-                    "SELECT indexname, indexdef FROM pg_indexes "
-                    "WHERE schemaname = current_schema() AND tablename = $1",
-                    kind.table,
-                )
-            }
+            indexes = await _catalog(
+                connection,
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE schemaname = current_schema() AND tablename = $1",
+                kind.table,
+            )
             for field in kind.unique_fields:
                 assert "UNIQUE" in indexes[f"{kind.table}_{field}_key"]
             for field in kind.list_fields:

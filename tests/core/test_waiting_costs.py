@@ -84,7 +84,7 @@ def a_world(
     notifier: Notifier | None = None, clock: Clock | None = None, **settings: Any
 ) -> tuple[World, CountingStorage]:
     from magiclink_core import Settings
-    from tests.conftest import SECRET
+    from tests.support import SECRET
 
     from ._support import BASE_URL
 

@@ -28,7 +28,7 @@ from magiclink_core.storage import (
     RedisNotifier,
     RedisStorage,
 )
-from tests.conftest import POSTGRES_DSN, REDIS_URL
+from tests.support import POSTGRES_DSN, REDIS_URL
 
 from ._flows import last_token, make_links, sign_up
 from ._services import Proxy, postgres_schema, redis_prefix, target_of, with_port

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,9 +22,10 @@ from typing import Any
 import pytest
 
 from magiclink_core.mailers import MemoryMailer
+from magiclink_core.ports import EmailMessage
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
-from tests.conftest import REQUIRE_SERVICES, SECRET
+from tests.support import REQUIRE_SERVICES, SECRET, StartedServer, free_port, link_in
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -48,7 +47,6 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-LINK = re.compile(r"https?://\S+/auth/v1/verify\?token=[\w.~-]+")
 _counter = itertools.count(1)
 
 
@@ -61,11 +59,18 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class Mailbox(MemoryMailer):
+    """The memory outbox, telling the test thread when a message lands (the server sends from its
+    own thread)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.arrived = threading.Condition()
+
+    async def send(self, message: EmailMessage) -> None:
+        await super().send(message)
+        with self.arrived:
+            self.arrived.notify_all()
 
 
 class ServerClock(FakeClock):
@@ -88,7 +93,7 @@ class Server:
     url: str
     app: Any
     clock: FakeClock
-    mailer: MemoryMailer
+    mailer: Mailbox
 
     def email(self, prefix: str = "user") -> str:
         return f"{prefix}{next(_counter)}-{time.time_ns() % 10**9}@example.com"
@@ -98,15 +103,12 @@ class Server:
 
     def wait_for_link(self, address: str, *, count: int = 1, timeout: float = 5.0) -> str:
         """The link in the ``count``-th email to ``address`` (waits for it to arrive)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            messages = self.messages_to(address)
-            if len(messages) >= count:
-                found = LINK.search(messages[count - 1].text)
-                assert found, messages[count - 1].text
-                return found.group(0)
-            time.sleep(0.02)
-        raise AssertionError(f"no email #{count} to {address}")
+        with self.mailer.arrived:
+            arrived = self.mailer.arrived.wait_for(
+                lambda: len(self.messages_to(address)) >= count, timeout
+            )
+        assert arrived, f"no email #{count} to {address}"
+        return link_in(self.messages_to(address)[count - 1].text)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +120,7 @@ def server() -> Iterator[Server]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     clock = ServerClock(datetime.now(UTC))  # near the browser's own clock
-    mailer = MemoryMailer()
+    mailer = Mailbox()
     app = build_app(
         DemoConfig(
             base_url=url,
@@ -141,14 +143,13 @@ def server() -> Iterator[Server]:
         timeout_graceful_shutdown=1,
         lifespan="on",
     )
-    srv = uvicorn.Server(config)
+    started = threading.Event()
+    srv = StartedServer(config, on_started=started.set)
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the demo server did not start")
-        time.sleep(0.02)
+    if not started.wait(timeout=10):
+        raise RuntimeError("the demo server did not start")
+    # a jump of the server's clock wakes the waiters, as a link expiring would wake them
     loop = srv.servers[0].get_loop()
     clock.on_advance = lambda: loop.call_soon_threadsafe(app.magiclinks.notifier.deliver_all)
     try:

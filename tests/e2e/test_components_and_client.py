@@ -8,13 +8,12 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.e2e._steps import account, confirm_on_other_device, create_account, signed_in
 from tests.e2e.conftest import Server
-from tests.e2e.test_hosted_pages import confirm_on_other_device, create_account
 
 
 def test_the_sign_in_element_needs_no_configuration(device: Any, server: Server) -> None:
-    email = server.email("element")
-    create_account(device(), server, email)
+    email = account(device, server, "element")
     context = device()
     page = context.new_page()
     page.goto("/examples/components")
@@ -59,8 +58,7 @@ def test_the_sign_in_element_follows_redirect_url_only_on_this_site(
 
 
 def test_custom_sign_in_page_on_the_js_client_cross_device(device: Any, server: Server) -> None:
-    email = server.email("custom")
-    create_account(device(), server, email)
+    email = account(device, server, "custom")
     page = device().new_page()
     page.goto("/examples/custom-sign-in")
     page.get_by_label("Email address").fill(email)
@@ -79,8 +77,7 @@ def test_custom_sign_in_page_on_the_js_client_cross_device(device: Any, server: 
 
 
 def test_custom_sign_in_same_browser_and_verification_page(device: Any, server: Server) -> None:
-    email = server.email("customtab")
-    create_account(device(), server, email)
+    email = account(device, server, "customtab")
     context = device()
     page = context.new_page()
     page.goto("/examples/custom-sign-in")
@@ -96,8 +93,7 @@ def test_custom_sign_in_same_browser_and_verification_page(device: Any, server: 
 
 
 def test_cancel_stops_waiting(device: Any, server: Server) -> None:
-    email = server.email("cancel")
-    create_account(device(), server, email)
+    email = account(device, server, "cancel")
     page = device().new_page()
     waits: list[str] = []
     page.on("request", lambda r: "wait=" in r.url and waits.append(r.url))
@@ -108,6 +104,8 @@ def test_cancel_stops_waiting(device: Any, server: Server) -> None:
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_role("status")).to_have_text("Cancelled")
     before = len(waits)
+    # time passing is what this checks (no event marks "nothing happened"): a retry after a
+    # cancel would come within the client's first backoff (500 ms, with jitter up to 600)
     page.wait_for_timeout(800)
     assert len(waits) == before
 
@@ -126,11 +124,8 @@ def test_custom_sign_up_page(device: Any, server: Server) -> None:
 
 
 def test_custom_page_adds_an_email_with_use_magic_link(device: Any, server: Server) -> None:
-    email = server.email("adder")
+    _, _, page = signed_in(device, server, "adder")
     extra = server.email("added")
-    context = device()
-    create_account(context, server, email)
-    page = context.new_page()
     page.goto("/examples/add-email")
     page.get_by_label("New email address").fill(extra)
     page.get_by_role("button", name="Add").click()

@@ -11,39 +11,15 @@ from typing import Any
 
 from playwright.sync_api import expect
 
+from tests.e2e._steps import (
+    account,
+    confirm_on_other_device,
+    create_account,
+    signed_in,
+    signing_in,
+    start_sign_in,
+)
 from tests.e2e.conftest import PHONE, Server
-
-
-def create_account(context: Any, server: Server, email: str) -> None:
-    """Sign up through the API with the context's own cookies: the context ends signed in."""
-    origin = {"Origin": server.url}
-    r = context.request.post(
-        "/auth/v1/client/sign_ups", data={"email_address": email}, headers=origin
-    )
-    assert r.ok, r.text()
-    sign_up = r.json()
-    r = context.request.post(
-        f"/auth/v1/client/sign_ups/{sign_up['id']}/prepare_verification",
-        data={"strategy": "email_link", "redirect_url": server.url + "/"},
-        headers=origin,
-    )
-    assert r.ok, r.text()
-    link = server.wait_for_link(email, count=len(server.messages_to(email)))
-    page = context.new_page()  # the click comes from the browser (its user agent on the session)
-    page.goto(link)
-    page.close()
-
-
-def start_sign_in(page: Any, email: str) -> str:
-    """Ask for a link on the hosted sign-in page; returns the code it shows."""
-    page.goto("/auth/sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
-    expect(page.get_by_text(email)).to_be_visible()
-    code = page.locator("[data-ml-code]").inner_text().strip()
-    assert re.fullmatch(r"\d{6}", code), code
-    return code
 
 
 def resend_button(page: Any) -> Any:
@@ -58,21 +34,10 @@ def track_navigations(page: Any) -> list[str]:
     return seen
 
 
-def confirm_on_other_device(page: Any, code: str) -> None:
-    """The landing's confirm page (served by the middleware): type the code, confirm."""
-    field = page.get_by_label(re.compile("code", re.I))
-    field.fill(code)
-    field.press("Enter")
-
-
 def test_sign_in_completed_on_another_device_moves_the_first_one_on(
     device: Any, server: Server
 ) -> None:
-    email = server.email("cross")
-    create_account(device(), server, email)
-    desktop = device()
-    page = desktop.new_page()
-    code = start_sign_in(page, email)
+    email, _, page, code = signing_in(device, server, "cross")
     navigations = track_navigations(page)
 
     phone = device(viewport=PHONE).new_page()  # another device: its own cookies
@@ -96,10 +61,7 @@ def test_sign_in_completed_on_another_device_moves_the_first_one_on(
 
 
 def test_a_wrong_code_is_refused_on_the_other_device(device: Any, server: Server) -> None:
-    email = server.email("wrong")
-    create_account(device(), server, email)
-    page = device().new_page()
-    code = start_sign_in(page, email)
+    email, _, page, code = signing_in(device, server, "wrong")
     other = device().new_page()
     other.goto(server.wait_for_link(email, count=2))
     wrong = "000000" if code != "000000" else "111111"
@@ -113,10 +75,7 @@ def test_a_wrong_code_is_refused_on_the_other_device(device: Any, server: Server
 
 
 def test_sign_in_in_the_same_tab(device: Any, server: Server) -> None:
-    email = server.email("same")
-    create_account(device(), server, email)
-    page = device().new_page()
-    start_sign_in(page, email)
+    email, _, page, _ = signing_in(device, server, "same")
     page.goto(server.wait_for_link(email, count=2))
     page.wait_for_url(server.url + "/")
     expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
@@ -124,11 +83,7 @@ def test_sign_in_in_the_same_tab(device: Any, server: Server) -> None:
 
 
 def test_sign_in_in_another_tab(device: Any, server: Server) -> None:
-    email = server.email("tab")
-    create_account(device(), server, email)
-    context = device()
-    first = context.new_page()
-    start_sign_in(first, email)
+    email, context, first, _ = signing_in(device, server, "tab")
     navigations = track_navigations(first)
     second = context.new_page()
     second.goto(server.wait_for_link(email, count=2))
@@ -143,11 +98,7 @@ def test_sign_in_in_another_tab(device: Any, server: Server) -> None:
 
 
 def test_an_expired_link_and_its_resend(device: Any, server: Server) -> None:
-    email = server.email("late")
-    create_account(device(), server, email)
-    context = device()
-    page = context.new_page()
-    start_sign_in(page, email)
+    email, context, page, _ = signing_in(device, server, "late")
     old_link = server.wait_for_link(email, count=2)
     server.clock.advance(minutes=11)  # past the 10-minute link lifetime, without sleeping
     expect(page.get_by_role("heading", name="Your link has expired")).to_be_visible()
@@ -200,11 +151,8 @@ def test_sign_up_rejects_a_bad_address_clearly(device: Any, server: Server) -> N
 
 
 def test_profile_adds_and_verifies_a_second_email(device: Any, server: Server) -> None:
-    email = server.email("owner")
+    email, context, page = signed_in(device, server, "owner")
     second = server.email("second")
-    context = device()
-    create_account(context, server, email)
-    page = context.new_page()
     page.goto("/auth/user")
     expect(page.get_by_role("heading", name="Your account")).to_be_visible()
     row = page.locator(f'[data-email="{email}"]')
@@ -264,8 +212,7 @@ def test_profile_sessions_and_sign_out(device: Any, server: Server) -> None:
 
 
 def test_waiting_survives_a_dropped_connection(device: Any, server: Server) -> None:
-    email = server.email("flaky")
-    create_account(device(), server, email)
+    email = account(device, server, "flaky")
     context = device()
     page = context.new_page()
     dropped: list[str] = []
@@ -278,9 +225,14 @@ def test_waiting_survives_a_dropped_connection(device: Any, server: Server) -> N
             route.continue_()
 
     page.route(re.compile(r"/auth/v1/client/sign_ins/[^/?]+\?wait="), drop_some)
-    start_sign_in(page, email)
-    expect(page.get_by_text("Connection lost. Retrying…")).to_be_visible()
-    expect(page.get_by_text("Connected again.")).to_be_visible(timeout=10000)
+    # "Connected again." shows between drops too (each retry first reads once, and that works):
+    # the wait that follows the third drop is the moment to look
+    with page.expect_request(
+        lambda request: "?wait=" in request.url and len(dropped) == 3, timeout=10000
+    ):
+        start_sign_in(page, email)
+        expect(page.get_by_text("Connection lost. Retrying…")).to_be_visible()
+    expect(page.get_by_text("Connected again.")).to_be_visible()
     assert len(dropped) == 3
     other = context.new_page()
     other.goto(server.wait_for_link(email, count=2))
@@ -290,12 +242,13 @@ def test_waiting_survives_a_dropped_connection(device: Any, server: Server) -> N
 
 
 def test_waiting_is_long_polls_not_a_timer(device: Any, server: Server) -> None:
-    email = server.email("idle")
-    create_account(device(), server, email)
+    email = account(device, server, "idle")
     page = device().new_page()
     waits: list[str] = []
     page.on("request", lambda r: "wait=" in r.url and waits.append(r.url))
     start_sign_in(page, email)
+    # time passing is what this checks (no event marks "nothing happened"): a timer would have
+    # polled several times in 3 s; a long poll stays one request
     page.wait_for_timeout(3000)
     assert 1 <= len(waits) <= 2, waits  # one request held open, not a poll every tick
     assert all("version=" in w for w in waits)
@@ -304,11 +257,7 @@ def test_waiting_is_long_polls_not_a_timer(device: Any, server: Server) -> None:
 def test_an_expired_link_opened_later_sends_a_new_one_in_one_click(
     device: Any, server: Server
 ) -> None:
-    email = server.email("later")
-    create_account(device(), server, email)
-    context = device()
-    page = context.new_page()
-    start_sign_in(page, email)
+    email, context, page, _ = signing_in(device, server, "later")
     old_link = server.wait_for_link(email, count=2)
     page.close()  # the person closed the tab, and comes back after the link expired
     server.clock.advance(minutes=11)
@@ -329,10 +278,7 @@ def test_an_expired_link_opened_later_sends_a_new_one_in_one_click(
 
 
 def test_sign_out_link(device: Any, server: Server) -> None:
-    email = server.email("bye")
-    context = device()
-    create_account(context, server, email)
-    page = context.new_page()
+    email, _, page = signed_in(device, server, "bye")
     # typed in (or linked from another site): it asks first
     page.goto("/auth/sign-out")
     expect(page.get_by_role("heading", name="Sign out?")).to_be_visible()
@@ -348,11 +294,7 @@ def test_sign_out_link(device: Any, server: Server) -> None:
 def test_the_completion_page_renews_an_expired_link_in_one_click(
     device: Any, server: Server
 ) -> None:
-    email = server.email("renew")
-    create_account(device(), server, email)
-    context = device()
-    page = context.new_page()
-    start_sign_in(page, email)
+    email, context, page, _ = signing_in(device, server, "renew")
     page.close()
     server.clock.advance(minutes=11)
     # where a landing that redirects dead links sends this browser

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e._steps import create_account, start_sign_in
 from tests.e2e.conftest import DESKTOP, PHONE, Server
-from tests.e2e.test_hosted_pages import create_account, start_sign_in
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # readable addresses in the pictures: a sign-up of an existing address signs its owner in
@@ -43,21 +43,28 @@ def check_layout(page: Any) -> None:
     assert unnamed == [], unnamed
 
 
-def sign_in_page(page: Any, server: Server, make_device: Any) -> None:
-    page.goto("/auth/sign-in")
-    expect(page.get_by_role("heading", name="Sign in to magiclink demo")).to_be_visible()
+Setup = Callable[[Any, Server, Any], None]  # (page, server, make_device): bring the page up
+
+
+def opened(path: str, heading: str) -> Setup:
+    """A page that needs nothing but opening: ``path``, once ``heading`` shows."""
+
+    def setup(page: Any, server: Server, make_device: Any) -> None:
+        page.goto(path)
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+
+    return setup
+
+
+def ada_signing_in(page: Any, server: Server, make_device: Any) -> None:
+    """Ada's account, made on another device, and her sign-in waiting on ``page``."""
+    create_account(make_device(), server, ADA)
+    start_sign_in(page, ADA)
 
 
 def waiting_page(page: Any, server: Server, make_device: Any) -> None:
-    email = ADA
-    create_account(make_device(), server, email)
-    start_sign_in(page, email)
+    ada_signing_in(page, server, make_device)
     page.mouse.move(0, 0)
-
-
-def sign_up_page(page: Any, server: Server, make_device: Any) -> None:
-    page.goto("/auth/sign-up")
-    expect(page.get_by_role("heading", name="Create your magiclink demo account")).to_be_visible()
 
 
 def profile_page(page: Any, server: Server, make_device: Any) -> None:
@@ -71,42 +78,30 @@ def profile_page(page: Any, server: Server, make_device: Any) -> None:
 
 def confirm_page(page: Any, server: Server, make_device: Any) -> None:
     """The landing's page on the second device (served by the middleware)."""
-    email = ADA
-    create_account(make_device(), server, email)
-    start_sign_in(make_device().new_page(), email)
-    page.goto(server.wait_for_link(email, count=len(server.messages_to(email))))
+    ada_signing_in(make_device().new_page(), server, make_device)
+    page.goto(server.wait_for_link(ADA, count=len(server.messages_to(ADA))))
     expect(page.get_by_label("Code shown on the other device")).to_be_visible()
-
-
-def email_verified_page(page: Any, server: Server, make_device: Any) -> None:
-    """Where a verification link opened in the same browser ends."""
-    page.goto("/auth/verify?flow=email_address&__magiclink_status=verified")
-    expect(page.get_by_role("heading", name="Email address verified")).to_be_visible()
 
 
 def expired_page(page: Any, server: Server, make_device: Any) -> None:
     """The waiting page once its link expired (the clock moved), offering a new one."""
-    email = ADA
-    create_account(make_device(), server, email)
-    start_sign_in(page, email)
+    ada_signing_in(page, server, make_device)
     server.clock.advance(minutes=11)
     expect(page.get_by_role("heading", name="Your link has expired")).to_be_visible()
 
 
-def mailbox_page(page: Any, server: Server, make_device: Any) -> None:
-    page.goto("/auth/dev/mailbox")
-    expect(page.get_by_role("heading", name="Development mailbox")).to_be_visible()
-
-
-PAGES: dict[str, Callable[[Any, Server, Any], None]] = {
-    "sign-in": sign_in_page,
+PAGES: dict[str, Setup] = {
+    "sign-in": opened("/auth/sign-in", "Sign in to magiclink demo"),
     "check-email": waiting_page,
-    "sign-up": sign_up_page,
+    "sign-up": opened("/auth/sign-up", "Create your magiclink demo account"),
     "profile": profile_page,
     "confirm": confirm_page,
-    "email-verified": email_verified_page,
+    # where a verification link opened in the same browser ends
+    "email-verified": opened(
+        "/auth/verify?flow=email_address&__magiclink_status=verified", "Email address verified"
+    ),
     "expired": expired_page,
-    "mailbox": mailbox_page,
+    "mailbox": opened("/auth/dev/mailbox", "Development mailbox"),
 }
 
 

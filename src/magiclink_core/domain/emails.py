@@ -3,10 +3,10 @@
 One canonical form per mailbox, or the address is refused: lookups, uniqueness and the
 envelope recipient all use it, so no spelling of an address can reach another person's links.
 Refused, beyond what ``email-validator`` refuses (lists with ``,`` or ``;``, quoted local parts,
-display names, the full-width ``＠``):
+display names, the full-width at-sign U+FF20):
 
 - a local part longer than 64 octets (RFC 5321);
-- a local part that Unicode compatibility normalisation (NFKC) would change (``ａnn`` for
+- a local part that Unicode compatibility normalisation (NFKC) would change (full-width letters for
   ``ann``, ligatures): mail systems disagree on whether such spellings are one mailbox.
 
 An internationalised domain is kept as typed (Unicode) for people to read and sent to in its

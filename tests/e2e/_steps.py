@@ -1,0 +1,91 @@
+"""What a person does in the browser, shared by the e2e tests: make an account, ask for a link on
+the hosted sign-in page, type the code on another device."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import Server
+
+
+def create_account(context: Any, server: Server, email: str) -> None:
+    """Sign up through the API with the context's own cookies: the context ends signed in."""
+    origin = {"Origin": server.url}
+    r = context.request.post(
+        "/auth/v1/client/sign_ups", data={"email_address": email}, headers=origin
+    )
+    assert r.ok, r.text()
+    sign_up = r.json()
+    r = context.request.post(
+        f"/auth/v1/client/sign_ups/{sign_up['id']}/prepare_verification",
+        data={"strategy": "email_link", "redirect_url": server.url + "/"},
+        headers=origin,
+    )
+    assert r.ok, r.text()
+    link = server.wait_for_link(email, count=len(server.messages_to(email)))
+    page = context.new_page()  # the click comes from the browser (its user agent on the session)
+    page.goto(link)
+    page.close()
+
+
+def account(device: Any, server: Server, prefix: str) -> str:
+    """A fresh address with an account, made on a device of its own."""
+    email = server.email(prefix)
+    create_account(device(), server, email)
+    return email
+
+
+class SignedIn(NamedTuple):
+    """An account, the device that made it (signed in), a page on that device."""
+
+    email: str
+    context: Any
+    page: Any
+
+
+def signed_in(device: Any, server: Server, prefix: str) -> SignedIn:
+    """A fresh account, made on a new device that stays signed in, and a page on it."""
+    email = server.email(prefix)
+    context = device()
+    create_account(context, server, email)
+    return SignedIn(email, context, context.new_page())
+
+
+def start_sign_in(page: Any, email: str) -> str:
+    """Ask for a link on the hosted sign-in page; returns the code it shows."""
+    page.goto("/auth/sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    expect(page.get_by_text(email)).to_be_visible()
+    code: str = page.locator("[data-ml-code]").inner_text().strip()
+    assert re.fullmatch(r"\d{6}", code), code
+    return code
+
+
+class SigningIn(NamedTuple):
+    """A sign-in waiting for its link: the address, the device, its page, the code shown."""
+
+    email: str
+    context: Any
+    page: Any
+    code: str
+
+
+def signing_in(device: Any, server: Server, prefix: str) -> SigningIn:
+    """An account made elsewhere, and a new device whose sign-in page waits for the link (the
+    account's second email)."""
+    email = account(device, server, prefix)
+    context = device()
+    page = context.new_page()
+    return SigningIn(email, context, page, start_sign_in(page, email))
+
+
+def confirm_on_other_device(page: Any, code: str) -> None:
+    """The landing's confirm page (served by the middleware): type the code, confirm."""
+    field = page.get_by_label(re.compile("code", re.I))
+    field.fill(code)
+    field.press("Enter")
