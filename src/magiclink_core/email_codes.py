@@ -3,9 +3,9 @@
 The code is one more way to complete the same verification as the link (``links.settle``
 writes either outcome): whichever is used first consumes both. Guessing is bounded three ways:
 per verification (``max_email_code_attempts`` wrong codes fail it), per address across its
-emails (``email_code_failures_per_address`` an hour: a new email does not reset it) and per
-client IP across addresses (``email_code_tries_per_ip``), the last two in the shared storage so
-the limits hold across instances.
+emails (``email_code_failures_per_address`` wrong codes an hour: a new email does not reset it)
+and per client IP across addresses (``email_code_failures_per_ip``), the last two counted in the
+shared storage so the limits hold across instances, and checked before any comparison.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import datetime
 
 from .context import RETRIES, Context
 from .domain import flows
-from .domain.errors import ConflictError, InvalidRequestError, RateLimitedError
+from .domain.errors import ConflictError, EmailCodeError, InvalidRequestError, RateLimitedError
 from .domain.models import Link, RequestInfo
 from .links import A, LinkResult, settle
 
@@ -34,23 +34,29 @@ def _typed(code: object) -> str:
     return typed
 
 
-async def _spend_a_try(ctx: Context, email: str, ip_address: str, now: datetime) -> None:
-    """Count one try against the address's and the IP's budgets, before any comparison.
-
-    :raises RateLimitedError: a budget is spent; nothing is compared.
-    """
+def _budgets(ctx: Context, email: str, ip_address: str) -> list[tuple[str, int]]:
+    """The shared counters of wrong codes: the address's, and the client IP's (0 is off)."""
     settings = ctx.settings
     budgets = [(f"email_code:address:{email}", settings.email_code_failures_per_address)]
     if ip_address:
-        budgets.append((f"email_code:ip:{ip_address}", settings.email_code_tries_per_ip))
+        budgets.append((f"email_code:ip:{ip_address}", settings.email_code_failures_per_ip))
+    return [(key, limit) for key, limit in budgets if limit]
+
+
+async def _check(ctx: Context, budgets: list[tuple[str, int]], now: datetime) -> None:
+    """:raises RateLimitedError: a budget of wrong codes is spent; nothing is compared then."""
     for key, limit in budgets:
-        if not limit:
-            continue
         count, reset_at = await ctx.storage.increment(
-            key, window=settings.email_code_window, now=now
+            key, window=ctx.settings.email_code_window, now=now, amount=0
         )
-        if count > limit:
+        if count >= limit:
             raise RateLimitedError(retry_after=reset_at - now)
+
+
+async def _spend(ctx: Context, budgets: list[tuple[str, int]], now: datetime) -> None:
+    """One wrong code, counted against every budget."""
+    for key, _ in budgets:
+        await ctx.storage.increment(key, window=ctx.settings.email_code_window, now=now)
 
 
 async def verify(
@@ -66,7 +72,8 @@ async def verify(
     typed = _typed(code)
     attempt = await load()  # ownership first: a stranger spends no one's budget
     request = request or RequestInfo()
-    await _spend_a_try(ctx, flows.email_of(attempt), request.ip_address, ctx.now())
+    budgets = _budgets(ctx, flows.email_of(attempt), request.ip_address)
+    await _check(ctx, budgets, ctx.now())
     for _ in range(RETRIES):
         verification = attempt.verification
         link = None
@@ -82,7 +89,11 @@ async def verify(
             max_attempts=ctx.settings.max_email_code_attempts,
             now=ctx.now(),
         )
-        result = await settle(ctx, attempt, decision, request)
+        try:
+            result = await settle(ctx, attempt, decision, request)
+        except EmailCodeError:
+            await _spend(ctx, budgets, ctx.now())
+            raise
         if result is not None:
             return result
         attempt = await load()

@@ -62,12 +62,14 @@ class Storage(Protocol):
         ...
 
     async def increment(
-        self, key: str, *, window: timedelta, now: datetime
+        self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
-        """Atomically add one to the counter ``key`` and return (count, when it resets).
+        """Atomically add ``amount`` (one, or zero to read) to the counter ``key`` and return
+        (count, when it resets).
 
-        A counter starts at 1 and lives for ``window`` from its first increment; the primitive of
-        rate limits shared across instances.
+        A counter lives for ``window`` from its first increment, then starts again from zero; the
+        primitive of rate limits shared across instances. A budget is checked with ``amount=0``
+        before the work it limits, and spent with the default afterwards when the work counts.
         """
         ...
 

@@ -103,9 +103,9 @@ class CountingStorage:
         await self.inner.apply(changes)
 
     async def increment(
-        self, key: str, *, window: timedelta, now: datetime
+        self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
-        return await self.inner.increment(key, window=window, now=now)
+        return await self.inner.increment(key, window=window, now=now, amount=amount)
 
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:
         return await self.inner.purge(now, limit=limit)

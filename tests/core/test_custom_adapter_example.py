@@ -74,14 +74,14 @@ class JsonDictStorage:
                 raise WriteConflict(f"{kind.__name__}.{field} is taken", unique_field=field)
 
     async def increment(
-        self, key: str, *, window: timedelta, now: datetime
+        self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
         async with self.lock:
             count, reset_at = self.counters.get(key, (0, now + window))
             if now >= reset_at:
                 count, reset_at = 0, now + window
-            self.counters[key] = (count + 1, reset_at)
-            return count + 1, reset_at
+            self.counters[key] = (count + amount, reset_at)
+            return count + amount, reset_at
 
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:
         kinds = {kind.table: kind for kind in RECORD_TYPES}

@@ -166,8 +166,22 @@ async def test_a_new_email_does_not_reset_the_addresss_hourly_budget() -> None:
     assert done.session_token is not None
 
 
-async def test_tries_are_counted_per_ip_address_across_addresses() -> None:
-    world = make_world(email_code_tries_per_ip=3)
+async def test_right_codes_spend_no_budget() -> None:
+    world = make_world(email_code_failures_per_address=2, email_code_failures_per_ip=2)
+    await signed_up(world)
+    for _ in range(4):
+        client, sign_in = await started_sign_in(world)
+        done = await world.links.attempt_first_factor(
+            client,
+            sign_in.id,
+            code=code_to(world, "ann@example.org"),
+            request=RequestInfo(ip_address="203.0.113.9"),
+        )
+        assert done.session_token is not None
+
+
+async def test_wrong_codes_are_counted_per_ip_address_across_addresses() -> None:
+    world = make_world(email_code_failures_per_ip=3)
     await signed_up(world, "ann@example.org")
     await signed_up(world, "bob@example.org")
     attacker = RequestInfo(ip_address="203.0.113.9")

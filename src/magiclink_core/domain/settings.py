@@ -54,8 +54,8 @@ class Settings(BaseModel):
     max_email_code_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     # wrong email codes per address per window, across its emails (0 turns the limit off)
     email_code_failures_per_address: Annotated[int, Field(ge=0)] = 20
-    # email code tries per client IP address per window, across addresses (0: off)
-    email_code_tries_per_ip: Annotated[int, Field(ge=0)] = 60
+    # wrong email codes per client IP address per window, across addresses (0: off)
+    email_code_failures_per_ip: Annotated[int, Field(ge=0)] = 50
     email_code_window: timedelta = timedelta(hours=1)
     session_idle_timeout: timedelta = timedelta(days=7)
     session_lifetime: timedelta = timedelta(days=30)

@@ -101,13 +101,13 @@ class MemoryStorage:
                 claimed[(kind, field, value)] = rid
 
     async def increment(
-        self, key: str, *, window: timedelta, now: datetime
+        self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
         count, reset_at = self._counters.get(key, (0, now + window))
         if now >= reset_at:
             count, reset_at = 0, now + window
-        self._counters[key] = (count + 1, reset_at)
-        return count + 1, reset_at
+        self._counters[key] = (count + amount, reset_at)
+        return count + amount, reset_at
 
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:
         doomed = [

@@ -293,19 +293,20 @@ class PostgresStorage:
             raise WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
 
     async def increment(
-        self, key: str, *, window: timedelta, now: datetime
+        self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
-        """One upsert: a counter past its reset time starts again at 1."""
+        """One upsert: a counter past its reset time starts again from ``amount``."""
         sql = (
-            "INSERT INTO counters (key, count, reset_at) VALUES ($1, 1, $2) "
+            "INSERT INTO counters (key, count, reset_at) VALUES ($1, $4, $2) "
             "ON CONFLICT (key) DO UPDATE SET "
-            "count = CASE WHEN counters.reset_at <= $3 THEN 1 ELSE counters.count + 1 END, "
+            "count = CASE WHEN counters.reset_at <= $3 THEN EXCLUDED.count "
+            "ELSE counters.count + EXCLUDED.count END, "
             "reset_at = CASE WHEN counters.reset_at <= $3 THEN EXCLUDED.reset_at "
             "ELSE counters.reset_at END "
             "RETURNING count, reset_at"
         )
         async with self._connection() as connection:
-            row = await connection.fetchrow(sql, key, now + window, now)
+            row = await connection.fetchrow(sql, key, now + window, now, amount)
         if row is None:  # an upsert with RETURNING always returns its row
             raise StorageUnavailableError(
                 long_message="PostgreSQL: the counter upsert returned no row"

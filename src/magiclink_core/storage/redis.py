@@ -184,12 +184,13 @@ return docs
 
 _INCREMENT = """
 local reset = redis.call('HGET', KEYS[1], 'reset')
+local amount = tonumber(ARGV[4])
 if (not reset) or tonumber(reset) <= tonumber(ARGV[1]) then
-  redis.call('HSET', KEYS[1], 'count', 1, 'reset', ARGV[2])
+  redis.call('HSET', KEYS[1], 'count', amount, 'reset', ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  return {1, ARGV[2]}
+  return {amount, ARGV[2]}
 end
-return {redis.call('HINCRBY', KEYS[1], 'count', 1), reset}
+return {redis.call('HINCRBY', KEYS[1], 'count', amount), reset}
 """
 
 
@@ -370,10 +371,10 @@ class RedisStorage:
             raise WriteConflict(message, unique_field=field or None)
 
     async def increment(
-        self, key: str, *, window: timedelta, now: datetime
+        self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
-        """One script: a counter past its reset time starts again at 1. The key expires a
-        ``window`` after it (re)starts."""
+        """One script: a counter past its reset time starts again from ``amount``. The key
+        expires a ``window`` after it (re)starts."""
         reset_at = now + window
         reply = await self._call(
             self._increment(
@@ -382,6 +383,7 @@ class RedisStorage:
                     str(_micros(now)),
                     str(_micros(reset_at)),
                     max(1, int(window.total_seconds() * 1000)),
+                    amount,
                 ],
             )
         )

@@ -277,19 +277,22 @@ class SQLiteStorage:
                 await _write(writer, change)
 
     async def increment(
-        self, key: str, *, window: timedelta, now: datetime
+        self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
-        """One upsert: a counter past its reset time starts again at 1."""
+        """One upsert: a counter past its reset time starts again from ``amount``."""
         now_text = _sql.sqlite_time(now)
         sql = (
-            "INSERT INTO counters (key, count, reset_at) VALUES (?, 1, ?) "
+            "INSERT INTO counters (key, count, reset_at) VALUES (?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET "
-            "count = CASE WHEN counters.reset_at <= ? THEN 1 ELSE counters.count + 1 END, "
+            "count = CASE WHEN counters.reset_at <= ? THEN excluded.count "
+            "ELSE counters.count + excluded.count END, "
             "reset_at = CASE WHEN counters.reset_at <= ? THEN excluded.reset_at "
             "ELSE counters.reset_at END "
             "RETURNING count, reset_at"
         )
-        rows = await self._write_one(sql, (key, _sql.sqlite_time(now + window), now_text, now_text))
+        rows = await self._write_one(
+            sql, (key, amount, _sql.sqlite_time(now + window), now_text, now_text)
+        )
         count, reset_at = rows[0]
         return int(count), datetime.fromisoformat(reset_at)
 

@@ -347,6 +347,22 @@ class StorageContract:
         assert await storage.increment("k", window=window, now=later) == (1, later + window)
         assert (await storage.increment("other", window=window, now=T0))[0] == 1
 
+    async def test_an_increment_of_zero_reads_without_counting(self, storage: Storage) -> None:
+        window = timedelta(minutes=10)
+        assert await storage.increment("peek", window=window, now=T0, amount=0) == (
+            0,
+            T0 + window,
+        )
+        await storage.increment("peek", window=window, now=T0)
+        await storage.increment("peek", window=window, now=T0)
+        later = T0 + timedelta(minutes=1)
+        assert await storage.increment("peek", window=window, now=later, amount=0) == (
+            2,
+            T0 + window,
+        )
+        past = T0 + window
+        assert (await storage.increment("peek", window=window, now=past, amount=0))[0] == 0
+
     async def test_concurrent_increments_are_not_lost(self, storage: Storage) -> None:
         counts: list[int] = []
 
