@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,8 +95,9 @@ class Server:
         raise AssertionError(f"no email #{count} to {address}")
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+@contextmanager
+def serve_demo(**settings: Any) -> Iterator[Server]:
+    """The demo app under uvicorn on a free port, with ``settings`` over the tests' own."""
     import uvicorn
 
     from magiclink_asgi.demo import DemoConfig, build_app
@@ -115,6 +117,7 @@ def server() -> Iterator[Server]:
             settings={
                 "wait_poll_interval": timedelta(milliseconds=100),
                 "links_per_address": 100,
+                **settings,
             },
         )
     )
@@ -139,6 +142,12 @@ def server() -> Iterator[Server]:
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with serve_demo() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,7 @@ def expired_page(page: Any, server: Server, make_device: Any) -> None:
     create_account(make_device(), server, email)
     start_sign_in(page, email)
     server.clock.advance(minutes=11)
-    expect(page.get_by_role("heading", name="Your link has expired")).to_be_visible()
+    expect(page.get_by_role("heading", name="Your link and code have expired")).to_be_visible()
 
 
 def mailbox_page(page: Any, server: Server, make_device: Any) -> None:
