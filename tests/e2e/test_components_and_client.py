@@ -37,6 +37,29 @@ def test_the_sign_in_element_needs_no_configuration(device: Any, server: Server)
     assert "other-tab" in events.json_value()
 
 
+def test_the_sign_in_element_takes_the_code_without_knowing_its_length(
+    device: Any, server: Server
+) -> None:
+    email = server.email("elementcode")
+    create_account(device(), server, email)
+    page = device().new_page()
+    page.goto("/examples/components")  # no email-code-length: 6 to 10 digits
+    element = page.locator("magiclink-sign-in")
+    element.get_by_label("Email address").fill(email)
+    element.get_by_role("button", name="Continue").click()
+    field = element.get_by_label("Code from the email", exact=True)
+    expect(element.get_by_text("The code in the email, typed on this device.")).to_be_visible()
+    field.fill("12345")
+    element.get_by_role("button", name="Verify code").click()
+    expect(element.get_by_role("alert")).to_have_text(
+        "Type the code from the email: 6 to 10 digits."
+    )
+    field.fill(_newest_code(server, email))
+    element.get_by_role("button", name="Verify code").click()
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+
+
 def test_the_sign_in_element_follows_redirect_url_only_on_this_site(
     device: Any, server: Server
 ) -> None:
