@@ -251,6 +251,13 @@ _CUSTOM_SIGN_IN = """<h1>Custom sign-in</h1>
   <button class="ml-button ml-primary" type="submit">Sign in with magic link</button>
 </form>
 <p id="code" hidden>Code for another device: <strong data-testid="code"></strong></p>
+<form id="email-code" hidden>
+  <label class="ml-label" for="typed">Code from the email</label>
+  <input class="ml-input" id="typed" inputmode="numeric" autocomplete="one-time-code"
+    aria-describedby="code-error">
+  <button class="ml-button" type="submit">Sign in with the code</button>
+  <p id="code-error" role="alert"></p>
+</form>
 <p id="status" role="status" aria-live="polite"></p>
 <button id="cancel" class="ml-button" type="button" hidden>Cancel</button>
 <script type="module">
@@ -261,6 +268,18 @@ const signIn = ml.client.signIn;
 const { startMagicLinkFlow, cancelMagicLinkFlow } = signIn.createMagicLinkFlow();
 const status = document.getElementById("status");
 document.getElementById("cancel").onclick = () => cancelMagicLinkFlow();
+
+// The code from the email, typed here: the wait below then resolves as for a link.
+document.getElementById("email-code").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const code = document.getElementById("typed").value;
+  try {
+    await signIn.attemptFirstFactor({ strategy: "email_code", code });
+  } catch (err) {
+    // email_code_incorrect: err.meta.attemptsLeft; failed: ask for a new email
+    document.getElementById("code-error").textContent = err.message;
+  }
+});
 
 document.getElementById("sign-in").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -280,9 +299,12 @@ document.getElementById("sign-in").addEventListener("submit", async (e) => {
       document.getElementById("code").hidden = false;
       document.querySelector("[data-testid=code]").textContent =
         s.firstFactorVerification.confirmationCode;
+      const codes = s.firstFactorVerification.supportedStrategies.includes("email_code");
+      document.getElementById("email-code").hidden = !codes;
     },
   });
   document.getElementById("cancel").hidden = true;
+  document.getElementById("email-code").hidden = true;
   const verification = res.firstFactorVerification;
   if (verification.verifiedFromTheSameClient()) {
     status.textContent = "Signed in on other tab";
@@ -305,6 +327,13 @@ _CUSTOM_SIGN_UP = """<h1>Custom sign-up</h1>
   <input class="ml-input" id="email" type="email" required>
   <button class="ml-button ml-primary" type="submit">Sign up with magic link</button>
 </form>
+<form id="email-code" hidden>
+  <label class="ml-label" for="typed">Code from the email</label>
+  <input class="ml-input" id="typed" inputmode="numeric" autocomplete="one-time-code"
+    aria-describedby="code-error">
+  <button class="ml-button" type="submit">Sign up with the code</button>
+  <p id="code-error" role="alert"></p>
+</form>
 <p id="status" role="status" aria-live="polite"></p>
 <script type="module">
 import { MagicLink } from "/auth/static/magiclink.js";
@@ -314,13 +343,28 @@ const signUp = ml.client.signUp;
 const { startMagicLinkFlow } = signUp.createMagicLinkFlow();
 const status = document.getElementById("status");
 
+document.getElementById("email-code").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const code = document.getElementById("typed").value;
+  try {
+    await signUp.attemptEmailAddressVerification({ code });
+  } catch (err) {
+    document.getElementById("code-error").textContent = err.message;
+  }
+});
+
 document.getElementById("sign-up").addEventListener("submit", async (e) => {
   e.preventDefault();
   await signUp.create({ emailAddress: document.getElementById("email").value });
   status.textContent = "Check your email";
   const su = await startMagicLinkFlow({
     redirectUrl: location.origin + "/examples/verification",
+    onPrepared: (s) => {
+      const v = s.verifications.emailAddress;
+      document.getElementById("email-code").hidden = !v.supportedStrategies.includes("email_code");
+    },
   });
+  document.getElementById("email-code").hidden = true;
   const verification = su.verifications.emailAddress;
   if (verification.verifiedFromTheSameClient()) {
     status.textContent = "Signed up on other tab";
@@ -363,6 +407,13 @@ _ADD_EMAIL = """<h1>Add an email address</h1>
   <input class="ml-input" id="email" type="email" required>
   <button class="ml-button ml-primary" type="submit">Add</button>
 </form>
+<form id="email-code" hidden>
+  <label class="ml-label" for="typed">Code from the email</label>
+  <input class="ml-input" id="typed" inputmode="numeric" autocomplete="one-time-code"
+    aria-describedby="code-error">
+  <button class="ml-button" type="submit">Verify with the code</button>
+  <p id="code-error" role="alert"></p>
+</form>
 <p id="status" role="status" aria-live="polite"></p>
 <script type="module">
 import { MagicLink, useMagicLink } from "/auth/static/magiclink.js";
@@ -370,6 +421,16 @@ import { MagicLink, useMagicLink } from "/auth/static/magiclink.js";
 const ml = await MagicLink.load({ prefix: "/auth" });
 const status = document.getElementById("status");
 if (!ml.user) status.textContent = "Sign in first.";
+let adding = null;
+
+document.getElementById("email-code").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  try {
+    await adding.attemptVerification({ code: document.getElementById("typed").value });
+  } catch (err) {
+    document.getElementById("code-error").textContent = err.message;
+  }
+});
 
 document.getElementById("new-email").addEventListener("submit", async (e) => {
   e.preventDefault();
@@ -377,10 +438,16 @@ document.getElementById("new-email").addEventListener("submit", async (e) => {
     email: document.getElementById("email").value,
   });
   status.textContent = "Waiting for verification...";
+  adding = emailAddress;
   const { startMagicLinkFlow } = useMagicLink(emailAddress);
   const res = await startMagicLinkFlow({
     redirectUrl: location.origin + "/auth/verify?flow=email_address",
+    onPrepared: (a) => {
+      document.getElementById("email-code").hidden =
+        !a.verification.supportedStrategies.includes("email_code");
+    },
   });
+  document.getElementById("email-code").hidden = true;
   // res holds the updated EmailAddress object.
   if (res.verification.status === "verified") {
     status.textContent = `Verified ${res.emailAddress}`;

@@ -1,11 +1,11 @@
-"""The development mailbox: every email the app sent, readable in a browser.
+"""The development mailbox: every email the app sent, readable in a browser, each with its link
+and the code it carries (``EmailMessage.email_code``, typed on the device that asked).
 
-It shows sign-in links, so it is for a developer's own machine only. It is off unless asked for
-(``MagicLinkMiddleware(..., dev_mailbox=True)``), and it refuses to start unless the app's
-``base_url`` is on localhost (``localhost``, ``127.0.0.1``, ``::1``) and the mailer keeps its
-messages (``MemoryMailer`` or anything with an ``outbox`` list). Each request must also come
-from a loopback address to a loopback ``Host``; anything else gets a 404.
-"""
+It shows sign-in links and codes, so it is for a developer's own machine only. It is off unless
+asked for (``MagicLinkMiddleware(..., dev_mailbox=True)``), and it refuses to start unless the
+app's ``base_url`` is on localhost (``localhost``, ``127.0.0.1``, ``::1``) and the mailer keeps
+its messages (``MemoryMailer`` or anything with an ``outbox`` list). Each request must also come
+from a loopback address to a loopback ``Host``; anything else gets a 404."""
 
 from __future__ import annotations
 
@@ -116,6 +116,7 @@ class DevMailbox:
                 "subject": m.subject,
                 "kind": m.kind,
                 "has_link": bool(_LINK.search(m.text)),
+                "email_code": m.email_code,
             }
             for n, m in reversed(list(enumerate(self._outbox, start=1)))
         ]

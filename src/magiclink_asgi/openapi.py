@@ -49,6 +49,10 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "object": {"const": "verification"},
             "strategy": {"enum": ["email_link", "email_code"]},
+            "supported_strategies": {
+                "type": "array",
+                "items": {"enum": ["email_link", "email_code"]},
+            },
             "status": {"enum": ["unverified", "verified", "expired", "failed", "client_mismatch"]},
             "expire_at": _MS,
             "verified_at_client": _NULLABLE_STR,

@@ -215,6 +215,8 @@ class HostedPages:
             "after_sign_up_url": self.after_sign_up_url,
             "after_sign_out_url": self.after_sign_out_url,
             "home_url": self.home_url,
+            # the length of the code in the email, so the pages' code field can expect it
+            "email_code_length": self.magiclinks.settings.email_code_digits,
             "user": scope.get("user") if signed_in else None,
             "flow": "",
             "after_url": self.home_url,

@@ -31,6 +31,7 @@ def verification_json(attempt: SignIn | SignUp | EmailAddress) -> dict[str, Any]
     return {
         "object": "verification",
         "strategy": v.strategy,
+        "supported_strategies": supported_strategies(v),
         "status": v.status.value,
         "expire_at": ms(v.expire_at),
         "verified_at_client": v.verified_at_client,
@@ -38,6 +39,16 @@ def verification_json(attempt: SignIn | SignUp | EmailAddress) -> dict[str, Any]
         "confirmation_code": v.confirmation_code,
         "redirect_url": v.redirect_url,
     }
+
+
+def supported_strategies(v: Verification) -> list[str]:
+    """What the verification's email carries, so a page knows what to offer: ``email_link``
+    (its strategy is the link's) and ``email_code`` (it has a code's digest; a sign-in of an
+    address with no account has one too, so the page looks the same either way)."""
+    carried = ["email_link"] if v.strategy == "email_link" else []
+    if v.email_code_digest is not None:
+        carried.append("email_code")
+    return carried
 
 
 def _attempt_json(name: str, attempt: SignIn | SignUp, **fields: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -88,6 +89,52 @@ async def test_lists_every_email_newest_first_and_opens_one() -> None:
             "/auth/dev/mailbox/1/other",
         ):
             assert (await c.get(missing)).status_code == 404
+
+
+async def test_shows_the_code_of_each_email_beside_its_link() -> None:
+    links = make_links()
+    await send_two(links)
+    await links.mailer.send(
+        EmailMessage(
+            to="cy@example.com",
+            subject="Verify your email",
+            text="Open http://127.0.0.1:8000/auth/v1/verify?token=def or type 402918.",
+            html="",
+            kind="verify_email",
+            email_code="402918",
+        )
+    )
+    await links.mailer.send(
+        EmailMessage(
+            to="di@example.com",
+            subject="Sign in",
+            text="Type 77102938 on the device that asked.",
+            html="",
+            kind="sign_in",
+            email_code="77102938",
+        )
+    )
+    async with client(HostedPages(links, dev_mailbox=True)) as c:
+        listing = (await c.get("/auth/dev/mailbox")).text
+        with_link = (await c.get("/auth/dev/mailbox/3")).text
+        code_only = (await c.get("/auth/dev/mailbox/4")).text
+        no_code = (await c.get("/auth/dev/mailbox/1")).text
+    assert "Code <strong data-ml-email-code>402918</strong>" in listing
+    assert "<strong data-ml-email-code>77102938</strong>" in listing
+    assert listing.count("data-ml-email-code") == 2  # the emails without a code show none
+
+    # the link, and beside it the code, labelled as the one typed on the device that asked
+    assert 'href="http://127.0.0.1:8000/auth/v1/verify?token=def">Open the link</a>' in with_link
+    assert re.search(
+        r'aria-labelledby="ml-mail-code-label">\s*<p class="ml-code-label" '
+        r'id="ml-mail-code-label">Code from the email \(instead of the link\): type it on the '
+        r"device that asked</p>\s*<p class=\"ml-code\" data-ml-email-code>402918</p>",
+        with_link,
+    ), with_link
+    assert "Open the link" not in code_only
+    assert "Code from the email: type it on the device that asked" in code_only
+    assert "data-ml-email-code>77102938<" in code_only
+    assert "data-ml-email-code" not in no_code and "Open the link" in no_code
 
 
 async def test_empty_mailbox() -> None:

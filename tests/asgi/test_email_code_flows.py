@@ -105,3 +105,43 @@ async def test_a_code_strategy_the_app_does_not_send_is_refused() -> None:
         )
         assert refused.status_code == 400
         assert refused.json()["errors"][0]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize(
+    ("email_verification", "strategy", "carried"),
+    [
+        ("link_and_code", "email_link", ["email_link", "email_code"]),
+        ("link_and_code", "email_code", ["email_code"]),
+        ("link", "email_link", ["email_link"]),
+        ("code", "email_link", ["email_code"]),  # a link asked of a codes-only app: a code
+        ("code", "email_code", ["email_code"]),
+    ],
+)
+async def test_each_verification_says_what_its_email_carries(
+    email_verification: str, strategy: str, carried: list[str]
+) -> None:
+    """What a page offers beside "check your email" (a link to open, a code to type here)
+    follows what the email carries: the verification's ``supported_strategies``."""
+    async with (
+        serve("starlette", email_verification=email_verification) as server,
+        server.browser() as tab,
+    ):
+        body = {"strategy": strategy, "redirect_url": f"{server.base_url}/welcome"}
+        created = await tab.api("POST", "/client/sign_ups", json={"email_address": "s@example.com"})
+        sign_up = await tab.api(
+            "POST", f"/client/sign_ups/{created.json()['id']}/prepare_verification", json=body
+        )
+        assert sign_up.status_code == 200, sign_up.text
+        verification = sign_up.json()["verifications"]["email_address"]
+        assert verification["supported_strategies"] == carried
+        message = server.mailer.last_to("s@example.com")
+        assert message is not None
+        assert ("email_code" in carried) == (message.email_code is not None)
+        assert ("email_link" in carried) == ("/auth/v1/verify?token=" in message.text)
+
+        # a sign-in of an address with no account looks the same (nothing to enumerate)
+        created = await tab.api("POST", "/client/sign_ins", json={"identifier": "no@example.com"})
+        sign_in = await tab.api(
+            "POST", f"/client/sign_ins/{created.json()['id']}/prepare_first_factor", json=body
+        )
+        assert sign_in.json()["first_factor_verification"]["supported_strategies"] == carried

@@ -107,6 +107,22 @@ async def test_after_urls_reach_the_components(pages: HostedPages) -> None:
     assert 'after-sign-in-url="/home"' in offsite and "evil" not in offsite
 
 
+async def test_the_pages_tell_their_components_the_length_of_the_emailed_code() -> None:
+    pages = HostedPages(make_links(email_code_digits=8))
+    async with client(pages) as c:
+        sign_in = (await c.get("/auth/sign-in")).text
+        sign_up = (await c.get("/auth/sign-up")).text
+    async with client(pages, signed_in=True) as c:
+        profile = (await c.get("/auth/user")).text
+    for html, element in [
+        (sign_in, "magiclink-sign-in"),
+        (sign_up, "magiclink-sign-up"),
+        (profile, "magiclink-user-profile"),
+    ]:
+        tag = re.search(f"<{element} [^>]*>", html)
+        assert tag and 'email-code-length="8"' in tag.group(0), html
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
@@ -294,7 +310,7 @@ def test_macros_render_the_components() -> None:
     assert (
         '<magiclink-sign-in prefix="/auth" after-sign-in-url="/dash"></magiclink-sign-in>' in html
     )
-    assert '<magiclink-sign-up prefix="/auth"></magiclink-sign-up>' in html
+    assert '<magiclink-sign-up prefix="/auth" email-code-length="7"></magiclink-sign-up>' in html
     assert '<magiclink-user-profile prefix="/x&#34;y">' in html
     assert html.count('<script type="module" src="/auth/static/magiclink.js"></script>') == 2
     assert '<a href="/auth/sign-in">Sign in</a>' in html
@@ -302,6 +318,6 @@ def test_macros_render_the_components() -> None:
 
 PAGE = """{% from "magiclink/macros.html" import sign_in, sign_up, user_profile, user_button %}
 {{ sign_in(after_sign_in_url="/dash") }}
-{{ sign_up() }}
+{{ sign_up(email_code_length=7) }}
 {{ user_profile(prefix='/x"y') }}
 {{ user_button(user) }}"""

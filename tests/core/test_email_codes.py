@@ -166,6 +166,19 @@ async def test_a_new_email_does_not_reset_the_addresss_hourly_budget() -> None:
     assert done.session_token is not None
 
 
+async def test_right_codes_do_not_spend_the_addresss_budget_of_wrong_ones() -> None:
+    world = make_world(email_code_failures_per_address=2)
+    await signed_up(world)
+    for _ in range(2):  # two sign-ins by the right code: no wrong code yet
+        client, sign_in = await started_sign_in(world)
+        await world.links.attempt_first_factor(
+            client, sign_in.id, code=code_to(world, "ann@example.org")
+        )
+    client, sign_in = await started_sign_in(world)
+    with pytest.raises(EmailCodeError):  # the first wrong code of the hour: not rate limited
+        await world.links.attempt_first_factor(client, sign_in.id, code="000000x")
+
+
 async def test_right_codes_spend_no_budget() -> None:
     world = make_world(email_code_failures_per_address=2, email_code_failures_per_ip=2)
     await signed_up(world)

@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -111,8 +112,9 @@ class Server:
         return link_in(self.messages_to(address)[count - 1].text)
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
+@contextmanager
+def serve_demo(**settings: Any) -> Iterator[Server]:
+    """The demo app under uvicorn on a free port, with ``settings`` over the tests' own."""
     import uvicorn
 
     from magiclink_asgi.demo import DemoConfig, build_app
@@ -132,6 +134,7 @@ def server() -> Iterator[Server]:
             settings={
                 "wait_poll_interval": timedelta(milliseconds=100),
                 "links_per_address": 100,
+                **settings,
             },
         )
     )
@@ -157,6 +160,12 @@ def server() -> Iterator[Server]:
     finally:
         srv.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    with serve_demo() as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -36,6 +36,29 @@ def test_the_sign_in_element_needs_no_configuration(device: Any, server: Server)
     assert "other-tab" in events.json_value()
 
 
+def test_the_sign_in_element_takes_the_code_without_knowing_its_length(
+    device: Any, server: Server
+) -> None:
+    email = server.email("elementcode")
+    create_account(device(), server, email)
+    page = device().new_page()
+    page.goto("/examples/components")  # no email-code-length: 6 to 10 digits
+    element = page.locator("magiclink-sign-in")
+    element.get_by_label("Email address").fill(email)
+    element.get_by_role("button", name="Continue").click()
+    field = element.get_by_label("Code from the email", exact=True)
+    expect(element.get_by_text("The code in the email, typed on this device.")).to_be_visible()
+    field.fill("12345")
+    element.get_by_role("button", name="Verify code").click()
+    expect(element.get_by_role("alert")).to_have_text(
+        "Type the code from the email: 6 to 10 digits."
+    )
+    field.fill(_newest_code(server, email))
+    element.get_by_role("button", name="Verify code").click()
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+
+
 def test_the_sign_in_element_follows_redirect_url_only_on_this_site(
     device: Any, server: Server
 ) -> None:
@@ -171,3 +194,204 @@ def test_errors_are_typed(device: Any, server: Server) -> None:
     assert result["handled"] == {"link": True, "code": "expired"}
     assert result["urlAfter"] == ""  # the status is taken out of the URL
     assert result["signedIn"] is False
+
+
+def _newest_code(server: Server, email: str) -> str:
+    code = server.messages_to(email)[-1].email_code
+    assert code, f"no code in the email to {email}"
+    return str(code)
+
+
+def test_client_attempt_first_factor_completes_the_waiting_flow(
+    device: Any, server: Server
+) -> None:
+    email = server.email("jscode")
+    create_account(device(), server, email)
+    page = device().new_page()
+    page.goto("/examples/components")
+    started = page.evaluate(
+        """async (email) => {
+        const m = await import('/auth/static/magiclink.js');
+        const ml = window.ml = await m.MagicLink.load();
+        window.heard = [];
+        ml.addListener((c) => window.heard.push(c.isSignedIn));
+        const signIn = ml.client.signIn;
+        await signIn.create({ identifier: email });
+        const { startMagicLinkFlow } = signIn.createMagicLinkFlow();
+        window.settled = null;
+        let prepared;
+        const sent = new Promise((resolve) => { prepared = resolve; });
+        window.flow = startMagicLinkFlow({ redirectUrl: '/examples/verification',
+          onPrepared: prepared });
+        window.flow.then((res) => { window.settled = res.status; });
+        await sent;
+        return {
+          factors: signIn.supportedFirstFactors.map((f) => f.strategy),
+          carried: signIn.firstFactorVerification.supportedStrategies,
+        };
+    }""",
+        email,
+    )
+    assert started == {
+        "factors": ["email_link", "email_code"],
+        "carried": ["email_link", "email_code"],
+    }
+    code = _newest_code(server, email)
+    wrong = page.evaluate(
+        """async (code) => {
+        try { await window.ml.client.signIn.attemptFirstFactor({ strategy: 'email_code', code }); }
+        catch (e) {
+          return { name: e.name, status: e.status, code: e.code, left: e.meta.attemptsLeft,
+                   message: e.message, settled: window.settled,
+                   status_: window.ml.client.signIn.firstFactorVerification.status };
+        }
+    }""",
+        "000000" if code != "000000" else "111111",
+    )
+    assert wrong == {
+        "name": "APIError",
+        "status": 422,
+        "code": "email_code_incorrect",
+        "left": 4,
+        "message": "That is not the code we emailed. 4 tries left.",
+        "settled": None,  # the wait goes on
+        "status_": "unverified",
+    }
+    done = page.evaluate(
+        """async (code) => {
+        const ml = window.ml;
+        const signIn = ml.client.signIn;
+        const res = await signIn.attemptFirstFactor({ strategy: 'email_code', code });
+        const after = { same: res === signIn, status: res.status, signedIn: ml.isSignedIn,
+          session: ml.session && ml.session.id === res.createdSessionId,
+          user: ml.user.primaryEmailAddress.emailAddress, heard: [...window.heard] };
+        const flowed = await window.flow;   // startMagicLinkFlow resolves too
+        after.flowSame = flowed === signIn;
+        after.verification = flowed.firstFactorVerification.status;
+        // typed here: not "on another tab", so the guide's code goes on to setSession
+        after.otherTab = flowed.firstFactorVerification.verifiedFromTheSameClient();
+        return after;
+    }""",
+        code,
+    )
+    assert done == {
+        "same": True,
+        "status": "complete",
+        "signedIn": True,
+        "session": True,
+        "user": email,
+        "heard": [True],
+        "flowSame": True,
+        "verification": "verified",
+        "otherTab": False,
+    }
+    page.goto("/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+
+
+def test_client_a_spent_verification_is_failed_and_read_back(device: Any, server: Server) -> None:
+    email = server.email("jsspent")
+    create_account(device(), server, email)
+    page = device().new_page()
+    page.goto("/examples/components")
+    page.evaluate(
+        """async (email) => {
+        const m = await import('/auth/static/magiclink.js');
+        const ml = window.ml = await m.MagicLink.load();
+        const signIn = ml.client.signIn;
+        await signIn.create({ identifier: email });
+        // a code-only email for this sign-in (no redirect needed), and the wait on it
+        const { startMagicLinkFlow } = signIn.createMagicLinkFlow();
+        let prepared;
+        const sent = new Promise((resolve) => { prepared = resolve; });
+        window.flow = startMagicLinkFlow({ strategy: 'email_code', onPrepared: prepared });
+        await sent;
+        window.carried = signIn.firstFactorVerification.supportedStrategies;
+    }""",
+        email,
+    )
+    code = _newest_code(server, email)
+    assert "/auth/v1/verify?token=" not in server.messages_to(email)[-1].text
+    result = page.evaluate(
+        """async (wrong) => {
+        const signIn = window.ml.client.signIn;
+        const errors = [];
+        for (let i = 0; i < 5; i++) {
+          try { await signIn.attemptFirstFactor({ strategy: 'email_code', code: wrong }); }
+          catch (e) { errors.push([e.code, e.status, e.meta.attemptsLeft ?? null]); }
+        }
+        const waited = await window.flow;  // the wait ends: the verification failed
+        return { carried: window.carried, errors,
+                 status: signIn.firstFactorVerification.status, waited: waited.status,
+                 signedIn: window.ml.isSignedIn };
+    }""",
+        "000000" if code != "000000" else "111111",
+    )
+    assert result == {
+        "carried": ["email_code"],
+        "errors": [
+            ["email_code_incorrect", 422, 4],
+            ["email_code_incorrect", 422, 3],
+            ["email_code_incorrect", 422, 2],
+            ["email_code_incorrect", 422, 1],
+            ["failed", 422, None],
+        ],
+        "status": "failed",  # read back after the throw
+        "waited": "needs_first_factor",
+        "signedIn": False,
+    }
+    # the right code comes too late: the verification is spent
+    late = page.evaluate(
+        """async (code) => {
+        try { await window.ml.client.signIn.attemptFirstFactor({ strategy: 'email_code', code }); }
+        catch (e) { return [e.code, e.status]; }
+    }""",
+        code,
+    )
+    assert late == ["failed", 422]
+
+
+def test_custom_pages_sign_up_and_add_an_email_with_the_code(device: Any, server: Server) -> None:
+    email = server.email("customcode")
+    extra = server.email("customextra")
+    context = device()
+    page = context.new_page()
+    page.goto("/examples/custom-sign-up")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Sign up with magic link").click()
+    expect(page.get_by_role("status")).to_have_text("Check your email")
+    field = page.get_by_label("Code from the email")
+    expect(field).to_be_visible()  # shown once the email is sent
+    code = _newest_code(server, email)
+    field.fill("000000" if code != "000000" else "111111")
+    page.get_by_role("button", name="Sign up with the code").click()
+    expect(page.get_by_role("alert")).to_contain_text("4 tries left")
+    field.fill(code)
+    page.get_by_role("button", name="Sign up with the code").click()
+    # signUp.attemptEmailAddressVerification resolved the waiting flow: setSession, navigate
+    page.wait_for_url(server.url + "/protected")
+    expect(page.get_by_test_id("protected")).to_contain_text(email)
+
+    page.goto("/examples/add-email")
+    page.get_by_label("New email address").fill(extra)
+    page.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("status")).to_have_text("Waiting for verification...")
+    expect(page.get_by_label("Code from the email")).to_be_visible()
+    page.get_by_label("Code from the email").fill(_newest_code(server, extra))
+    page.get_by_role("button", name="Verify with the code").click()
+    # emailAddress.attemptVerification resolved useMagicLink's flow
+    expect(page.get_by_role("status")).to_have_text(f"Verified {extra}")
+
+
+def test_custom_sign_in_page_with_the_code(device: Any, server: Server) -> None:
+    email = server.email("customsignin")
+    create_account(device(), server, email)
+    page = device().new_page()
+    page.goto("/examples/custom-sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Sign in with magic link").click()
+    expect(page.get_by_test_id("code")).to_have_text(re.compile(r"^\d{6}$"))  # email sent
+    page.get_by_label("Code from the email").fill(_newest_code(server, email))
+    page.get_by_role("button", name="Sign in with the code").click()
+    page.wait_for_url(server.url + "/protected")
+    expect(page.get_by_test_id("protected")).to_contain_text(email)

@@ -101,8 +101,10 @@ def test_an_expired_link_and_its_resend(device: Any, server: Server) -> None:
     email, context, page, _ = signing_in(device, server, "late")
     old_link = server.wait_for_link(email, count=2)
     server.clock.advance(minutes=11)  # past the 10-minute link lifetime, without sleeping
-    expect(page.get_by_role("heading", name="Your link has expired")).to_be_visible()
-    expect(page.get_by_role("heading", name="Your link has expired")).to_be_focused()
+    # the email carried a link and a code: both are gone
+    expired = page.get_by_role("heading", name="Your link and code have expired")
+    expect(expired).to_be_visible()
+    expect(expired).to_be_focused()
 
     stale = context.new_page()
     stale.goto(old_link)  # it says so, and offers a new link
@@ -110,9 +112,9 @@ def test_an_expired_link_and_its_resend(device: Any, server: Server) -> None:
     assert "token=" not in stale.url
     stale.close()
 
-    page.get_by_role("button", name="Send a new link").click()
+    page.get_by_role("button", name="Send a new email").click()
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
-    expect(page.get_by_text("A new link is on its way.")).to_be_visible()
+    expect(page.get_by_text("A new email is on its way: use its link or its code.")).to_be_visible()
     new_link = server.wait_for_link(email, count=3)
     assert new_link != old_link
     page.goto(new_link)

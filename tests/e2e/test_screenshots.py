@@ -87,7 +87,7 @@ def expired_page(page: Any, server: Server, make_device: Any) -> None:
     """The waiting page once its link expired (the clock moved), offering a new one."""
     ada_signing_in(page, server, make_device)
     server.clock.advance(minutes=11)
-    expect(page.get_by_role("heading", name="Your link has expired")).to_be_visible()
+    expect(page.get_by_role("heading", name="Your link and code have expired")).to_be_visible()
 
 
 PAGES: dict[str, Setup] = {

@@ -1,6 +1,7 @@
 // auth-flow-element.js: <magiclink-sign-in> and <magiclink-sign-up>: the form, the wait for
-// the link (resumed after a reload), resend, and the outcome (complete, another tab, expired,
-// failed).
+// the link (resumed after a reload) beside the field for the code from the email, resend, and
+// the outcome (complete, another tab, expired, failed). Whichever of the link and the code is
+// used first, the wait ends once and the view moves on once.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
 /** <magiclink-sign-in> and <magiclink-sign-up>: the form, the wait, the result. */
@@ -113,10 +114,12 @@ class AuthFlowElement extends MagicLinkElement {
     await this._wait(true);
   }
 
-  // Send (when asked) and wait for the link; the view moves on by itself.
+  // Send (when asked) and wait for the link to be opened or the code typed; the view moves
+  // on by itself.
   async _wait(send, sentMessage = "") {
     const flow = this.resource.createMagicLinkFlow();
     let result;
+    this._waits = (this._waits || 0) + 1;
     try {
       if (send) {
         result = await flow.startMagicLinkFlow({
@@ -133,14 +136,36 @@ class AuthFlowElement extends MagicLinkElement {
         this._showWaiting();
         result = await this.resource._waitForVerification(signal);
       }
+      // a code typed here that settled it has had its say (a spent code's message)
+      await this._codeSubmit;
     } catch (err) {
       if (err?.name === "AbortError") return;
       if (send && this._flow !== flow) throw err; // the email was not sent
       this._announce(describeError(err));
       return;
+    } finally {
+      this._waits -= 1;
     }
     if (send && this._flow !== flow) return; // superseded by a resend
     this._finish(result);
+  }
+
+  // The code from the email, typed here. Done, the wait ends and moves the view on (or, when
+  // nothing waits any more, this does); spent, the wait shows why; wrong, the field says so.
+  _submitCode(code) {
+    const r = this.resource;
+    const run = (async () => {
+      try {
+        if (this.mode === "sign_in") await r.attemptFirstFactor({ strategy: "email_code", code });
+        else await r.attemptEmailAddressVerification({ code });
+      } catch (err) {
+        if (!spentCode(err)) throw err;
+        this._spentMessage = err.message;
+      }
+      if (!this._waits) this._finish(r);
+    })();
+    this._codeSubmit = run.catch(() => {});
+    return run;
   }
 
   _resumeSignal() {
@@ -161,24 +186,39 @@ class AuthFlowElement extends MagicLinkElement {
     });
   }
 
+  // What the email carries, in words: "link", "code" or "link and code".
+  _sent() {
+    const { link, code } = carried(this._verification());
+    return link && code ? "link and code" : code ? "code" : "link";
+  }
+
   _showWaiting() {
     this._watchConnection();
     this._state("waiting");
     const v = this._verification();
+    const { link, code } = carried(v);
+    this._codeState = {}; // a new email: what was typed for the last one is moot
+    this._spentMessage = "";
     const live = this._liveRegion();
     const what = this.mode === "sign_in" ? "sign in" : "finish signing up";
+    const email = h("strong", { className: "ml-email" }, this.email || "");
+    const lead = link && code
+      ? ["We sent a link and a code to ", email, `. Open the link, or type the code here, to ${what}.`]
+      : code ? ["We sent a code to ", email, `. Type it here to ${what}.`]
+        : ["We sent a link to ", email, `. Open it to ${what}.`];
     this._show(this._card(
       icon("mail"),
       h("h1", { className: "ml-title" }, "Check your email"),
-      h("p", { className: "ml-lead" }, "We sent a link to ",
-        h("strong", { className: "ml-email" }, this.email || ""), `. Open it to ${what}.`),
-      h("p", { className: "ml-waiting" }, h("span", { className: "ml-spinner", "aria-hidden": "true" }),
-        " This page moves on by itself once you open the link."),
-      this._codeBox(v?.confirmationCode),
+      h("p", { className: "ml-lead" }, ...lead),
+      link ? h("p", { className: "ml-waiting" }, h("span", { className: "ml-spinner", "aria-hidden": "true" }),
+        " This page moves on by itself once you open the link.") : null,
+      code ? this._emailCodeForm({ submit: (c) => this._submitCode(c), state: this._codeState })
+        : null,
+      link ? this._confirmationCodeBox(v?.confirmationCode) : null,
       live,
       h("div", { className: "ml-actions" },
         h("button", { className: "ml-button", type: "button", onclick: (e) => this._resend(e.currentTarget) },
-          "Resend the link"),
+          link && code ? "Send a new email" : `Resend the ${this._sent()}`),
         h("button", { className: "ml-button ml-quiet", type: "button", onclick: () => {
           this._flow?.cancelMagicLinkFlow();
           this._showForm();
@@ -190,8 +230,12 @@ class AuthFlowElement extends MagicLinkElement {
 
   _resend(button) {
     if (button) button.disabled = true;
-    // until the new email is sent, the wait on the link already sent goes on
-    this._wait(true, "A new link is on its way.").catch((err) => {
+    const sent = this._sent();
+    const message = sent === "link and code"
+      ? "A new email is on its way: use its link or its code."
+      : `A new ${sent} is on its way.`;
+    // until the new email is sent, the wait on the one already sent goes on
+    this._wait(true, message).catch((err) => {
       if (button?.isConnected) button.disabled = false;
       this._announce(describeError(err));
     });
@@ -213,7 +257,7 @@ class AuthFlowElement extends MagicLinkElement {
       return;
     }
     if (status === "failed" || status === "client_mismatch") {
-      this._showFailed(status);
+      this._showFailed(status, this._spentMessage);
       return;
     }
     if (status === "unverified") return; // cancelled
@@ -227,14 +271,17 @@ class AuthFlowElement extends MagicLinkElement {
       h("h1", { className: "ml-title" }, this.mode === "sign_in" ? "You're signed in" : "Your account is ready"),
       h("p", { className: "ml-lead", role: "status" }, "Taking you on…"),
     ));
+    const goOn = () => {
+      const event = new CustomEvent("magiclink:complete", { bubbles: true, cancelable: true,
+        detail: { sessionId, afterUrl: this.afterUrl, mode: this.mode } });
+      if (this.dispatchEvent(event) && !this.hasAttribute("no-redirect")) {
+        location.assign(this.afterUrl);
+      }
+    };
     try {
-      await this.ml.setSession(sessionId, () => {
-        const event = new CustomEvent("magiclink:complete", { bubbles: true, cancelable: true,
-          detail: { sessionId, afterUrl: this.afterUrl, mode: this.mode } });
-        if (this.dispatchEvent(event) && !this.hasAttribute("no-redirect")) {
-          location.assign(this.afterUrl);
-        }
-      });
+      // the code typed here already brought the session in; a link opened elsewhere did not
+      if (this.ml.session?.id === sessionId) goOn();
+      else await this.ml.setSession(sessionId, goOn);
     } catch (err) {
       this._fatal(err);
     }
@@ -253,29 +300,37 @@ class AuthFlowElement extends MagicLinkElement {
 
   _showExpired() {
     this._state("expired");
+    const sent = this._sent();
+    const both = sent === "link and code";
     this._show(this._card(
       icon("clock"),
-      h("h1", { className: "ml-title" }, "Your link has expired"),
-      h("p", { className: "ml-lead" }, "For your safety, links work only for a short while. Get a new one sent to ",
+      h("h1", { className: "ml-title" }, both ? "Your link and code have expired" : `Your ${sent} has expired`),
+      h("p", { className: "ml-lead" }, `For your safety, ${both ? "they work" : `${sent}s work`} only for a short while. Get a new ${both ? "email" : "one"} sent to `,
         h("strong", {}, this.email || "your address"), "."),
       this._liveRegion(),
       h("div", { className: "ml-actions" },
         h("button", { className: "ml-button ml-primary", type: "button",
-          onclick: (e) => this._resend(e.currentTarget) }, "Send a new link"),
+          onclick: (e) => this._resend(e.currentTarget) }, both ? "Send a new email" : `Send a new ${sent}`),
         h("button", { className: "ml-button ml-quiet", type: "button",
           onclick: () => this._showForm() }, "Use a different email"),
       ),
     ));
   }
 
-  _showFailed(code) {
+  // `message`: the server's word on a code that spent the verification (too many wrong
+  // codes); a new email is then one click away.
+  _showFailed(code, message = "") {
     this._state("failed", { code });
     this._show(this._card(
       icon("alert"),
       h("h1", { className: "ml-title" }, "That didn't work"),
-      h("p", { className: "ml-lead" }, LINK_MESSAGES[code] || LINK_MESSAGES.failed),
-      h("p", {}, h("button", { className: "ml-button ml-primary", type: "button",
-        onclick: () => this._showForm() }, "Start again")),
+      h("p", { className: "ml-lead" }, message || LINK_MESSAGES[code] || LINK_MESSAGES.failed),
+      this._liveRegion(),
+      h("div", { className: "ml-actions" },
+        message ? h("button", { className: "ml-button ml-primary", type: "button",
+          onclick: (e) => this._resend(e.currentTarget) }, "Send a new email") : null,
+        h("button", { className: message ? "ml-button" : "ml-button ml-primary", type: "button",
+          onclick: () => this._showForm() }, "Start again")),
     ));
   }
 }

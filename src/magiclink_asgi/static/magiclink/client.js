@@ -90,6 +90,16 @@ export class MagicLink {
     return this.session;
   }
 
+  // A code typed here completed a sign-in or sign-up, and its answer set the session cookie:
+  // read the session and the user it belongs to, as load() does, and tell the listeners.
+  async _adoptSession(sessionId) {
+    await this.client.reload();
+    this._pickSession();
+    if (this.session?.id !== sessionId) return; // the cookie did not stick: setSession will do
+    await this._loadUser();
+    this._emit();
+  }
+
   /** Sign this browser out. */
   async signOut() {
     const sessionId = this.session?.id || this.client.lastActiveSessionId;

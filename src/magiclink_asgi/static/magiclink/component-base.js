@@ -1,5 +1,6 @@
 // component-base.js: MagicLinkElement, the base of every custom element: the shared client,
-// views that take focus, a live region, the state event, the email field, the code box.
+// views that take focus, a live region, the state event, the email field, the two codes (the
+// confirmation code shown here for another device, the field for the code from the email).
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
 /** The base of the components: a shared client, a live region, focus on each new view. */
@@ -81,13 +82,84 @@ class MagicLinkElement extends HTMLElement {
     ];
   }
 
-  _codeBox(code) {
+  /** The length of the code in the email (`email-code-length`), when the page knows it. */
+  get emailCodeLength() {
+    const n = Number(this.getAttribute("email-code-length"));
+    return Number.isInteger(n) && n >= 6 && n <= 10 ? n : null;
+  }
+
+  // The confirmation code: shown here, typed on another device that opens the link (not to
+  // be confused with the code in the email, typed here).
+  _confirmationCodeBox(code) {
     if (!code) return null;
-    return h("div", { className: "ml-code-box" },
-      h("p", { className: "ml-code-label" },
-        "Opening the link on another device? Type this code there:"),
-      h("p", { className: "ml-code", "data-ml-code": "", "aria-label": `Code ${code.split("").join(" ")}` },
+    const labelId = uid("confirmation-code");
+    return h("div", { className: "ml-code-box", role: "group", "aria-labelledby": labelId },
+      h("p", { className: "ml-code-label", id: labelId },
+        "If you open the link on another device, type this code there:"),
+      h("p", { className: "ml-code", "data-ml-code": "", "aria-label": `Confirmation code ${code.split("").join(" ")}` },
         code));
+  }
+
+  // The field for the code from the email, with its button. `submit(code)` sends a code that
+  // looks right; what it throws is shown under the field (role=alert, tied by
+  // aria-describedby). `state` ({value, error}) outlives a re-render of the view; `id` keeps
+  // the field's id (and so its focus) across re-renders.
+  _emailCodeForm({ submit, state = {}, id = uid("email-code") }) {
+    const length = this.emailCodeLength;
+    const hintId = `${id}-hint`;
+    const errorId = `${id}-error`;
+    const input = h("input", { className: "ml-input ml-code-input", id, name: "code", type: "text",
+      inputmode: "numeric", autocomplete: "one-time-code", spellcheck: "false",
+      autocapitalize: "off", enterkeyhint: "go", "aria-describedby": hintId });
+    input.value = state.value || "";
+    input.addEventListener("input", () => { state.value = input.value; });
+    const button = h("button", { className: "ml-button ml-primary", type: "submit" }, "Verify code");
+    const showError = (message) => {
+      state.error = message || "";
+      form.querySelector(`#${CSS.escape(errorId)}`)?.remove();
+      if (message) {
+        // a new alert each time, so a second wrong code is announced too
+        form.append(h("p", { className: "ml-error", id: errorId, role: "alert" }, message));
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", `${errorId} ${hintId}`);
+      } else {
+        input.removeAttribute("aria-invalid");
+        input.setAttribute("aria-describedby", hintId);
+      }
+    };
+    const form = h("form", { className: "ml-form ml-code-form", novalidate: true,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        if (button.disabled) return;
+        const code = typedEmailCode(input.value, length);
+        if (!code) {
+          showError(length ? `Type the ${length}-digit code from the email.`
+            : "Type the code from the email: 6 to 10 digits.");
+          input.focus();
+          return;
+        }
+        button.disabled = true;
+        button.textContent = "Checking…";
+        try {
+          await submit(code);
+        } catch (err) {
+          showError(describeCodeError(err));
+          if (form.isConnected) {
+            input.focus();
+            input.select();
+          }
+        } finally {
+          button.disabled = false;
+          button.textContent = "Verify code";
+        }
+      } },
+    h("label", { className: "ml-label", for: id }, "Code from the email"),
+    h("div", { className: "ml-row-input" }, input, button),
+    h("p", { className: "ml-hint", id: hintId }, length
+      ? `The ${length}-digit code in the email, typed on this device.`
+      : "The code in the email, typed on this device."));
+    if (state.error) showError(state.error);
+    return form;
   }
 
   _liveRegion() {

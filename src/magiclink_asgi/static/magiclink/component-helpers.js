@@ -1,6 +1,6 @@
 // component-helpers.js: what the custom elements share besides their base class: h() to
-// build DOM, icons, ids, the same-site path check, wording for errors, devices and times,
-// the stylesheet link.
+// build DOM, icons, ids, the same-site path check, wording for errors (the code from the
+// email's too), devices and times, the stylesheet link.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
 function h(tag, attrs = {}, ...children) {
@@ -57,17 +57,59 @@ function safePath(value, fallback) {
   return value;
 }
 
+// " Try again in 3 minutes." for a Retry-After in seconds ("" when there is none).
+function tryAgainIn(seconds) {
+  if (!seconds) return "";
+  const s = Math.ceil(seconds);
+  if (s < 90) return ` Try again in ${s} ${s === 1 ? "second" : "seconds"}.`;
+  const m = Math.ceil(s / 60);
+  return ` Try again in ${m} minutes.`;
+}
+
 function describeError(err) {
   if (err instanceof APIError) {
     if (err.status === 429) {
-      const wait = err.retryAfter ? ` Try again in ${Math.ceil(err.retryAfter)} seconds.` : "";
-      return `Too many emails were sent to this address lately.${wait}`;
+      return `Too many emails were sent to this address lately.${tryAgainIn(err.retryAfter)}`;
     }
     if (err.code === "invalid_email_address") return "Enter a valid email address, like ada@example.com.";
     return err.message;
   }
   if (err instanceof NetworkError) return "Could not reach the server. Check your connection and try again.";
   return err?.message || "Something went wrong. Please try again.";
+}
+
+// What went wrong with a code from the email: the server's word and the tries left.
+function describeCodeError(err) {
+  if (err instanceof APIError) {
+    if (err.status === 429) return `Too many codes were tried.${tryAgainIn(err.retryAfter)}`;
+    const left = err.meta?.attemptsLeft;
+    if (err.code === "email_code_incorrect" && Number.isInteger(left)) {
+      const said = err.errors[0]?.message || "That is not the code from the email.";
+      return `${said} ${left} ${left === 1 ? "try" : "tries"} left.`;
+    }
+  }
+  return describeError(err);
+}
+
+// What a verification's email carries: `{link, code}` (a link to open, a code to type here).
+function carried(v) {
+  const strategies = v?.supportedStrategies || [v?.strategy || "email_link"];
+  return { link: strategies.includes("email_link"), code: strategies.includes("email_code") };
+}
+
+// A typed code that spent its verification (too many wrong codes, used, expired): the wait on
+// the verification says what happened, not the field.
+function spentCode(err) {
+  return err instanceof APIError && (err.code === "failed" || err.code === "expired");
+}
+
+// The code from the email as typed (spaces and dashes dropped), if it looks like one:
+// `length` digits, or 6 to 10 when the length is not known.
+function typedEmailCode(value, length) {
+  const code = String(value || "").replace(/[\s-]+/g, "");
+  if (!/^[0-9]+$/.test(code)) return null;
+  const fits = length ? code.length === length : code.length >= 6 && code.length <= 10;
+  return fits ? code : null;
 }
 
 function relativeTime(ms) {

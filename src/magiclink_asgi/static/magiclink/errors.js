@@ -21,7 +21,10 @@ export class MagicLinkError extends Error {
   }
 }
 
-/** An error answer from the API: `status`, `code`, `errors` (each {code, message, longMessage}). */
+/**
+ * An error answer from the API: `status`, `code`, `errors` (each {code, message, longMessage,
+ * meta}) and the first error's `meta` (`attemptsLeft` after a wrong code, `retryAfter`).
+ */
 export class APIError extends Error {
   constructor(status, errors, retryAfter) {
     const first = (errors && errors[0]) || {};
@@ -30,6 +33,7 @@ export class APIError extends Error {
     this.status = status;
     this.code = first.code || "unknown";
     this.errors = errors || [];
+    this.meta = first.meta || {};
     this.retryAfter = retryAfter;
   }
 }

@@ -7,7 +7,7 @@ export class SignUp extends Resource {
   _assign(data) {
     const { verifications, ...rest } = data;
     Object.assign(this, rest);
-    this.verifications = { emailAddress: verification(verifications?.emailAddress) };
+    this.verifications = { emailAddress: this._verificationOf(verifications?.emailAddress) };
     this._emit();
     return this;
   }
@@ -18,15 +18,35 @@ export class SignUp extends Resource {
 
   /** Start a sign-up: `{emailAddress}`. */
   async create({ emailAddress }) {
+    this._freshVerification();
     return this._assign(await this._ml._transport.request("POST", "/v1/client/sign_ups",
       { body: { emailAddress } }));
   }
 
-  /** Email the sign-up link: `{redirectUrl}`. */
+  /**
+   * Send the sign-up email: `{redirectUrl}` for its link (`strategy: "email_link"`, the
+   * default), or `{strategy: "email_code"}` for a code only. The email carries a code as well
+   * unless the app sends links only: `verifications.emailAddress.supportedStrategies` says.
+   */
   async prepareEmailAddressVerification({ redirectUrl, strategy = "email_link" } = {}) {
-    return this._assign(await this._ml._transport.request("POST",
+    const data = await this._ml._transport.request("POST",
       `/v1/client/sign_ups/${encodeURIComponent(this.id)}/prepare_verification`,
-      { body: { strategy, redirectUrl } }));
+      { body: { strategy, redirectUrl } });
+    this._freshVerification();
+    return this._assign(data);
+  }
+
+  /**
+   * Finish the sign-up with the code from its email, typed on this device: `{code}`.
+   * Resolves with the sign-up, `complete`, this browser signed in (the server set the session
+   * cookie; `ml.user` and `ml.session` are loaded). A wrong code throws an APIError with code
+   * `email_code_incorrect` (`err.meta.attemptsLeft`); the last allowed wrong one, `failed`
+   * (the verification is spent: send a new email); too many tries, `rate_limited` (429).
+   */
+  async attemptEmailAddressVerification({ code, strategy = "email_code" } = {}) {
+    return this._attemptCode(
+      `/v1/client/sign_ups/${encodeURIComponent(this.id)}/attempt_verification`,
+      { code, strategy });
   }
 
   /** Read it again; `{wait, version}` long-polls until it changes. */
@@ -35,8 +55,8 @@ export class SignUp extends Resource {
   }
 
   createMagicLinkFlow() {
-    return magicLinkFlow(this, ({ redirectUrl }) =>
-      this.prepareEmailAddressVerification({ redirectUrl: absolute(redirectUrl) }));
+    return magicLinkFlow(this, ({ redirectUrl, strategy }) =>
+      this.prepareEmailAddressVerification({ redirectUrl: absolute(redirectUrl), strategy }));
   }
 }
 
@@ -45,7 +65,7 @@ export class SignIn extends Resource {
   _assign(data) {
     const { firstFactorVerification, ...rest } = data;
     Object.assign(this, rest);
-    this.firstFactorVerification = verification(firstFactorVerification);
+    this.firstFactorVerification = this._verificationOf(firstFactorVerification);
     this._emit();
     return this;
   }
@@ -56,29 +76,58 @@ export class SignIn extends Resource {
 
   /** Start a sign-in: `{identifier}` (an email address). */
   async create({ identifier }) {
+    this._freshVerification();
     return this._assign(await this._ml._transport.request("POST", "/v1/client/sign_ins",
       { body: { identifier } }));
   }
 
-  /** Email the sign-in link: `{emailAddressId, redirectUrl}`. */
+  /**
+   * Send the sign-in email: `{emailAddressId, redirectUrl}` for its link (`strategy:
+   * "email_link"`, the default), or `{strategy: "email_code"}` for a code only. Which
+   * strategies the app offers is in `supportedFirstFactors`.
+   */
   async prepareFirstFactor({ emailAddressId, redirectUrl, strategy = "email_link" } = {}) {
-    return this._assign(await this._ml._transport.request("POST",
+    const data = await this._ml._transport.request("POST",
       `/v1/client/sign_ins/${encodeURIComponent(this.id)}/prepare_first_factor`,
-      { body: { strategy, emailAddressId, redirectUrl } }));
+      { body: { strategy, emailAddressId, redirectUrl } });
+    this._freshVerification();
+    return this._assign(data);
+  }
+
+  /**
+   * Finish the sign-in with the code from its email, typed on this device:
+   * `{strategy: "email_code", code}`. Resolves with the sign-in, `complete`, this browser
+   * signed in (the server set the session cookie; `ml.user` and `ml.session` are loaded), and
+   * a startMagicLinkFlow waiting on it resolves too. Errors as
+   * SignUp.attemptEmailAddressVerification.
+   */
+  async attemptFirstFactor({ strategy = "email_code", code } = {}) {
+    return this._attemptCode(
+      `/v1/client/sign_ins/${encodeURIComponent(this.id)}/attempt_first_factor`,
+      { code, strategy });
   }
 
   async reload(options = {}) {
     return this._reloadFrom(`/v1/client/sign_ins/${encodeURIComponent(this.id)}`, options);
   }
 
+  /** `{strategy}` the first factor the app supports, `email_link` before `email_code`. */
+  _firstFactor(strategy) {
+    const factors = this.supportedFirstFactors || [];
+    return factors.find((f) => f.strategy === (strategy || "email_link")) ||
+      (strategy ? null : factors.find((f) => f.strategy === "email_code")) || null;
+  }
+
   createMagicLinkFlow() {
-    return magicLinkFlow(this, ({ redirectUrl, emailAddressId }) =>
-      this.prepareFirstFactor({
+    return magicLinkFlow(this, ({ redirectUrl, emailAddressId, strategy }) => {
+      // an app that sends codes only offers no email_link: ask for what it offers
+      const factor = this._firstFactor(strategy);
+      return this.prepareFirstFactor({
         redirectUrl: absolute(redirectUrl),
-        emailAddressId: emailAddressId ||
-          (this.supportedFirstFactors || []).find((f) => f.strategy === "email_link")
-            ?.emailAddressId,
-      }));
+        emailAddressId: emailAddressId || factor?.emailAddressId,
+        strategy: strategy || factor?.strategy,
+      });
+    });
   }
 }
 
@@ -87,7 +136,7 @@ export class EmailAddress extends Resource {
   _assign(data) {
     const { verification: v, ...rest } = data;
     Object.assign(this, rest);
-    this.verification = verification(v);
+    this.verification = this._verificationOf(v);
     this._emit();
     return this;
   }
@@ -96,10 +145,26 @@ export class EmailAddress extends Resource {
     return this.emailAddress;
   }
 
+  /**
+   * Send the verification email: `{redirectUrl}` for its link (`strategy: "email_link"`, the
+   * default), or `{strategy: "email_code"}` for a code only.
+   */
   async prepareVerification({ redirectUrl, strategy = "email_link" } = {}) {
-    return this._assign(await this._ml._transport.request("POST",
+    const data = await this._ml._transport.request("POST",
       `/v1/me/email_addresses/${encodeURIComponent(this.id)}/prepare_verification`,
-      { body: { strategy, redirectUrl: absolute(redirectUrl) } }));
+      { body: { strategy, redirectUrl: absolute(redirectUrl) } });
+    this._freshVerification();
+    return this._assign(data);
+  }
+
+  /**
+   * Verify the address with the code from its email, typed on this device: `{code}`.
+   * Resolves with the address, verified. Errors as SignUp.attemptEmailAddressVerification.
+   */
+  async attemptVerification({ code, strategy = "email_code" } = {}) {
+    return this._attemptCode(
+      `/v1/me/email_addresses/${encodeURIComponent(this.id)}/attempt_verification`,
+      { code, strategy });
   }
 
   async reload(options = {}) {
@@ -118,7 +183,8 @@ export class EmailAddress extends Resource {
   }
 
   createMagicLinkFlow() {
-    return magicLinkFlow(this, ({ redirectUrl }) => this.prepareVerification({ redirectUrl }));
+    return magicLinkFlow(this, ({ redirectUrl, strategy }) =>
+      this.prepareVerification({ redirectUrl, strategy }));
   }
 }
 

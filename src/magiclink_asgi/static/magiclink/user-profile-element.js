@@ -1,5 +1,6 @@
 // user-profile-element.js: <magiclink-user-profile>: the signed-in user's email addresses
-// (add, verify, make primary, remove) and sessions on every device (sign one out).
+// (add, verify by link or by the code from the email, make primary, remove) and sessions on
+// every device (sign one out).
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
 /** <magiclink-user-profile>: email addresses and sessions of the signed-in user. */
@@ -9,6 +10,10 @@ class UserProfileElement extends MagicLinkElement {
     this._unsubscribe = ml.addListener(() => { if (!ml.user) this._showSignedOut(); });
     this._flows = new Map();
     this._pending = new Map();
+    this._waitingOn = new Map(); // address id -> the EmailAddress its flow waits on
+    this._codeStates = new Map(); // address id -> {value, error} of its code field
+    this._codeSubmits = new Map(); // address id -> the code typed for it, settling
+    this._spent = new Map(); // address id -> why a typed code spent its verification
     if (!ml.user) {
       this._showSignedOut();
       return;
@@ -117,15 +122,24 @@ class UserProfileElement extends MagicLinkElement {
     }
     row.append(actions);
     if (waiting) {
-      const v = address.verification;
-      row.append(h("div", { className: "ml-row-wait" },
-        h("p", {}, h("span", { className: "ml-spinner", "aria-hidden": "true" }),
-          " Check your email: we sent a link to ", h("strong", {}, address.emailAddress),
-          ". This page updates by itself once you open it."),
-        this._codeBox(v?.confirmationCode),
-        h("button", { className: "ml-button ml-small ml-quiet", type: "button", onclick: () => {
-          this._flows.get(address.id)?.cancelMagicLinkFlow();
-        } }, "Cancel")));
+      const v = (this._waitingOn.get(address.id) || address).verification;
+      const { link, code } = carried(v);
+      const email = h("strong", {}, address.emailAddress);
+      const text = link && code
+        ? [" Check your email: we sent a link and a code to ", email,
+          ". Type the code here, or open the link: this page updates by itself."]
+        : code ? [" Check your email: we sent a code to ", email, ". Type it here."]
+          : [" Check your email: we sent a link to ", email,
+            ". This page updates by itself once you open it."];
+      row.append(h("div", { className: "ml-row-wait", role: "group",
+        "aria-label": `Verifying ${address.emailAddress}` },
+      h("p", {}, link ? h("span", { className: "ml-spinner", "aria-hidden": "true" }) : null, ...text),
+      code ? this._emailCodeForm({ submit: (c) => this._submitCode(address, c),
+        state: this._codeStates.get(address.id), id: `ml-email-code-${address.id}` }) : null,
+      link ? this._confirmationCodeBox(v?.confirmationCode) : null,
+      h("button", { className: "ml-button ml-small ml-quiet", type: "button", onclick: () => {
+        this._flows.get(address.id)?.cancelMagicLinkFlow();
+      } }, "Cancel")));
     }
     if (this._pending.get(address.id) === "expired") {
       row.append(h("p", { className: "ml-error" }, "The link expired."));
@@ -174,10 +188,27 @@ class UserProfileElement extends MagicLinkElement {
     await this._verify(address);
   }
 
+  // The code from the email, typed for `address`: done or spent, its flow ends and _verify
+  // says so; wrong, the field says so.
+  _submitCode(address, code) {
+    const target = this._waitingOn.get(address.id) || address;
+    const run = (async () => {
+      try {
+        await target.attemptVerification({ code });
+      } catch (err) {
+        if (!spentCode(err)) throw err;
+        this._spent.set(address.id, err.message);
+      }
+    })();
+    this._codeSubmits.set(address.id, run.catch(() => {}));
+    return run;
+  }
+
   async _verify(address) {
     const flow = this.ml.useMagicLink(address);
     this._flows.get(address.id)?.cancelMagicLinkFlow();
     this._flows.set(address.id, flow);
+    this._waitingOn.set(address.id, address);
     const redirect = new URL(`${this.prefix}/verify`, location.origin);
     redirect.searchParams.set("flow", "email_address");
     redirect.searchParams.set("after", location.pathname);
@@ -187,26 +218,40 @@ class UserProfileElement extends MagicLinkElement {
         redirectUrl: redirect.href,
         onPrepared: () => {
           this._pending.set(address.id, "waiting");
-          this.render(false, `We sent a link to ${address.emailAddress}.`);
+          this._codeStates.set(address.id, {});
+          this._spent.delete(address.id);
+          const { link, code } = carried(address.verification);
+          const sent = link && code ? "a link and a code" : code ? "a code" : "a link";
+          this.render(false, `We sent ${sent} to ${address.emailAddress}.`);
         },
       });
+      await this._codeSubmits.get(address.id); // a code typed here has had its say
     } catch (err) {
       this._pending.delete(address.id);
       await this.render(false);
       this._announce(describeError(err));
       return;
     } finally {
-      if (this._flows.get(address.id) === flow) this._flows.delete(address.id);
+      if (this._flows.get(address.id) === flow) {
+        this._flows.delete(address.id);
+        this._waitingOn.delete(address.id);
+      }
     }
+    if (this._flows.has(address.id)) return; // superseded by a new email
     const status = result.verification?.status;
+    const spent = this._spent.get(address.id);
     this._pending.delete(address.id);
+    this._codeStates.delete(address.id);
+    this._spent.delete(address.id);
     await this.ml.user.reload();
     if (status === "verified") {
       await this.render(false, `${address.emailAddress} is verified.`);
     } else if (status === "expired") {
-      await this.render(false, `The link for ${address.emailAddress} expired. Press Verify to get a new one.`);
+      await this.render(false, `The email to ${address.emailAddress} expired. Press Verify to get a new one.`);
     } else if (status === "unverified") {
-      await this.render(false, "Stopped waiting. You can send the link again with Verify.");
+      await this.render(false, "Stopped waiting. You can send the email again with Verify.");
+    } else if (spent) {
+      await this.render(false, `${spent} Press Verify to get a new email.`);
     } else {
       await this.render(false, `Verifying ${address.emailAddress} failed. Press Verify to try again.`);
     }
