@@ -118,11 +118,14 @@ class MagicLinkExpiredError(MagicLinkError):
     code = ErrorCode.EXPIRED
     status_hint = 410
 
-    def __init__(self, expired_at: datetime, *, redirect_url: str | None = None) -> None:
+    def __init__(
+        self, expired_at: datetime, *, redirect_url: str | None = None, what: str = "link"
+    ) -> None:
         self.expired_at = expired_at
         super().__init__(
-            "This link has expired.",
-            long_message=f"This link expired at {expired_at.isoformat()}. Ask for a new one.",
+            f"This {what} has expired.",
+            long_message=f"This {what} expired at {expired_at:%Y-%m-%d %H:%M} UTC. "
+            "Ask for a new email.",
             redirect_url=redirect_url,
         )
 

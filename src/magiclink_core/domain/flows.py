@@ -471,7 +471,7 @@ def judge_email_code(
     if verification is None or verification.email_code_digest is None:
         return reject(MagicLinkFailedError("No code was sent for this; use the link instead."))
     if effective_status(verification, now) is VerificationStatus.EXPIRED:
-        return reject(MagicLinkExpiredError(verification.expire_at))
+        return reject(MagicLinkExpiredError(verification.expire_at, what="code"))
     if not in_progress(attempt) or verification.status is not VerificationStatus.UNVERIFIED:
         return reject(MagicLinkFailedError("This code can no longer be used."))
     stored = verification.email_code_digest
