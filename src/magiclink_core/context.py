@@ -16,6 +16,7 @@ from typing import TypeVar
 
 import anyio.to_thread
 
+from .delivery import Delivery
 from .domain import flows
 from .domain.emails import normalise_email
 from .domain.errors import ConflictError, InvalidEmailError, NotFoundError
@@ -47,6 +48,7 @@ class Context:
     notifier: Notifier
     clock: Clock
     emails: EmailRenderer
+    delivery: Delivery
     hooks: Hooks = field(default_factory=Hooks)
     session_terms: flows.SessionTerms = field(init=False)
 

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar, cast
 
-import anyio
-
 from .context import RETRIES, Context
 from .domain import flows
 from .domain.completion import complete, refuse_claim
@@ -20,7 +18,6 @@ from .domain.errors import (
     InvalidRequestError,
     InvalidStateError,
     MagicLinkFailedError,
-    MailDeliveryError,
     RateLimitedError,
 )
 from .domain.models import (
@@ -36,6 +33,7 @@ from .domain.models import (
     Strategy,
     User,
     Verification,
+    VerificationStatus,
 )
 from .domain.tokens import TokenPurpose, new_numeric_code, new_token
 from .emails import LinkEmail
@@ -162,41 +160,63 @@ async def send(
             requested_at=now,
         )
     )
-    try:
-        await ctx.mailer.send(message)
-    except BaseException as exc:
-        # no link may exist that was never sent: take it back, leave the attempt resendable,
-        # also when the send was cancelled (a client gone, a caller's timeout)
-        with anyio.CancelScope(shield=True):
-            await _withdraw(ctx, prepared, attempt, link)
-        if not isinstance(exc, Exception):
-            raise
-        logger.warning("sending a %s email failed: %s", message.kind, type(exc).__name__)
-        if isinstance(exc, MailDeliveryError):
-            raise
-        raise MailDeliveryError() from exc
+    queued = ctx.delivery.running
+
+    async def delivered() -> None:  # only what reached the mail server counts against the address
+        await _count_sent(ctx, email)
+
+    async def undeliverable() -> None:
+        # no link may exist that was never sent. Inline, the caller hears of it and the attempt
+        # stays resendable; queued, the page that was told "sent" learns it failed
+        await _withdraw(ctx, prepared, attempt, link, failed=queued)
+
+    await ctx.delivery.send(
+        message,
+        deadline=verification.expire_at,
+        delivered=delivered,
+        undeliverable=undeliverable,
+    )
     await ctx.publish(kind, attempt.id)
     return prepared
 
 
-async def _withdraw(ctx: Context, prepared: A, previous: A, link: Link | None) -> None:
+async def _withdraw(
+    ctx: Context, prepared: A, previous: A, link: Link | None, *, failed: bool
+) -> None:
     """Undo a prepare whose email was not sent. The link goes on its own, so a concurrent change
     to the attempt cannot keep an unsent link alive; the attempt goes back to its previous
-    verification only if nothing changed it meanwhile."""
+    verification (or, ``failed``, has this one marked failed) only if nothing changed it."""
     if link is not None and not await ctx.try_write([Delete(Link, link.id, link.version)]):
         logger.error("could not withdraw an unsent link for %s", previous.id)
-    restored = prepared.bumped(ctx.now(), verification=previous.verification)
-    await ctx.try_write([Update(restored)])
+    verification = prepared.verification
+    if failed and verification is not None:
+        verification = verification.model_copy(update={"status": VerificationStatus.FAILED})
+    else:
+        verification = previous.verification
+    if await ctx.try_write([Update(prepared.bumped(ctx.now(), verification=verification))]):
+        await ctx.publish(flows.kind_of(prepared), prepared.id)
+
+
+def _sent_counter(email: str) -> str:
+    return f"links:{email}"
 
 
 async def _rate_limit(ctx: Context, email: str, now: datetime) -> None:
+    """:raises RateLimitedError: too many emails reached this address lately."""
     if not ctx.settings.links_per_address:
         return
     count, reset_at = await ctx.storage.increment(
-        f"links:{email}", window=ctx.settings.links_per_address_window, now=now
+        _sent_counter(email), window=ctx.settings.links_per_address_window, now=now, amount=0
     )
-    if count > ctx.settings.links_per_address:
+    if count >= ctx.settings.links_per_address:
         raise RateLimitedError(retry_after=reset_at - now)
+
+
+async def _count_sent(ctx: Context, email: str) -> None:
+    if ctx.settings.links_per_address:
+        await ctx.storage.increment(
+            _sent_counter(email), window=ctx.settings.links_per_address_window, now=ctx.now()
+        )
 
 
 async def resend(ctx: Context, token: str, *, request: RequestInfo | None) -> AttemptKind:

@@ -35,6 +35,7 @@ from . import (
 )
 from .clients import ClientState
 from .context import Context
+from .delivery import Delivery
 from .domain import flows
 from .domain.errors import InvalidRequestError, UnauthenticatedError
 from .domain.models import (
@@ -87,13 +88,22 @@ class MagicLinks:
     ) -> None:
         if notifier is None:
             notifier = storage.notifier() if isinstance(storage, HasNotifier) else LocalNotifier()
+        clock = clock or SystemClock()
         self._ctx = Context(
             settings=settings,
             storage=storage,
             mailer=mailer,
             notifier=notifier,
-            clock=clock or SystemClock(),
+            clock=clock,
             emails=emails or EmailRenderer(),
+            delivery=Delivery(
+                mailer,
+                clock,
+                workers=settings.mail_workers,
+                first_retry=settings.mail_first_retry,
+                max_retry=settings.mail_max_retry,
+                shutdown_grace=settings.mail_shutdown_grace,
+            ),
         )
         self._entered = 0
         self.on = self._ctx.hooks.on
@@ -129,6 +139,11 @@ class MagicLinks:
         """The registered hooks (``on``, ``before_sign_up`` and ``before_sign_in`` add to them)."""
         return self._ctx.hooks
 
+    async def mail_sent(self) -> None:
+        """Return once no email is queued or being sent (emails go out off the request path
+        while the instance runs; tests and a graceful shutdown wait here)."""
+        await self._ctx.delivery.idle()
+
     async def aclose(self) -> None:
         """Release the notifier, the storage's connections and the mailer's (at shutdown)."""
         try:
@@ -147,6 +162,11 @@ class MagicLinks:
         too; the outermost exit stops the listener and closes everything (:meth:`aclose`)."""
         if self._entered == 0:
             await self.notifier.__aenter__()
+            try:
+                await self._ctx.delivery.__aenter__()
+            except BaseException:
+                await self.notifier.__aexit__(None, None, None)
+                raise
         self._entered += 1
         return self
 
@@ -155,9 +175,12 @@ class MagicLinks:
         if self._entered:
             return
         try:
-            await self.notifier.__aexit__(*exc_info)
+            await self._ctx.delivery.__aexit__(None, None, None)  # queued emails go out first
         finally:
-            await self.aclose()
+            try:
+                await self.notifier.__aexit__(*exc_info)
+            finally:
+                await self.aclose()
 
     # -- hooks -------------------------------------------------------------------------------
 

@@ -70,6 +70,14 @@ class Settings(BaseModel):
     links_per_address: Annotated[int, Field(ge=0)] = 5
     links_per_address_window: timedelta = timedelta(minutes=10)
     wait_poll_interval: timedelta = timedelta(seconds=2)
+    # emails go out off the request path while MagicLinks runs: this many at once, a temporary
+    # failure tried again after mail_first_retry (doubling up to mail_max_retry) until the link
+    # would expire, then its link withdrawn
+    mail_workers: Annotated[int, Field(ge=1, le=100)] = 4
+    mail_first_retry: timedelta = timedelta(seconds=5)
+    mail_max_retry: timedelta = timedelta(minutes=1)
+    # at shutdown, queued emails get this long to go out; the links of the rest are withdrawn
+    mail_shutdown_grace: timedelta = timedelta(seconds=10)
     # where the emailed link points, below base_url (the ASGI middleware serves it there)
     verify_path: str = "/auth/v1/verify"
 

@@ -13,6 +13,10 @@ from ..ports import EmailMessage
 
 
 class ConsoleMailer:
+    """Prints each email to ``stream`` (standard output by default)."""
+
+    instant = True  # never waits, never fails: sent inline, not queued
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream
 

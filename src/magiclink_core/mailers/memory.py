@@ -8,6 +8,8 @@ from ..ports import EmailMessage
 class MemoryMailer:
     """Keeps every message in ``outbox``, oldest first."""
 
+    instant = True  # never waits, never fails: sent inline, not queued
+
     def __init__(self) -> None:
         self.outbox: list[EmailMessage] = []
 

@@ -1,0 +1,220 @@
+"""Handing emails to the mailer off the request path.
+
+While ``MagicLinks`` runs (``async with links:``, which the ASGI middleware does for the app's
+lifespan), a prepare stores its link, queues its email and answers at once: the time of the
+answer does not depend on the mail server, nor on whether the address has an account. Workers
+send queued emails, retrying a temporary failure with backoff until the link would have expired;
+an email that cannot be sent by then (or is refused for good) has its link withdrawn and its
+verification marked failed, so a waiting page says so instead of waiting forever.
+
+Not running (a script, a test), or with a mailer that declares ``instant = True`` (the memory
+outbox and the console: they neither wait nor fail), an email is sent inline and a failure
+reaches the caller as :class:`~magiclink_core.domain.errors.MailDeliveryError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from .domain.errors import MailDeliveryError
+from .ports import Clock, EmailMessage, Mailer
+
+logger = logging.getLogger("magiclink.delivery")
+
+Outcome = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Parcel:
+    """One queued email, what to do once it is handed over, and what to do if it never is."""
+
+    message: EmailMessage
+    deadline: datetime
+    delivered: Outcome
+    undeliverable: Outcome
+
+
+class Delivery:
+    """The queue and its workers.
+
+    :param mailer: where emails go.
+    :param clock: for deadlines.
+    :param workers: emails sent at once.
+    :param capacity: emails queued at most; beyond it a prepare sends inline (backpressure).
+    :param first_retry: the pause before the first retry of a temporary failure (doubling, with
+        jitter, up to ``max_retry``).
+    """
+
+    def __init__(
+        self,
+        mailer: Mailer,
+        clock: Clock,
+        *,
+        workers: int = 4,
+        capacity: int = 1000,
+        first_retry: timedelta = timedelta(seconds=5),
+        max_retry: timedelta = timedelta(minutes=1),
+        shutdown_grace: timedelta = timedelta(seconds=10),
+    ) -> None:
+        self.mailer = mailer
+        self.clock = clock
+        self.workers = workers
+        self.capacity = capacity
+        self.first_retry = first_retry
+        self.max_retry = max_retry
+        self.shutdown_grace = shutdown_grace
+        self._inbox: MemoryObjectSendStream[Parcel] | None = None
+        self._leftovers: MemoryObjectReceiveStream[Parcel] | None = None
+        self._group: anyio.abc.TaskGroup | None = None
+        self._pending = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    @property
+    def running(self) -> bool:
+        return self._inbox is not None
+
+    async def __aenter__(self) -> Delivery:
+        send, receive = anyio.create_memory_object_stream[Parcel](self.capacity)
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        for _ in range(self.workers):
+            self._group.start_soon(self._work, receive.clone())
+        self._leftovers = receive  # what is still queued when the workers are stopped
+        self._inbox = send
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop taking emails; give the queued ones ``shutdown_grace`` to go out, then withdraw
+        the links of those still unsent (a page waiting on them says so)."""
+        inbox, self._inbox = self._inbox, None
+        if inbox is not None:
+            inbox.close()
+        with anyio.move_on_after(self.shutdown_grace.total_seconds()):
+            await self.idle()
+        group, self._group = self._group, None
+        if group is not None:
+            group.cancel_scope.cancel()
+            await group.__aexit__(exc_type, exc, tb)
+        leftovers, self._leftovers = self._leftovers, None
+        if leftovers is not None:
+            with anyio.CancelScope(shield=True):
+                while True:
+                    try:
+                        parcel = leftovers.receive_nowait()
+                    except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                        break
+                    await self._give_up(parcel, "the app stopped before it was sent")
+            leftovers.close()
+
+    async def idle(self) -> None:
+        """Return once nothing is queued or being sent (for tests, and a graceful shutdown)."""
+        await self._idle.wait()
+
+    async def send(
+        self,
+        message: EmailMessage,
+        *,
+        deadline: datetime,
+        delivered: Outcome,
+        undeliverable: Outcome,
+    ) -> None:
+        """Send ``message``: queued while running, else inline.
+
+        :raises MailDeliveryError: inline only, when the mailer did not take it (``undeliverable``
+            has run by then).
+        """
+        parcel = Parcel(message, deadline, delivered, undeliverable)
+        inbox = self._inbox
+        if inbox is not None and not getattr(self.mailer, "instant", False):
+            try:
+                inbox.send_nowait(parcel)
+            except anyio.WouldBlock:
+                logger.warning("the mail queue is full: sending inline")
+            else:
+                self._count(+1)
+                return
+        await self._inline(parcel)
+
+    async def _inline(self, parcel: Parcel) -> None:
+        try:
+            await self.mailer.send(parcel.message)
+        except BaseException as exc:
+            # no link may exist that was never sent: take it back, also when the send was
+            # cancelled (a client gone, a caller's timeout)
+            with anyio.CancelScope(shield=True):
+                await parcel.undeliverable()
+            if not isinstance(exc, Exception):
+                raise
+            logger.warning("sending a %s email failed: %s", parcel.message.kind, type(exc).__name__)
+            if isinstance(exc, MailDeliveryError):
+                raise
+            raise MailDeliveryError() from exc
+        await parcel.delivered()
+
+    async def _work(self, inbox: MemoryObjectReceiveStream[Parcel]) -> None:
+        async with inbox:
+            async for parcel in inbox:
+                try:
+                    await self._deliver(parcel)
+                except Exception:  # a bug in an outcome must not stop the worker
+                    logger.exception("delivering a %s email failed", parcel.message.kind)
+                finally:
+                    self._count(-1)
+
+    async def _deliver(self, parcel: Parcel) -> None:
+        pause = self.first_retry.total_seconds()
+        try:
+            while True:
+                try:
+                    await self.mailer.send(parcel.message)
+                except Exception as exc:
+                    permanent = isinstance(exc, MailDeliveryError) and exc.permanent
+                    left = (parcel.deadline - self.clock.now()).total_seconds()
+                    if permanent or left <= pause:
+                        reason = "refused" if permanent else "still failing at its expiry"
+                        await self._give_up(parcel, reason)
+                        return
+                    logger.info("a %s email will be tried again: %s", parcel.message.kind, exc)
+                    await anyio.sleep(pause * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
+                    pause = min(pause * 2, self.max_retry.total_seconds())
+                else:
+                    await parcel.delivered()
+                    return
+        except anyio.get_cancelled_exc_class():
+            await self._give_up(parcel, "the app stopped while it was being sent")
+            raise
+
+    async def _give_up(self, parcel: Parcel, reason: str) -> None:
+        logger.warning(
+            "a %s email could not be sent (%s); its link is withdrawn", parcel.message.kind, reason
+        )
+        with anyio.CancelScope(shield=True):
+            try:
+                await parcel.undeliverable()
+            except Exception:
+                logger.exception("withdrawing an unsent %s link failed", parcel.message.kind)
+
+    def _count(self, change: int) -> None:
+        self._pending += change
+        if self._pending == 0:
+            self._idle.set()
+        elif self._idle.is_set():
+            self._idle = anyio.Event()
+
+
+__all__ = ["Delivery", "Parcel"]
