@@ -27,6 +27,9 @@ SERVICE = {
     "magiclink_core.attempt_waits",
     "magiclink_core.waiting",
     "magiclink_core.hooks",
+    "magiclink_core.account",
+    "magiclink_core.email_codes",
+    "magiclink_core.delivery",
 }
 # adapters of one backend, and the private modules only that backend uses
 FAMILIES = {

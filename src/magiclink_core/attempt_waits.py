@@ -11,7 +11,7 @@ import anyio
 
 from .context import Context, attempt_channel
 from .domain import flows
-from .domain.models import EmailAddress, SignIn, SignUp, VerificationStatus
+from .domain.models import Client, EmailAddress, Session, SignIn, SignUp, VerificationStatus
 from .waiting import wait_for_change
 
 A = TypeVar("A", SignUp, SignIn, EmailAddress)
@@ -62,3 +62,88 @@ async def wait_for(
         poll_interval=ctx.settings.wait_poll_interval,
         cancelled=cancelled,
     )
+
+
+class WaitMethods:
+    """The guide's ``startMagicLinkFlow`` waits (mixed into ``MagicLinks``)."""
+
+    _ctx: Context
+
+    async def get_sign_up(self, client: Client, sign_up_id: str) -> SignUp:
+        """:raises NotFoundError: no such sign-up for this client."""
+        return await self._ctx.owned(SignUp, client.id, sign_up_id)
+
+    async def get_sign_in(self, client: Client, sign_in_id: str) -> SignIn:
+        """:raises NotFoundError: no such sign-in for this client."""
+        return await self._ctx.owned(SignIn, client.id, sign_in_id)
+
+    async def get_email_address(self, session: Session, email_address_id: str) -> EmailAddress:
+        """:raises NotFoundError: not an address of this session's user."""
+        return await self._ctx.owned(EmailAddress, session.user_id, email_address_id)
+
+    # -- waiting (the guide's startMagicLinkFlow) --------------------------------------------
+
+    async def wait_for_sign_up(
+        self,
+        client: Client,
+        sign_up_id: str,
+        *,
+        timeout: timedelta = MAX_WAIT,
+        since_version: int | None = None,
+        cancelled: anyio.Event | None = None,
+    ) -> SignUp:
+        """Wait until the sign-up changes (or leaves ``unverified``), at most ``timeout``
+        (capped at 30 seconds).
+
+        Answers at once when ``since_version`` is older than the stored version, or when the
+        verification is already over (verified, expired, failed). ``cancelled`` ends the wait
+        early with the attempt as it is (the guide's ``cancelMagicLinkFlow``).
+
+        :raises NotFoundError: no such sign-up for this client.
+        """
+        return await wait_for(
+            self._ctx,
+            lambda: self.get_sign_up(client, sign_up_id),
+            sign_up_id,
+            timeout=timeout,
+            since_version=since_version,
+            cancelled=cancelled,
+        )
+
+    async def wait_for_sign_in(
+        self,
+        client: Client,
+        sign_in_id: str,
+        *,
+        timeout: timedelta = MAX_WAIT,
+        since_version: int | None = None,
+        cancelled: anyio.Event | None = None,
+    ) -> SignIn:
+        """As :meth:`wait_for_sign_up`, for a sign-in. :raises NotFoundError:"""
+        return await wait_for(
+            self._ctx,
+            lambda: self.get_sign_in(client, sign_in_id),
+            sign_in_id,
+            timeout=timeout,
+            since_version=since_version,
+            cancelled=cancelled,
+        )
+
+    async def wait_for_email_address(
+        self,
+        session: Session,
+        email_address_id: str,
+        *,
+        timeout: timedelta = MAX_WAIT,
+        since_version: int | None = None,
+        cancelled: anyio.Event | None = None,
+    ) -> EmailAddress:
+        """As :meth:`wait_for_sign_up`, for an address's verification. :raises NotFoundError:"""
+        return await wait_for(
+            self._ctx,
+            lambda: self.get_email_address(session, email_address_id),
+            email_address_id,
+            timeout=timeout,
+            since_version=since_version,
+            cancelled=cancelled,
+        )

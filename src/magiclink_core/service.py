@@ -1,5 +1,6 @@
 """``MagicLinks``: the one facade users import. It holds the settings and the adapters and
-delegates each call to the module named for what it does:
+delegates each call to the module named for what it does (a signed-in user's addresses and
+sessions, and the waits, are methods of its mixins in ``account.py`` and ``attempt_waits.py``):
 
     clients.py          clients, and starting an attempt (abandoning the one it replaces)
     sign_ups.py         sign-ups
@@ -26,18 +27,18 @@ import anyio.lowlevel
 from . import (
     attempt_waits,
     clients,
-    email_addresses,
     email_codes,
     links,
-    sessions,
     sign_ins,
     sign_ups,
 )
+from .account import AccountMethods
+from .attempt_waits import WaitMethods
 from .clients import ClientState
 from .context import Context
 from .delivery import Delivery
 from .domain import flows
-from .domain.errors import InvalidRequestError, UnauthenticatedError
+from .domain.errors import InvalidRequestError
 from .domain.models import (
     Attempt,
     AttemptKind,
@@ -46,11 +47,9 @@ from .domain.models import (
     FirstFactor,
     RequestInfo,
     Session,
-    SessionStatus,
     SignIn,
     SignUp,
     Strategy,
-    User,
 )
 from .domain.settings import Settings
 from .emails import EmailRenderer
@@ -64,7 +63,7 @@ logger = logging.getLogger("magiclink")
 MAX_WAIT = attempt_waits.MAX_WAIT
 
 
-class MagicLinks:
+class MagicLinks(AccountMethods, WaitMethods):
     """Sign-up, sign-in and email verification by magic link, with sessions.
 
     :param settings: the app's :class:`Settings`.
@@ -247,10 +246,6 @@ class MagicLinks:
             strategy=strategy,
         )
 
-    async def get_sign_up(self, client: Client, sign_up_id: str) -> SignUp:
-        """:raises NotFoundError: no such sign-up for this client."""
-        return await self._ctx.owned(SignUp, client.id, sign_up_id)
-
     # -- sign-ins ----------------------------------------------------------------------------
 
     async def create_sign_in(self, client: Client, identifier: object) -> SignIn:
@@ -293,71 +288,6 @@ class MagicLinks:
             request=request,
             strategy=strategy,
         )
-
-    async def get_sign_in(self, client: Client, sign_in_id: str) -> SignIn:
-        """:raises NotFoundError: no such sign-in for this client."""
-        return await self._ctx.owned(SignIn, client.id, sign_in_id)
-
-    # -- a signed-in user's email addresses --------------------------------------------------
-
-    async def add_email_address(self, session: Session, email_address: object) -> EmailAddress:
-        """Add an unverified address to the session's user.
-
-        :raises InvalidEmailError: not a valid address.
-        :raises IdentifierExistsError: the user has this address already.
-        """
-        return await email_addresses.add(self._ctx, session, email_address)
-
-    async def prepare_email_verification(
-        self,
-        session: Session,
-        email_address_id: str,
-        *,
-        redirect_url: str | None = None,
-        request: RequestInfo | None = None,
-        strategy: Strategy = "email_link",
-    ) -> EmailAddress:
-        """Email a link and a code that verify one of the user's addresses (as for
-        :meth:`prepare_sign_up_verification`).
-
-        :raises NotFoundError: not an address of this user.
-        :raises InvalidStateError: the address is verified already.
-        :raises InvalidRedirectError, RateLimitedError, MailDeliveryError: as for sign-ups.
-        """
-        return await email_addresses.prepare(
-            self._ctx,
-            session,
-            email_address_id,
-            redirect_url=redirect_url,
-            request=request,
-            strategy=strategy,
-        )
-
-    async def get_email_address(self, session: Session, email_address_id: str) -> EmailAddress:
-        """:raises NotFoundError: not an address of this session's user."""
-        return await email_addresses.get(self._ctx, session, email_address_id)
-
-    async def list_email_addresses(self, user_id: str) -> list[EmailAddress]:
-        """The user's addresses, oldest first."""
-        return await email_addresses.list_of(self._ctx, user_id)
-
-    async def set_primary_email_address(self, session: Session, email_address_id: str) -> User:
-        """:raises NotFoundError: not an address of this user.
-        :raises InvalidStateError: the address is not verified."""
-        return await email_addresses.set_primary(self._ctx, session, email_address_id)
-
-    async def remove_email_address(self, session: Session, email_address_id: str) -> None:
-        """:raises NotFoundError: not an address of this user.
-        :raises InvalidStateError: it is the primary address (make another primary first)."""
-        await email_addresses.remove(self._ctx, session, email_address_id)
-
-    async def get_user(self, user_id: str) -> User:
-        """:raises NotFoundError: no such user."""
-        return await email_addresses.get_user(self._ctx, user_id)
-
-    async def primary_email(self, user: User) -> str | None:
-        """The user's primary address, or None."""
-        return await email_addresses.primary_email(self._ctx, user)
 
     # -- links -------------------------------------------------------------------------------
 
@@ -472,120 +402,6 @@ class MagicLinks:
         """The absolute URL ``url`` names if redirecting there is allowed (a path on
         ``base_url``, or an allowlisted origin). :raises InvalidRedirectError:"""
         return self._ctx.check_redirect_url(url)
-
-    # -- sessions ----------------------------------------------------------------------------
-
-    async def authenticate(self, session_token: str | None) -> Session | None:
-        """The live session a session token belongs to, or None. The hot path: one keyed digest
-        and one storage read; the idle-timeout touch writes at most once per touch interval."""
-        return await sessions.authenticate(self._ctx, session_token)
-
-    async def require_session(self, session_token: str | None) -> Session:
-        """:raises UnauthenticatedError: no live session for the token."""
-        session = await self.authenticate(session_token)
-        if session is None:
-            raise UnauthenticatedError()
-        return session
-
-    async def activate_session(self, client: Client, session_id: str) -> tuple[Session, str]:
-        """Make one of the client's sessions the active one and issue its token (the guide's
-        ``setSession``). This is how a client collects a session completed on another device.
-        The token is fresh each time; the client's other sessions end.
-
-        :raises NotFoundError: not a live session of this client.
-        """
-        return await sessions.activate(self._ctx, client, session_id)
-
-    async def end_session(
-        self,
-        session_id: str,
-        *,
-        client: Client | None = None,
-        user_id: str | None = None,
-        status: SessionStatus = SessionStatus.ENDED,
-    ) -> Session:
-        """Sign a session out. Allowed to the client that holds it or to its user.
-
-        :raises NotFoundError: no such session for that client or user.
-        """
-        return await sessions.end(
-            self._ctx, session_id, client=client, user_id=user_id, status=status
-        )
-
-    async def list_sessions(self, user_id: str) -> list[Session]:
-        """The user's live sessions, oldest first."""
-        return await sessions.list_of(self._ctx, user_id)
-
-    async def revoke_sessions(self, user_id: str) -> int:
-        """End every live session of a user (say, after an account compromise); returns how many."""
-        return await sessions.revoke_all(self._ctx, user_id)
-
-    # -- waiting (the guide's startMagicLinkFlow) --------------------------------------------
-
-    async def wait_for_sign_up(
-        self,
-        client: Client,
-        sign_up_id: str,
-        *,
-        timeout: timedelta = MAX_WAIT,
-        since_version: int | None = None,
-        cancelled: anyio.Event | None = None,
-    ) -> SignUp:
-        """Wait until the sign-up changes (or leaves ``unverified``), at most ``timeout``
-        (capped at 30 seconds).
-
-        Answers at once when ``since_version`` is older than the stored version, or when the
-        verification is already over (verified, expired, failed). ``cancelled`` ends the wait
-        early with the attempt as it is (the guide's ``cancelMagicLinkFlow``).
-
-        :raises NotFoundError: no such sign-up for this client.
-        """
-        return await attempt_waits.wait_for(
-            self._ctx,
-            lambda: self.get_sign_up(client, sign_up_id),
-            sign_up_id,
-            timeout=timeout,
-            since_version=since_version,
-            cancelled=cancelled,
-        )
-
-    async def wait_for_sign_in(
-        self,
-        client: Client,
-        sign_in_id: str,
-        *,
-        timeout: timedelta = MAX_WAIT,
-        since_version: int | None = None,
-        cancelled: anyio.Event | None = None,
-    ) -> SignIn:
-        """As :meth:`wait_for_sign_up`, for a sign-in. :raises NotFoundError:"""
-        return await attempt_waits.wait_for(
-            self._ctx,
-            lambda: self.get_sign_in(client, sign_in_id),
-            sign_in_id,
-            timeout=timeout,
-            since_version=since_version,
-            cancelled=cancelled,
-        )
-
-    async def wait_for_email_address(
-        self,
-        session: Session,
-        email_address_id: str,
-        *,
-        timeout: timedelta = MAX_WAIT,
-        since_version: int | None = None,
-        cancelled: anyio.Event | None = None,
-    ) -> EmailAddress:
-        """As :meth:`wait_for_sign_up`, for an address's verification. :raises NotFoundError:"""
-        return await attempt_waits.wait_for(
-            self._ctx,
-            lambda: self.get_email_address(session, email_address_id),
-            email_address_id,
-            timeout=timeout,
-            since_version=since_version,
-            cancelled=cancelled,
-        )
 
     # -- upkeep ------------------------------------------------------------------------------
 
