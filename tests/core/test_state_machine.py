@@ -8,6 +8,10 @@ each step must do: a click completes (with a session for the starting client, fo
 is refused (with which error code, recording at most a counted wrong code, a mismatch or a
 refused claim) or asks for the code. The service must do exactly that: after every step the
 stored records equal the model's, and a refused step writes nothing beyond what it records.
+
+Checked by hand that it fails when a fault is injected: a second sign-up of a taken address
+always refused; one wrong confirmation code disabling the link; ``deny`` completing a click from
+another client; a link that outlives its attempt's ``abandon_at`` still completing or renewing it.
 """
 
 from __future__ import annotations
