@@ -3,7 +3,7 @@ without the confirmation code), expiry, abandonment, resends, a signed-in user a
 verifying addresses (two users may claim one), and waits cancelled while they wait, in random
 orders, on memory and on SQLite storage.
 
-The machine keeps its own model of every record (``_link_model.py``) and predicts from it what
+The machine keeps its own model of every record (``_machine_model.py``) and predicts from it what
 each step must do: a click completes (with a session for the starting client, for which user),
 is refused (with which error code, recording at most a counted wrong code, a mismatch or a
 refused claim) or asks for the code. The service must do exactly that: after every step the
@@ -67,7 +67,7 @@ from magiclink_core.storage import MemoryStorage, SQLiteStorage
 from magiclink_core.testing import FakeClock
 from tests.conftest import SECRET
 
-from ._link_model import (
+from ._machine_model import (
     STATUS_OF,
     MAttempt,
     MClient,
