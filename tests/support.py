@@ -29,7 +29,8 @@ POSTGRES_DSN = os.environ.get(
 REDIS_URL = os.environ.get("MAGICLINK_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 SECRET = "test-secret-" + "x" * 40
 
-_TOKEN = re.compile(r"[?&]token=(mll1_[A-Za-z0-9_-]{43})")
+TOKEN_RE = re.compile(r"[?&]token=(mll1_[A-Za-z0-9_-]{43})")
+"""A link's token in an email's text or HTML (group 1)."""
 _LINK = re.compile(r"https?://\S+/v1/verify\?token=[\w.~-]+")
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -52,7 +53,7 @@ def free_port() -> int:
 
 def token_in(text: str) -> str:
     """The link token in an email's text (or HTML)."""
-    found = _TOKEN.search(text)
+    found = TOKEN_RE.search(text)
     assert found is not None, f"no link token in {text!r}"
     return found.group(1)
 

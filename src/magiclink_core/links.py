@@ -224,7 +224,11 @@ async def resend(ctx: Context, token: str, *, request: RequestInfo | None) -> At
     :meth:`MagicLinks.resend_link`."""
     link, attempt = await _load(ctx, token)
     verification = attempt.verification
-    if not flows.in_progress(attempt) or verification is None or link.consumed_at is not None:
+    if (
+        not flows.in_progress_at(attempt, ctx.now())
+        or verification is None
+        or link.consumed_at is not None
+    ):
         raise MagicLinkFailedError("This link can no longer be renewed.")
     # holding the old link proves nothing new: the new one goes to the same mailbox, for the same
     # client and redirect, named after the device that first asked

@@ -1,5 +1,7 @@
 """A newer attempt of the same kind on the same client abandons the older one; its link dies."""
 
+from datetime import timedelta
+
 import anyio
 import pytest
 
@@ -66,3 +68,28 @@ async def test_an_attempt_left_alone_past_its_time_reads_as_abandoned() -> None:
     sign_in = await world.links.create_sign_in(client, "ann@example.org")
     world.clock.advance(world.links.settings.attempt_ttl)
     assert (await world.links.get_sign_in(client, sign_in.id)).status is SignInStatus.ABANDONED
+
+
+async def test_an_attempt_abandoned_by_time_is_not_completed_or_renewed_by_its_link() -> None:
+    # a link sent shortly before abandon_at outlives it: the attempt reads abandoned, so its
+    # link must fail (not complete it) and the resend must not renew it
+    world = make_world(attempt_ttl=timedelta(hours=1), link_ttl=timedelta(minutes=10))
+    await signed_up(world, "ann@example.org")
+    laptop = await world.client()
+    sign_in = await world.links.create_sign_in(laptop, "ann@example.org")
+    world.clock.advance(minutes=55)
+    await world.links.prepare_first_factor(laptop, sign_in.id, redirect_url="/")
+    token = world.last_link("ann@example.org")
+    world.clock.advance(minutes=6)  # past abandon_at, the link has four minutes left
+
+    assert (await world.links.get_sign_in(laptop, sign_in.id)).status is SignInStatus.ABANDONED
+    with pytest.raises(MagicLinkFailedError):
+        await world.links.inspect_link(token, laptop)
+    with pytest.raises(MagicLinkFailedError):
+        await world.links.resend_link(token)
+    with pytest.raises(MagicLinkFailedError):
+        await world.links.verify_link(token, laptop)
+    assert (await world.links.get_sign_in(laptop, sign_in.id)).status is SignInStatus.ABANDONED
+    assert sign_in.user_id is not None
+    sessions = await world.links.list_sessions(sign_in.user_id)
+    assert [s for s in sessions if s.client_id == laptop.id] == []

@@ -137,6 +137,32 @@ def test_a_used_or_superseded_link_fails() -> None:
     assert judge(link, None).outcome is flows.ClickOutcome.REJECTED
 
 
+def test_a_link_that_outlives_its_attempt_fails_once_the_attempt_reads_abandoned() -> None:
+    link, verification = waiting()
+    attempt = make_record(
+        SignIn,
+        client_id="client_a",
+        verification=verification,
+        abandon_at=NOW + timedelta(minutes=5),
+    )
+
+    def click(now: datetime) -> flows.ClickDecision:
+        return flows.judge_click(
+            link=link,
+            attempt=attempt,
+            clicking_client_id="client_a",
+            policy=CrossDevicePolicy.ALLOW,
+            confirmation_code=None,
+            max_code_attempts=3,
+            now=now,
+        )
+
+    assert click(NOW + timedelta(minutes=4)).outcome is flows.ClickOutcome.COMPLETE
+    late = click(NOW + timedelta(minutes=5))  # the link has five minutes left
+    assert late.outcome is flows.ClickOutcome.REJECTED and late.verification is None
+    assert isinstance(late.error, MagicLinkError) and late.error.code == "failed"
+
+
 def test_expiry_is_seen_without_a_write() -> None:
     _, verification = waiting()
     assert flows.effective_status(verification, NOW) is VerificationStatus.UNVERIFIED

@@ -219,6 +219,15 @@ def in_progress(attempt: Attempt) -> bool:
     return not attempt.verified
 
 
+def in_progress_at(attempt: Attempt, now: datetime) -> bool:
+    """Whether the attempt is in progress as readers see it at ``now``: a sign-up or sign-in
+    left alone past ``abandon_at`` reads abandoned, and a link sent shortly before that outlives
+    it must not complete (or renew) what readers were told was abandoned."""
+    if isinstance(attempt, SignUp | SignIn) and now >= attempt.abandon_at:
+        return False
+    return in_progress(attempt)
+
+
 def has_account(attempt: Attempt) -> bool:
     """Whether the attempt's email may carry a link or a code: not a sign-in of an address with
     no account (its email says so instead, and the attempt otherwise runs like any other)."""
@@ -394,7 +403,7 @@ def judge_click(
         )
     if verification.status is VerificationStatus.CLIENT_MISMATCH:
         return reject(ClientMismatchError(redirect_url=back_to))
-    if not in_progress(attempt) or verification.status is not VerificationStatus.UNVERIFIED:
+    if not in_progress_at(attempt, now) or verification.status is not VerificationStatus.UNVERIFIED:
         return failed("This link can no longer be used.")
 
     def complete() -> ClickDecision:
@@ -472,7 +481,7 @@ def judge_email_code(
         return reject(MagicLinkFailedError("No code was sent for this; use the link instead."))
     if effective_status(verification, now) is VerificationStatus.EXPIRED:
         return reject(MagicLinkExpiredError(verification.expire_at, what="code"))
-    if not in_progress(attempt) or verification.status is not VerificationStatus.UNVERIFIED:
+    if not in_progress_at(attempt, now) or verification.status is not VerificationStatus.UNVERIFIED:
         return reject(MagicLinkFailedError("This code can no longer be used."))
     stored = verification.email_code_digest
     matched = False
