@@ -16,7 +16,7 @@ from datetime import datetime
 
 from .context import RETRIES, Context
 from .domain import flows
-from .domain.errors import ConflictError, EmailCodeError, InvalidRequestError, RateLimitedError
+from .domain.errors import AuthError, ConflictError, InvalidRequestError, RateLimitedError
 from .domain.models import Link, RequestInfo
 from .links import A, LinkResult, settle
 
@@ -59,6 +59,13 @@ async def _spend(ctx: Context, budgets: list[tuple[str, int]], now: datetime) ->
         await ctx.storage.increment(key, window=ctx.settings.email_code_window, now=now)
 
 
+def _wrong_code(attempt: A, decision: flows.ClickDecision) -> bool:
+    """Whether the decision counted a wrong code (rather than refusing for another reason)."""
+    before = attempt.verification.failed_email_code_attempts if attempt.verification else 0
+    after = decision.verification.failed_email_code_attempts if decision.verification else 0
+    return after > before
+
+
 async def verify(
     ctx: Context,
     load: Callable[[], Awaitable[A]],
@@ -91,8 +98,9 @@ async def verify(
         )
         try:
             result = await settle(ctx, attempt, decision, request)
-        except EmailCodeError:
-            await _spend(ctx, budgets, ctx.now())
+        except AuthError:
+            if _wrong_code(attempt, decision):  # the last allowed one, which fails it, too
+                await _spend(ctx, budgets, ctx.now())
             raise
         if result is not None:
             return result
