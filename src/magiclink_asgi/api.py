@@ -191,6 +191,9 @@ class Api:
         client = await self._client(call)
         state = await self.magiclinks.client_state(client)
         current = call.session.id if call.session else None
+        # the signed-in user rides along, so a page learns who is signed in (or that nobody
+        # is) from this one answer: no request of a signed-out page answers 401
+        user = await self._user(call.session.user_id) if call.session else None
         return json_response(
             {
                 "object": "client",
@@ -201,6 +204,7 @@ class Api:
                 "last_active_session_id": current
                 if current in {s.id for s in state.sessions}
                 else None,
+                "user": user,
             }
         )
 

@@ -146,6 +146,15 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
         )
         return HTMLResponse(_layout("Protected", body, user))
 
+    async def favicon(request: Request) -> Response:
+        # the pages declare the icon; this answers the browsers and tools that ask anyway
+        icon = pages.static["favicon.svg"]
+        return Response(
+            icon.body,
+            media_type=icon.content_type,
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
     def example(name: str) -> Callable[[Request], Awaitable[Response]]:
         async def page(request: Request) -> Response:
             title, body = _EXAMPLES[name]
@@ -157,6 +166,7 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
         Route("/", home),
         Route("/welcome", welcome),
         Route("/protected", protected),
+        Route("/favicon.ico", favicon),
         *[Route(f"/examples/{name}", example(name)) for name in _EXAMPLES],
     ]
     # the middleware runs magiclinks for the app's lifespan (wake-ups, closing at shutdown)
@@ -194,6 +204,7 @@ def _layout(title: str, body: str, user: Any, head: str = "") -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{escape(title)} · {APP_NAME}</title>
+<link rel="icon" type="image/svg+xml" href="{PREFIX}/static/favicon.svg">
 <link rel="stylesheet" href="{PREFIX}/static/magiclink.css">
 <style>.demo nav {{ margin: -0.75rem 0 1.25rem; }} .demo form {{ margin-bottom: 1rem; }}</style>
 {head}
@@ -247,7 +258,8 @@ _COMPONENTS = """<h1>Components</h1>
 _CUSTOM_SIGN_IN = """<h1>Custom sign-in</h1>
 <form id="sign-in">
   <label class="ml-label" for="email">Email address</label>
-  <input class="ml-input" id="email" type="email" required>
+  <input class="ml-input" id="email" type="text" inputmode="email" autocomplete="email"
+    spellcheck="false" autocapitalize="off" required>
   <button class="ml-button ml-primary" type="submit">Sign in with magic link</button>
 </form>
 <p id="code" hidden>Code for another device: <strong data-testid="code"></strong></p>
@@ -324,7 +336,8 @@ document.getElementById("sign-in").addEventListener("submit", async (e) => {
 _CUSTOM_SIGN_UP = """<h1>Custom sign-up</h1>
 <form id="sign-up">
   <label class="ml-label" for="email">Email address</label>
-  <input class="ml-input" id="email" type="email" required>
+  <input class="ml-input" id="email" type="text" inputmode="email" autocomplete="email"
+    spellcheck="false" autocapitalize="off" required>
   <button class="ml-button ml-primary" type="submit">Sign up with magic link</button>
 </form>
 <form id="email-code" hidden>
@@ -404,7 +417,8 @@ try {
 _ADD_EMAIL = """<h1>Add an email address</h1>
 <form id="new-email">
   <label class="ml-label" for="email">New email address</label>
-  <input class="ml-input" id="email" type="email" required>
+  <input class="ml-input" id="email" type="text" inputmode="email" autocomplete="email"
+    spellcheck="false" autocapitalize="off" required>
   <button class="ml-button ml-primary" type="submit">Add</button>
 </form>
 <form id="email-code" hidden>

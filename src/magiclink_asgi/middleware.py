@@ -23,6 +23,7 @@ from magiclink_core import (
     StorageUnavailableError,
 )
 
+from . import security
 from .api import Api, Call
 from .cookies import CookieNames
 from .http import (
@@ -64,6 +65,9 @@ class MagicLinkMiddleware:
     :param dev_mailbox: let the hosted pages show the memory outbox (development only).
     :param max_body_bytes: the largest request body accepted.
     :param trusted_proxies: peer addresses whose ``X-Forwarded-For`` is believed.
+    :param hsts_seconds: ``Strict-Transport-Security: max-age=...`` on every response under the
+        prefix; default (None): a year when ``settings.base_url`` is https, else none; 0: none.
+        The app's own responses are left to the app.
     """
 
     def __init__(
@@ -77,6 +81,7 @@ class MagicLinkMiddleware:
         dev_mailbox: bool = False,
         max_body_bytes: int = 16384,
         trusted_proxies: Iterable[str] = (),
+        hsts_seconds: int | None = None,
     ) -> None:
         self.app = app
         self.magiclinks = magiclinks
@@ -88,6 +93,7 @@ class MagicLinkMiddleware:
             settings, secure=settings.is_https if secure_cookies is None else secure_cookies
         )
         self.max_body_bytes = max_body_bytes
+        self._hsts = security.hsts(hsts_seconds, https=settings.is_https)
         self.trusted_proxies = frozenset(trusted_proxies)
         self.api = Api(magiclinks, self.cookies)
         self.landing = Landing(magiclinks, self.prefix, self.cookies)
@@ -145,6 +151,8 @@ class MagicLinkMiddleware:
         ours = scope["type"] == "http" and (
             path == self.prefix or path.startswith(self.prefix + "/")
         )
+        if ours and self._hsts is not None:
+            send = _adding_header(send, self._hsts)
         if not ours and not self._has_our_cookie(scope):
             scope["user"], scope["auth"], scope["magiclink"] = (
                 UNAUTHENTICATED,
@@ -231,6 +239,17 @@ class MagicLinkMiddleware:
         for cookie in call.cookies_out:
             response.add("Set-Cookie", cookie)
         await response(send, head=request.method == "HEAD")
+
+
+def _adding_header(send: Send, header: tuple[bytes, bytes]) -> Send:
+    """``send``, adding ``header`` to the response's start."""
+
+    async def send_wrapper(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), header]
+        await send(message)
+
+    return send_wrapper
 
 
 def _add_vary_cookie(headers: list[tuple[bytes, bytes]]) -> None:

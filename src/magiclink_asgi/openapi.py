@@ -144,6 +144,7 @@ SCHEMAS: dict[str, Any] = {
             "sign_in": {"oneOf": [{"$ref": "#/components/schemas/SignIn"}, {"type": "null"}]},
             "sign_up": {"oneOf": [{"$ref": "#/components/schemas/SignUp"}, {"type": "null"}]},
             "last_active_session_id": _NULLABLE_STR,
+            "user": {"oneOf": [{"$ref": "#/components/schemas/User"}, {"type": "null"}]},
         },
     },
 }

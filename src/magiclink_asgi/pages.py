@@ -64,6 +64,9 @@ class HostedPages:
         without ``--`` get ``--ml-`` prepended).
     :param after_sign_in_url, after_sign_up_url: where the pages go when done (a page's
         ``?redirect_url=`` wins when the core's redirect rule allows it).
+    :param after_sign_out_url: where signing out goes (the sign-out page is replaced in the
+        history, so Back does not lead to it again); by default the sign-out page stays and
+        says "You're signed out", with a link to sign in again.
     :param sign_in_url, sign_up_url, user_profile_url: where the pages link to each other
         (defaults: the hosted ones).
     """
@@ -95,7 +98,8 @@ class HostedPages:
         self.sign_in_url = sign_in_url or f"{self.prefix}/sign-in"
         self.sign_up_url = sign_up_url or f"{self.prefix}/sign-up"
         self.user_profile_url = user_profile_url or f"{self.prefix}/user"
-        self.after_sign_out_url = after_sign_out_url or self.sign_in_url
+        self.after_sign_out_url = after_sign_out_url
+        self.sign_out_url = f"{self.prefix}/sign-out"
         self.home_url = home_url
         self.mailbox: DevMailbox | None = None
         if dev_mailbox:
@@ -191,9 +195,7 @@ class HostedPages:
         )
 
     def _sign_out(self, scope: Scope) -> Response:
-        return self.page(
-            "pages/sign_out.html", scope, after_url=self.after_sign_out_url, title="Sign out"
-        )
+        return self.page("pages/sign_out.html", scope, title="Sign out")
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -214,6 +216,7 @@ class HostedPages:
             "after_sign_in_url": self.after_sign_in_url,
             "after_sign_up_url": self.after_sign_up_url,
             "after_sign_out_url": self.after_sign_out_url,
+            "sign_out_url": self.sign_out_url,
             "home_url": self.home_url,
             # the length of the code in the email, so the pages' code field can expect it
             "email_code_length": self.magiclinks.settings.email_code_digits,

@@ -1,11 +1,32 @@
 """Every security header the package sends, in one place.
 
-``X-Content-Type-Options: nosniff`` is on every response (``http.Response`` adds it); the rest
-depend on what is answered: JSON, a landing page (no script at all), a hosted page (its own
-scripts only, styles by nonce), a static file, or an email shown in the development mailbox.
+``X-Content-Type-Options: nosniff`` is on every response (``http.Response`` adds it), and
+``Strict-Transport-Security`` on every response under the middleware's prefix when it is on
+(:func:`hsts`); the rest depend on what is answered: JSON, a landing page (no script at all), a
+hosted page (its own scripts only, styles by nonce), a static file, or an email shown in the
+development mailbox. Every Content-Security-Policy says ``object-src 'none'``.
 """
 
 from __future__ import annotations
+
+HSTS_DEFAULT_SECONDS = 31_536_000
+"""One year: what ``Strict-Transport-Security`` asks for when ``base_url`` is https."""
+
+
+def hsts(seconds: int | None, *, https: bool) -> tuple[bytes, bytes] | None:
+    """The ``Strict-Transport-Security`` header (raw, for an ASGI message), or None when off.
+
+    :param seconds: ``max-age``; None: a year when ``https``, else off; 0: off.
+    :raises ValueError: for a negative ``seconds``.
+    """
+    if seconds is None:
+        seconds = HSTS_DEFAULT_SECONDS if https else 0
+    if seconds < 0:
+        raise ValueError(f"hsts_seconds must be 0 (off) or more, not {seconds}")
+    if seconds == 0:
+        return None
+    return (b"strict-transport-security", f"max-age={seconds}".encode())
+
 
 NO_STORE = ("Cache-Control", "no-store")
 _FRAMES = ("X-Frame-Options", "DENY")
@@ -41,7 +62,8 @@ MAILBOX_EMAIL: list[tuple[str, str]] = [
     (
         "Content-Security-Policy",
         "sandbox allow-popups allow-popups-to-escape-sandbox; "
-        "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:",
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data: https:; "
+        "object-src 'none'",
     ),
     NO_STORE,
 ]

@@ -321,3 +321,35 @@ PAGE = """{% from "magiclink/macros.html" import sign_in, sign_up, user_profile,
 {{ sign_up(email_code_length=7) }}
 {{ user_profile(prefix='/x"y') }}
 {{ user_button(user) }}"""
+
+
+async def test_every_page_declares_the_icon_it_serves(pages: HostedPages) -> None:
+    async with client(pages) as c:
+        html = (await c.get("/auth/sign-in")).text
+        missing = await c.get("/auth/nope")
+        href = re.search(r'<link rel="icon" type="image/svg\+xml" href="([^"]+)">', html)
+        assert href is not None and href.group(1) == pages.static_url("favicon.svg")
+        assert href.group(1) in missing.text
+        icon = await c.get(href.group(1))
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert "immutable" in icon.headers["cache-control"]
+
+
+async def test_where_signing_out_goes() -> None:
+    """By default the sign-out page stays and says so (the profile's sign-out goes there);
+    ``after_sign_out_url`` sends both elsewhere."""
+    default = HostedPages(make_links())
+    async with client(default) as c:
+        sign_out = (await c.get("/auth/sign-out")).text
+    async with client(default, signed_in=True) as c:
+        profile = (await c.get("/auth/user")).text
+    assert "after-sign-out-url" not in sign_out
+    assert 'sign-in-url="/auth/sign-in"' in sign_out
+    assert 'after-sign-out-url="/auth/sign-out"' in profile
+
+    elsewhere = HostedPages(make_links(), after_sign_out_url="/bye")
+    async with client(elsewhere) as c:
+        assert 'after-sign-out-url="/bye"' in (await c.get("/auth/sign-out")).text
+    async with client(elsewhere, signed_in=True) as c:
+        assert 'after-sign-out-url="/bye"' in (await c.get("/auth/user")).text

@@ -4,6 +4,10 @@
 // used first, the wait ends once and the view moves on once.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
+// sessionStorage: where and when this tab last sent a signed-in visitor on (see _sendOn)
+const SENT_ON_KEY = "magiclink:sent-on";
+const BOUNCE_WINDOW_MS = 10000;
+
 /** <magiclink-sign-in> and <magiclink-sign-up>: the form, the wait, the result. */
 class AuthFlowElement extends MagicLinkElement {
   get mode() {
@@ -36,7 +40,7 @@ class AuthFlowElement extends MagicLinkElement {
 
   async start(ml) {
     if (ml.isSignedIn && !this.hasAttribute("allow-signed-in")) {
-      this._showSignedIn();
+      if (!this._sendOn()) this._showSignedIn();
       return;
     }
     const v = this._verification();
@@ -48,6 +52,34 @@ class AuthFlowElement extends MagicLinkElement {
       return;
     }
     this._showForm();
+  }
+
+  // A signed-in visitor is sent on to the after-sign-in URL, this page replaced in the history
+  // (Back does not come here to be sent on again). Unless that would bounce: when the after URL
+  // is this very page, or this tab was sent on from here moments ago and is back (a page of
+  // the app that sends signed-in people here), the page says "You're already signed in" and
+  // stays. Returns whether it sent the visitor on.
+  _sendOn() {
+    if (this.hasAttribute("no-redirect")) return false;
+    const here = location.pathname + location.search;
+    const target = new URL(this.afterUrl, location.href);
+    if (target.origin === location.origin && target.pathname + target.search === here) return false;
+    let last = null;
+    try {
+      last = JSON.parse(sessionStorage.getItem(SENT_ON_KEY) || "null");
+      sessionStorage.removeItem(SENT_ON_KEY);
+    } catch {
+      last = null; // storage refused: no guard, but no bounce is worse than a card
+    }
+    if (last && last.from === here && Date.now() - last.at < BOUNCE_WINDOW_MS) return false;
+    try {
+      sessionStorage.setItem(SENT_ON_KEY, JSON.stringify({ from: here, at: Date.now() }));
+    } catch {
+      return false; // without the guard a bounce could not be told apart: stay
+    }
+    this._state("signed-in");
+    location.replace(target.href);
+    return true;
   }
 
   _showSignedIn() {
@@ -81,10 +113,11 @@ class AuthFlowElement extends MagicLinkElement {
     const button = h("button", { className: "ml-button ml-primary", type: "submit" }, t.button);
     const form = h("form", { className: "ml-form", novalidate: true, onsubmit: (e) => {
       e.preventDefault();
-      const field = form.querySelector("input");
-      const email = field.value.trim();
-      if (!email || !field.checkValidity()) {
-        this._showForm("Enter a valid email address, like ada@example.com.");
+      const email = form.querySelector("input").value.trim();
+      // only an empty field is refused here: the server decides what an address is (the
+      // browser's own check would refuse jürgen@example.com, which mail delivers)
+      if (!email) {
+        this._showForm("Enter your email address, like ada@example.com.");
         this.querySelector("input")?.focus();
         return;
       }
@@ -275,7 +308,8 @@ class AuthFlowElement extends MagicLinkElement {
       const event = new CustomEvent("magiclink:complete", { bubbles: true, cancelable: true,
         detail: { sessionId, afterUrl: this.afterUrl, mode: this.mode } });
       if (this.dispatchEvent(event) && !this.hasAttribute("no-redirect")) {
-        location.assign(this.afterUrl);
+        // the sign-in page is done with: Back from the app does not land on it again
+        location.replace(this.afterUrl);
       }
     };
     try {

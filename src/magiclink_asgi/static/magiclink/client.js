@@ -50,7 +50,7 @@ export class MagicLink {
       await this.client.reload();
     }
     this._pickSession();
-    await this._loadUser();
+    this._takeUser();
     this.loaded = true;
     this._emit();
     return this;
@@ -62,6 +62,17 @@ export class MagicLink {
       sessions.find((s) => s.id === this.client.lastActiveSessionId) || null;
   }
 
+  // The user the client's answer carried (null when signed out): no request of its own, so
+  // a signed-out page asks nothing that answers 401.
+  _takeUser() {
+    const data = this.client._user;
+    if (!data) this.user = null;
+    else if (this.user) this.user._assign(data);
+    else this.user = new User(this, data);
+    return this.user;
+  }
+
+  // The user, read on its own: after a session was made active here (its cookie just set).
   async _loadUser() {
     try {
       const data = await this._transport.request("GET", "/v1/me");
@@ -96,7 +107,7 @@ export class MagicLink {
     await this.client.reload();
     this._pickSession();
     if (this.session?.id !== sessionId) return; // the cookie did not stick: setSession will do
-    await this._loadUser();
+    this._takeUser();
     this._emit();
   }
 
@@ -134,8 +145,9 @@ export class MagicLink {
     }
     if (status === "verified") {
       if (created) {
+        // this page was a step on the way: replaced, so Back does not come here again
         await this.setSession(created, () => {
-          if (redirectUrlComplete) location.assign(redirectUrlComplete);
+          if (redirectUrlComplete) location.replace(redirectUrlComplete);
         });
         return { status, createdSessionId: created };
       }
@@ -162,17 +174,21 @@ export class MagicLink {
     return this._pageUrl("user");
   }
 
-  /** The guide's <RedirectToSignIn />: go to the hosted sign-in page (and come back). */
+  /**
+   * The guide's <RedirectToSignIn />: go to the hosted sign-in page (and come back). A redirect
+   * replaces this page in the history: Back from the sign-in page does not land on a page that
+   * sends the visitor straight back to it.
+   */
   redirectToSignIn({ redirectUrl = location.pathname + location.search } = {}) {
-    location.assign(this.signInUrl({ redirectUrl }));
+    location.replace(this.signInUrl({ redirectUrl }));
   }
 
   redirectToSignUp({ redirectUrl } = {}) {
-    location.assign(this.signUpUrl({ redirectUrl }));
+    location.replace(this.signUpUrl({ redirectUrl }));
   }
 
   redirectToUserProfile() {
-    location.assign(this.userProfileUrl());
+    location.replace(this.userProfileUrl());
   }
 
   _pageUrl(page, redirectUrl) {

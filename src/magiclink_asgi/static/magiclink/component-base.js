@@ -73,12 +73,13 @@ class MagicLinkElement extends HTMLElement {
       detail: { state: name, ...detail } }));
   }
 
+  // An email field the browser does not judge: type=text (type=email refuses internationalised
+  // addresses such as jürgen@example.com, which the server accepts), with the email keyboard
+  // and autofill all the same. The server decides, and the page shows its word.
   _emailField(label, id, extra = {}) {
     return [
       h("label", { className: "ml-label", for: id }, label),
-      h("input", { className: "ml-input", id, name: "email", type: "email",
-        autocomplete: "email", inputmode: "email", required: true, spellcheck: "false",
-        autocapitalize: "off", ...extra }),
+      emailInput({ id, ...extra }),
     ];
   }
 

@@ -18,6 +18,12 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// An email address field: see MagicLinkElement._emailField for why it is type=text.
+function emailInput(attrs = {}) {
+  return h("input", { className: "ml-input", name: "email", type: "text", inputmode: "email",
+    autocomplete: "email", spellcheck: "false", autocapitalize: "off", required: true, ...attrs });
+}
+
 // Icons as inline SVG (no font or emoji needed), drawn with the current colour.
 const ICONS = {
   mail: ["ml-icon", "M4 6h16v12H4z M4 7l8 6 8-6"],
@@ -71,8 +77,7 @@ function describeError(err) {
     if (err.status === 429) {
       return `Too many emails were sent to this address lately.${tryAgainIn(err.retryAfter)}`;
     }
-    if (err.code === "invalid_email_address") return "Enter a valid email address, like ada@example.com.";
-    return err.message;
+    return err.message; // the server's own word (for an address: what is wrong with it)
   }
   if (err instanceof NetworkError) return "Could not reach the server. Check your connection and try again.";
   return err?.message || "Something went wrong. Please try again.";

@@ -243,10 +243,16 @@ export class User extends Resource {
   }
 }
 
-/** This browser (the API's client): its sessions and its sign-in and sign-up in progress. */
+/**
+ * This browser (the API's client): its sessions and its sign-in and sign-up in progress. The
+ * answer carries the signed-in user too (null when signed out), which MagicLink takes as
+ * `ml.user`: a page learns who is signed in from this one request.
+ */
 export class Client extends Resource {
   _assign(data) {
-    const { signIn, signUp, sessions, ...rest } = data;
+    const { signIn, signUp, sessions, user, ...rest } = data;
+    Object.defineProperty(this, "_user", { value: user || null, enumerable: false,
+      configurable: true, writable: true });
     Object.assign(this, rest);
     this.sessions = (sessions || []).map((s) => new Session(this._ml, s));
     if (!this.signIn) this.signIn = new SignIn(this._ml);

@@ -81,8 +81,7 @@ class UserProfileElement extends MagicLinkElement {
     } },
     h("label", { className: "ml-label", for: inputId }, "Add an email address"),
     h("div", { className: "ml-row-input" },
-      h("input", { className: "ml-input", id: inputId, type: "email", name: "email",
-        autocomplete: "email", required: true, spellcheck: "false", autocapitalize: "off" }),
+      emailInput({ id: inputId }),
       h("button", { className: "ml-button ml-primary", type: "submit" }, "Add")),
     );
     return h("section", { className: "ml-section", "aria-labelledby": headingId },
@@ -172,8 +171,8 @@ class UserProfileElement extends MagicLinkElement {
 
   async _addEmail(email, form) {
     const input = form.querySelector("input");
-    if (!email || !input.checkValidity()) {
-      this._announce("Enter a valid email address, like ada@example.com.");
+    if (!email) { // anything else is the server's to judge
+      this._announce("Enter the email address to add, like ada@example.com.");
       input.focus();
       return;
     }
@@ -285,6 +284,7 @@ class UserProfileElement extends MagicLinkElement {
       this._announce(describeError(err));
       return;
     }
-    location.assign(this.attr("after-sign-out-url", `${this.prefix}/sign-in`));
+    // the profile is no page to come Back to once signed out: replace it in the history
+    location.replace(this.attr("after-sign-out-url", `${this.prefix}/sign-out`));
   }
 }

@@ -73,7 +73,7 @@ class VerificationElement extends MagicLinkElement {
         await (flow === "sign_up"
           ? attempt.prepareEmailAddressVerification({ redirectUrl: v.redirectUrl })
           : attempt.prepareFirstFactor({ redirectUrl: v.redirectUrl }));
-        location.assign(again.pathname + again.search);
+        location.replace(again.pathname + again.search); // Back skips the dead link's page
       } catch (err) {
         button.disabled = false;
         this._announce(describeError(err));

@@ -1,0 +1,130 @@
+"""Back and forth through the browser's history, as a person presses Back: no page that sends its
+visitor on by itself stays in the history to send them on again (a redirect replaces the page),
+so Back always leads back, never around in a loop. Signing out says "You're signed out"."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.sync_api import expect
+
+from tests.e2e._steps import create_account, signed_in, start_sign_in
+from tests.e2e.conftest import Server
+
+SIGN_IN_HEADING = "Sign in to magiclink demo"
+
+
+def history_length(page: Any) -> int:
+    length: int = page.evaluate("history.length")
+    return length
+
+
+def test_back_after_signing_out_leads_back_through_the_app(device: Any, server: Server) -> None:
+    email, _, page = signed_in(device, server, "back")
+    page.goto("/")
+    page.get_by_role("link", name="Open the members-only page").click()
+    expect(page.get_by_test_id("protected")).to_contain_text(email)
+    length = history_length(page)
+
+    page.get_by_role("link", name="Sign out").click()  # from a page of the app: at once
+    expect(page.get_by_role("heading", name="You're signed out")).to_be_visible()
+    expect(page.get_by_role("link", name="Sign in again")).to_have_attribute(
+        "href", "/auth/sign-in"
+    )
+    assert page.url == server.url + "/auth/sign-out"
+    assert history_length(page) == length + 1
+
+    # Back: the members-only page, which now sends a signed-out visitor to sign in
+    page.go_back()
+    page.wait_for_url(re.compile(r"/auth/sign-in\?redirect_url=/protected$"))
+    expect(page.get_by_role("heading", name=SIGN_IN_HEADING)).to_be_visible()
+    # Back again: the home page, signed out; nothing pushed the visitor forward meanwhile
+    page.go_back()
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text("signed out")
+    assert history_length(page) == length + 1
+    # and Forward retraces the same steps
+    page.go_forward()
+    page.wait_for_url(re.compile(r"/auth/sign-in\?redirect_url=/protected$"))
+    page.go_forward()
+    expect(page.get_by_role("heading", name="You're signed out")).to_be_visible()
+
+
+def test_the_sign_out_page_reached_again_says_so_and_stays(device: Any, server: Server) -> None:
+    _, _, page = signed_in(device, server, "again")
+    page.goto("/")
+    page.get_by_role("link", name="Sign out").click()
+    expect(page.get_by_role("heading", name="You're signed out")).to_be_visible()
+    page.goto("/")
+    page.go_back()  # the sign-out page again, signed out already: it goes nowhere
+    expect(page.get_by_role("heading", name="You're signed out")).to_be_visible()
+    assert page.url == server.url + "/auth/sign-out"
+    page.get_by_role("link", name="Sign in again").click()
+    expect(page.get_by_role("heading", name=SIGN_IN_HEADING)).to_be_visible()
+
+
+def test_signing_out_on_the_profile_replaces_it(device: Any, server: Server) -> None:
+    _, _, page = signed_in(device, server, "profile-out")
+    page.goto("/")
+    page.goto("/auth/user")
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    length = history_length(page)
+    page.locator("[data-ml-sign-out]").click()
+    expect(page.get_by_role("heading", name="You're signed out")).to_be_visible()
+    page.wait_for_url(server.url + "/auth/sign-out")
+    assert history_length(page) == length  # the profile was replaced
+    page.go_back()
+    page.wait_for_url(server.url + "/")
+
+
+def test_completing_sign_in_replaces_the_sign_in_page(device: Any, server: Server) -> None:
+    email = server.email("forward")
+    create_account(device(), server, email)
+    page = device().new_page()
+    page.goto("/")
+    start_sign_in(page, email)
+    length = history_length(page)
+    page.get_by_label("Code from the email").fill(server.messages_to(email)[-1].email_code)
+    page.get_by_role("button", name="Verify code").click()
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    assert history_length(page) == length  # Back leads to the page before sign-in
+
+
+def test_a_signed_in_visitor_of_a_sign_in_component_is_sent_on(device: Any, server: Server) -> None:
+    email, _, page = signed_in(device, server, "sent-on")
+    page.goto("/protected")
+    length = history_length(page)
+    page.goto("/examples/components")  # <magiclink-sign-in> in a page of the app
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    assert history_length(page) == length + 1  # the sign-in page was replaced
+    page.go_back()
+    page.wait_for_url(server.url + "/protected")
+
+
+def test_a_sign_in_component_does_not_bounce_back_and_forth(device: Any, server: Server) -> None:
+    """An app page that sends signed-in people to sign in (its own rule, say a role): the
+    component sends the visitor on once, then stays and says so."""
+    _, context, page = signed_in(device, server, "bounce")
+    sent_back: list[str] = []
+
+    def back_to_sign_in(route: Any) -> None:
+        sent_back.append(route.request.url)
+        route.fulfill(status=303, headers={"Location": "/examples/components?redirect_url=/admin"})
+
+    context.route(lambda url: urlsplit(url).path == "/admin", back_to_sign_in)
+    page.goto("/examples/components?redirect_url=/admin")
+    expect(page.get_by_role("heading", name="You're already signed in")).to_be_visible()
+    assert page.url == server.url + "/examples/components?redirect_url=/admin"
+    assert len(sent_back) == 1
+    expect(page.get_by_role("link", name="Continue")).to_have_attribute("href", "/admin")
+
+
+def test_the_hosted_sign_in_page_sends_a_signed_in_visitor_on(device: Any, server: Server) -> None:
+    email, _, page = signed_in(device, server, "hosted")
+    page.goto("/auth/sign-in?redirect_url=/protected")
+    page.wait_for_url(server.url + "/protected")
+    expect(page.get_by_test_id("protected")).to_contain_text(email)
