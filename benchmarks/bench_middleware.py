@@ -1,26 +1,24 @@
-"""What MagicLinkMiddleware adds to a request of the host app, against the bare app and a peer.
+"""What MagicLinkMiddleware adds to a request of the host app (targets 2 and 3).
 
-Requests are driven straight through the ASGI stack (no sockets), so the ratios show the
-middleware's own cost:
+Requests are driven straight through the ASGI stack (no sockets), the CPU time of each measured
+side by side with:
 
-- bare: a Starlette app with one JSON route;
-- peer: the same app behind Starlette's SessionMiddleware, with a session cookie
-  (a stateless itsdangerous-signed cookie: cheap, but not revocable server-side);
-- magiclink, signed out: no cookie, nothing to check;
-- magiclink, signed in: a session cookie, checked on every request (one keyed digest, one
-  storage read; SQLite and MemoryStorage shown).
-
-Run: python benchmarks/bench_middleware.py
+- the bare app: a Starlette app with one JSON route;
+- a pass-through middleware (``await app(scope, receive, send)``): the least any middleware adds;
+- Starlette's ``SessionMiddleware`` with a session cookie (the peer: a stateless
+  itsdangerous-signed cookie, checked and re-signed on every response, never revocable);
+- magiclink without a cookie (target 3: within 5 % of the bare app);
+- magiclink signed in, on each storage, with ``MagicLinks`` running (the app's lifespan) so the
+  session cache serves (target 2: no slower than the peer); and with the cache off
+  (``session_cache_ttl=0``), the price of one storage read per request.
 """
 
 from __future__ import annotations
 
-import asyncio
-import statistics
-import tempfile
-import time
-from collections.abc import Awaitable, Callable
-from pathlib import Path
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -30,117 +28,187 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from magiclink_asgi import MagicLinkMiddleware
-from magiclink_core import MagicLinks, Settings, Storage
+from magiclink_core import MagicLinks
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.storage import MemoryStorage, SQLiteStorage
 
-N = 5_000
-ROUNDS = 5
-BASE = "http://localhost:8000"
+from ._harness import Section, ratio, side_by_side, us
+from ._stores import STORES, Unavailable, magiclinks, open_store
+
+_TOKEN = re.compile(r"[?&]token=(mll1_[A-Za-z0-9_-]{43})")
 
 
 async def home(request: Request) -> JSONResponse:
     return JSONResponse({"ok": True})
 
 
+class PassThrough:
+    """The floor of any ASGI middleware: one more call, nothing done."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
 def app_with(*middleware: Middleware) -> Starlette:
     return Starlette(routes=[Route("/", home)], middleware=list(middleware))
 
 
-async def call(app: Any, cookie: str | None) -> None:
-    headers = [(b"host", b"localhost:8000")]
+def request(app: Any, cookie: str | None) -> Callable[[], Awaitable[None]]:
+    headers = [
+        (b"host", b"localhost:8000"),
+        (b"user-agent", b"benchmark/1.0"),
+        (b"accept", b"application/json"),
+    ]
     if cookie:
         headers.append((b"cookie", cookie.encode()))
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": "/",
-        "raw_path": b"/",
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8000),
-    }
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            assert message["status"] == 200
+        if message["type"] == "http.response.start" and message["status"] != 200:
+            raise RuntimeError(f"status {message['status']}")
 
-    await app(scope, receive, send)
+    async def call() -> None:
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/",
+            "raw_path": b"/",
+            "root_path": "",
+            "query_string": b"",
+            "headers": headers,
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 8000),
+        }
+        await app(scope, receive, send)
+
+    return call
 
 
-async def per_request(run: Callable[[], Awaitable[None]]) -> float:
-    samples = []
-    for _ in range(ROUNDS):
-        start = time.perf_counter()
-        for _ in range(N):
-            await run()
-        samples.append((time.perf_counter() - start) / N)
-    return statistics.median(samples)
-
-
-async def signed_in_cookie(links: MagicLinks, mailer: MemoryMailer) -> str:
+async def signed_in(links: MagicLinks, mailer: MemoryMailer, email: str) -> str:
+    """The session token of a fresh user (signed up by link)."""
     client, _ = await links.create_client()
-    sign_up = await links.create_sign_up(client, "bench@example.org")
+    sign_up = await links.create_sign_up(client, email)
     await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
-    token = mailer.outbox[-1].text.split("token=")[1].split()[0]
-    result = await links.verify_link(token, client)
-    assert result.session_token is not None
-    return f"magiclink_session={result.session_token}"
+    await links.mail_sent()
+    message = mailer.last_to(email)
+    match = _TOKEN.search(message.text if message else "")
+    if match is None:
+        raise RuntimeError("no link in the email")
+    result = await links.verify_link(match.group(1), client)
+    if result.session_token is None:
+        raise RuntimeError("no session")
+    return result.session_token
 
 
-def magiclinks_on(storage: Storage) -> tuple[MagicLinks, MemoryMailer]:
-    mailer = MemoryMailer()
-    settings = Settings(secret="bench-" + "x" * 40, base_url=BASE, links_per_address=0)
-    return MagicLinks(settings, storage=storage, mailer=mailer), mailer
+@asynccontextmanager
+async def signed_in_app(
+    stack: AsyncExitStack, store: str, *, cache: bool
+) -> AsyncIterator[tuple[Any, str]]:
+    storage = await stack.enter_async_context(open_store(store))
+    overrides = {} if cache else {"session_cache_ttl": timedelta(0)}
+    links, mailer = magiclinks(storage, **overrides)
+    await stack.enter_async_context(links)  # what the app's lifespan does
+    app = app_with(Middleware(MagicLinkMiddleware, magiclinks=links, pages=False))
+    token = await signed_in(links, mailer, f"bench-{store}@example.org")
+    yield app, f"magiclink_session={token}"
 
 
-async def main() -> None:
-    results: dict[str, float] = {}
+async def run(quick: bool) -> Section:
+    section = Section("A request of the host app through the middleware (targets 2 and 3)")
+    n, rounds = (200, 2) if quick else (2_000, 15)
+    variants: dict[str, Callable[[], Awaitable[None]]] = {}
     bare = app_with()
-    results["bare Starlette app"] = await per_request(lambda: call(bare, None))
+    variants["bare"] = request(bare, None)
+    variants["pass"] = request(app_with(Middleware(PassThrough)), None)
+    peer_cookie = None
     try:
         from itsdangerous import TimestampSigner
         from starlette.middleware.sessions import SessionMiddleware
 
-        signer = TimestampSigner("bench-secret")
-        cookie = "session=" + signer.sign(b"eyJ1c2VyIjogIjEyMyJ9").decode()
+        peer_cookie = (
+            "session=" + TimestampSigner("bench-secret").sign(b"eyJ1IjogIjEyMyJ9").decode()
+        )
         peer = app_with(Middleware(SessionMiddleware, secret_key="bench-secret"))
-        results["+ Starlette SessionMiddleware, with a cookie"] = await per_request(
-            lambda: call(peer, cookie)
-        )
+        variants["peer"] = request(peer, peer_cookie)
     except ImportError:
-        print("itsdangerous is not installed: the peer row is left out")
-
-    memory_links, memory_mailer = magiclinks_on(MemoryStorage())
-    memory_app = app_with(Middleware(MagicLinkMiddleware, magiclinks=memory_links, pages=False))
-    results["+ MagicLinkMiddleware, signed out"] = await per_request(lambda: call(memory_app, None))
-    memory_cookie = await signed_in_cookie(memory_links, memory_mailer)
-    results["+ MagicLinkMiddleware, signed in (MemoryStorage)"] = await per_request(
-        lambda: call(memory_app, memory_cookie)
+        section.note("itsdangerous is not installed: the SessionMiddleware rows are left out.")
+    skipped: dict[str, str] = {}
+    async with AsyncExitStack() as stack:
+        first = True
+        for store in STORES:
+            for cache in (True, False) if store != "memory" else (True,):
+                try:
+                    app, cookie = await stack.enter_async_context(
+                        signed_in_app(stack, store, cache=cache)
+                    )
+                except Unavailable as exc:
+                    skipped[store] = str(exc)
+                    break
+                if first:
+                    variants["no cookie"] = request(app, None)
+                    first = False
+                variants[f"{store}{'' if cache else ' uncached'}"] = request(app, cookie)
+        times = await side_by_side(variants, n=n, rounds=rounds)
+    base = times["bare"]
+    section.add("bare Starlette app, one JSON route", us(base), "", "1.00× bare")
+    section.add(
+        "+ a pass-through ASGI middleware", us(times["pass"]), "bare", ratio(times["pass"], base)
     )
-    with tempfile.TemporaryDirectory() as folder:
-        sqlite = SQLiteStorage(str(Path(folder) / "bench.sqlite3"))
-        sqlite_links, sqlite_mailer = magiclinks_on(sqlite)
-        sqlite_app = app_with(Middleware(MagicLinkMiddleware, magiclinks=sqlite_links, pages=False))
-        sqlite_cookie = await signed_in_cookie(sqlite_links, sqlite_mailer)
-        results["+ MagicLinkMiddleware, signed in (SQLiteStorage)"] = await per_request(
-            lambda: call(sqlite_app, sqlite_cookie)
+    out = times["no cookie"]
+    section.add(
+        "+ MagicLinkMiddleware, no cookie",
+        us(out),
+        f"bare {us(base)}",
+        ratio(out, base),
+        "≤ 1.05× bare",
+        out / base <= 1.05,
+    )
+    peer_time = times.get("peer")
+    if peer_time is not None:
+        section.add(
+            "+ Starlette SessionMiddleware, with its cookie (peer)",
+            us(peer_time),
+            "bare",
+            ratio(peer_time, base),
         )
-        await sqlite.close()
-
-    base = results["bare Starlette app"]
-    print(f"{'what':52} {'µs/request':>11} {'x bare':>7}")
-    for name, seconds in results.items():
-        print(f"{name:52} {seconds * 1e6:11.1f} {seconds / base:7.2f}")
-
-
-if __name__ == "__main__":
-    asyncio.run(main())
+    for store in STORES:
+        if store in skipped:
+            section.add(f"+ MagicLinkMiddleware, signed in, {store}", "skipped", skipped[store])
+            continue
+        mine = times[store]
+        if peer_time is None:
+            section.add(
+                f"+ MagicLinkMiddleware, signed in, {store}", us(mine), "bare", ratio(mine, base)
+            )
+        else:
+            section.add(
+                f"+ MagicLinkMiddleware, signed in, {store} (session cache)",
+                us(mine),
+                f"SessionMiddleware {us(peer_time)}",
+                f"{ratio(mine, peer_time)} peer ({ratio(mine, base)} bare)",
+                "≤ 1.00× peer",
+                mine <= peer_time,
+            )
+    for store in STORES[1:]:
+        if store in skipped or f"{store} uncached" not in times:
+            continue
+        mine = times[f"{store} uncached"]
+        section.add(
+            f"+ MagicLinkMiddleware, signed in, {store}, cache off (a read per request)",
+            us(mine),
+            "SessionMiddleware" if peer_time else "bare",
+            ratio(mine, peer_time or base),
+        )
+    section.note(
+        "CPU time of this process per request, best of rounds taken in turns. With the cache "
+        "on, a signed-in request does no storage read (see the session cache rows of the "
+        "session-check table); off, PostgreSQL and Redis rows exclude the servers' own time."
+    )
+    return section

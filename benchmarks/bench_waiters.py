@@ -221,3 +221,21 @@ def run(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     run()
+
+
+async def section(quick: bool) -> Any:
+    """This benchmark's printout, as a section of ``python -m benchmarks``."""
+    import contextlib
+    import io
+
+    from ._harness import Section
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        if quick:
+            await main(200, 0.2, 20, 50)
+        else:
+            await main(10_000, 3.0, 300, 1_000)
+    result = Section("Idle waiters and click-to-wake, one process, memory storage (target 1)")
+    result.note("```\n" + out.getvalue().rstrip() + "\n```")
+    return result

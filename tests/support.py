@@ -21,6 +21,7 @@ import uvicorn
 
 from magiclink_core import Notifier
 from magiclink_core.ports import Subscription
+from magiclink_core.session_cache import CHANNEL_PREFIX as SESSION_CHANNELS
 
 REQUIRE_SERVICES = os.environ.get("MAGICLINK_REQUIRE_SERVICES") == "1"
 POSTGRES_DSN = os.environ.get(
@@ -77,7 +78,8 @@ class WatchedNotifier:
     instead of sleeping and hoping. Everything is passed to the notifier it wraps.
 
     ``waiting`` counts the open subscriptions that have started waiting for a wake-up at least once:
-    a long poll that reached the service and is held there.
+    a long poll that reached the service and is held there. The session cache's subscriptions
+    (open for as long as ``MagicLinks`` runs) are passed through uncounted.
     """
 
     def __init__(self, inner: Notifier) -> None:
@@ -102,6 +104,10 @@ class WatchedNotifier:
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
+        if channel.startswith(SESSION_CHANNELS):  # the session cache's, open while links runs
+            async with self.inner.subscribe(channel) as subscription:
+                yield subscription
+            return
         async with self.inner.subscribe(channel) as subscription:
             watched = _WatchedSubscription(subscription, self)
             self._count(opened=1)

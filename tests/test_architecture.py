@@ -24,6 +24,7 @@ SERVICE = {
     "magiclink_core.sign_ins",
     "magiclink_core.email_addresses",
     "magiclink_core.sessions",
+    "magiclink_core.session_cache",
     "magiclink_core.attempt_waits",
     "magiclink_core.waiting",
     "magiclink_core.hooks",

@@ -84,7 +84,8 @@ class AccountMethods:
 
     async def authenticate(self, session_token: str | None) -> Session | None:
         """The live session a session token belongs to, or None. The hot path: one keyed digest
-        and one storage read; the idle-timeout touch writes at most once per touch interval."""
+        and one storage read, or none while the session cache holds it (see
+        ``session_cache.py``); the idle-timeout touch writes at most once per touch interval."""
         return await sessions.authenticate(self._ctx, session_token)
 
     async def require_session(self, session_token: str | None) -> Session:

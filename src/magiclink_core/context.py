@@ -14,19 +14,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+import anyio
 import anyio.to_thread
 
 from .delivery import Delivery
 from .domain import flows
 from .domain.emails import normalise_email
 from .domain.errors import ConflictError, InvalidEmailError, NotFoundError
-from .domain.models import AttemptKind, EmailAddress, SignIn, SignUp
+from .domain.models import AttemptKind, EmailAddress, Session, SignIn, SignUp
 from .domain.redirects import check_redirect_url
 from .domain.settings import Settings
 from .domain.tokens import Keyring
 from .emails import EmailRenderer
 from .hooks import Hooks
-from .ports import Change, Clock, Mailer, Notifier, Storage, WriteConflict
+from .ports import Change, Clock, Delete, Mailer, Notifier, Storage, Update, WriteConflict
+from .session_cache import SessionCache
 
 logger = logging.getLogger("magiclink")
 
@@ -51,6 +53,7 @@ class Context:
     delivery: Delivery
     hooks: Hooks = field(default_factory=Hooks)
     session_terms: flows.SessionTerms = field(init=False)
+    session_cache: SessionCache = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -61,6 +64,8 @@ class Context:
             purge_grace=s.purge_grace,
         )
         object.__setattr__(self, "session_terms", terms)  # derived once; the context is frozen
+        cache = SessionCache(self.notifier, ttl=s.session_cache_ttl, size=s.session_cache_size)
+        object.__setattr__(self, "session_cache", cache)
 
     @property
     def keyring(self) -> Keyring:
@@ -71,18 +76,31 @@ class Context:
 
     async def write(self, changes: Sequence[Change]) -> None:
         """Apply ``changes``; a lost race is a :class:`ConflictError` (nothing was written)."""
-        try:
-            await self.storage.apply(changes)
-        except WriteConflict as exc:
-            raise ConflictError() from exc
+        if not await self.try_write(changes):
+            raise ConflictError()
 
     async def try_write(self, changes: Sequence[Change]) -> bool:
-        """Apply ``changes``; False when a race was lost (nothing was written)."""
+        """Apply ``changes``; False when a race was lost (nothing was written).
+
+        Every change of a session written here is dropped from the session cache of this
+        instance and announced to the others, even when the outcome is unknown (an error).
+        """
+        sessions = [c.id if isinstance(c, Delete) else c.record.id for c in changes if _session(c)]
         try:
             await self.storage.apply(changes)
         except WriteConflict:
             return False
+        except BaseException:
+            if sessions:  # written or not, nobody can tell: drop the cached copies anyway
+                await self._forget(sessions)
+            raise
+        if sessions:
+            await self._forget(sessions)
         return True
+
+    async def _forget(self, session_ids: list[str]) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.session_cache.announce(self.session_cache.forget(session_ids))
 
     async def publish(self, kind: AttemptKind, attempt_id: str) -> None:
         """Wake the attempt's waiters; a lost wake-up is logged, never raised."""
@@ -119,6 +137,13 @@ class Context:
         if record is None or _owner_of(record) != owner_id:
             raise NotFoundError(long_message=f"No such {_NAMES[kind]}.")
         return flows.attempt_as_of(record, self.now())
+
+
+def _session(change: Change) -> bool:
+    """Whether ``change`` moves a session a cache may hold (a new one cannot be held yet)."""
+    if isinstance(change, Delete):
+        return change.kind is Session
+    return isinstance(change, Update) and type(change.record) is Session
 
 
 _NAMES: dict[type[SignUp] | type[SignIn] | type[EmailAddress], str] = {

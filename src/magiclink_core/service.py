@@ -105,6 +105,7 @@ class MagicLinks(AccountMethods, WaitMethods):
             ),
         )
         self._entered = 0
+        self._cache_group: anyio.abc.TaskGroup | None = None
         self.on = self._ctx.hooks.on
         """``links.on(event, hook)`` calls ``hook(AuthEvent)`` after ``event``;
         ``@links.on(event)`` does as a decorator (see :meth:`Hooks.on`)."""
@@ -163,16 +164,41 @@ class MagicLinks(AccountMethods, WaitMethods):
             await self.notifier.__aenter__()
             try:
                 await self._ctx.delivery.__aenter__()
+                try:
+                    await self._start_session_cache()
+                except BaseException:
+                    await self._ctx.delivery.__aexit__(None, None, None)
+                    raise
             except BaseException:
                 await self.notifier.__aexit__(None, None, None)
                 raise
         self._entered += 1
         return self
 
+    async def _start_session_cache(self) -> None:
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        try:
+            await group.start(self._ctx.session_cache.run)
+        except BaseException as exc:
+            group.cancel_scope.cancel()
+            await group.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._cache_group = group
+
     async def __aexit__(self, *exc_info: object) -> None:
         self._entered -= 1
         if self._entered:
             return
+        try:
+            group, self._cache_group = self._cache_group, None
+            if group is not None:  # the session cache stops serving before anything closes
+                group.cancel_scope.cancel()
+                await group.__aexit__(None, None, None)
+        finally:
+            await self._stop_delivery_and_close(*exc_info)
+
+    async def _stop_delivery_and_close(self, *exc_info: object) -> None:
         try:
             await self._ctx.delivery.__aexit__(None, None, None)  # queued emails go out first
         finally:

@@ -12,9 +12,28 @@ from .ports import Change, Update
 
 
 async def authenticate(ctx: Context, session_token: str | None) -> Session | None:
-    """The live session of a token, or None; see :meth:`MagicLinks.authenticate`."""
+    """The live session of a token, or None; see :meth:`MagicLinks.authenticate`.
+
+    Served from the session cache when it holds the token's session (no storage read); else
+    read from storage, and kept in the cache when live and not due for its touch.
+    """
     if not session_token:
         return None
+    now = ctx.now()
+    terms = ctx.session_terms
+    cache = ctx.session_cache
+    key = None
+    if cache.enabled and cache.serving:
+        # keyed by the digest under the newest key, whichever key's digest storage holds
+        key = ctx.keyring.digest(session_token, TokenPurpose.SESSION)
+        cached = cache.get(key, now)
+        if cached is not None and not flows.needs_touch(cached, now, terms.touch_interval):
+            return (
+                cached
+                if flows.session_expiry_reason(cached, now, terms.idle_timeout) is None
+                else None
+            )
+    epoch = cache.epoch
     session = None
     for digest in ctx.keyring.candidate_digests(session_token, TokenPurpose.SESSION):
         session = await ctx.storage.find(Session, "token_digest", digest)
@@ -22,14 +41,15 @@ async def authenticate(ctx: Context, session_token: str | None) -> Session | Non
             break
     if session is None:
         return None
-    now = ctx.now()
-    terms = ctx.session_terms
     if flows.session_expiry_reason(session, now, terms.idle_timeout) is not None:
         return None
     if flows.needs_touch(session, now, terms.touch_interval):
         touched = session.bumped(now, last_active_at=now)
         if await ctx.try_write([Update(touched)]):
             return touched
+        return session
+    if key is not None:
+        cache.put(key, session, now, epoch)
     return session
 
 

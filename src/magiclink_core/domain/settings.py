@@ -60,6 +60,10 @@ class Settings(BaseModel):
     session_idle_timeout: timedelta = timedelta(days=7)
     session_lifetime: timedelta = timedelta(days=30)
     session_touch_interval: timedelta = timedelta(minutes=1)
+    # a live session is served from memory this long at most, while MagicLinks runs and its
+    # notifier is healthy; any change of it on any instance drops it (0 turns the cache off)
+    session_cache_ttl: timedelta = timedelta(seconds=5)
+    session_cache_size: Annotated[int, Field(ge=0)] = 10_000
     attempt_ttl: timedelta = timedelta(hours=24)
     client_ttl: timedelta = timedelta(days=365)
     # expired records stay readable this long, so a late click still reads "expired"
@@ -146,6 +150,8 @@ class Settings(BaseModel):
                 "session_touch_interval must be shorter than session_idle_timeout, or an active "
                 "session would time out between two recorded touches"
             )
+        if self.session_cache_ttl < timedelta(0):
+            raise ValueError("session_cache_ttl cannot be negative (0 turns the cache off)")
         if self.wait_poll_interval <= timedelta(0):
             raise ValueError("wait_poll_interval must be positive")
         if self.purge_grace < timedelta(0):

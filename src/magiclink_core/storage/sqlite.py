@@ -272,6 +272,17 @@ class SQLiteStorage:
         if not changes:
             return
         writer = await self._connected_writer()
+        if len(changes) == 1:
+            # one statement is its own transaction (the writer autocommits): one trip to the
+            # writer's thread instead of three (BEGIN IMMEDIATE, the statement, COMMIT). It runs
+            # to its end even if the caller is cancelled, as a COMMIT would
+            async with self._write_lock:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await _write(writer, changes[0])
+                    except sqlite3.Error as exc:
+                        raise _unavailable(exc) from exc
+            return
         async with self._transaction(writer):
             for change in changes:
                 await _write(writer, change)

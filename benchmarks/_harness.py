@@ -1,0 +1,146 @@
+"""What every benchmark shares: timing side by side, the rows of the table, the machine.
+
+Timings are CPU time of this process (``time.process_time``), each variant run in turns with the
+others (round after round) and the best round kept: on a shared 2-core machine, wall time and a
+variant run alone measure the neighbours as much as the code. Ratios compare variants of the same
+run, never figures of different runs.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass
+class Row:
+    """One line of the table: a figure beside its floor or peer of the same run."""
+
+    what: str
+    figure: str
+    versus: str = ""
+    ratio: str = ""
+    target: str = ""
+    met: bool | None = None  # None: no target, or not judged (a skipped peer)
+
+    @property
+    def verdict(self) -> str:
+        return {True: "met", False: "NOT met", None: ""}[self.met]
+
+
+@dataclass
+class Section:
+    title: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *args: Any, **kwargs: Any) -> Row:
+        row = Row(*args, **kwargs)
+        self.rows.append(row)
+        return row
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+async def side_by_side(
+    variants: dict[str, Callable[[], Awaitable[object]]], *, n: int, rounds: int
+) -> dict[str, float]:
+    """Seconds of CPU per call of each variant: the best of ``rounds`` rounds of ``n`` calls,
+    the variants taking turns within each round."""
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(rounds):
+        for name, call in variants.items():
+            start = time.process_time()
+            for _ in range(n):
+                await call()
+            best[name] = min(best[name], (time.process_time() - start) / n)
+    return best
+
+
+def side_by_side_sync(
+    variants: dict[str, Callable[[], object]], *, n: int, rounds: int
+) -> dict[str, float]:
+    """As :func:`side_by_side`, for plain functions."""
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(rounds):
+        for name, call in variants.items():
+            start = time.process_time()
+            for _ in range(n):
+                call()
+            best[name] = min(best[name], (time.process_time() - start) / n)
+    return best
+
+
+async def side_by_side_wall(
+    variants: dict[str, Callable[[], Awaitable[object]]], *, n: int, rounds: int
+) -> dict[str, float]:
+    """As :func:`side_by_side`, in wall-clock time: for calls that wait on another process (a
+    database server, a thread), whose work this process's CPU time would not see."""
+    best = dict.fromkeys(variants, float("inf"))
+    for _ in range(rounds):
+        for name, call in variants.items():
+            start = time.perf_counter()
+            for _ in range(n):
+                await call()
+            best[name] = min(best[name], (time.perf_counter() - start) / n)
+    return best
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.1f} µs"
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×"
+
+
+# -- the machine -------------------------------------------------------------------------------
+
+
+def _first_line(command: list[str]) -> str | None:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0].strip() if done.returncode == 0 and lines else None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine(servers: dict[str, str | None]) -> list[tuple[str, str]]:
+    """What the figures were measured on."""
+    os_name = platform.platform()
+    try:
+        with open("/etc/os-release") as release:
+            for line in release:
+                if line.startswith("PRETTY_NAME="):
+                    os_name = f"{line.split('=', 1)[1].strip().strip(chr(34))} ({os_name})"
+    except OSError:
+        pass
+    rows = [
+        ("date", datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")),
+        ("CPU", cpu_model()),
+        ("cores", f"{os.cpu_count()} (this process may use {len(os.sched_getaffinity(0))})"),
+        ("load average at the start", " ".join(f"{x:.2f}" for x in os.getloadavg())),
+        ("Python", f"{platform.python_implementation()} {platform.python_version()}"),
+        ("OS", os_name),
+    ]
+    rows += [(name, version or "not reachable") for name, version in servers.items()]
+    return rows

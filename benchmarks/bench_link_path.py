@@ -1,0 +1,208 @@
+"""The link path in the core, against the crypto floor and django-sesame (target 4).
+
+- crypto floor: the least a single-use emailed link can cost: ``secrets.token_urlsafe(32)``,
+  two HMAC-SHA256 (the digest stored when issuing, the one looked up when clicking) and one
+  ``hmac.compare_digest``;
+- the link path on memory storage: a sign-in of an existing user started on its client, its link
+  issued (token, digest, stored with the attempt's verification; the email built by a renderer
+  that only puts the link in it), then the click: the link consumed by one atomic compare-and-set,
+  the attempt completed and a session granted (the session token minted and digested);
+- django-sesame's token round trip on Django's ORM (SQLite in memory): ``get_token(user)`` then
+  ``get_user(token)``, with ``SESAME_ONE_TIME = True`` so that the token is single-use as a link
+  must be (its check reads the user and writes ``last_login``);
+- the whole flow, the same with the shipped email templates rendered (text and HTML), against the
+  link path plus one render of the same email (target: within 2×).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from magiclink_core import MagicLinks
+from magiclink_core.emails import EmailRenderer
+from magiclink_core.emails.renderer import LinkEmail
+from magiclink_core.mailers import MemoryMailer
+from magiclink_core.ports import EmailMessage
+from magiclink_core.storage import MemoryStorage
+
+from ._harness import Section, ratio, side_by_side, side_by_side_sync, us
+from ._stores import settings
+from .bench_middleware import signed_in
+
+_TOKEN = re.compile(r"token=(mll1_[A-Za-z0-9_-]{43})")
+
+
+class LinkOnlyRenderer(EmailRenderer):
+    """An email holding the link and nothing else: the link path without the templates."""
+
+    def render(self, email: LinkEmail) -> EmailMessage:
+        link = email.link_url or ""
+        return EmailMessage(to=email.to, subject="", text=link, html=link, kind="sign_in")
+
+
+class Outbox(MemoryMailer):
+    """Keeps only the last message (a long run would otherwise keep them all)."""
+
+    async def send(self, message: EmailMessage) -> None:
+        self.outbox[:] = [message]
+
+
+def crypto_floor() -> Any:
+    key_a, key_b = secrets.token_bytes(32), secrets.token_bytes(32)
+
+    def floor() -> bool:
+        token = secrets.token_urlsafe(32)
+        stored = hmac.new(key_a, token.encode(), hashlib.sha256).digest()
+        clicked = hmac.new(key_a, token.encode(), hashlib.sha256).digest()
+        hmac.new(key_b, token.encode(), hashlib.sha256)
+        return hmac.compare_digest(stored, clicked)
+
+    return floor
+
+
+async def link_path(renderer: EmailRenderer) -> tuple[Any, MagicLinks]:
+    """One sign-in by link, from starting it to the session, on memory storage."""
+    mailer = Outbox()
+    links = MagicLinks(
+        settings(email_verification="link"),
+        storage=MemoryStorage(),
+        mailer=mailer,
+        emails=renderer,
+    )
+    email = "ann@example.org"
+    await signed_in(links, mailer, email)
+    client, _ = await links.create_client()
+
+    async def flow() -> None:
+        sign_in = await links.create_sign_in(client, email)
+        await links.prepare_first_factor(client, sign_in.id, redirect_url="/home")
+        match = _TOKEN.search(mailer.outbox[-1].text)
+        if match is None:
+            raise RuntimeError("no link in the email")
+        result = await links.verify_link(match.group(1), client)
+        if result.session_token is None:
+            raise RuntimeError("no session granted")
+
+    return flow, links
+
+
+def sesame_round_trip() -> Any:
+    """django-sesame's get_token + get_user on Django's ORM, or None when not installed."""
+    try:
+        import django
+        from django.conf import settings as django_settings
+    except ImportError:
+        return None
+    try:
+        import sesame  # noqa: F401
+    except ImportError:
+        return None
+    # timed as plain calls (no thread hop, its fairest): Django allows that only when told
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    if not django_settings.configured:
+        django_settings.configure(
+            SECRET_KEY="benchmark-" + "x" * 50,
+            INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "sesame"],
+            DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
+            AUTHENTICATION_BACKENDS=["sesame.backends.ModelBackend"],
+            SESAME_ONE_TIME=True,
+            USE_TZ=True,
+        )
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, run_syncdb=True)
+    from django.contrib.auth import get_user_model
+    from sesame.utils import get_token, get_user
+
+    user_model = get_user_model()
+    user, _ = user_model.objects.get_or_create(username="ann", email="ann@example.org")
+    holder = [user]
+
+    def round_trip() -> None:
+        # one-time: the check moves last_login, so the next token is made from the user it
+        # returned, as the next email would be
+        signed_in = get_user(get_token(holder[0]))
+        if signed_in is None:
+            raise RuntimeError("sesame refused its own token")
+        holder[0] = signed_in
+
+    return round_trip
+
+
+def one_render(renderer: EmailRenderer) -> Any:
+    email = LinkEmail(
+        kind=_sign_in_kind(),
+        to="ann@example.org",
+        app_name="magiclink",
+        base_url="http://localhost:8000",
+        link_url="http://localhost:8000/auth/v1/verify?token=mll1_" + "A" * 43,
+        valid_for=timedelta(minutes=10),
+        device="Firefox on Linux",
+        ip_address="127.0.0.1",
+        requested_at=datetime.now(UTC),
+    )
+    return lambda: renderer.render(email)
+
+
+def _sign_in_kind() -> Any:
+    from magiclink_core import AttemptKind
+
+    return AttemptKind.SIGN_IN
+
+
+async def run(quick: bool) -> Section:
+    section = Section("The link path in the core (target 4)")
+    n, rounds = (50, 2) if quick else (2_000, 9)
+    plain, _ = await link_path(LinkOnlyRenderer())
+    rendered, _ = await link_path(EmailRenderer())
+    flows = await side_by_side({"link path": plain, "whole flow": rendered}, n=n, rounds=rounds)
+    sync: dict[str, Any] = {"floor": crypto_floor(), "render": one_render(EmailRenderer())}
+    sesame = sesame_round_trip()
+    if sesame is not None:
+        sync["sesame"] = sesame
+    else:
+        section.note("django-sesame is not installed (the `bench` extra): its row is left out.")
+    plain_times = side_by_side_sync(sync, n=n * 5, rounds=rounds)
+    floor, path, whole = plain_times["floor"], flows["link path"], flows["whole flow"]
+    render = plain_times["render"]
+    section.add(
+        "crypto floor: token_urlsafe(32) + two HMAC-SHA256 + compare_digest",
+        us(floor),
+        "",
+        "1.00× floor",
+    )
+    section.add(
+        "link path on memory: start, issue, click (atomic consume), session",
+        us(path),
+        f"floor {us(floor)}",
+        f"{ratio(path, floor)} floor",
+        "≤ 10× floor",
+        path <= 10 * floor,
+    )
+    if "sesame" in plain_times:
+        peer = plain_times["sesame"]
+        section.add(
+            "django-sesame get_token + get_user (one-time), Django ORM on SQLite in memory",
+            us(peer),
+            f"link path {us(path)}",
+            f"{peer / path:.1f}× the link path",
+            "≥ 6× the link path",
+            peer >= 6 * path,
+        )
+    section.add("one render of the sign-in email (text + HTML, jinja2)", us(render))
+    section.add(
+        "the whole flow, the email rendered",
+        us(whole),
+        f"link path + one render {us(path + render)}",
+        ratio(whole, path + render),
+        "≤ 2×",
+        whole <= 2 * (path + render),
+    )
+    return section

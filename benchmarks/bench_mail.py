@@ -1,0 +1,184 @@
+"""``SMTPMailer`` messages per second to a local aiosmtpd: its connection reused, against one
+connection per message (target 6: at least 3×).
+
+The server is aiosmtpd's ``Sink`` (accepts and discards) in a process of its own on 127.0.0.1;
+the mailer sends sign-in emails rendered by the shipped templates, one after the other. The peer
+is the same mailer closing its connection after every message (connect, greeting, EHLO, the
+message, QUIT each time), which is what a mailer that keeps no connection does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from magiclink_core import AttemptKind
+from magiclink_core.emails import EmailRenderer
+from magiclink_core.emails.renderer import LinkEmail
+from magiclink_core.mailers import SMTPMailer
+from magiclink_core.ports import EmailMessage
+
+from ._harness import Section
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+def certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (for STARTTLS), and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def sink(port: int, tls: tuple[Path, Path] | None = None) -> subprocess.Popen[bytes]:
+    """aiosmtpd's Sink on 127.0.0.1:``port`` (offering STARTTLS with ``tls``), up once it
+    accepts a connection."""
+    options = [] if tls is None else ["--tlscert", str(tls[0]), "--tlskey", str(tls[1])]
+    server = subprocess.Popen(  # noqa: ASYNC220 - started once, then awaited by connecting
+        [
+            sys.executable,
+            "-m",
+            "aiosmtpd",
+            "-n",
+            "-l",
+            f"127.0.0.1:{port}",
+            *options,
+            "-c",
+            "aiosmtpd.handlers.Sink",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.05)
+            continue
+        writer.close()
+        return server
+    server.kill()
+    raise RuntimeError("aiosmtpd did not start")
+
+
+async def run(quick: bool) -> Section:
+    section = Section("Mail: SMTPMailer to a local aiosmtpd (target 6)")
+    n, rounds = (10, 1) if quick else (150, 5)
+    message = EmailRenderer().render(
+        LinkEmail(
+            kind=AttemptKind.SIGN_IN,
+            to="ann@example.org",
+            app_name="magiclink",
+            base_url="http://localhost:8000",
+            link_url="http://localhost:8000/auth/v1/verify?token=mll1_" + "A" * 43,
+            valid_for=timedelta(minutes=10),
+            device="Firefox on Linux",
+            ip_address="127.0.0.1",
+            requested_at=datetime.now(UTC),
+        )
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        cert = certificate(Path(folder))
+        context = ssl.create_default_context(cafile=str(cert[0]))
+        for tls in ("starttls", "none"):
+            port = free_port()
+            try:
+                server = await sink(port, cert if tls == "starttls" else None)
+            except (OSError, RuntimeError) as exc:
+                section.add("SMTPMailer", "skipped", f"aiosmtpd: {exc}")
+                return section
+            try:
+                best, opened = await _rates(message, port, tls, context, n, rounds)
+            finally:
+                server.terminate()
+                server.wait(timeout=10)
+            reused, each = best["reused"], best["per message"]
+            over = "STARTTLS" if tls == "starttls" else "plain SMTP (no TLS)"
+            section.add(
+                f"{over}: one connection per message ({opened['per message']} opened for {n})",
+                f"{each:,.0f} messages/s",
+            )
+            section.add(
+                f"{over}: SMTPMailer, its connection reused ({opened['reused']} opened for {n})",
+                f"{reused:,.0f} messages/s",
+                "one connection per message",
+                f"{reused / each:.1f}×",
+                "≥ 3×" if tls == "starttls" else "",
+                reused >= 3 * each if tls == "starttls" else None,
+            )
+    section.note(
+        "Messages sent one after the other (each waits for the server's answer), best round; "
+        "the server runs in a process of its own. STARTTLS (the mailer's default) is what a "
+        "real mail server asks for; plain SMTP on loopback shows the least a new connection "
+        "costs (connect, greeting, EHLO, QUIT)."
+    )
+    return section
+
+
+async def _rates(
+    message: EmailMessage, port: int, tls: str, context: ssl.SSLContext, n: int, rounds: int
+) -> tuple[dict[str, float], dict[str, int]]:
+    best = {"reused": 0.0, "per message": 0.0}
+    opened = {"reused": 0, "per message": 0}
+    for _ in range(rounds):
+        for way in best:
+            mailer = SMTPMailer(
+                "127.0.0.1",
+                port,
+                sender="noreply@example.org",
+                tls=tls,  # type: ignore[arg-type]
+                ssl_context=context if tls == "starttls" else None,
+                local_hostname="bench.local",
+            )
+            start = time.perf_counter()
+            for _ in range(n):
+                await mailer.send(message)
+                if way == "per message":
+                    await mailer.close()
+            rate = n / (time.perf_counter() - start)
+            await mailer.close()
+            best[way] = max(best[way], rate)
+            opened[way] = mailer.connections_opened
+    return best, opened

@@ -1,0 +1,163 @@
+"""Each adapter's atomic consume against the same statement or script through the raw driver
+(target 5: within 1.10×).
+
+The consume of a link is ``Storage.apply([Update(link consumed)])``: one compare-and-set. Beside
+it, the statement the adapter sends, built the same way, sent straight through the driver on a
+connection of its own: ``UPDATE links SET ... WHERE id = ? AND version = ?`` through aiosqlite
+(SQLite) and asyncpg (PostgreSQL), the apply script by ``EVALSHA`` through redis-py (Redis).
+Each consume takes a link of its own; wall-clock time (the work is the server's or a thread's),
+the adapter and the driver taking turns round after round, the best round kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from typing import Any
+
+from magiclink_core.domain.models import AttemptKind, Link
+from magiclink_core.ports import Insert, Storage, Update
+from magiclink_core.storage import _sql
+from magiclink_core.testing import make_record
+
+from ._harness import Section, ratio, side_by_side_wall, us
+from ._stores import POSTGRES_DSN, REDIS_URL, Unavailable, open_store
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def links(n: int) -> list[Link]:
+    return [
+        make_record(
+            Link,
+            attempt_kind=AttemptKind.SIGN_IN,
+            attempt_id="sia_1",
+            client_id="client_1",
+            expire_at=NOW.replace(year=2031),
+        )
+        for _ in range(n)
+    ]
+
+
+def consumed(link: Link) -> Link:
+    return link.bumped(NOW, consumed_at=NOW, consumed_by_client="client_1")
+
+
+def update_sql(link: Link, dialect: str) -> tuple[str, list[Any]]:
+    """The adapters' conditional UPDATE of a consumed link (as in their ``_write``)."""
+    row = _sql.to_row(link, dialect)
+    record_id = row.pop("id")
+    if dialect == "postgres":
+        sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(row, start=1))
+        where = f"id = ${len(row) + 1} AND version = ${len(row) + 2}"
+    else:
+        sets = ", ".join(f"{name} = ?" for name in row)
+        where = "id = ? AND version = ?"
+    sql = f"UPDATE {link.table} SET {sets} WHERE {where}"
+    return sql, [*row.values(), record_id, link.version - 1]
+
+
+async def raw_sqlite(storage: Any, stack: AsyncExitStack) -> Callable[[Link], Awaitable[None]]:
+    import aiosqlite
+
+    connection = await aiosqlite.connect(storage.path, isolation_level=None)
+    stack.push_async_callback(connection.close)
+    # the adapter's settings: a commit waits for the disk (synchronous=FULL) in both
+    await connection.execute("PRAGMA busy_timeout = 5000")
+    await connection.execute("PRAGMA synchronous = FULL")
+
+    async def consume(link: Link) -> None:
+        sql, params = update_sql(link, "sqlite")
+        if (await connection.execute(sql, params)).rowcount != 1:
+            raise RuntimeError("the raw UPDATE touched no row")
+
+    return consume
+
+
+async def raw_postgres(storage: Any, stack: AsyncExitStack) -> Callable[[Link], Awaitable[None]]:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES_DSN, server_settings=storage.server_settings())
+    stack.push_async_callback(connection.close)
+
+    async def consume(link: Link) -> None:
+        sql, params = update_sql(link, "postgres")
+        if await connection.execute(sql, *params) != "UPDATE 1":
+            raise RuntimeError("the raw UPDATE touched no row")
+
+    return consume
+
+
+async def raw_redis(storage: Any, stack: AsyncExitStack) -> Callable[[Link], Awaitable[None]]:
+    import redis.asyncio as aioredis
+
+    from magiclink_core.storage import redis as adapter
+
+    client = aioredis.Redis.from_url(REDIS_URL, decode_responses=True)
+    stack.push_async_callback(client.aclose)
+    sha = await client.script_load(adapter._APPLY)
+
+    async def consume(link: Link) -> None:
+        payload = json.dumps([adapter._operation(Update(link))], separators=(",", ":"))
+        reply = await client.evalsha(sha, 0, storage.prefix, payload)
+        if reply[0] != "ok":
+            raise RuntimeError(f"the raw script refused: {reply}")
+
+    return consume
+
+
+RAW = {"sqlite": raw_sqlite, "postgres": raw_postgres, "redis": raw_redis}
+
+
+def feeder(records: list[Link]) -> Iterator[Link]:
+    yield from records
+
+
+async def run(quick: bool) -> Section:
+    section = Section("Atomic consume: the adapter against the raw driver (target 5)")
+    n, rounds = (20, 2) if quick else (300, 9)
+    async with AsyncExitStack() as stack:
+        variants: dict[str, Callable[[], Awaitable[object]]] = {}
+        for name, make_raw in RAW.items():
+            try:
+                store: Storage = await stack.enter_async_context(open_store(name))
+            except Unavailable as exc:
+                section.add(f"{name}: atomic consume", "skipped", str(exc))
+                continue
+            mine, theirs = links(n * rounds), links(n * rounds)
+            for batch in range(0, len(mine), 200):
+                await store.apply([Insert(x) for x in mine[batch : batch + 200]])
+                await store.apply([Insert(x) for x in theirs[batch : batch + 200]])
+            raw = await make_raw(store, stack)
+            variants[name] = _consuming(feeder(mine), lambda link, s=store: s.apply([Update(link)]))
+            variants[f"{name} raw"] = _consuming(feeder(theirs), raw)
+        times = await side_by_side_wall(variants, n=n, rounds=rounds)
+    for name in RAW:
+        if name not in times:
+            continue
+        mine, theirs = times[name], times[f"{name} raw"]
+        section.add(
+            f"{name}: Storage.apply of a consumed link",
+            us(mine),
+            f"the same through the driver {us(theirs)}",
+            ratio(mine, theirs),
+            "≤ 1.10×",
+            mine <= 1.10 * theirs,
+        )
+    section.note(
+        "Wall-clock time per consume (the work waits on a thread or a server), best round; the "
+        "raw driver uses a connection of its own, the adapter its pool (its acquire and release "
+        "are part of its cost)."
+    )
+    return section
+
+
+def _consuming(
+    records: Iterator[Link], consume: Callable[[Link], Awaitable[object]]
+) -> Callable[[], Awaitable[object]]:
+    async def one() -> object:
+        return await consume(consumed(next(records)))
+
+    return one

@@ -1,0 +1,277 @@
+"""The session cache: a signed-in request reads no storage while its session is cached, and a
+session that changes anywhere stops being served from any instance's cache at once.
+
+Time is a FakeClock that never moves unless told, so a cached copy never ages out by itself: when
+instance B stops serving a revoked session, only the invalidation can have done it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import pytest
+
+from magiclink_core import MagicLinks, SessionStatus
+from magiclink_core.domain.models import Session
+from magiclink_core.local_notifier import LocalNotifier
+from magiclink_core.mailers import MemoryMailer
+from magiclink_core.ports import Change, Update
+from magiclink_core.session_cache import SessionCache, session_channel, shard_of
+from magiclink_core.storage import MemoryStorage
+from magiclink_core.testing import FakeClock, make_record
+
+from ._flows import last_token, make_links
+from ._services import SERVERS, storages
+from ._support import CountingStorage
+
+pytestmark = pytest.mark.anyio
+BOUND = 20  # seconds: only to catch a hang
+
+
+class CountingWrites(CountingStorage):
+    """Reads counted (as in CountingStorage) and every batch that changes a session."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.session_writes = 0
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        await self.inner.apply(changes)
+        if any(isinstance(c, Update) and isinstance(c.record, Session) for c in changes):
+            self.session_writes += 1
+
+
+class Switch:
+    """An in-process notifier whose health a test turns off and on (as an outage would),
+    waking every subscriber at each change as the Notifier port requires."""
+
+    def __init__(self) -> None:
+        self.local = LocalNotifier()
+        self.healthy = True
+
+    def set(self, healthy: bool) -> None:
+        self.healthy = healthy
+        self.local.deliver_all()
+
+    async def publish(self, channel: str) -> None:
+        self.local.deliver(channel)
+
+    def subscribe(self, channel: str) -> Any:
+        return self.local.subscribe(channel)
+
+    async def __aenter__(self) -> Switch:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+    async def close(self) -> None:
+        await self.local.close()
+
+
+async def signed_in(links: MagicLinks, mailer: MemoryMailer, email: str) -> str:
+    client, _ = await links.create_client()
+    attempt = await links.create_sign_up(client, email)
+    await links.prepare_sign_up_verification(client, attempt.id, redirect_url="/")
+    await links.mail_sent()
+    result = await links.verify_link(last_token(mailer, email), client)
+    assert result.session_token is not None
+    return result.session_token
+
+
+def instance(storage: Any, mailer: MemoryMailer, clock: FakeClock, **options: Any) -> MagicLinks:
+    """An app instance on a frozen clock (its notifier: the storage's own, if it has one)."""
+    settings = make_links(storage, mailer).settings
+    return MagicLinks(settings, storage=storage, mailer=mailer, clock=clock, **options)
+
+
+@pytest.fixture
+async def counted() -> AsyncIterator[tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock]]:
+    storage = CountingWrites(MemoryStorage())
+    mailer, clock = MemoryMailer(), FakeClock()
+    yield instance(storage, mailer, clock), storage, mailer, clock
+
+
+async def test_a_cached_session_is_checked_without_a_storage_read(
+    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+) -> None:
+    links, storage, mailer, _ = counted
+    async with links:
+        token = await signed_in(links, mailer, "ann@example.org")
+        first = await links.authenticate(token)
+        reads = storage.reads
+        for _ in range(50):
+            assert await links.authenticate(token) == first
+        assert storage.reads == reads
+        assert await links.authenticate("mls1_" + "A" * 43) is None  # unknown: read, not kept
+
+
+async def test_without_running_links_every_check_reads_storage(
+    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+) -> None:
+    links, storage, mailer, _ = counted
+    token = await signed_in(links, mailer, "ann@example.org")
+    reads = storage.reads
+    for _ in range(5):
+        assert await links.authenticate(token) is not None
+    assert storage.reads == reads + 5
+
+
+async def test_the_cache_serves_no_longer_than_its_ttl(
+    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+) -> None:
+    links, storage, mailer, clock = counted
+    async with links:
+        token = await signed_in(links, mailer, "ann@example.org")
+        await links.authenticate(token)
+        reads = storage.reads
+        clock.advance(links.settings.session_cache_ttl - timedelta(milliseconds=1))
+        await links.authenticate(token)
+        assert storage.reads == reads
+        clock.advance(timedelta(milliseconds=1))
+        await links.authenticate(token)
+        assert storage.reads == reads + 1
+
+
+async def test_signing_out_stops_the_cached_session_at_once(
+    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+) -> None:
+    links, _, mailer, _ = counted
+    async with links:
+        token = await signed_in(links, mailer, "ann@example.org")
+        session = await links.authenticate(token)
+        assert session is not None and await links.authenticate(token) == session
+        await links.end_session(session.id, user_id=session.user_id)
+        assert await links.authenticate(token) is None
+
+
+async def test_a_new_primary_address_is_seen_at_once(
+    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+) -> None:
+    links, _, mailer, _ = counted
+    async with links:
+        token = await signed_in(links, mailer, "ann@example.org")
+        session = await links.authenticate(token)
+        assert session is not None and session.email_address == "ann@example.org"
+        added = await links.add_email_address(session, "ann@work.example")
+        await links.prepare_email_verification(session, added.id, redirect_url="/")
+        await links.mail_sent()
+        await links.verify_link(last_token(mailer, "ann@work.example"), None)
+        await links.set_primary_email_address(session, added.id)
+        now = await links.authenticate(token)
+        assert now is not None and now.email_address == "ann@work.example"
+
+
+async def test_the_idle_touch_still_writes_at_most_once_per_interval(
+    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+) -> None:
+    links, storage, mailer, clock = counted
+    interval = links.settings.session_touch_interval
+    async with links:
+        token = await signed_in(links, mailer, "ann@example.org")
+        for _ in range(3):
+            touched_at = clock.advance(interval)
+            for _ in range(20):  # many requests in the interval: the first one touches
+                session = await links.authenticate(token)
+                assert session is not None and session.last_active_at == touched_at
+                clock.advance(interval / 100)
+            writes = storage.session_writes
+            clock.advance(interval / 2)  # still within the interval of the last touch
+            assert await links.authenticate(token) is not None
+            assert storage.session_writes == writes
+        assert storage.session_writes == 3
+
+
+async def test_an_outage_turns_the_cache_off_and_a_return_starts_it_empty(
+    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+) -> None:
+    _, storage, mailer, clock = counted
+    switch = Switch()
+    links = instance(storage, mailer, clock, notifier=switch)
+    async with links:
+        token = await signed_in(links, mailer, "ann@example.org")
+        await links.authenticate(token)
+        reads = storage.reads
+        await links.authenticate(token)
+        assert storage.reads == reads  # cached
+        switch.set(False)
+        for n in range(1, 4):
+            assert await links.authenticate(token) is not None
+            assert storage.reads == reads + n  # down: every check reads
+        switch.set(True)
+        await anyio.wait_all_tasks_blocked()  # the cache's listeners heard the change
+        await links.authenticate(token)
+        await links.authenticate(token)
+        assert storage.reads == reads + 4  # up again: one read, then cached
+
+
+def test_a_read_that_raced_with_a_change_is_not_kept() -> None:
+    cache = SessionCache(Switch(), ttl=timedelta(seconds=5), size=10)  # type: ignore[arg-type]
+    cache._running = True  # as while run() listens
+    session = make_record(Session)
+    now = session.created_at
+    epoch = cache.epoch  # a read from storage begins
+    cache.forget([session.id])  # meanwhile the session changes
+    cache.put("key", session, now, epoch)  # the read, now stale, ends
+    assert cache.get("key", now) is None
+    cache.put("key", session, now, cache.epoch)
+    assert cache.get("key", now) == session
+
+
+def test_the_cache_keeps_at_most_its_size() -> None:
+    cache = SessionCache(Switch(), ttl=timedelta(seconds=5), size=3)  # type: ignore[arg-type]
+    cache._running = True
+    sessions = [make_record(Session) for _ in range(5)]
+    for n, session in enumerate(sessions):
+        cache.put(f"key{n}", session, session.created_at, cache.epoch)
+    assert len(cache) == 3
+    assert cache.get("key0", sessions[0].created_at) is None  # the oldest went first
+    assert cache.get("key4", sessions[4].created_at) == sessions[4]
+
+
+@pytest.fixture(params=SERVERS)
+async def two_instances(
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[MagicLinks, MagicLinks, MemoryMailer, FakeClock]]:
+    """Instances A and B on one PostgreSQL schema or Redis prefix, each with its notifier
+    running (as in an app's lifespan), on one frozen clock."""
+    async with storages(request.param, count=2) as (store_a, store_b):
+        mailer, clock = MemoryMailer(), FakeClock()
+        a, b = (instance(store, mailer, clock) for store in (store_a, store_b))
+        async with a, b:
+            yield a, b, mailer, clock
+
+
+async def test_revoking_on_one_instance_stops_the_session_on_the_other(
+    two_instances: tuple[MagicLinks, MagicLinks, MemoryMailer, FakeClock],
+) -> None:
+    a, b, mailer, _ = two_instances
+    assert a.notifier.healthy and b.notifier.healthy
+    token = await signed_in(a, mailer, "ann@example.org")
+    session = await b.authenticate(token)
+    assert session is not None
+    reads_before = await _reads_of(b, token)
+    assert reads_before == 0  # B serves it from its cache
+    with anyio.fail_after(BOUND):
+        async with b.notifier.subscribe(session_channel(shard_of(session.id))) as subscription:
+            await a.revoke_sessions(session.user_id)
+            await subscription.wait()  # B heard the change ...
+            await anyio.wait_all_tasks_blocked()  # ... and its cache acted on it
+    assert await b.authenticate(token) is None
+    ended = await b.storage.get(Session, session.id)
+    assert ended is not None and ended.status is SessionStatus.REVOKED
+
+
+async def _reads_of(links: MagicLinks, token: str) -> int:
+    """How many storage reads one more check of ``token`` makes on ``links``."""
+    counting = CountingStorage(links.storage)
+    real = links._ctx.storage
+    object.__setattr__(links._ctx, "storage", counting)
+    try:
+        await links.authenticate(token)
+    finally:
+        object.__setattr__(links._ctx, "storage", real)
+    return counting.reads
