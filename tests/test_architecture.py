@@ -30,6 +30,8 @@ SERVICE = {
     "magiclink_core.account",
     "magiclink_core.email_codes",
     "magiclink_core.delivery",
+    "magiclink_core.throttle",
+    "magiclink_core.link_guard",
 }
 # adapters of one backend, and the private modules only that backend uses
 FAMILIES = {

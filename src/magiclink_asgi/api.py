@@ -207,7 +207,8 @@ class Api:
     async def create_sign_up(self, call: Call, params: dict[str, str]) -> Response:
         email = _string(await call.request.form(), "email_address")
         client = await self._client(call)
-        return json_response(sign_up_json(await self.magiclinks.create_sign_up(client, email)))
+        sign_up = await self.magiclinks.create_sign_up(client, email, request=call.info)
+        return json_response(sign_up_json(sign_up))
 
     async def prepare_sign_up(self, call: Call, params: dict[str, str]) -> Response:
         data = await call.request.form()
@@ -241,9 +242,8 @@ class Api:
     async def create_sign_in(self, call: Call, params: dict[str, str]) -> Response:
         identifier = _string(await call.request.form(), "identifier")
         client = await self._client(call)
-        return json_response(
-            self._sign_in_json(await self.magiclinks.create_sign_in(client, identifier))
-        )
+        sign_in = await self.magiclinks.create_sign_in(client, identifier, request=call.info)
+        return json_response(self._sign_in_json(sign_in))
 
     async def prepare_sign_in(self, call: Call, params: dict[str, str]) -> Response:
         data = await call.request.form()

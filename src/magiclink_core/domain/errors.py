@@ -263,14 +263,25 @@ class RateLimitedError(AuthError):
     status_hint = 429
     default_message = "Too many requests. Please wait and try again."
 
-    def __init__(self, retry_after: timedelta) -> None:
+    def __init__(self, retry_after: timedelta, reason: str = "Too many requests.") -> None:
         self.retry_after = retry_after
-        super().__init__(long_message=f"Too many requests. Try again in {self.seconds} seconds.")
+        super().__init__(long_message=f"{reason} Try again in {_readable(self.seconds)}.")
 
     @property
     def seconds(self) -> int:
         """``retry_after`` in whole seconds, rounded up, at least 1 (for ``Retry-After``)."""
         return max(1, -int(-self.retry_after.total_seconds() // 1))
+
+
+def _readable(seconds: int) -> str:
+    """A wait as a person reads it: "40 seconds", "3 minutes", "2 hours" (rounded up)."""
+    if seconds <= 90:
+        count, unit = seconds, "second"
+    elif seconds <= 90 * 60:
+        count, unit = -(-seconds // 60), "minute"
+    else:
+        count, unit = -(-seconds // 3600), "hour"
+    return f"{count} {unit}{'s' if count != 1 else ''}"
 
 
 class MailDeliveryError(AuthError):

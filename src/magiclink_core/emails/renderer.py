@@ -42,6 +42,7 @@ class LinkEmail:
     requested_at: datetime
     has_account: bool = True
     code: str | None = None  # the email code, typed on the device that asked
+    sign_up_url: str = ""  # where the "no account" email sends the person to sign up
 
     @property
     def template(self) -> str:
