@@ -32,6 +32,7 @@ SERVICE = {
     "magiclink_core.delivery",
     "magiclink_core.throttle",
     "magiclink_core.link_guard",
+    "magiclink_core.notices",
 }
 # adapters of one backend, and the private modules only that backend uses
 FAMILIES = {
