@@ -31,6 +31,9 @@ SERVICE = {
     "magiclink_core.account",
     "magiclink_core.email_codes",
     "magiclink_core.delivery",
+    "magiclink_core.throttle",
+    "magiclink_core.link_guard",
+    "magiclink_core.notices",
 }
 # adapters of one backend, and the private modules only that backend uses
 FAMILIES = {

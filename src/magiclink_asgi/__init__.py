@@ -13,6 +13,7 @@ from .identity import NotSignedIn as NotSignedIn
 from .identity import current_user as current_user
 from .identity import require_user as require_user
 from .middleware import MagicLinkMiddleware as MagicLinkMiddleware
+from .peers import TrustedProxies as TrustedProxies
 from .peers import describe_device as describe_device
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ __all__ = [
     "MagicLinkState",
     "MagicLinkUser",
     "NotSignedIn",
+    "TrustedProxies",
     "current_user",
     "describe_device",
     "require_user",

@@ -211,7 +211,8 @@ class Api:
     async def create_sign_up(self, call: Call, params: dict[str, str]) -> Response:
         email = _string(await call.request.form(), "email_address")
         client = await self._client(call)
-        return json_response(sign_up_json(await self.magiclinks.create_sign_up(client, email)))
+        sign_up = await self.magiclinks.create_sign_up(client, email, request=call.info)
+        return json_response(sign_up_json(sign_up))
 
     async def prepare_sign_up(self, call: Call, params: dict[str, str]) -> Response:
         data = await call.request.form()
@@ -245,9 +246,8 @@ class Api:
     async def create_sign_in(self, call: Call, params: dict[str, str]) -> Response:
         identifier = _string(await call.request.form(), "identifier")
         client = await self._client(call)
-        return json_response(
-            self._sign_in_json(await self.magiclinks.create_sign_in(client, identifier))
-        )
+        sign_in = await self.magiclinks.create_sign_in(client, identifier, request=call.info)
+        return json_response(self._sign_in_json(sign_in))
 
     async def prepare_sign_in(self, call: Call, params: dict[str, str]) -> Response:
         data = await call.request.form()
@@ -319,7 +319,7 @@ class Api:
     async def patch_me(self, call: Call, params: dict[str, str]) -> Response:
         session = self._session(call)
         address_id = _string(await call.request.form(), "primary_email_address_id")
-        await self.magiclinks.set_primary_email_address(session, address_id)
+        await self.magiclinks.set_primary_email_address(session, address_id, request=call.info)
         return json_response(await self._user(session.user_id))
 
     async def _address_json(self, session: Session, address: EmailAddress) -> Response:
@@ -329,7 +329,7 @@ class Api:
     async def add_email_address(self, call: Call, params: dict[str, str]) -> Response:
         session = self._session(call)
         email = _string(await call.request.form(), "email_address")
-        address = await self.magiclinks.add_email_address(session, email)
+        address = await self.magiclinks.add_email_address(session, email, request=call.info)
         return await self._address_json(session, address)
 
     async def prepare_email_address(self, call: Call, params: dict[str, str]) -> Response:
@@ -365,7 +365,7 @@ class Api:
     async def delete_email_address(self, call: Call, params: dict[str, str]) -> Response:
         session = self._session(call)
         await call.request.body()
-        await self.magiclinks.remove_email_address(session, params["id"])
+        await self.magiclinks.remove_email_address(session, params["id"], request=call.info)
         return json_response({"object": "email_address", "id": params["id"], "deleted": True})
 
     async def list_sessions(self, call: Call, params: dict[str, str]) -> Response:

@@ -61,6 +61,12 @@ class DevMailbox:
                 "magiclink_core.mailers.MemoryMailer (or a mailer with an `outbox` list)"
             )
         self._outbox: list[EmailMessage] = outbox
+        self._verify_url = magiclinks.settings.verify_url + "?"
+
+    def _links(self, message: EmailMessage) -> list[str]:
+        """The email's verification links (not any other address it names, such as the sign-up
+        page of a "no account" email, which opens no flow)."""
+        return [link for link in _LINK.findall(message.text) if link.startswith(self._verify_url)]
 
     @property
     def messages(self) -> Sequence[EmailMessage]:
@@ -105,7 +111,7 @@ class DevMailbox:
             title=message.subject,
             number=number,
             message=message,
-            links=_LINK.findall(message.text),
+            links=self._links(message),
         )
 
     def _listing(self) -> list[dict[str, Any]]:
@@ -115,7 +121,7 @@ class DevMailbox:
                 "to": m.to,
                 "subject": m.subject,
                 "kind": m.kind,
-                "has_link": bool(_LINK.search(m.text)),
+                "has_link": bool(self._links(m)),
                 "email_code": m.email_code,
             }
             for n, m in reversed(list(enumerate(self._outbox, start=1)))

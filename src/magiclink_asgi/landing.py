@@ -115,6 +115,11 @@ class Landing:
     def _trouble(self, status: int, detail: str, title: str = "Something went wrong") -> Response:
         return self._page("error.html", status, title=title, detail=detail)
 
+    def _limited(self, error: RateLimitedError) -> Response:
+        response = self._trouble(error.status_hint, error.long_message, title="Please wait")
+        response.add("Retry-After", str(error.seconds))
+        return response
+
     def _missing(self, status: int = 400) -> Response:
         title, detail = MISSING
         return self._page("error.html", status, title=title, detail=detail, code="missing")
@@ -244,6 +249,8 @@ class Landing:
             )
         except ConfirmationCodeError as exc:
             return await self.confirm_page(call, wrong=exc.long_message, status=exc.status_hint)
+        except RateLimitedError as exc:
+            return self._limited(exc)
         except MagicLinkError as exc:
             self._forget(call)
             return self._dead(exc)
@@ -267,9 +274,9 @@ class Landing:
         try:
             # the new link is for the device that asked for the old one: the core reuses its
             # request details, so a confirmation page never names the resending device
-            await self.magiclinks.resend_link(token)
+            await self.magiclinks.resend_link(token, request=call.info)
         except RateLimitedError as exc:
-            return self._trouble(exc.status_hint, exc.long_message, title="Please wait a moment")
+            return self._limited(exc)
         except AuthError as exc:
             return self._trouble(400, exc.long_message, title="This link can no longer be renewed")
         self._forget(call)

@@ -45,7 +45,7 @@ from .identity import (
     credentials_type,
 )
 from .landing import Landing
-from .peers import client_ip, describe_device
+from .peers import TrustedProxies, describe_device
 from .routing import VERIFY, prefix_of
 
 if TYPE_CHECKING:
@@ -63,7 +63,12 @@ class MagicLinkMiddleware:
     :param pages: serve the hosted pages (True), use these :class:`HostedPages`, or not (False).
     :param dev_mailbox: let the hosted pages show the memory outbox (development only).
     :param max_body_bytes: the largest request body accepted.
-    :param trusted_proxies: peer addresses whose ``X-Forwarded-For`` is believed.
+    :param trusted_proxies: addresses or networks of the proxies in front of the app: from
+        them (only), the client IP is read from ``proxy_header`` (see :class:`TrustedProxies`).
+        Behind a proxy, set it: the per-IP rate limits would otherwise count every visitor as
+        the proxy.
+    :param proxy_header: ``"X-Forwarded-For"`` (default) or ``"Forwarded"`` (RFC 7239): the one
+        your proxies set.
     :param hsts_seconds: ``Strict-Transport-Security: max-age=...`` on every response under the
         prefix; default (None): a year when ``settings.base_url`` is https, else none; 0: none.
         The app's own responses are left to the app.
@@ -80,6 +85,7 @@ class MagicLinkMiddleware:
         dev_mailbox: bool = False,
         max_body_bytes: int = 16384,
         trusted_proxies: Iterable[str] = (),
+        proxy_header: str = "X-Forwarded-For",
         hsts_seconds: int | None = None,
     ) -> None:
         self.app = app
@@ -92,8 +98,8 @@ class MagicLinkMiddleware:
             settings, secure=settings.is_https if secure_cookies is None else secure_cookies
         )
         self.max_body_bytes = max_body_bytes
+        self.trusted_proxies = TrustedProxies(trusted_proxies, proxy_header)
         self._hsts = security.hsts(hsts_seconds, https=settings.is_https)
-        self.trusted_proxies = frozenset(trusted_proxies)
         self.api = Api(magiclinks, self.cookies)
         self.landing = Landing(magiclinks, self.prefix, self.cookies)
         self.pages = self._hosted_pages(pages, dev_mailbox)
@@ -133,7 +139,7 @@ class MagicLinkMiddleware:
         user_agent = (header(scope, "user-agent") or "")[:512]
         return RequestInfo(
             user_agent=user_agent,
-            ip_address=client_ip(scope, self.trusted_proxies),
+            ip_address=self.trusted_proxies.client_ip(scope),
             device=describe_device(user_agent),
         )
 

@@ -32,6 +32,7 @@ from .domain.errors import MailDeliveryError as MailDeliveryError
 from .domain.errors import NotAllowedError as NotAllowedError
 from .domain.errors import NotFoundError as NotFoundError
 from .domain.errors import RateLimitedError as RateLimitedError
+from .domain.errors import ReverificationRequiredError as ReverificationRequiredError
 from .domain.errors import StorageUnavailableError as StorageUnavailableError
 from .domain.errors import UnauthenticatedError as UnauthenticatedError
 from .domain.events import AuthEvent as AuthEvent
@@ -110,6 +111,7 @@ __all__ = [
     "RateLimitedError",
     "Record",
     "RequestInfo",
+    "ReverificationRequiredError",
     "Session",
     "SessionStatus",
     "Settings",

@@ -25,13 +25,19 @@ class AccountMethods:
 
     # -- a signed-in user's email addresses --------------------------------------------------
 
-    async def add_email_address(self, session: Session, email_address: object) -> EmailAddress:
-        """Add an unverified address to the session's user.
+    async def add_email_address(
+        self, session: Session, email_address: object, *, request: RequestInfo | None = None
+    ) -> EmailAddress:
+        """Add an unverified address to the session's user. An account change: it needs a
+        recent sign-in, and the user's other verified addresses are told by email (naming the
+        device ``request`` describes).
 
+        :raises ReverificationRequiredError: the session is older than
+            ``Settings.reverification_window`` (sign in again, then retry).
         :raises InvalidEmailError: not a valid address.
         :raises IdentifierExistsError: the user has this address already.
         """
-        return await email_addresses.add(self._ctx, session, email_address)
+        return await email_addresses.add(self._ctx, session, email_address, request)
 
     async def prepare_email_verification(
         self,
@@ -62,15 +68,27 @@ class AccountMethods:
         """The user's addresses, oldest first."""
         return await email_addresses.list_of(self._ctx, user_id)
 
-    async def set_primary_email_address(self, session: Session, email_address_id: str) -> User:
-        """:raises NotFoundError: not an address of this user.
-        :raises InvalidStateError: the address is not verified."""
-        return await email_addresses.set_primary(self._ctx, session, email_address_id)
+    async def set_primary_email_address(
+        self, session: Session, email_address_id: str, *, request: RequestInfo | None = None
+    ) -> User:
+        """Make a verified address the primary one; an account change, as
+        :meth:`add_email_address` (the replaced primary's pending link, if any, dies).
 
-    async def remove_email_address(self, session: Session, email_address_id: str) -> None:
-        """:raises NotFoundError: not an address of this user.
+        :raises ReverificationRequiredError: the session is not recent.
+        :raises NotFoundError: not an address of this user.
+        :raises InvalidStateError: the address is not verified."""
+        return await email_addresses.set_primary(self._ctx, session, email_address_id, request)
+
+    async def remove_email_address(
+        self, session: Session, email_address_id: str, *, request: RequestInfo | None = None
+    ) -> None:
+        """Remove an address and its pending verification link; an account change, as
+        :meth:`add_email_address`. Sessions stay (see :meth:`revoke_sessions`).
+
+        :raises ReverificationRequiredError: the session is not recent.
+        :raises NotFoundError: not an address of this user.
         :raises InvalidStateError: it is the primary address (make another primary first)."""
-        await email_addresses.remove(self._ctx, session, email_address_id)
+        await email_addresses.remove(self._ctx, session, email_address_id, request)
 
     async def get_user(self, user_id: str) -> User:
         """:raises NotFoundError: no such user."""

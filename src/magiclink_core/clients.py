@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeVar
 
+from . import throttle
 from .context import RETRIES, Context
-from .domain import flows
+from .domain import flows, limits
 from .domain.errors import ConflictError, NotFoundError
-from .domain.models import AttemptKind, Client, Session, SignIn, SignUp
+from .domain.models import AttemptKind, Client, RequestInfo, Session, SignIn, SignUp
 from .domain.tokens import TokenPurpose, new_token
 from .ports import Insert
 
@@ -74,13 +75,19 @@ async def _current(ctx: Context, kind: type[P], attempt_id: str | None, client: 
     return flows.attempt_as_of(record, ctx.now())
 
 
-async def vetted(ctx: Context, kind: AttemptKind, raw_email: object) -> str:
-    """The canonical address a sign-up or sign-in is for, once the app's vetoes let it.
+async def vetted(
+    ctx: Context, kind: AttemptKind, raw_email: object, request: RequestInfo | None
+) -> str:
+    """The canonical address a sign-up or sign-in is for, once the client IP's budget of
+    attempts (every try counts) and the app's vetoes let it.
 
+    :raises RateLimitedError: too many attempts from the client IP.
     :raises InvalidEmailError: not a valid address. :raises NotAllowedError: a veto refused.
     """
+    ip_address = request.ip_address if request is not None else ""
+    await throttle.take(ctx, limits.attempts(ctx.settings, ip_address), ip_address=ip_address)
     email = await ctx.email(raw_email)
-    await ctx.hooks.check(kind, email)
+    await ctx.hooks.check(kind, email, ip_address=ip_address)
     return email
 
 

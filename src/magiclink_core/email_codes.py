@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 
+from . import throttle
 from .context import RETRIES, Context
-from .domain import flows
-from .domain.errors import AuthError, ConflictError, InvalidRequestError, RateLimitedError
+from .domain import flows, limits
+from .domain.errors import ConflictError, EmailCodeError, InvalidRequestError, MagicLinkError
+from .domain.events import AuthEvent, Event
 from .domain.models import Link, RequestInfo
 from .links import A, LinkResult, settle
 
@@ -34,38 +35,6 @@ def _typed(code: object) -> str:
     return typed
 
 
-def _budgets(ctx: Context, email: str, ip_address: str) -> list[tuple[str, int]]:
-    """The shared counters of wrong codes: the address's, and the client IP's (0 is off)."""
-    settings = ctx.settings
-    budgets = [(f"email_code:address:{email}", settings.email_code_failures_per_address)]
-    if ip_address:
-        budgets.append((f"email_code:ip:{ip_address}", settings.email_code_failures_per_ip))
-    return [(key, limit) for key, limit in budgets if limit]
-
-
-async def _check(ctx: Context, budgets: list[tuple[str, int]], now: datetime) -> None:
-    """:raises RateLimitedError: a budget of wrong codes is spent; nothing is compared then."""
-    for key, limit in budgets:
-        count, reset_at = await ctx.storage.increment(
-            key, window=ctx.settings.email_code_window, now=now, amount=0
-        )
-        if count >= limit:
-            raise RateLimitedError(retry_after=reset_at - now)
-
-
-async def _spend(ctx: Context, budgets: list[tuple[str, int]], now: datetime) -> None:
-    """One wrong code, counted against every budget."""
-    for key, _ in budgets:
-        await ctx.storage.increment(key, window=ctx.settings.email_code_window, now=now)
-
-
-def _wrong_code(attempt: A, decision: flows.ClickDecision) -> bool:
-    """Whether the decision counted a wrong code (rather than refusing for another reason)."""
-    before = attempt.verification.failed_email_code_attempts if attempt.verification else 0
-    after = decision.verification.failed_email_code_attempts if decision.verification else 0
-    return after > before
-
-
 async def verify(
     ctx: Context,
     load: Callable[[], Awaitable[A]],
@@ -79,8 +48,10 @@ async def verify(
     typed = _typed(code)
     attempt = await load()  # ownership first: a stranger spends no one's budget
     request = request or RequestInfo()
-    budgets = _budgets(ctx, flows.email_of(attempt), request.ip_address)
-    await _check(ctx, budgets, ctx.now())
+    email = flows.email_of(attempt)
+    budgets = limits.wrong_email_codes(ctx.settings, email, request.ip_address)
+    subject = {"email_address": email, "attempt_id": attempt.id, "client_id": client_id}
+    await throttle.check(ctx, budgets, ip_address=request.ip_address, **subject)
     for _ in range(RETRIES):
         verification = attempt.verification
         link = None
@@ -98,11 +69,39 @@ async def verify(
         )
         try:
             result = await settle(ctx, attempt, decision, request)
-        except AuthError:
-            if _wrong_code(attempt, decision):  # the last allowed one, which fails it, too
-                await _spend(ctx, budgets, ctx.now())
+        except EmailCodeError as exc:
+            await throttle.spend(ctx, budgets)
+            await _refused(ctx, exc, request, subject)
+            raise
+        except MagicLinkError as exc:  # expired, used, or the last allowed wrong code
+            if _counted_a_wrong_code(attempt, decision):
+                await throttle.spend(ctx, budgets)
+            await _refused(ctx, exc, request, subject)
             raise
         if result is not None:
             return result
         attempt = await load()
     raise ConflictError()
+
+
+def _counted_a_wrong_code(attempt: A, decision: flows.ClickDecision) -> bool:
+    """Whether the refusal was a wrong code (the last allowed one fails the verification)."""
+    before = attempt.verification.failed_email_code_attempts if attempt.verification else 0
+    after = decision.verification.failed_email_code_attempts if decision.verification else 0
+    return after > before
+
+
+async def _refused(
+    ctx: Context,
+    error: EmailCodeError | MagicLinkError,
+    request: RequestInfo,
+    subject: dict[str, str],
+) -> None:
+    await ctx.hooks.emit(
+        AuthEvent(
+            Event.EMAIL_CODE_REFUSED,
+            reason=error.code.value,
+            ip_address=request.ip_address or None,
+            **subject,
+        )
+    )

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar, overload
 
 from .domain.errors import NotAllowedError
-from .domain.events import AuthEvent, Event
+from .domain.events import REFUSALS, AuthEvent, Event
 from .domain.models import AttemptKind
 
 logger = logging.getLogger("magiclink")
@@ -20,6 +20,7 @@ VetoHook = Callable[[str], Awaitable[bool | None]]
 H = TypeVar("H", bound=EventHook)
 
 VETOABLE = (AttemptKind.SIGN_UP, AttemptKind.SIGN_IN)
+_VETOED = {AttemptKind.SIGN_UP: Event.SIGN_UP_VETOED, AttemptKind.SIGN_IN: Event.SIGN_IN_VETOED}
 
 
 def _require_async(hook: Callable[..., object], what: str) -> None:
@@ -71,19 +72,51 @@ class Hooks:
         self._vetoes[kind].append(hook)
         return hook
 
-    async def check(self, kind: AttemptKind, email: str) -> None:
-        """Run the vetoes of ``kind``. :raises NotAllowedError: one of them refused."""
+    async def check(self, kind: AttemptKind, email: str, *, ip_address: str = "") -> None:
+        """Run the vetoes of ``kind``; a refusal is an event (``sign_up_vetoed``,
+        ``sign_in_vetoed``). :raises NotAllowedError: one of them refused."""
         for hook in self._vetoes.get(kind, ()):
-            if await hook(email) is False:
+            try:
+                allowed = await hook(email) is not False
+            except NotAllowedError:
+                await self._vetoed(kind, email, ip_address)
+                raise
+            if not allowed:
+                await self._vetoed(kind, email, ip_address)
                 raise NotAllowedError(
                     long_message=f"This {kind.value.replace('_', '-')} is not allowed."
                 )
 
+    async def _vetoed(self, kind: AttemptKind, email: str, ip_address: str) -> None:
+        event = AuthEvent(
+            _VETOED[kind], email_address=email, reason="not_allowed", ip_address=ip_address or None
+        )
+        await self.emit(event)
+
     async def emit(self, *events: AuthEvent) -> None:
-        """Call the hooks of each event in turn; a failing hook is logged and skipped."""
+        """Call the hooks of each event in turn; a failing hook is logged and skipped. A refusal
+        (:data:`~magiclink_core.domain.events.REFUSALS`) is logged at warning first."""
         for event in events:
+            if event.event in REFUSALS:
+                _log_refusal(event)
             for hook in self._events.get(event.event, ()):
                 try:
                     await hook(event)
                 except Exception:
                     logger.exception("hook for %s failed", event.event.value)
+
+
+def _log_refusal(event: AuthEvent) -> None:
+    """One warning line per refusal: what, why, and which records; never a token or a code (no
+    event carries one), nor the address (it is in the event, for the app to keep or not)."""
+    details = (
+        ("reason", event.reason),
+        ("ip", event.ip_address),
+        ("attempt", event.attempt_id),
+        ("user", event.user_id),
+        ("session", event.session_id),
+        ("client", event.client_id),
+    )
+    logger.warning(
+        "%s %s", event.event.value, " ".join(f"{k}={v}" for k, v in details if v is not None)
+    )

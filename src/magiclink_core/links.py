@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar, cast
 
+from . import throttle
 from .context import RETRIES, Context
-from .domain import flows
+from .domain import flows, limits
 from .domain.completion import complete, refuse_claim
 from .domain.errors import (
     AuthError,
@@ -18,8 +19,8 @@ from .domain.errors import (
     InvalidRequestError,
     InvalidStateError,
     MagicLinkFailedError,
-    RateLimitedError,
 )
+from .domain.events import AuthEvent, Event
 from .domain.models import (
     Attempt,
     AttemptKind,
@@ -92,11 +93,15 @@ async def send(
     redirect_url: str | None,
     request: RequestInfo | None,
     strategy: Strategy = "email_link",
+    asked_by: RequestInfo | None = None,
 ) -> A:
     """Prepare a verification of ``attempt`` and email it: a link (for ``email_link``, when
     the app sends links) and a code (when it sends codes), both of one verification. Their
     digests are stored; the plaintexts exist only in the email. Returns the attempt with its new
     verification. What could not be sent is taken back, so no link exists unsent.
+
+    ``request`` is the device the email names; ``asked_by`` (default: ``request``) is who asks
+    now, whose client IP spends the ``links_per_ip`` budget.
 
     :raises InvalidRequestError: a link without ``redirect_url``, or nothing the app sends.
     :raises InvalidRedirectError, RateLimitedError, MailDeliveryError:
@@ -111,7 +116,11 @@ async def send(
     redirect = "" if not redirect_url else ctx.check_redirect_url(redirect_url)
     email = flows.email_of(attempt)
     now = ctx.now()
-    await _rate_limit(ctx, email, now)
+    asker_ip = (asked_by or request or RequestInfo()).ip_address
+    per_address = limits.links_to_address(settings, email)
+    subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
+    await throttle.check(ctx, per_address, **subject)  # counted once handed to the mail server
+    await throttle.take(ctx, limits.links_from_ip(settings, asker_ip), **subject)
     # an address with no account gets an email saying so, and a verification like any other:
     # its code digest is of a code never sent, so typing codes behaves the same either way
     account = flows.has_account(attempt)
@@ -153,6 +162,7 @@ async def send(
             app_name=settings.app_name,
             base_url=settings.base_url,
             link_url=f"{settings.verify_url}?token={token}" if link is not None else None,
+            sign_up_url=settings.sign_up_page_url,
             code=code if account else None,
             valid_for=settings.link_ttl,
             device=request.described,
@@ -163,12 +173,21 @@ async def send(
     queued = ctx.delivery.running
 
     async def delivered() -> None:  # only what reached the mail server counts against the address
-        await _count_sent(ctx, email)
+        await throttle.spend(ctx, per_address)
 
     async def undeliverable() -> None:
         # no link may exist that was never sent. Inline, the caller hears of it and the attempt
         # stays resendable; queued, the page that was told "sent" learns it failed
         await _withdraw(ctx, prepared, attempt, link, failed=queued)
+        await ctx.hooks.emit(
+            AuthEvent(
+                Event.MAIL_UNDELIVERABLE,
+                email_address=email,
+                attempt_id=attempt.id,
+                reason=message.kind,
+                ip_address=asker_ip or None,
+            )
+        )
 
     await ctx.delivery.send(
         message,
@@ -197,28 +216,6 @@ async def _withdraw(
         await ctx.publish(flows.kind_of(prepared), prepared.id)
 
 
-def _sent_counter(email: str) -> str:
-    return f"links:{email}"
-
-
-async def _rate_limit(ctx: Context, email: str, now: datetime) -> None:
-    """:raises RateLimitedError: too many emails reached this address lately."""
-    if not ctx.settings.links_per_address:
-        return
-    count, reset_at = await ctx.storage.increment(
-        _sent_counter(email), window=ctx.settings.links_per_address_window, now=now, amount=0
-    )
-    if count >= ctx.settings.links_per_address:
-        raise RateLimitedError(retry_after=reset_at - now)
-
-
-async def _count_sent(ctx: Context, email: str) -> None:
-    if ctx.settings.links_per_address:
-        await ctx.storage.increment(
-            _sent_counter(email), window=ctx.settings.links_per_address_window, now=ctx.now()
-        )
-
-
 async def resend(ctx: Context, token: str, *, request: RequestInfo | None) -> AttemptKind:
     """Email a fresh link for the attempt of an expired (or superseded) link; see
     :meth:`MagicLinks.resend_link`."""
@@ -236,7 +233,8 @@ async def resend(ctx: Context, token: str, *, request: RequestInfo | None) -> At
         ctx,
         attempt,
         redirect_url=verification.redirect_url,
-        request=request or verification.requested_by,
+        request=verification.requested_by,
+        asked_by=request or RequestInfo(),
     )
     return link.attempt_kind
 

@@ -28,6 +28,7 @@ from . import (
     attempt_waits,
     clients,
     email_codes,
+    link_guard,
     links,
     sign_ins,
     sign_ups,
@@ -233,16 +234,20 @@ class MagicLinks(AccountMethods, WaitMethods):
 
     # -- sign-ups ----------------------------------------------------------------------------
 
-    async def create_sign_up(self, client: Client, email_address: object) -> SignUp:
+    async def create_sign_up(
+        self, client: Client, email_address: object, *, request: RequestInfo | None = None
+    ) -> SignUp:
         """Start a sign-up (status ``missing_requirements``); the client's previous sign-up, if
-        still in progress, is abandoned and its link stops working.
+        still in progress, is abandoned and its link stops working. ``request`` is who asks:
+        its client IP spends the ``attempts_per_ip`` budget.
 
+        :raises RateLimitedError: too many sign-ups and sign-ins from the client IP.
         :raises InvalidEmailError: the address is not valid.
         :raises NotAllowedError: a ``before_sign_up`` hook refused.
         :raises IdentifierExistsError: the address has an account (only with enumeration
             protection off; with it on, the sign-up runs and its link signs the owner in).
         """
-        return await sign_ups.create(self._ctx, client, email_address)
+        return await sign_ups.create(self._ctx, client, email_address, request)
 
     async def prepare_sign_up_verification(
         self,
@@ -274,18 +279,23 @@ class MagicLinks(AccountMethods, WaitMethods):
 
     # -- sign-ins ----------------------------------------------------------------------------
 
-    async def create_sign_in(self, client: Client, identifier: object) -> SignIn:
+    async def create_sign_in(
+        self, client: Client, identifier: object, *, request: RequestInfo | None = None
+    ) -> SignIn:
         """Start a sign-in (status ``needs_first_factor``); the client's previous sign-in, if
-        still in progress, is abandoned and its link stops working.
+        still in progress, is abandoned and its link stops working. ``request`` is who asks:
+        its client IP spends the ``attempts_per_ip`` budget.
 
         With enumeration protection (the default) an address with no account gets a sign-in
-        like any other; its email says there is no account instead of carrying a link.
+        like any other (its ``email_address_id`` a stable keyed pseudo-id of the same shape);
+        its email says there is no account instead of carrying a link.
 
+        :raises RateLimitedError: too many sign-ups and sign-ins from the client IP.
         :raises InvalidEmailError: the identifier is not a valid email address.
         :raises NotAllowedError: a ``before_sign_in`` hook refused.
         :raises IdentifierNotFoundError: no account (only with enumeration protection off).
         """
-        return await sign_ins.create(self._ctx, client, identifier)
+        return await sign_ins.create(self._ctx, client, identifier, request)
 
     async def prepare_first_factor(
         self,
@@ -323,7 +333,7 @@ class MagicLinks(AccountMethods, WaitMethods):
         :raises MagicLinkError: the link would not work (``code`` expired, failed or
             client_mismatch); its ``redirect_url`` is set when ``client`` asked for the link.
         """
-        return await links.inspect(self._ctx, token, client)
+        return await link_guard.inspect(self._ctx, token, client)
 
     async def verify_link(
         self,
@@ -341,8 +351,10 @@ class MagicLinks(AccountMethods, WaitMethods):
             (some tries left; the last wrong one raises ``MagicLinkFailedError``).
         :raises InvalidStateError: policy ``confirm``, another client, and no code given.
         :raises ConflictError: lost too many races with concurrent clicks.
+        :raises RateLimitedError: a code was given and the client IP's budget of wrong
+            confirmation codes is spent (nothing is compared).
         """
-        return await links.verify(
+        return await link_guard.verify(
             self._ctx, token, client, confirmation_code=confirmation_code, request=request
         )
 
@@ -350,7 +362,8 @@ class MagicLinks(AccountMethods, WaitMethods):
         """Email a fresh link for the attempt an expired (or superseded) link belonged to, to the
         same address, for the same client and redirect. For the expired-link page's resend
         button: holding the old link proves nothing new and reveals nothing, since the new link
-        goes to the same mailbox.
+        goes to the same mailbox. The email names the device that asked for the first link;
+        ``request`` is who asks now (its client IP spends the ``links_per_ip`` budget).
 
         :raises MagicLinkError: the link is unknown, or its attempt is no longer in progress.
         :raises RateLimitedError, MailDeliveryError: as when preparing.

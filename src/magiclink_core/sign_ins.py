@@ -7,13 +7,14 @@ from .context import Context
 from .domain import flows
 from .domain.errors import IdentifierNotFoundError, InvalidRequestError, InvalidStateError
 from .domain.models import AttemptKind, Client, EmailAddress, RequestInfo, SignIn, Strategy
-from .domain.tokens import new_id
 from .links import send
 
 
-async def create(ctx: Context, client: Client, identifier: object) -> SignIn:
+async def create(
+    ctx: Context, client: Client, identifier: object, request: RequestInfo | None
+) -> SignIn:
     """Start a sign-in; see :meth:`MagicLinks.create_sign_in`."""
-    email = await vetted(ctx, AttemptKind.SIGN_IN, identifier)
+    email = await vetted(ctx, AttemptKind.SIGN_IN, identifier, request)
     address = await ctx.storage.find(EmailAddress, "claimed_email", email)
     if address is None and not ctx.settings.enumeration_protection:
         raise IdentifierNotFoundError()
@@ -23,8 +24,9 @@ async def create(ctx: Context, client: Client, identifier: object) -> SignIn:
         SignIn,
         email,
         user_id=address.user_id if address else None,
-        # an unknown address gets an id like any other, so the answer tells nothing
-        email_address_id=address.id if address else new_id(EmailAddress.id_prefix),
+        # an unknown address gets an id of the same shape, the same on every request, so
+        # neither one answer nor two tell it from an address with an account
+        email_address_id=address.id if address else ctx.keyring.pseudo_id(email),
     )
 
 

@@ -10,9 +10,11 @@ from .domain.models import AttemptKind, Client, EmailAddress, RequestInfo, SignU
 from .links import send
 
 
-async def create(ctx: Context, client: Client, email_address: object) -> SignUp:
+async def create(
+    ctx: Context, client: Client, email_address: object, request: RequestInfo | None
+) -> SignUp:
     """Start a sign-up; see :meth:`MagicLinks.create_sign_up`."""
-    email = await vetted(ctx, AttemptKind.SIGN_UP, email_address)
+    email = await vetted(ctx, AttemptKind.SIGN_UP, email_address, request)
     if not ctx.settings.enumeration_protection and (
         await ctx.storage.find(EmailAddress, "claimed_email", email) is not None
     ):

@@ -41,6 +41,7 @@ async def test_events_fire_after_each_step() -> None:
         Event.USER_CREATED,
         Event.SIGN_UP_COMPLETED,
         Event.SESSION_CREATED,
+        Event.EMAIL_ADDRESS_ADDED,
         Event.EMAIL_ADDRESS_VERIFIED,
         Event.SESSION_ENDED,
     ]

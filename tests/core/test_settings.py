@@ -19,6 +19,12 @@ def test_defaults_follow_the_issue() -> None:
     assert s.session_lifetime == timedelta(days=30)
     assert s.enumeration_protection and not s.check_deliverability
     assert s.verify_url == "https://app.example.com/auth/v1/verify"
+    # abuse resistance: a few emails per address, tens of tries per client IP, an hour
+    assert (s.links_per_address, s.links_per_address_window) == (5, timedelta(minutes=10))
+    for limit in ("links_per_ip", "attempts_per_ip", "confirmation_code_failures_per_ip"):
+        assert getattr(s, limit) == 30
+    assert s.reverification_window == timedelta(minutes=10)
+    assert s.sign_up_page_url == "https://app.example.com/auth/sign-up"
 
 
 @pytest.mark.parametrize(
@@ -42,6 +48,11 @@ def test_defaults_follow_the_issue() -> None:
         {"purge_grace": timedelta(seconds=-1)},
         {"verify_path": "auth/v1/verify"},
         {"verify_path": "//evil.example/v1/verify"},
+        {"links_per_ip": -1},
+        {"attempts_per_ip_window": timedelta(0)},
+        {"confirmation_code_window": timedelta(seconds=-1)},
+        {"reverification_window": timedelta(0)},
+        {"sign_up_url": "//evil.example/join"},
         {"unknown_option": True},
     ],
 )

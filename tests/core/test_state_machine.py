@@ -261,6 +261,13 @@ class MagicLinkMachine(RuleBasedStateMachine):
                 link_ttl=LINK_TTL,
                 attempt_ttl=ATTEMPT_TTL,
                 wait_poll_interval=timedelta(seconds=60),  # only a wake-up or a cancel ends a wait
+                # the machine models clicks, not the recent sign-in account changes ask for
+                # (tests/security/test_account_changes_from_a_stolen_session.py does)
+                reverification_window=None,
+                # nor the per-IP budgets (every step comes from one test process)
+                attempts_per_ip=0,
+                links_per_ip=0,
+                confirmation_code_failures_per_ip=0,
             ),
             storage=self.storage,
             mailer=self.mailer,
@@ -709,6 +716,13 @@ class MagicLinkMachine(RuleBasedStateMachine):
             return
         self.call(self.ml.remove_email_address, by.record, address.id)
         address.removed = True
+        # its pending link (that of its newest email, if unused) goes with it
+        v = address.verification
+        self.model.links = [
+            link
+            for link in self.model.links
+            if not (v is not None and link.link_id == v.link_id and not link.consumed)
+        ]
         if self.model.claims.get(address.email) is address:
             del self.model.claims[address.email]
 

@@ -134,6 +134,10 @@ def serve_demo(**settings: Any) -> Iterator[Server]:
             settings={
                 "wait_poll_interval": timedelta(milliseconds=100),
                 "links_per_address": 100,
+                # every browser here is 127.0.0.1: the per-IP budgets would be one for all
+                "attempts_per_ip": 10_000,
+                "links_per_ip": 10_000,
+                "confirmation_code_failures_per_ip": 10_000,
                 **settings,
             },
         )

@@ -18,6 +18,7 @@ The base classes cannot be raised directly.
     ├── InvalidRequestError           invalid_request, 400 (a malformed argument)
     ├── UnauthenticatedError          unauthenticated, 401
     ├── NotAllowedError               not_allowed, 403 (a veto hook refused)
+    ├── ReverificationRequiredError   reverification_required, 403 (sign in again first)
     ├── NotFoundError                 not_found, 404 (or not yours: the two are not told apart)
     ├── InvalidStateError             invalid_state, 409 (the attempt cannot do that now)
     ├── ConflictError                 conflict, 409 (a concurrent change won; nothing written)
@@ -53,6 +54,7 @@ class ErrorCode(StrEnum):
     INVALID_REQUEST = "invalid_request"
     UNAUTHENTICATED = "unauthenticated"
     NOT_ALLOWED = "not_allowed"
+    REVERIFICATION_REQUIRED = "reverification_required"
     NOT_FOUND = "not_found"
     INVALID_STATE = "invalid_state"
     CONFLICT = "conflict"
@@ -216,6 +218,25 @@ class NotAllowedError(AuthError):
     default_message = "You are not allowed to do that."
 
 
+class ReverificationRequiredError(AuthError):
+    """An account change (adding, removing or making primary an address) needs a recent
+    sign-in: the session is older than ``Settings.reverification_window``. Signing in again,
+    with a fresh link or code to one of the user's verified addresses, makes a recent one."""
+
+    code = ErrorCode.REVERIFICATION_REQUIRED
+    status_hint = 403
+    default_message = "Please confirm it's you."
+
+    def __init__(self, window: timedelta) -> None:
+        self.window = window
+        minutes = max(1, int(window.total_seconds() // 60))
+        super().__init__(
+            long_message="For your safety, changing your email addresses needs a sign-in from "
+            f"the last {minutes} minute{'s' if minutes != 1 else ''}. Sign in again with a "
+            "new link or code, then try again."
+        )
+
+
 class NotFoundError(AuthError):
     """No such record for this caller; a record of someone else's reads the same."""
 
@@ -263,14 +284,25 @@ class RateLimitedError(AuthError):
     status_hint = 429
     default_message = "Too many requests. Please wait and try again."
 
-    def __init__(self, retry_after: timedelta) -> None:
+    def __init__(self, retry_after: timedelta, reason: str = "Too many requests.") -> None:
         self.retry_after = retry_after
-        super().__init__(long_message=f"Too many requests. Try again in {self.seconds} seconds.")
+        super().__init__(long_message=f"{reason} Try again in {_readable(self.seconds)}.")
 
     @property
     def seconds(self) -> int:
         """``retry_after`` in whole seconds, rounded up, at least 1 (for ``Retry-After``)."""
         return max(1, -int(-self.retry_after.total_seconds() // 1))
+
+
+def _readable(seconds: int) -> str:
+    """A wait as a person reads it: "40 seconds", "3 minutes", "2 hours" (rounded up)."""
+    if seconds <= 90:
+        count, unit = seconds, "second"
+    elif seconds <= 90 * 60:
+        count, unit = -(-seconds // 60), "minute"
+    else:
+        count, unit = -(-seconds // 3600), "hour"
+    return f"{count} {unit}{'s' if count != 1 else ''}"
 
 
 class MailDeliveryError(AuthError):

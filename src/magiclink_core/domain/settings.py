@@ -21,6 +21,7 @@ from .redirects import origin_of
 from .tokens import Keyring
 
 MIN_SECRET_BYTES = 32
+_VERIFY_SUFFIX = "/v1/verify"  # the hosted routes live below verify_path minus this
 
 EmailVerification = Literal["link_and_code", "link", "code"]
 
@@ -57,6 +58,10 @@ class Settings(BaseModel):
     # wrong email codes per client IP address per window, across addresses (0: off)
     email_code_failures_per_ip: Annotated[int, Field(ge=0)] = 50
     email_code_window: timedelta = timedelta(hours=1)
+    # wrong confirmation codes (typed on the device that opened the link) per client IP per
+    # window, across links (0: off); each link fails after max_confirmation_code_attempts anyway
+    confirmation_code_failures_per_ip: Annotated[int, Field(ge=0)] = 30
+    confirmation_code_window: timedelta = timedelta(hours=1)
     session_idle_timeout: timedelta = timedelta(days=7)
     session_lifetime: timedelta = timedelta(days=30)
     session_touch_interval: timedelta = timedelta(minutes=1)
@@ -73,6 +78,17 @@ class Settings(BaseModel):
     # at most this many link emails to one address per window (0 turns the limit off)
     links_per_address: Annotated[int, Field(ge=0)] = 5
     links_per_address_window: timedelta = timedelta(minutes=10)
+    # at most this many link emails asked for from one client IP per window, across addresses,
+    # sent or not (0: off). Behind a proxy, tell the web layer which proxies to trust, or every
+    # visitor shares the proxy's budget
+    links_per_ip: Annotated[int, Field(ge=0)] = 30
+    links_per_ip_window: timedelta = timedelta(hours=1)
+    # at most this many sign-ups and sign-ins started from one client IP per window (0: off)
+    attempts_per_ip: Annotated[int, Field(ge=0)] = 30
+    attempts_per_ip_window: timedelta = timedelta(hours=1)
+    # adding, removing or making primary an address needs a session at most this old (the
+    # person signs in again, with a fresh link or code, to make a recent one); None turns it off
+    reverification_window: timedelta | None = timedelta(minutes=10)
     wait_poll_interval: timedelta = timedelta(seconds=2)
     # emails go out off the request path while MagicLinks runs: this many at once, a temporary
     # failure tried again after mail_first_retry (doubling up to mail_max_retry) until the link
@@ -84,6 +100,9 @@ class Settings(BaseModel):
     mail_shutdown_grace: timedelta = timedelta(seconds=10)
     # where the emailed link points, below base_url (the ASGI middleware serves it there)
     verify_path: str = "/auth/v1/verify"
+    # where the email to an address with no account sends the person to sign up: a path on
+    # base_url or an absolute URL; default: the hosted sign-up page below verify_path's prefix
+    sign_up_url: str | None = None
 
     @field_validator("secret", mode="before")
     @classmethod
@@ -160,6 +179,29 @@ class Settings(BaseModel):
             raise ValueError(
                 "verify_path must be a path starting with one '/', such as /auth/v1/verify"
             )
+        for name in (
+            "links_per_address_window",
+            "links_per_ip_window",
+            "attempts_per_ip_window",
+            "email_code_window",
+            "confirmation_code_window",
+        ):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        if self.reverification_window is not None and not (
+            timedelta(0) < self.reverification_window <= self.session_lifetime
+        ):
+            raise ValueError(
+                "reverification_window must be positive and at most session_lifetime "
+                "(None turns the check off)"
+            )
+        if self.sign_up_url is not None:
+            parts = urlsplit(self.sign_up_url)
+            is_path = self.sign_up_url.startswith("/") and not self.sign_up_url.startswith("//")
+            if not is_path and (parts.scheme not in {"http", "https"} or not parts.hostname):
+                raise ValueError(
+                    "sign_up_url must be a path starting with one '/' or an absolute http(s) URL"
+                )
         return self
 
     def __repr__(self) -> str:
@@ -184,6 +226,19 @@ class Settings(BaseModel):
     @property
     def verify_url(self) -> str:
         return f"{self.base_url}{self.verify_path}"
+
+    @property
+    def sign_up_page_url(self) -> str:
+        """The absolute URL the "no account" email points to (``sign_up_url``, or the hosted
+        sign-up page: ``/auth/sign-up`` for ``verify_path`` ``/auth/v1/verify``)."""
+        if self.sign_up_url is not None:
+            if self.sign_up_url.startswith("/"):
+                return f"{self.base_url}{self.sign_up_url}"
+            return self.sign_up_url
+        prefix = self.verify_path.removesuffix(_VERIFY_SUFFIX)
+        if prefix == self.verify_path:  # not <prefix>/v1/verify: no hosted page to point to
+            return self.base_url
+        return f"{self.base_url}{prefix}/sign-up"
 
     @property
     def is_https(self) -> bool:

@@ -34,6 +34,7 @@ class TokenPurpose(StrEnum):
     SESSION = "s"
     CLIENT = "c"
     EMAIL_CODE = "e"  # not a token: keys the digests of emailed codes (see Keyring.code_digest)
+    PSEUDO_ID = "p"  # not a token: keys the ids of addresses with no account (Keyring.pseudo_id)
 
 
 _TOKEN_RE = re.compile(r"^ml([lsc])1_([A-Za-z0-9_-]{43})$")
@@ -98,6 +99,12 @@ class Keyring:
         """Digests of a typed code under every key, newest first (a rotated secret keeps the
         codes of emails already sent working)."""
         return [_hmac(key, f"{binding}:{code}") for key in self._keys[TokenPurpose.EMAIL_CODE]]
+
+    def pseudo_id(self, email: str, prefix: str = "idn") -> str:
+        """A stable id for an address with no account, shaped like a real one (``idn_`` and
+        32 hex digits): the same on every request, unguessable without the secret, so a
+        sign-in's ``email_address_id`` does not tell whether the address has an account."""
+        return f"{prefix}_{_hmac(self._keys[TokenPurpose.PSEUDO_ID][0], email)[:32]}"
 
 
 def _derive(secret: bytes, purpose: TokenPurpose) -> bytes:

@@ -2,5 +2,6 @@
 
 from .renderer import EmailRenderer as EmailRenderer
 from .renderer import LinkEmail as LinkEmail
+from .renderer import NoticeEmail as NoticeEmail
 
-__all__ = ["EmailRenderer", "LinkEmail"]
+__all__ = ["EmailRenderer", "LinkEmail", "NoticeEmail"]

@@ -2,7 +2,8 @@
 
 Each email is two templates, ``<name>.txt`` and ``<name>.html``, plus a subject given by the
 ``subject`` block of the text template; the name comes from what the link verifies
-(:data:`TEMPLATES`). Put files of the same names in your own folder and pass it as
+(:data:`TEMPLATES`), or, for a notice of an account change, from the change
+(:data:`NOTICE_TEMPLATES`). Put files of the same names in your own folder and pass it as
 ``template_dir`` to replace any of them. Templates are compiled once, on first use.
 """
 
@@ -42,6 +43,7 @@ class LinkEmail:
     requested_at: datetime
     has_account: bool = True
     code: str | None = None  # the email code, typed on the device that asked
+    sign_up_url: str = ""  # where the "no account" email sends the person to sign up
 
     @property
     def template(self) -> str:
@@ -49,6 +51,36 @@ class LinkEmail:
         if self.kind is AttemptKind.SIGN_IN and not self.has_account:
             return NO_ACCOUNT_TEMPLATE
         return TEMPLATES[self.kind]
+
+
+NOTICE_TEMPLATES = frozenset(
+    {"email_address_added", "email_address_removed", "primary_email_address_changed"}
+)
+"""The emails that tell a user's other verified addresses of an account change, named after the
+change's event."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeEmail:
+    """What an account-change notice gets to say: ``kind`` (one of :data:`NOTICE_TEMPLATES`)
+    happened to ``email_address``, asked for from ``device`` at ``requested_at``."""
+
+    kind: str
+    to: str
+    app_name: str
+    base_url: str
+    email_address: str
+    device: str
+    ip_address: str
+    requested_at: datetime
+
+    def __post_init__(self) -> None:
+        if self.kind not in NOTICE_TEMPLATES:
+            raise ValueError(f"no notice template for {self.kind!r}")
+
+    @property
+    def template(self) -> str:
+        return self.kind
 
 
 class EmailRenderer:
@@ -71,7 +103,7 @@ class EmailRenderer:
         self._text_env.filters["duration"] = _duration
         self._html_env.filters["duration"] = _duration
 
-    def render(self, email: LinkEmail) -> EmailMessage:
+    def render(self, email: LinkEmail | NoticeEmail) -> EmailMessage:
         context = {"email": email, "app_name": email.app_name}
         text_template = self._text_env.get_template(f"{email.template}.txt")
         subject_block = text_template.blocks.get("subject")
@@ -87,7 +119,7 @@ class EmailRenderer:
             text=text,
             html=html,
             kind=email.template,
-            email_code=email.code,
+            email_code=email.code if isinstance(email, LinkEmail) else None,
         )
 
 

@@ -1,6 +1,8 @@
 // user-profile-element.js: <magiclink-user-profile>: the signed-in user's email addresses
 // (add, verify by link or by the code from the email, make primary, remove) and sessions on
-// every device (sign one out).
+// every device (sign one out). Adding, removing and making primary need a recent sign-in: on
+// 403 `reverification_required` the person confirms by email (a sign-in with their primary
+// address, on this device), and the change is made then.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
 /** <magiclink-user-profile>: email addresses and sessions of the signed-in user. */
@@ -23,6 +25,7 @@ class UserProfileElement extends MagicLinkElement {
 
   disconnectedCallback() {
     for (const flow of this._flows?.values() || []) flow.cancelMagicLinkFlow();
+    this._reverifyFlow?.cancelMagicLinkFlow();
     this._unsubscribe?.();
   }
 
@@ -162,11 +165,126 @@ class UserProfileElement extends MagicLinkElement {
 
   async _act(fn, message) {
     try {
-      await fn();
+      await this._guarded(fn);
       await this.render(false, message);
     } catch (err) {
       this._announce(describeError(err));
     }
+  }
+
+  // Run the account change `change`; refused for an old session (403
+  // `reverification_required`), ask the person to confirm by email, then run it again.
+  async _guarded(change) {
+    try {
+      return await change();
+    } catch (err) {
+      if (!(err instanceof APIError && err.code === "reverification_required")) throw err;
+      if (!(await this._reverify())) {
+        throw new Error("Nothing was changed: confirm it's you by email to change your addresses.");
+      }
+      return await change();
+    }
+  }
+
+  // "Confirm it's you": a fresh sign-in with the primary address, by its link or its code,
+  // makes a recent session. Resolves true once signed in again, false when cancelled or failed
+  // (the profile is shown again either way).
+  _reverify() {
+    const email = this.ml.user?.primaryEmailAddress?.emailAddress;
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = async (ok, message = "") => {
+        if (settled) return;
+        settled = true;
+        this._reverifyFlow?.cancelMagicLinkFlow();
+        this._reverifyFlow = null;
+        await this.render(true, message);
+        resolve(ok);
+      };
+      const cancel = h("button", { className: "ml-button ml-quiet", type: "button",
+        onclick: () => done(false) }, "Cancel");
+      const send = h("button", { className: "ml-button ml-primary", type: "button",
+        onclick: () => {
+          send.disabled = true;
+          this._sendReverification(email, done).catch((err) => {
+            send.disabled = false;
+            this._announce(describeError(err));
+          });
+        } }, "Send email");
+      this._state("reverify");
+      this._show(this._card(
+        icon("mail"),
+        h("h1", { className: "ml-title" }, "Confirm it's you"),
+        h("p", { className: "ml-lead" }, "For your safety, changing your email addresses needs a ",
+          "recent sign-in. We'll email ", h("strong", { className: "ml-email" }, email || "you"),
+          " so you can confirm it's you."),
+        this._liveRegion(),
+        h("div", { className: "ml-actions" }, send, cancel)));
+    });
+  }
+
+  // Sign in again with `email` on this device; `done(ok, message)` once it settles.
+  async _sendReverification(email, done) {
+    const signIn = this.ml.client.signIn;
+    await signIn.create({ identifier: email });
+    const flow = signIn.createMagicLinkFlow();
+    this._reverifyFlow = flow;
+    const redirect = new URL(`${this.prefix}/verify`, location.origin);
+    redirect.searchParams.set("flow", "sign_in");
+    redirect.searchParams.set("after", location.pathname);
+    let spent = "";
+    let typed = Promise.resolve();
+    const result = await flow.startMagicLinkFlow({
+      redirectUrl: redirect.href,
+      onPrepared: () => this._showReverifyWaiting(signIn, email, {
+        submit: (code) => {
+          const run = signIn.attemptFirstFactor({ strategy: "email_code", code }).catch((err) => {
+            if (!spentCode(err)) throw err;
+            spent = err.message;
+          });
+          typed = run.catch(() => {});
+          return run;
+        },
+        cancel: () => done(false),
+      }),
+    });
+    await typed; // a code typed here has had its say
+    if (result.status === "complete" && result.createdSessionId) {
+      try {
+        if (this.ml.session?.id !== result.createdSessionId) {
+          await this.ml.setSession(result.createdSessionId);
+        }
+      } catch (err) {
+        await done(false, describeError(err));
+        return;
+      }
+      await done(true);
+      return;
+    }
+    const status = result.firstFactorVerification?.status;
+    await done(false, status === "unverified" ? ""
+      : spent || (status === "expired" ? "The email expired. Nothing was changed."
+        : "That didn't work. Nothing was changed."));
+  }
+
+  _showReverifyWaiting(signIn, email, { submit, cancel }) {
+    const v = signIn.firstFactorVerification;
+    const { link, code } = carried(v);
+    const strong = h("strong", { className: "ml-email" }, email);
+    const lead = link && code
+      ? ["We sent a link and a code to ", strong, ". Open the link, or type the code here."]
+      : code ? ["We sent a code to ", strong, ". Type it here."]
+        : ["We sent a link to ", strong, ". Open it: this page moves on by itself."];
+    this._state("reverify-waiting");
+    this._show(this._card(
+      icon("mail"),
+      h("h1", { className: "ml-title" }, "Check your email"),
+      h("p", { className: "ml-lead" }, ...lead),
+      code ? this._emailCodeForm({ submit, state: {} }) : null,
+      link ? this._confirmationCodeBox(v?.confirmationCode) : null,
+      this._liveRegion(),
+      h("div", { className: "ml-actions" },
+        h("button", { className: "ml-button ml-quiet", type: "button", onclick: cancel }, "Cancel"))));
   }
 
   async _addEmail(email, form) {
@@ -178,7 +296,7 @@ class UserProfileElement extends MagicLinkElement {
     }
     let address;
     try {
-      address = await this.ml.user.createEmailAddress({ email });
+      address = await this._guarded(() => this.ml.user.createEmailAddress({ email }));
     } catch (err) {
       this._announce(describeError(err));
       input.focus();

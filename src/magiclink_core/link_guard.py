@@ -1,0 +1,71 @@
+"""What stands around the click (``links.inspect`` and ``links.verify``): the client IP's
+budget of wrong confirmation codes, and each refused link as a ``link_refused`` event.
+
+A confirmation code (the one the starting device shows, typed on the device that opened the
+link) is guessed at most ``max_confirmation_code_attempts`` times per link; across links, one
+client IP may type ``confirmation_code_failures_per_ip`` wrong ones per window. The budget is
+checked before any comparison and spent by every refused try that carried a code, so a network
+that guesses is stopped even with a fresh link each time.
+"""
+
+from __future__ import annotations
+
+from . import links, throttle
+from .context import Context
+from .domain import limits
+from .domain.errors import ConfirmationCodeError, MagicLinkError
+from .domain.events import AuthEvent, Event
+from .domain.models import Attempt, Client, RequestInfo
+from .links import LinkPreview, LinkResult
+
+
+async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPreview:
+    """:func:`links.inspect`, a refusal announced as an event."""
+    try:
+        return await links.inspect(ctx, token, client)
+    except MagicLinkError as exc:
+        await _refused(ctx, exc, client, None)
+        raise
+
+
+async def verify(
+    ctx: Context,
+    token: str,
+    client: Client | None,
+    *,
+    confirmation_code: str | None,
+    request: RequestInfo | None,
+) -> LinkResult[Attempt]:
+    """:func:`links.verify` within the client IP's budget of wrong confirmation codes."""
+    ip_address = request.ip_address if request is not None else ""
+    budget = (
+        limits.wrong_confirmation_codes(ctx.settings, ip_address)
+        if confirmation_code is not None
+        else []
+    )
+    client_id = client.id if client is not None else None
+    await throttle.check(ctx, budget, ip_address=ip_address, client_id=client_id)
+    try:
+        return await links.verify(
+            ctx, token, client, confirmation_code=confirmation_code, request=request
+        )
+    except (MagicLinkError, ConfirmationCodeError) as exc:
+        await throttle.spend(ctx, budget)
+        await _refused(ctx, exc, client, request)
+        raise
+
+
+async def _refused(
+    ctx: Context,
+    error: MagicLinkError | ConfirmationCodeError,
+    client: Client | None,
+    request: RequestInfo | None,
+) -> None:
+    await ctx.hooks.emit(
+        AuthEvent(
+            Event.LINK_REFUSED,
+            reason=error.code.value,
+            client_id=client.id if client is not None else None,
+            ip_address=(request.ip_address or None) if request is not None else None,
+        )
+    )

@@ -1,0 +1,82 @@
+"""Guessing the confirmation code (shown on the device that asked, typed on the device that
+opened the link): each link fails after ``max_confirmation_code_attempts`` wrong codes, and a
+network that moves on to fresh links is stopped by ``confirmation_code_failures_per_ip`` wrong
+codes per window (30 an hour by default), checked before any comparison: beyond it even the
+right code is refused, with a page that says when to come back (429, ``Retry-After``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from magiclink_core import Event
+from tests.support import csrf_token, link_in
+
+from ._http import App, make_app
+
+pytestmark = pytest.mark.anyio
+
+
+def wrong(code: str) -> str:
+    return "1" * len(code) if code != "1" * len(code) else "2" * len(code)
+
+
+async def start(app: App, owner: httpx.AsyncClient, email: str) -> tuple[str, str]:
+    """A sign-up started by ``owner``: its confirmation code and its emailed link."""
+    created = await owner.post("/auth/v1/client/sign_ups", json={"email_address": email})
+    prepared = await owner.post(
+        f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification",
+        json={"strategy": "email_link", "redirect_url": "/done"},
+    )
+    verification: dict[str, Any] = prepared.json()["verifications"]["email_address"]
+    message = app.mailer.last_to(email)
+    assert message is not None
+    return verification["confirmation_code"], link_in(message.text)
+
+
+async def confirm(browser: httpx.AsyncClient, link: str, code: str) -> httpx.Response:
+    """Open ``link`` on ``browser`` and type ``code`` on the confirmation page."""
+    moved = await browser.get(link)
+    page = await browser.get(moved.headers["location"])
+    return await browser.post(
+        "/auth/v1/verify/confirm",
+        data={"confirmation_code": code, "csrf_token": csrf_token(page.text)},
+    )
+
+
+async def test_a_network_guessing_across_fresh_links_is_stopped() -> None:
+    app = make_app(confirmation_code_failures_per_ip=6, links_per_address=0)
+    async with app.browser("198.51.100.20") as owner, app.browser("203.0.113.7") as guesser:
+        for n in range(2):  # two links, three wrong codes each: each link fails
+            _, link = await start(app, owner, f"ann{n}@example.org")
+            for _ in range(3):
+                answer = await confirm(guesser, link, "000000")
+                assert answer.status_code == 422
+        code, link = await start(app, owner, "ann2@example.org")
+        refused = await confirm(guesser, link, code)  # the right code: not even compared
+        assert refused.status_code == 429
+        assert "Too many wrong codes were typed from your network" in refused.text
+        assert int(refused.headers["retry-after"]) > 0
+        state = (await owner.get("/auth/v1/client")).json()["sign_up"]
+        assert state["status"] == "missing_requirements"
+        async with app.browser("192.0.2.44") as phone:  # the person's own phone still works
+            done = await confirm(phone, link, code)
+        assert done.status_code == 200
+    limited = app.of(Event.RATE_LIMITED)
+    assert [(e.reason, e.ip_address) for e in limited] == [
+        ("confirmation_code_failures_per_ip", "203.0.113.7")
+    ]
+    refused_links = app.of(Event.LINK_REFUSED)
+    assert len(refused_links) == 6
+    assert {e.ip_address for e in refused_links} == {"203.0.113.7"}
+    assert [e.reason for e in refused_links].count("confirmation_code_incorrect") == 4
+
+
+async def test_right_codes_spend_nothing() -> None:
+    app = make_app(confirmation_code_failures_per_ip=1, links_per_address=0)
+    async with app.browser("198.51.100.20") as owner, app.browser("203.0.113.7") as phone:
+        for n in range(3):
+            code, link = await start(app, owner, f"ann{n}@example.org")
+            assert (await confirm(phone, link, code)).status_code == 200
