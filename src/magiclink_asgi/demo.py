@@ -27,6 +27,7 @@ from magiclink_core.mailers import MemoryMailer
 from .pages import HostedPages
 
 PREFIX = "/auth"
+DEMO_LIMITS = {"attempts_per_ip": 1000, "links_per_ip": 1000}
 APP_NAME = "magiclink demo"
 
 __all__ = ["DemoApp", "DemoConfig", "PrintingMailer", "build_app", "demo_storage", "load_secret"]
@@ -110,7 +111,9 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
         secret=config.secret,
         base_url=config.base_url,
         app_name=APP_NAME,
-        **config.settings,
+        # every request of a demo comes from 127.0.0.1: per-IP budgets meant for the internet
+        # would stop a developer trying things within the hour
+        **{**DEMO_LIMITS, **config.settings},
     )
     magiclinks = MagicLinks(settings, storage=config.storage, mailer=mailer, clock=config.clock)
     pages = HostedPages(

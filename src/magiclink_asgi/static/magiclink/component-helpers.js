@@ -74,10 +74,9 @@ function tryAgainIn(seconds) {
 
 function describeError(err) {
   if (err instanceof APIError) {
-    if (err.status === 429) {
-      return `Too many emails were sent to this address lately.${tryAgainIn(err.retryAfter)}`;
-    }
-    return err.message; // the server's own word (for an address: what is wrong with it)
+    // the server's own word: for an address, what is wrong with it; for a limit, which one was
+    // hit and when to try again
+    return err.message;
   }
   if (err instanceof NetworkError) return "Could not reach the server. Check your connection and try again.";
   return err?.message || "Something went wrong. Please try again.";
