@@ -9,6 +9,7 @@ starting device shows; only that form's POST consumes. The rules themselves are 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -53,6 +54,9 @@ ERROR_TEXT: dict[ErrorCode, tuple[str, str]] = {
         "For your safety, this link works only in the browser where you asked for it.",
     ),
 }
+# what may be a link's token: visible ASCII, not too long (the core judges the rest); anything
+# else is refused before a cookie header could carry it
+_TOKENISH = re.compile(r"[!-~]{1,256}")
 MISSING = ("Open the link from your email", "This page needs the link from the email we sent you.")
 
 
@@ -173,8 +177,8 @@ class Landing:
     async def click(self, call: Call) -> Response:
         """The emailed link. Consumed only for the client that asked (or policy ``allow``)."""
         token = call.request.query.get("token", "")
-        if not token or len(token) > 256:
-            return self._missing()
+        if _TOKENISH.fullmatch(token) is None:
+            return self._missing()  # not a token: refused before any header carries it
         client = await self._client(call)
         try:
             preview = await self.magiclinks.inspect_link(token, client)

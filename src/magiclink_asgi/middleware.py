@@ -249,7 +249,7 @@ class MagicLinkMiddleware:
         if sub == "/v1/openapi.json":
             from .openapi import openapi_response
 
-            response = openapi_response(self.prefix, request.method)
+            response = openapi_response(self.prefix, request.method, self.cookies)
         elif sub == VERIFY or sub.startswith(VERIFY + "/"):
             response = await self.landing.handle(call, sub)
         else:
