@@ -61,6 +61,7 @@ from .domain.settings import Settings as Settings
 from .emails import EmailRenderer as EmailRenderer
 from .links import LinkPreview as LinkPreview
 from .links import LinkResult as LinkResult
+from .log_redaction import TokenRedactingFilter as TokenRedactingFilter
 from .ports import Clock as Clock
 from .ports import EmailMessage as EmailMessage
 from .ports import Mailer as Mailer
@@ -123,6 +124,7 @@ __all__ = [
     "StorageUnavailableError",
     "Strategy",
     "SystemClock",
+    "TokenRedactingFilter",
     "UnauthenticatedError",
     "User",
     "Verification",
