@@ -13,6 +13,7 @@ from typing import Any
 from . import api, landing
 from .errors import MethodNotAllowedError
 from .http import Response, error_response, json_response
+from .security import API
 
 SERVED_ROUTES: list[tuple[str, str, str]] = [
     *((r.method, r.template, r.name) for r in api.ROUTES),
@@ -278,4 +279,4 @@ def openapi_response(prefix: str, method: str) -> Response:
         return error_response(MethodNotAllowedError(method, ["GET"]))
     response = json_response({})
     response.body = _body(prefix)
-    return response
+    return response.defaults(API)
