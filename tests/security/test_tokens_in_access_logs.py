@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import logging
 
-import anyio
 import pytest
-import uvicorn
 
 from magiclink_core import TokenRedactingFilter
 from magiclink_core.domain.tokens import redact_tokens
 
-from ..asgi.harness import Browser, build_app, make_magiclinks
-from ..support import StartedServer, free_port, link_in, token_in
+from ..asgi.harness import serve
+from ..support import token_in
 
 pytestmark = pytest.mark.anyio
 
@@ -29,32 +27,13 @@ class Lines(logging.Handler):
 
 async def _click_a_link_under_uvicorn(access: logging.Logger) -> str:
     """Serve an app under uvicorn with its access log on, open a real link; the link's token."""
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    magiclinks, mailer = make_magiclinks(base_url)
-    config = uvicorn.Config(
-        build_app("starlette", magiclinks),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=True,
-        lifespan="on",
-        ws="none",
-    )
-    started = anyio.Event()
-    server = StartedServer(config, on_started=started.set)
-    async with anyio.create_task_group() as group:
-        group.start_soon(server.serve)
-        await started.wait()
-        try:
-            async with Browser(base_url) as browser:
-                await browser.start_sign_up("reader@example.com", base_url + "/")
-                await magiclinks.mail_sent()
-                link = link_in(mailer.outbox[-1].text)
-                answer = await browser.get(link)
-                assert answer.status_code in (302, 303), answer.text
-        finally:
-            server.should_exit = True
+    # log_config=None: uvicorn leaves the test's logger setup alone and logs request lines
+    options = {"log_config": None, "access_log": True, "log_level": "info"}
+    async with serve("starlette", uvicorn_options=options) as server, server.browser() as browser:
+        await browser.start_sign_up("reader@example.com", server.base_url + "/")
+        link = server.last_link("reader@example.com")
+        answer = await browser.get(link)
+        assert answer.status_code in (302, 303), answer.text
     assert access.handlers, "the access log was switched off"
     return token_in(link)
 
