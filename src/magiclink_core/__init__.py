@@ -58,6 +58,7 @@ from .domain.models import Verification as Verification
 from .domain.models import VerificationStatus as VerificationStatus
 from .domain.redirects import origin_of as origin_of
 from .domain.settings import Settings as Settings
+from .domain.tokens import is_link_token as is_link_token
 from .emails import EmailRenderer as EmailRenderer
 from .links import LinkPreview as LinkPreview
 from .links import LinkResult as LinkResult
@@ -128,6 +129,7 @@ __all__ = [
     "Verification",
     "VerificationStatus",
     "attempt_channel",
+    "is_link_token",
     "origin_of",
     "verified_from_the_same_client",
 ]
