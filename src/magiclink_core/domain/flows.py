@@ -591,7 +591,7 @@ def new_session(
         last_active_at=now,
         expire_at=expire_at,
         purge_after=expire_at + terms.purge_grace,
-        user_agent=(device.device or device.user_agent[:200]) if device else "",
+        user_agent=device.device if device else "",  # described, never the client's own text
         ip_address=device.ip_address if device else "",
     )
 

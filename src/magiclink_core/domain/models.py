@@ -87,7 +87,8 @@ class RequestInfo(Frozen):
 
     @property
     def described(self) -> str:
-        return self.device or self.user_agent[:120] or "an unknown device"
+        # never the raw User-Agent: its text is the client's own, and this goes into emails
+        return self.device or "an unknown device"
 
 
 Strategy = Literal["email_link", "email_code"]
