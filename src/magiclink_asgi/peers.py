@@ -8,7 +8,6 @@ from collections.abc import Iterable
 
 from .http import Scope
 
-
 # the only words a device description may hold: a parser's family can echo whatever a client
 # wrote in its User-Agent ("Secure your account at https://…"), and the description goes into
 # the victim's email and onto the confirmation page. What ua-parser calls a family -> its name.
