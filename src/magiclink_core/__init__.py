@@ -42,6 +42,7 @@ from .domain.models import AttemptKind as AttemptKind
 from .domain.models import Client as Client
 from .domain.models import CrossDevicePolicy as CrossDevicePolicy
 from .domain.models import EmailAddress as EmailAddress
+from .domain.models import FailureReason as FailureReason
 from .domain.models import FirstFactor as FirstFactor
 from .domain.models import Link as Link
 from .domain.models import Record as Record
@@ -89,6 +90,7 @@ __all__ = [
     "EmailRenderer",
     "ErrorCode",
     "Event",
+    "FailureReason",
     "FirstFactor",
     "IdentifierExistsError",
     "IdentifierNotFoundError",

@@ -27,6 +27,7 @@ from .domain.models import (
     AttemptKind,
     Client,
     EmailAddress,
+    FailureReason,
     Link,
     RequestInfo,
     Session,
@@ -220,7 +221,12 @@ async def _withdraw(
         logger.error("could not withdraw an unsent link for %s", previous.id)
     verification = prepared.verification
     if failed and verification is not None:
-        verification = verification.model_copy(update={"status": VerificationStatus.FAILED})
+        verification = verification.model_copy(
+            update={
+                "status": VerificationStatus.FAILED,
+                "failure_reason": FailureReason.UNDELIVERABLE,
+            }
+        )
     else:
         verification = previous.verification
     if await ctx.try_write([Update(prepared.bumped(ctx.now(), verification=verification))]):

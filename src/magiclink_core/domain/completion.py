@@ -41,6 +41,7 @@ from .flows import (
 from .models import (
     Attempt,
     EmailAddress,
+    FailureReason,
     Link,
     RequestInfo,
     Session,
@@ -247,5 +248,7 @@ def refuse_claim(address: EmailAddress, link: Link | None, now: datetime) -> lis
     so the person sees why instead of a link that keeps failing at random."""
     if address.verification is None:
         raise ValueError("only an address being verified can be refused")
-    failed = address.verification.model_copy(update={"status": VerificationStatus.FAILED})
+    failed = address.verification.model_copy(
+        update={"status": VerificationStatus.FAILED, "failure_reason": FailureReason.ADDRESS_TAKEN}
+    )
     return [*_consumed(link), Update(address.bumped(now, verification=failed))]

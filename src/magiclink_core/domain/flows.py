@@ -55,6 +55,7 @@ from .models import (
     Client,
     CrossDevicePolicy,
     EmailAddress,
+    FailureReason,
     FirstFactor,
     Link,
     RequestInfo,
@@ -293,7 +294,9 @@ def abandon(attempt: SignUp | SignIn, now: datetime) -> SignUp | SignIn:
         check_transition(SIGN_IN_TRANSITIONS, attempt.status, SignInStatus.ABANDONED)
     verification = attempt.verification
     if verification is not None and verification.status is VerificationStatus.UNVERIFIED:
-        verification = _move(verification, VerificationStatus.FAILED)
+        verification = _move(
+            verification, VerificationStatus.FAILED, failure_reason=FailureReason.REPLACED
+        )
     return attempt.bumped(now, status=_ABANDONED[type(attempt)], verification=verification)
 
 
@@ -464,7 +467,12 @@ def judge_click(
                 long_message="Too many wrong codes were typed, so this link was disabled. "
                 "Ask for a new one from the device you are signing in on.",
             ),
-            _move(verification, VerificationStatus.FAILED, failed_code_attempts=tries),
+            _move(
+                verification,
+                VerificationStatus.FAILED,
+                failed_code_attempts=tries,
+                failure_reason=FailureReason.CONFIRMATION_CODES,
+            ),
         )
     return reject(
         ConfirmationCodeError(attempts_left=max_code_attempts - tries),
@@ -548,7 +556,12 @@ def judge_email_code(
                 long_message="Too many wrong codes were typed, so this code and its link no "
                 "longer work. Ask for a new email.",
             ),
-            _move(verification, VerificationStatus.FAILED, failed_email_code_attempts=tries),
+            _move(
+                verification,
+                VerificationStatus.FAILED,
+                failed_email_code_attempts=tries,
+                failure_reason=FailureReason.EMAIL_CODES,
+            ),
         )
     return reject(
         EmailCodeError(attempts_left=max_attempts - tries),
