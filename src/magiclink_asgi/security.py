@@ -29,6 +29,9 @@ def hsts(seconds: int | None, *, https: bool) -> tuple[bytes, bytes] | None:
 
 
 NO_STORE = ("Cache-Control", "no-store")
+SIGNED_OUT = ("Clear-Site-Data", '"cache", "cookies"')
+"""The sign-out answer: the browser drops its cache and cookies of this site (not "storage":
+that would wipe the host app's own local data)."""
 _FRAMES = ("X-Frame-Options", "DENY")
 
 API: list[tuple[str, str]] = [NO_STORE]
