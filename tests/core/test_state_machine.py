@@ -336,6 +336,13 @@ class MagicLinkMachine(RuleBasedStateMachine):
             v = previous.verification
             if v is not None and v.status is VerificationStatus.UNVERIFIED:
                 v.status = VerificationStatus.FAILED
+        # and the client's attempt of the other kind, when in progress for the same address
+        other: MAttempt | None = getattr(client, "sign_in" if kind == "sign_up" else "sign_up")
+        if other is not None and other.progress is Progress.OPEN and other.email == attempt.email:
+            other.progress = Progress.ABANDONED
+            v = other.verification
+            if v is not None and v.status is VerificationStatus.UNVERIFIED:
+                v.status = VerificationStatus.FAILED
         setattr(client, kind, attempt)
         self.model.attempts.append(attempt)
 

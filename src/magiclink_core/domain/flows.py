@@ -329,9 +329,13 @@ def start_attempt(
     *,
     now: datetime,
     client_ttl: timedelta,
+    other: SignUp | SignIn | None = None,
 ) -> list[Change]:
     """The changes that make ``attempt`` the client's current one of its kind; ``previous`` (the
-    client's current one, if still in progress) is abandoned in the same batch."""
+    client's current one, if still in progress) is abandoned in the same batch, and so is
+    ``other`` (the client's current attempt of the other kind) when it is in progress for the
+    same address: a person who switched from signing up to signing in (or back) has one live
+    link in their mailbox, the newest."""
     field = "sign_up_id" if isinstance(attempt, SignUp) else "sign_in_id"
     changes: list[Change] = [
         Insert(attempt),
@@ -343,6 +347,8 @@ def start_attempt(
     ]
     if previous is not None and in_progress(previous):
         changes.append(Update(abandon(previous, now)))
+    if other is not None and in_progress(other) and email_of(other) == email_of(attempt):
+        changes.append(Update(abandon(other, now)))
     return changes
 
 
