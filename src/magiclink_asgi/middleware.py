@@ -103,6 +103,7 @@ class MagicLinkMiddleware:
         self.api = Api(magiclinks, self.cookies)
         self.landing = Landing(magiclinks, self.prefix, self.cookies)
         self.pages = self._hosted_pages(pages, dev_mailbox)
+        self.landing.sign_in_url = getattr(self.pages, "sign_in_url", None)
         credentials = credentials_type()
         self._signed_in = credentials([AUTHENTICATED])
         self._signed_out = credentials()

@@ -10,6 +10,8 @@ import json
 from functools import cache
 from typing import Any
 
+from magiclink_core import FailureReason
+
 from . import api, landing
 from .errors import MethodNotAllowedError
 from .http import Response, error_response, json_response
@@ -60,6 +62,10 @@ SCHEMAS: dict[str, Any] = {
             "verified_from_the_same_client": {"type": "boolean"},
             "confirmation_code": {"type": "string"},
             "redirect_url": {"type": "string"},
+            "failure_reason": {
+                "type": ["string", "null"],
+                "enum": [*[r.value for r in FailureReason], None],
+            },
         },
     },
     "SignIn": {

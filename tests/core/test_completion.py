@@ -164,3 +164,40 @@ def test_only_a_complete_decision_completes() -> None:
             device=None,
             terms=TERMS,
         )
+
+
+def test_a_sign_in_ends_the_clients_other_live_sessions_in_the_same_batch() -> None:
+    sign_in, decision = clicked(SignIn, identifier="ann@example.org", user_id="user_a")
+    account = make_record(
+        EmailAddress, user_id="user_a", email="ann@example.org", claimed_email="ann@example.org"
+    )
+
+    def session(**fields: object) -> Session:
+        defaults: dict[str, object] = {
+            "user_id": "user_a",
+            "client_id": "client_a",
+            "last_active_at": NOW,
+            "expire_at": NOW + timedelta(days=1),
+        }
+        return make_record(Session, **{**defaults, **fields})
+
+    live, idle = session(), session(last_active_at=NOW - timedelta(days=8))
+    elsewhere = session(client_id="client_b")
+    done = complete(
+        sign_in,
+        decision,
+        now=NOW,
+        account=account,
+        user=None,
+        session_token_digest="s" * 64,
+        device=RequestInfo(),
+        terms=TERMS,
+        client_sessions=[live, idle, elsewhere],
+    )
+    ended = [
+        c.record for c in done.changes if isinstance(c, Update) and isinstance(c.record, Session)
+    ]
+    assert [s.id for s in ended] == [live.id]  # not the idle one (over already), not client_b's
+    assert ended[0].status.value == "ended" and ended[0].version == live.version + 1
+    assert Event.SESSION_ENDED in [e.event for e in done.events]
+    assert done.session is not None and done.session.id not in {s.id for s in ended}

@@ -74,8 +74,11 @@ async def test_the_code_completes_the_sign_in_for_the_client_that_asked_and_kill
     assert result.session_token is not None
     assert await world.links.authenticate(result.session_token) is not None
     assert result.verification.verified_with == "email_code"
-    with pytest.raises(MagicLinkFailedError):
-        await world.links.verify_link(link, client)
+    again = await world.links.verify_link(link, client)  # the link finds it done: no new session
+    assert again.repeated and again.session is not None and result.session is not None
+    assert again.session.id == result.session.id
+    with pytest.raises(MagicLinkFailedError):  # for anyone else the link is used up
+        await world.links.verify_link(link, await world.client())
 
 
 async def test_the_link_kills_the_code() -> None:
@@ -317,8 +320,8 @@ async def test_racing_codes_and_clicks_complete_once() -> None:
 
     async def by_link() -> None:
         try:
-            await world.links.verify_link(link, client)
-            wins.append("link")
+            if not (await world.links.verify_link(link, client)).repeated:
+                wins.append("link")
         except MagicLinkFailedError:
             pass
 

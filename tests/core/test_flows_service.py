@@ -144,9 +144,14 @@ async def test_a_newer_link_invalidates_the_older_one() -> None:
 async def test_a_link_works_once() -> None:
     world = make_world()
     client, _, token = await world.sent_sign_up()
-    await world.links.verify_link(token, client)
-    with pytest.raises(MagicLinkError) as caught:
-        await world.links.verify_link(token, client)
+    first = await world.links.verify_link(token, client)
+    # the same client again (a reload, a lost answer): the same session, nothing completed anew
+    again = await world.links.verify_link(token, client)
+    assert again.repeated and not first.repeated
+    assert again.session is not None and first.session is not None
+    assert again.session.id == first.session.id
+    with pytest.raises(MagicLinkError) as caught:  # anyone else: used up
+        await world.links.verify_link(token, await world.client())
     assert caught.value.code == "failed"
 
 

@@ -336,6 +336,13 @@ class MagicLinkMachine(RuleBasedStateMachine):
             v = previous.verification
             if v is not None and v.status is VerificationStatus.UNVERIFIED:
                 v.status = VerificationStatus.FAILED
+        # and the client's attempt of the other kind, when in progress for the same address
+        other: MAttempt | None = getattr(client, "sign_in" if kind == "sign_up" else "sign_up")
+        if other is not None and other.progress is Progress.OPEN and other.email == attempt.email:
+            other.progress = Progress.ABANDONED
+            v = other.verification
+            if v is not None and v.status is VerificationStatus.UNVERIFIED:
+                v.status = VerificationStatus.FAILED
         setattr(client, kind, attempt)
         self.model.attempts.append(attempt)
 
@@ -451,10 +458,15 @@ class MagicLinkMachine(RuleBasedStateMachine):
             )
         except AuthError as exc:
             assert expected.outcome is not Outcome.COMPLETE, f"refused ({exc!r}), not completed"
+            assert expected.outcome is not Outcome.AGAIN, f"refused ({exc!r}), not repeated"
             self._check_refusal(expected, exc, link)
             self._record_refusal(expected, link, clicker_id)
             self.check_changed(before, self._refusal_writes(expected, link))
             return None
+        if expected.outcome is Outcome.AGAIN:
+            self._repeated(link, result, before)
+            return None
+        assert not result.repeated
         assert expected.outcome is Outcome.COMPLETE, f"completed, but {expected} was due"
         user_id = link.attempt.user_id
         had_primary = user_id is not None and self.model.users.get(user_id) is not None
@@ -467,11 +479,29 @@ class MagicLinkMachine(RuleBasedStateMachine):
                 changed |= {("users", session.user_id), ("email_addresses", primary)}
         elif user_id is not None and not had_primary:  # a first verified address is primary
             changed.add(("users", user_id))
+        changed |= {("sessions", s.id) for s in self._ended}
         self.check_changed(before, changed)
         if result.session_token is not None:  # the clicking client is signed in at once
             live = self.call(self.ml.authenticate, result.session_token)
             assert live is not None and session is not None and live.id == session.id
         return session
+
+    def _repeated(self, link: MLink, result: LinkResult, before: Any) -> None:
+        """A used link clicked again by the client that used it (or that it was used for):
+        the same result; the starter's live session gets a fresh token, nothing else."""
+        assert result.repeated and result.attempt.id == link.attempt.id
+        changed: set[Key] = set()
+        if result.session is not None:
+            assert result.session_token is not None
+            assert result.session.id == link.attempt.created_session_id
+            mine = next(s for s in self.model.sessions if s.id == result.session.id)
+            mine.has_token = True
+            changed.add(("sessions", mine.id))
+            live = self.call(self.ml.authenticate, result.session_token)
+            assert live is not None and live.id == mine.id
+        else:
+            assert result.session_token is None
+        self.check_changed(before, changed)
 
     def _check_refusal(self, expected: Prediction, exc: AuthError, link: MLink) -> None:
         assert exc.code is expected.error, f"{exc!r}, but {expected} was due"
@@ -510,6 +540,7 @@ class MagicLinkMachine(RuleBasedStateMachine):
         self, expected: Prediction, link: MLink, clicker: str | None, result: LinkResult
     ) -> MSession | None:
         attempt, model = link.attempt, self.model
+        self._ended: list[MSession] = []
         assert attempt.verification is not None
         assert result.kind is attempt.kind and result.attempt.id == attempt.id
         assert result.verified_from_the_same_client == expected.same_client
@@ -551,6 +582,12 @@ class MagicLinkMachine(RuleBasedStateMachine):
             attempt.created_user_id = session.user_id
             assert isinstance(result.attempt, SignUp)
             assert result.attempt.created_user_id == session.user_id
+        # signing in again on a client ends what it was signed in with before
+        self._ended = [
+            s for s in model.sessions if s.client_id == link.starter and s.status == "active"
+        ]
+        for old in self._ended:
+            old.status = "ended"
         mine = MSession(session, has_token=expected.same_client)
         model.sessions.append(mine)
         return mine
@@ -633,7 +670,9 @@ class MagicLinkMachine(RuleBasedStateMachine):
     def inspect(self, link: MLink, by_starter: bool, other: MClient | None) -> None:
         """What a click would do, read without changing anything (mail scanners do this)."""
         clicker = self.model.clients[link.starter] if by_starter else other
-        expected = self.model.judge(link, clicker.id if clicker else None, None, self.clock.now())
+        expected = self.model.judge(
+            link, clicker.id if clicker else None, None, self.clock.now(), confirmed=False
+        )
         before = self.observe()
         if expected.outcome is Outcome.REFUSED:
             self.expect_refusal(
@@ -645,7 +684,11 @@ class MagicLinkMachine(RuleBasedStateMachine):
             assert v is not None
             assert preview.kind is link.attempt.kind and preview.email_address == link.attempt.email
             assert preview.same_client == expected.same_client
-            assert preview.needs_confirmation == (expected.outcome is Outcome.NEEDS_CODE)
+            assert preview.needs_confirmation == (
+                expected.outcome in (Outcome.NEEDS_CODE, Outcome.NEEDS_TAP)
+            )
+            assert preview.needs_code == (expected.outcome is Outcome.NEEDS_CODE)
+            assert preview.already_complete == (expected.outcome is Outcome.AGAIN)
             assert (preview.redirect_url, preview.expire_at) == (v.redirect_url, v.expire_at)
         self.check_changed(before, set())
 

@@ -64,6 +64,12 @@ def parse_token(token: str, purpose: TokenPurpose) -> bytes | None:
     return base64.urlsafe_b64decode(body + "=")
 
 
+def is_link_token(token: str) -> bool:
+    """Whether ``token`` is spelled like a link's token (ASCII, of the link's purpose): what a
+    web layer checks before it carries a token anywhere, a header or a cookie included."""
+    return parse_token(token, TokenPurpose.LINK) is not None
+
+
 class Keyring:
     """Per-purpose HMAC keys derived from the configured secrets, newest first."""
 
