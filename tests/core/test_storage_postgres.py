@@ -10,14 +10,14 @@ import anyio
 import pytest
 
 from magiclink_core.domain.models import RECORD_TYPES, Link
-from magiclink_core.ports import Insert, Notifier, Storage
+from magiclink_core.ports import Insert, Storage
 from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url
 from magiclink_core.storage._sql import migrations
-from magiclink_core.testing import NotifierContract, Outage, StorageContract, make_record
+from magiclink_core.testing import StorageContract, make_record
 from tests.support import POSTGRES_DSN
 
 from ._flows import purge_lets_writes_in
-from ._services import Proxy, postgres_schema, target_of, with_port
+from ._services import ProxiedNotifierContract, postgres_schema
 
 pytestmark = pytest.mark.postgres
 
@@ -42,32 +42,8 @@ class TestPostgresStorage(StorageContract):
         yield pg
 
 
-class TestPostgresNotifier(NotifierContract):
-    """Instance one reaches the database through a proxy the suite cuts; instance two is a
-    storage's own notifier."""
-
-    @pytest.fixture
-    async def proxy(self) -> AsyncIterator[Proxy]:
-        proxy = Proxy(*target_of(POSTGRES_DSN))
-        await proxy.start()
-        yield proxy
-        await proxy.cut()
-
-    @pytest.fixture
-    async def notifiers(
-        self, schema: str, proxy: Proxy
-    ) -> AsyncIterator[tuple[Notifier, Notifier]]:
-        here = PostgresNotifier(
-            with_port(POSTGRES_DSN, proxy.port), channel=schema, connect_timeout=2
-        )
-        there = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema).notifier()
-        yield here, there
-        await here.close()
-        await there.close()
-
-    @pytest.fixture
-    def outage(self, proxy: Proxy) -> Outage:
-        return proxy
+class TestPostgresNotifier(ProxiedNotifierContract):
+    server = "postgres"
 
 
 @pytest.mark.anyio
