@@ -13,9 +13,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from magiclink_core.ports import Notifier
+from magiclink_core.ports import Notifier, Storage
 from magiclink_core.storage import PostgresNotifier, PostgresStorage, RedisNotifier, RedisStorage
-from magiclink_core.testing import NotifierContract, Outage
+from magiclink_core.testing import NotifierContract, Outage, StorageContract
 from tests.support import POSTGRES_DSN, REDIS_URL, service_missing
 
 Server = Literal["postgres", "redis"]
@@ -179,6 +179,18 @@ class Proxy:
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
         self._pipes.difference_update((writer, up_writer))
+
+
+class ServerStorageContract(StorageContract):
+    """The storage contract on a real server (``server``), each test on a fresh, migrated
+    schema or prefix."""
+
+    server: ClassVar[Server]
+
+    @pytest.fixture
+    async def storage(self) -> AsyncIterator[Storage]:
+        async with storages(self.server) as [store]:
+            yield store
 
 
 class ProxiedNotifierContract(NotifierContract):

@@ -10,36 +10,28 @@ import anyio
 import pytest
 
 from magiclink_core.domain.models import RECORD_TYPES, Link
-from magiclink_core.ports import Insert, Storage
+from magiclink_core.ports import Insert
 from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url
 from magiclink_core.storage._sql import migrations
-from magiclink_core.testing import StorageContract, make_record
+from magiclink_core.testing import make_record
 from tests.support import POSTGRES_DSN
 
 from ._flows import purge_lets_writes_in
-from ._services import ProxiedNotifierContract, postgres_schema
+from ._services import ProxiedNotifierContract, ServerStorageContract, storages
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    async with postgres_schema() as name:
-        yield name
+async def pg() -> AsyncIterator[PostgresStorage]:
+    """A migrated storage in a fresh schema."""
+    async with storages("postgres") as [store]:
+        assert isinstance(store, PostgresStorage)
+        yield store
 
 
-@pytest.fixture
-async def pg(schema: str) -> AsyncIterator[PostgresStorage]:
-    store = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-    await store.migrate()
-    yield store
-    await store.close()
-
-
-class TestPostgresStorage(StorageContract):
-    @pytest.fixture
-    async def storage(self, pg: PostgresStorage) -> AsyncIterator[Storage]:
-        yield pg
+class TestPostgresStorage(ServerStorageContract):
+    server = "postgres"
 
 
 class TestPostgresNotifier(ProxiedNotifierContract):

@@ -11,20 +11,14 @@ import pytest
 
 from magiclink_core import StorageUnavailableError
 from magiclink_core.domain.models import EmailAddress, Link, Session, User
-from magiclink_core.ports import Insert, Storage, Update
+from magiclink_core.ports import Insert, Update
 from magiclink_core.storage import RedisStorage, from_url, migrate_url
-from magiclink_core.testing import StorageContract, make_record
+from magiclink_core.testing import make_record
 from tests.support import REDIS_URL
 
-from ._services import ProxiedNotifierContract, redis_prefix
+from ._services import ProxiedNotifierContract, ServerStorageContract
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with redis_prefix() as value:
-        yield value
 
 
 @pytest.fixture
@@ -34,10 +28,8 @@ async def rs(prefix: str) -> AsyncIterator[RedisStorage]:
     await store.close()
 
 
-class TestRedisStorage(StorageContract):
-    @pytest.fixture
-    async def storage(self, rs: RedisStorage) -> AsyncIterator[Storage]:
-        yield rs
+class TestRedisStorage(ServerStorageContract):
+    server = "redis"
 
 
 class TestRedisNotifier(ProxiedNotifierContract):
