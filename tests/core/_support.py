@@ -1,23 +1,27 @@
-"""Building a MagicLinks over memory adapters with a fake clock, and reading links from mail."""
+"""Building a MagicLinks over memory adapters with a fake clock, and reading links from mail;
+for the pure-domain tests, a link waiting to be clicked and the judging of a click."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import anyio
 
-from magiclink_core import Client, MagicLinks, Settings, SignUp
+from magiclink_core import Client, CrossDevicePolicy, MagicLinks, RequestInfo, Settings, SignUp
+from magiclink_core.domain import flows
+from magiclink_core.domain.models import Attempt, Link, Verification
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Change, R, Storage
 from magiclink_core.storage import MemoryStorage
-from magiclink_core.testing import FakeClock
+from magiclink_core.testing import FakeClock, make_record
 from tests.support import SECRET, token_in
 
 T = TypeVar("T")
 BASE_URL = "https://app.example.com"
+NOW = datetime(2030, 1, 1, tzinfo=UTC)  # the pure-domain tests' present
 
 
 @dataclass
@@ -112,3 +116,43 @@ class CountingStorage:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def waiting(
+    requested_by: RequestInfo | None = None, **changes: object
+) -> tuple[Link, Verification]:
+    """client_a's link, sent at NOW and good for ten minutes, and the verification waiting on it
+    (redirect ``https://a.example/``, confirmation code 123456), with ``changes`` applied."""
+    link: Link = make_record(
+        Link, id="d" * 64, client_id="client_a", expire_at=NOW + timedelta(minutes=10)
+    )
+    verification = flows.new_verification(
+        now=NOW,
+        ttl=timedelta(minutes=10),
+        link_id=link.id,
+        redirect_url="https://a.example/",
+        confirmation_code="123456",
+        requested_by=requested_by or RequestInfo(),
+    ).model_copy(update=changes)
+    return link, verification
+
+
+def click(
+    link: Link,
+    attempt: Attempt,
+    *,
+    client: str | None = "client_a",
+    policy: CrossDevicePolicy = CrossDevicePolicy.CONFIRM,
+    code: str | None = None,
+    now: datetime = NOW,
+) -> flows.ClickDecision:
+    """The judging of a click on ``link`` for ``attempt`` (three code tries allowed)."""
+    return flows.judge_click(
+        link=link,
+        attempt=attempt,
+        clicking_client_id=client,
+        policy=policy,
+        confirmation_code=code,
+        max_code_attempts=3,
+        now=now,
+    )
