@@ -3,12 +3,15 @@ for the pure-domain tests, a link waiting to be clicked and the judging of a cli
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis.stateful import RuleBasedStateMachine
 
 from magiclink_core import Client, CrossDevicePolicy, MagicLinks, RequestInfo, Settings, SignUp
 from magiclink_core.domain import flows
@@ -156,3 +159,22 @@ def click(
         max_code_attempts=3,
         now=now,
     )
+
+
+class PortalMachine(RuleBasedStateMachine):
+    """A hypothesis state machine whose (synchronous) rules drive the async core through a
+    blocking portal, on a fake clock, mailing into a MemoryMailer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._portal_cm = start_blocking_portal()
+        self.portal: BlockingPortal = self._portal_cm.__enter__()
+        self.clock = FakeClock()
+        self.mailer = MemoryMailer()
+
+    def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` on the portal's event loop; what it returns."""
+        return self.portal.call(partial(fn, *args, **kwargs))
+
+    def teardown(self) -> None:
+        self._portal_cm.__exit__(None, None, None)
