@@ -1,5 +1,6 @@
-"""Fixtures for the core tests that need a real server: a fresh PostgreSQL schema or Redis key
-prefix, cleaned up afterwards (see ``_services.py``)."""
+"""Fixtures for the core tests: a world over memory adapters (see ``_support.py``); for the tests
+that need a real server, a fresh PostgreSQL schema or Redis key prefix, cleaned up afterwards
+(see ``_services.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,13 @@ from collections.abc import AsyncIterator
 import pytest
 
 from ._services import postgres_schema, redis_prefix
+from ._support import World, make_world
+
+
+@pytest.fixture
+def world() -> World:
+    """MagicLinks over memory adapters on a fake clock, with the default test settings."""
+    return make_world()
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ from magiclink_core import (
 )
 from magiclink_core.ports import Insert
 
-from ._support import World, make_world, signed_up
+from ._support import make_world, signed_up
 
 pytestmark = pytest.mark.anyio
 
 
-def recorded(world: World) -> list[AuthEvent]:
-    """Every event the world's links publish from now on, in order."""
+async def test_events_fire_after_each_step() -> None:
+    world = make_world()
     seen: list[AuthEvent] = []
 
     async def record(event: AuthEvent) -> None:
@@ -30,12 +30,6 @@ def recorded(world: World) -> list[AuthEvent]:
 
     for event in Event:
         world.links.on(event, record)
-    return seen
-
-
-async def test_events_fire_after_each_step() -> None:
-    world = make_world()
-    seen = recorded(world)
     client, token = await signed_up(world)
     session = await world.links.require_session(token)
     added = await world.links.add_email_address(session, "work@example.org")
