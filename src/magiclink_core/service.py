@@ -36,6 +36,7 @@ from . import (
 )
 from .account import AccountMethods
 from .attempt_waits import WaitMethods
+from .budgets import BudgetedStorage, request_budget
 from .clients import ClientState
 from .context import Context
 from .delivery import Delivery
@@ -59,7 +60,6 @@ from .hooks import Hooks, VetoHook
 from .links import LinkPreview, LinkResult
 from .local_notifier import LocalNotifier
 from .ports import Clock, HasNotifier, Mailer, Notifier, Storage, SystemClock
-from .budgets import BudgetedStorage, request_budget
 
 logger = logging.getLogger("magiclink")
 
