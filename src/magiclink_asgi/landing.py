@@ -24,6 +24,7 @@ from magiclink_core import (
     MagicLinks,
     NotFoundError,
     RateLimitedError,
+    StorageUnavailableError,
 )
 
 from .api import Call
@@ -94,6 +95,8 @@ class Landing:
             response.add("Allow", ", ".join(exc.allow))
         except NotFoundError:
             response = self._missing(404)
+        except StorageUnavailableError as exc:
+            response = self.unavailable(call, exc)
         except Disconnected:
             response = self._trouble(400, "The request was cut short.")
         except AuthError as exc:  # a body too large or of the wrong type
@@ -119,6 +122,22 @@ class Landing:
         response = self._trouble(error.status_hint, error.long_message, title="Please wait")
         response.add("Retry-After", str(error.seconds))
         return response
+
+    def unavailable(self, call: Call, error: StorageUnavailableError) -> Response:
+        """A storage outage: nothing more than "temporarily unavailable" (the details are in
+        the log), and a way to try again. A GET is tried again as it is (the link works once
+        the storage is back); a form goes back to its page."""
+        retry = "" if call.request.method == "GET" else f"{self.path}/confirm"
+        response = self._page(
+            "error.html",
+            error.status_hint,
+            title="Temporarily unavailable",
+            detail="We could not finish this just now. Please try again in a few seconds.",
+            code=error.code.value,
+            retry_url=retry,
+        )
+        response.add("Retry-After", str(error.retry_after_seconds))
+        return response.defaults(LANDING)
 
     def _missing(self, status: int = 400) -> Response:
         title, detail = MISSING
@@ -155,10 +174,14 @@ class Landing:
         self, call: Call, token: str, client: Client | None, preview: LinkPreview
     ) -> Response:
         try:
-            result = await self.magiclinks.verify_link(token, client, request=call.info)
+            result = await self.magiclinks.verify_link(
+                token, client, request=call.info, session=call.session
+            )
         except MagicLinkError as exc:
             self._forget(call)
             return redirect(with_status(preview.redirect_url, exc.code.value))
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(exc.status_hint, exc.long_message)
         self._forget(call)
@@ -177,7 +200,7 @@ class Landing:
             return self._missing()
         client = await self._client(call)
         try:
-            preview = await self.magiclinks.inspect_link(token, client)
+            preview = await self.magiclinks.inspect_link(token, client, session=call.session)
         except MagicLinkError as exc:
             if exc.redirect_url is not None:  # a dead link whose attempt is known: tell the app
                 return redirect(with_status(exc.redirect_url, exc.code.value))
@@ -199,7 +222,7 @@ class Landing:
         client = await self._client(call)
         csrf = self._csrf(call)
         try:
-            preview = await self.magiclinks.inspect_link(token, client)
+            preview = await self.magiclinks.inspect_link(token, client, session=call.session)
         except MagicLinkError as exc:
             return self._dead(exc, csrf=csrf)
         if not preview.needs_confirmation:
@@ -254,6 +277,8 @@ class Landing:
         except MagicLinkError as exc:
             self._forget(call)
             return self._dead(exc)
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(exc.status_hint, exc.long_message)
         self._forget(call)
@@ -277,6 +302,8 @@ class Landing:
             await self.magiclinks.resend_link(token, request=call.info)
         except RateLimitedError as exc:
             return self._limited(exc)
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(400, exc.long_message, title="This link can no longer be renewed")
         self._forget(call)

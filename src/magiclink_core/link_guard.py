@@ -19,10 +19,12 @@ from .domain.models import Attempt, Client, RequestInfo
 from .links import LinkPreview, LinkResult
 
 
-async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPreview:
+async def inspect(
+    ctx: Context, token: str, client: Client | None, *, holding: str | None = None
+) -> LinkPreview:
     """:func:`links.inspect`, a refusal announced as an event."""
     try:
-        return await links.inspect(ctx, token, client)
+        return await links.inspect(ctx, token, client, holding=holding)
     except MagicLinkError as exc:
         await _refused(ctx, exc, client, None)
         raise
@@ -35,6 +37,7 @@ async def verify(
     *,
     confirmation_code: str | None,
     request: RequestInfo | None,
+    holding: str | None = None,
 ) -> LinkResult[Attempt]:
     """:func:`links.verify` within the client IP's budget of wrong confirmation codes."""
     ip_address = request.ip_address if request is not None else ""
@@ -47,7 +50,12 @@ async def verify(
     await throttle.check(ctx, budget, ip_address=ip_address, client_id=client_id)
     try:
         return await links.verify(
-            ctx, token, client, confirmation_code=confirmation_code, request=request
+            ctx,
+            token,
+            client,
+            confirmation_code=confirmation_code,
+            request=request,
+            holding=holding,
         )
     except (MagicLinkError, ConfirmationCodeError) as exc:
         await throttle.spend(ctx, budget)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar, cast
 
-from . import throttle
+from . import sessions, throttle
 from .context import RETRIES, Context
 from .domain import flows, limits
 from .domain.completion import complete, refuse_claim
@@ -19,6 +19,7 @@ from .domain.errors import (
     InvalidRequestError,
     InvalidStateError,
     MagicLinkFailedError,
+    NotFoundError,
 )
 from .domain.events import AuthEvent, Event
 from .domain.models import (
@@ -278,12 +279,24 @@ def rejection(decision: flows.ClickDecision) -> AuthError:
     return error
 
 
-async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPreview:
+def _unanswered(link: Link, attempt: Attempt, client: Client | None, holding: str | None) -> bool:
+    return flows.unanswered_click(
+        link=link,
+        attempt=attempt,
+        clicking_client_id=client.id if client else None,
+        holding_session_id=holding,
+    )
+
+
+async def inspect(
+    ctx: Context, token: str, client: Client | None, *, holding: str | None = None
+) -> LinkPreview:
     """What a click would do; see :meth:`MagicLinks.inspect_link`."""
     link, attempt = await _load(ctx, token)
     decision = _judge(ctx, link, attempt, client, None)
     verification = attempt.verification
-    if decision.outcome is flows.ClickOutcome.REJECTED or verification is None:
+    retry = _unanswered(link, attempt, client, holding)
+    if (decision.outcome is flows.ClickOutcome.REJECTED and not retry) or verification is None:
         raise rejection(decision)
     return LinkPreview(
         kind=link.attempt_kind,
@@ -304,11 +317,18 @@ async def verify(
     *,
     confirmation_code: str | None,
     request: RequestInfo | None,
+    holding: str | None = None,
 ) -> LinkResult[Attempt]:
     """Consume a link; see :meth:`MagicLinks.verify_link`."""
     for _ in range(RETRIES):
         link, attempt = await _load(ctx, token)
         decision = _judge(ctx, link, attempt, client, confirmation_code)
+        if (
+            decision.outcome is flows.ClickOutcome.REJECTED
+            and client is not None
+            and _unanswered(link, attempt, client, holding)
+        ):
+            return await _answer_again(ctx, link, attempt, client, decision)
         if decision.outcome is flows.ClickOutcome.NEEDS_CONFIRMATION:
             raise InvalidStateError(
                 long_message="Type the code shown on the device that asked for this link."
@@ -317,6 +337,33 @@ async def verify(
         if result is not None:
             return result
     raise ConflictError()
+
+
+async def _answer_again(
+    ctx: Context, link: Link, attempt: Attempt, client: Client, decision: flows.ClickDecision
+) -> LinkResult[Attempt]:
+    """The answer of the click that used ``link``, which never reached its client: the same
+    session, under a fresh token (no second session). Refused as a used link once that session
+    has ended."""
+    verification = attempt.verification
+    assert verification is not None  # flows.unanswered_click checked it
+    session = token = None
+    created = attempt.created_session_id if isinstance(attempt, SignUp | SignIn) else None
+    if created is not None:
+        try:
+            session, token = await sessions.activate(ctx, client, created)
+        except NotFoundError:
+            raise rejection(decision) from None
+    logger.info("a used link answered again for the client that used it (%s)", attempt.id)
+    return LinkResult(
+        kind=link.attempt_kind,
+        attempt=attempt,
+        verification=verification,
+        verified_from_the_same_client=True,
+        redirect_url=verification.redirect_url,
+        session=session,
+        session_token=token,
+    )
 
 
 async def settle(

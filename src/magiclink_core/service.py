@@ -339,13 +339,18 @@ class MagicLinks(AccountMethods, WaitMethods):
 
     # -- links -------------------------------------------------------------------------------
 
-    async def inspect_link(self, token: str, client: Client | None) -> LinkPreview:
+    async def inspect_link(
+        self, token: str, client: Client | None, *, session: Session | None = None
+    ) -> LinkPreview:
         """What a click on the link would do, changing nothing (safe for mail scanners).
+        ``session`` is the session the clicking client holds, if any (see :meth:`verify_link`).
 
         :raises MagicLinkError: the link would not work (``code`` expired, failed or
             client_mismatch); its ``redirect_url`` is set when ``client`` asked for the link.
         """
-        return await link_guard.inspect(self._ctx, token, client)
+        return await link_guard.inspect(
+            self._ctx, token, client, holding=session.id if session is not None else None
+        )
 
     async def verify_link(
         self,
@@ -354,8 +359,15 @@ class MagicLinks(AccountMethods, WaitMethods):
         *,
         confirmation_code: str | None = None,
         request: RequestInfo | None = None,
+        session: Session | None = None,
     ) -> LinkResult[Attempt]:
         """Consume a link: the one click that completes its attempt.
+
+        A used link clicked again by the client that asked for it and used it, which does not
+        hold the session that click created (``session``: the one it holds, if any), is the
+        retry of a click whose answer was lost (the request gave up during an outage while its
+        write landed): it is answered as that click was, with the same session under a fresh
+        token. Any other click of a used link is refused (``failed``).
 
         :raises MagicLinkError: expired, used, unknown, tampered with, superseded, abandoned, or
             refused by the cross-device policy (``client_mismatch``).
@@ -367,7 +379,12 @@ class MagicLinks(AccountMethods, WaitMethods):
             confirmation codes is spent (nothing is compared).
         """
         return await link_guard.verify(
-            self._ctx, token, client, confirmation_code=confirmation_code, request=request
+            self._ctx,
+            token,
+            client,
+            confirmation_code=confirmation_code,
+            request=request,
+            holding=session.id if session is not None else None,
         )
 
     async def resend_link(self, token: str, *, request: RequestInfo | None = None) -> AttemptKind:

@@ -144,10 +144,21 @@ async def test_a_newer_link_invalidates_the_older_one() -> None:
 async def test_a_link_works_once() -> None:
     world = make_world()
     client, _, token = await world.sent_sign_up()
-    await world.links.verify_link(token, client)
+    first = await world.links.verify_link(token, client)
+    # the client that used it, holding the session it made: a used link
     with pytest.raises(MagicLinkError) as caught:
-        await world.links.verify_link(token, client)
+        await world.links.verify_link(token, client, session=first.session)
     assert caught.value.code == "failed"
+    # any other client: a used link
+    with pytest.raises(MagicLinkError) as caught:
+        await world.links.verify_link(token, await world.client())
+    assert caught.value.code == "failed"
+    # the client that used it without that session (its answer was lost): the same session
+    # again under a fresh token, never a second one (tests/security/test_storage_outage.py)
+    again = await world.links.verify_link(token, client)
+    assert again.session is not None and first.session is not None
+    assert again.session.id == first.session.id and again.session_token != first.session_token
+    assert len(await world.links.list_sessions(first.session.user_id)) == 1
 
 
 async def test_links_expire_after_the_configured_time() -> None:

@@ -581,3 +581,32 @@ def end_session(
 ) -> Session:
     check_transition(SESSION_TRANSITIONS, session.status, status)
     return session.bumped(now, status=status, ended_at=now, purge_after=now + grace)
+
+
+# -- a click whose answer was lost ---------------------------------------------------------------
+
+
+def unanswered_click(
+    *, link: Link, attempt: Attempt, clicking_client_id: str | None, holding_session_id: str | None
+) -> bool:
+    """Whether a click on a used ``link`` is the retry of the click that used it, whose answer
+    never reached the client (the request gave up while its write landed, during an outage).
+
+    True when the client that asked for the link also consumed it, completed its attempt with
+    it, and does not hold the session that completion created: the click is answered as the
+    lost one would have been (signed in to that same session; no second session is made).
+    A client that holds the session (it got the answer) or any other client gets the used-link
+    answer, as does anyone once that session has ended.
+    """
+    if clicking_client_id is None or link.consumed_by_client is None:
+        return False
+    verification = attempt.verification
+    created = attempt.created_session_id if isinstance(attempt, SignUp | SignIn) else None
+    return (
+        hmac.compare_digest(clicking_client_id, link.client_id)
+        and hmac.compare_digest(clicking_client_id, link.consumed_by_client)
+        and verification is not None
+        and verification.link_id == link.id
+        and verification.status is VerificationStatus.VERIFIED
+        and (created is None or created != holding_session_id)
+    )
