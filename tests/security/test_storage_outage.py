@@ -33,14 +33,14 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from magiclink_asgi import MagicLinkMiddleware, auth_available, require_user
-from magiclink_core import MagicLinks, Settings, StorageUnavailableError
+from magiclink_core import MagicLinkError, MagicLinks, Settings, StorageUnavailableError
 from magiclink_core.domain.models import User
 from magiclink_core.ports import Change, R, Storage
 from magiclink_core.storage import MemoryStorage
 from tests.asgi.harness import FRAMEWORKS, make_magiclinks, serve
 from tests.core._services import SERVERS, Proxy, isolated, server_url, storage_at, target_of
 from tests.core._services import with_port as _with_port
-from tests.support import SECRET, link_in
+from tests.support import SECRET, link_in, token_in
 
 pytestmark = pytest.mark.anyio
 
@@ -461,6 +461,19 @@ async def test_a_used_link_answers_no_one_else_and_not_after_sign_out() -> None:
         # the same client, without the session now: signed out means out, the link is used
         assert "status=failed" in (await browser.get(link)).headers["location"]
         assert (await browser.get("/whoami")).json()["authenticated"] is False
+
+
+async def test_a_link_whose_emailed_code_was_used_is_not_answered_again() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    client, _ = await magiclinks.create_client()
+    sign_up = await magiclinks.create_sign_up(client, "gus@example.org")
+    await magiclinks.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
+    message = mailer.last_to("gus@example.org")
+    assert message is not None and message.email_code
+    await magiclinks.attempt_sign_up_verification(client, sign_up.id, code=message.email_code)
+    with pytest.raises(MagicLinkError) as caught:  # the link died with its code, as ever
+        await magiclinks.verify_link(token_in(message.text), client)
+    assert caught.value.code == "failed"
 
 
 # -- real servers behind a proxy: refused and black-holed ----------------------------------------
