@@ -593,8 +593,9 @@ def unanswered_click(
     never reached the client (the request gave up while its write landed, during an outage).
 
     True when the client that asked for the link also consumed it, completed its attempt with
-    it (by the click, not by the code of the same email), and does not hold the session that completion created: the click is answered as the
-    lost one would have been (signed in to that same session; no second session is made).
+    it (by the click, not by the code of the same email), and does not hold the session that
+    completion created: the click is answered as the lost one would have been (signed in to
+    that same session; no second session is made).
     A client that holds the session (it got the answer) or any other client gets the used-link
     answer, as does anyone once that session has ended.
     """
