@@ -363,11 +363,12 @@ class MagicLinks(AccountMethods, WaitMethods):
     ) -> LinkResult[Attempt]:
         """Consume a link: the one click that completes its attempt.
 
-        A used link clicked again by the client that asked for it and used it, which does not
-        hold the session that click created (``session``: the one it holds, if any), is the
+        A used sign-up or sign-in link clicked again by the client that asked for it and used
+        it, holding no session now (``session``: the one the client holds, if any), is the
         retry of a click whose answer was lost (the request gave up during an outage while its
         write landed): it is answered as that click was, with the same session under a fresh
-        token. Any other click of a used link is refused (``failed``).
+        token, while that session lives. Any other click of a used link is refused
+        (``failed``).
 
         :raises MagicLinkError: expired, used, unknown, tampered with, superseded, abandoned, or
             refused by the cross-device policy (``client_mismatch``).

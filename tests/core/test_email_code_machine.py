@@ -81,6 +81,7 @@ class EmailCodeMachine(RuleBasedStateMachine):
         self.wrong_in_verification = 0
         self.failed = False
         self.wrong_this_window: list[Any] = []  # times of wrong codes counted for the address
+        self.held: dict[str, Any] = {}  # the session each client holds, by client id
 
     def call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         return self.portal.call(lambda: function(*args, **kwargs))
@@ -189,11 +190,15 @@ class EmailCodeMachine(RuleBasedStateMachine):
         client = self.phone if on_the_phone else self.laptop
         live = self._live()
         try:
-            self.call(self.links.verify_link, sent.token, client)
+            # the client holds what its last click gave it (a browser keeps its cookie)
+            result = self.call(
+                self.links.verify_link, sent.token, client, session=self.held.get(client.id)
+            )
         except (MagicLinkError, AuthError):
             assert stale or not live, "refused a link it had to take"
             return
         assert not stale and live, "a link completed when it must not"
+        self.held[client.id] = result.session
         self.completions += 1
 
     # -- invariants ------------------------------------------------------------------------------

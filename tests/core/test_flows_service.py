@@ -153,7 +153,7 @@ async def test_a_link_works_once() -> None:
     with pytest.raises(MagicLinkError) as caught:
         await world.links.verify_link(token, await world.client())
     assert caught.value.code == "failed"
-    # the client that used it without that session (its answer was lost): the same session
+    # the client that used it, holding no session (its answer was lost): the same session
     # again under a fresh token, never a second one (tests/security/test_storage_outage.py)
     again = await world.links.verify_link(token, client)
     assert again.session is not None and first.session is not None

@@ -214,6 +214,7 @@ class MagicLinkMachine(RuleBasedStateMachine):
         self._model: Model | None = None
         self._redirects = 0
         self._seen: dict[Key, Record] | None = None
+        self.held: dict[str, Any] = {}  # the session a click gave each client, by client id
 
     def make_storage(self) -> Storage:
         raise NotImplementedError
@@ -448,6 +449,8 @@ class MagicLinkMachine(RuleBasedStateMachine):
                 link.token,
                 clicker.record if clicker else None,
                 confirmation_code=given,
+                # the session the clicker holds (a browser keeps the cookie a click gave it)
+                session=self.held.get(clicker_id) if clicker_id else None,
             )
         except AuthError as exc:
             assert expected.outcome is not Outcome.COMPLETE, f"refused ({exc!r}), not completed"
@@ -468,6 +471,8 @@ class MagicLinkMachine(RuleBasedStateMachine):
         elif user_id is not None and not had_primary:  # a first verified address is primary
             changed.add(("users", user_id))
         self.check_changed(before, changed)
+        if result.session_token is not None and clicker_id is not None:
+            self.held[clicker_id] = result.session
         if result.session_token is not None:  # the clicking client is signed in at once
             live = self.call(self.ml.authenticate, result.session_token)
             assert live is not None and session is not None and live.id == session.id
@@ -635,12 +640,15 @@ class MagicLinkMachine(RuleBasedStateMachine):
         clicker = self.model.clients[link.starter] if by_starter else other
         expected = self.model.judge(link, clicker.id if clicker else None, None, self.clock.now())
         before = self.observe()
+        held = {"session": self.held.get(clicker.id) if clicker else None}
         if expected.outcome is Outcome.REFUSED:
             self.expect_refusal(
-                expected.error, self.ml.inspect_link, link.token, clicker and clicker.record
+                expected.error, self.ml.inspect_link, link.token, clicker and clicker.record, **held
             )
         else:
-            preview = self.call(self.ml.inspect_link, link.token, clicker and clicker.record)
+            preview = self.call(
+                self.ml.inspect_link, link.token, clicker and clicker.record, **held
+            )
             v = link.attempt.verification
             assert v is not None
             assert preview.kind is link.attempt.kind and preview.email_address == link.attempt.email

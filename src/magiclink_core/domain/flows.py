@@ -592,12 +592,12 @@ def unanswered_click(
     """Whether a click on a used ``link`` is the retry of the click that used it, whose answer
     never reached the client (the request gave up while its write landed, during an outage).
 
-    True when the client that asked for the link also consumed it, completed its attempt with
-    it (by the click, not by the code of the same email), and does not hold the session that
-    completion created: the click is answered as the lost one would have been (signed in to
-    that same session; no second session is made).
-    A client that holds the session (it got the answer) or any other client gets the used-link
-    answer, as does anyone once that session has ended.
+    True when the client that asked for the link also consumed it, completed a sign-up or
+    sign-in with it (by the click, not by the code of the same email), and holds no session
+    now: the click is answered as the lost one would have been (signed in to the session that
+    completion created; no second session is made). A client holding a session (the answer
+    reached it, or it is signed in otherwise: a stale link never switches it) or any other
+    client gets the used-link answer, as does anyone once that session has ended.
     """
     if clicking_client_id is None or link.consumed_by_client is None:
         return False
@@ -610,5 +610,6 @@ def unanswered_click(
         and verification.link_id == link.id
         and verification.status is VerificationStatus.VERIFIED
         and verification.verified_with == "email_link"  # not the code of the same email
-        and (created is None or created != holding_session_id)
+        and created is not None
+        and holding_session_id is None
     )
