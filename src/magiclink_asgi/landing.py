@@ -29,6 +29,7 @@ from magiclink_core import (
     MagicLinks,
     NotFoundError,
     RateLimitedError,
+    StorageUnavailableError,
     is_link_token,
 )
 
@@ -104,6 +105,8 @@ class Landing:
             response.add("Allow", ", ".join(exc.allow))
         except NotFoundError:
             response = self._missing(404)
+        except StorageUnavailableError as exc:
+            response = self.unavailable(call, exc)
         except Disconnected:
             response = self._trouble(400, "The request was cut short.")
         except AuthError as exc:  # a body too large or of the wrong type
@@ -134,6 +137,22 @@ class Landing:
         response = self._trouble(error.status_hint, error.long_message, title="Please wait")
         response.add("Retry-After", str(error.seconds))
         return response
+
+    def unavailable(self, call: Call, error: StorageUnavailableError) -> Response:
+        """A storage outage: nothing more than "temporarily unavailable" (the details are in
+        the log), and a way to try again. A GET is tried again as it is (the link works once
+        the storage is back); a form goes back to its page."""
+        retry = "" if call.request.method == "GET" else f"{self.path}/confirm"
+        response = self._page(
+            "error.html",
+            error.status_hint,
+            title="Temporarily unavailable",
+            detail="We could not finish this just now. Please try again in a few seconds.",
+            code=error.code.value,
+            retry_url=retry,
+        )
+        response.add("Retry-After", str(error.retry_after_seconds))
+        return response.defaults(LANDING)
 
     def _missing(self, status: int = 400) -> Response:
         title, detail = MISSING
@@ -187,6 +206,8 @@ class Landing:
         except MagicLinkError as exc:
             self._forget(call)
             return redirect(with_status(preview.redirect_url, exc.code.value))
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(exc.status_hint, exc.long_message)
         created = None
@@ -315,6 +336,8 @@ class Landing:
         except MagicLinkError as exc:
             self._forget(call)
             return self._dead(exc)
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(exc.status_hint, exc.long_message)
         # the landing cookie stays (no longer than the link could work): a second tap finds
@@ -335,6 +358,8 @@ class Landing:
             await self.magiclinks.resend_link(token, request=call.info)
         except RateLimitedError as exc:
             return self._limited(exc)
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(400, exc.long_message, title="This link can no longer be renewed")
         self._forget(call)

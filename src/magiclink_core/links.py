@@ -355,7 +355,8 @@ async def _again(
     session still lives (it never gets a second session); once that session has ended, the
     link is used up like any other."""
     verification = attempt.verification
-    assert verification is not None  # completed_by() held
+    if verification is None:  # never: ALREADY_COMPLETE is judged of a verified attempt
+        raise rejection(decision)
     session: Session | None = None
     token: str | None = None
     created = attempt.created_session_id if isinstance(attempt, SignUp | SignIn) else None

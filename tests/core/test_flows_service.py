@@ -147,6 +147,9 @@ async def test_a_link_works_once(world: World) -> None:
     with pytest.raises(MagicLinkError) as caught:  # anyone else: used up
         await world.links.verify_link(token, await world.client())
     assert caught.value.code == "failed"
+    # never a second session: the same one under a fresh token
+    assert again.session_token != first.session_token
+    assert len(await world.links.list_sessions(first.session.user_id)) == 1
 
 
 async def test_links_expire_after_the_configured_time() -> None:
