@@ -1,5 +1,5 @@
 """What the test packages share: the services' addresses, the test secret, a free port, reading a
-link or a CSRF token out of a page or an email, a notifier a test can watch, and a uvicorn server
+link or a CSRF token out of a page or an email, notifiers a test can watch, and a uvicorn server
 that says when it is up.
 
 ``MAGICLINK_REQUIRE_SERVICES=1`` (set by ``.ci/run``) turns a missing PostgreSQL, Redis or
@@ -12,8 +12,8 @@ import os
 import re
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Self
 
 import anyio
 import pytest
@@ -73,7 +73,35 @@ def csrf_token(html: str) -> str:
     return found.group(1)
 
 
-class WatchedNotifier:
+class PassingNotifier:
+    """A notifier that passes everything to the one it wraps: the base of a notifier a test
+    watches, which overrides what it watches (``subscribe``)."""
+
+    def __init__(self, inner: Notifier) -> None:
+        self.inner = inner
+
+    @property
+    def healthy(self) -> bool:
+        return self.inner.healthy
+
+    async def __aenter__(self) -> Self:
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.inner.__aexit__(*exc_info)
+
+    async def publish(self, channel: str) -> None:
+        await self.inner.publish(channel)
+
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
+        return self.inner.subscribe(channel)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class WatchedNotifier(PassingNotifier):
     """A real notifier with a window on it, so a test can wait until a waiter is parked (or gone)
     instead of sleeping and hoping. Everything is passed to the notifier it wraps.
 
@@ -83,24 +111,10 @@ class WatchedNotifier:
     """
 
     def __init__(self, inner: Notifier) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.open = 0
         self.waiting = 0
         self._changed: anyio.Event | None = None
-
-    @property
-    def healthy(self) -> bool:
-        return self.inner.healthy
-
-    async def __aenter__(self) -> WatchedNotifier:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.inner.__aexit__(*exc_info)
-
-    async def publish(self, channel: str) -> None:
-        await self.inner.publish(channel)
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
@@ -115,9 +129,6 @@ class WatchedNotifier:
                 yield watched
             finally:
                 self._count(opened=-1, waiting=-1 if watched.parked else 0)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
     async def until_waiting(self, count: int = 1) -> None:
         """Return once ``count`` waiters are held."""

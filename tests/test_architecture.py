@@ -34,6 +34,7 @@ SERVICE = {
     "magiclink_core.throttle",
     "magiclink_core.link_guard",
     "magiclink_core.notices",
+    "magiclink_core.budgets",
 }
 # adapters of one backend, and the private modules only that backend uses
 FAMILIES = {
@@ -43,7 +44,7 @@ FAMILIES = {
     "redis": {"redis", "redis_notifier", "_redis_client"},
 }
 # what any adapter may share (neutral helpers, not adapters)
-SHARED_STORAGE = {"_extras", "_records", "_sql"}
+SHARED_STORAGE = {"_extras", "_records", "_settle", "_sql"}
 
 
 def module_name(path: Path, root: Path = SRC) -> str:

@@ -10,6 +10,7 @@ from .identity import AuthCredentials as AuthCredentials
 from .identity import MagicLinkState as MagicLinkState
 from .identity import MagicLinkUser as MagicLinkUser
 from .identity import NotSignedIn as NotSignedIn
+from .identity import auth_available as auth_available
 from .identity import current_user as current_user
 from .identity import require_user as require_user
 from .middleware import MagicLinkMiddleware as MagicLinkMiddleware
@@ -27,6 +28,7 @@ __all__ = [
     "MagicLinkUser",
     "NotSignedIn",
     "TrustedProxies",
+    "auth_available",
     "current_user",
     "describe_device",
     "require_user",

@@ -38,7 +38,7 @@ from .cookies import CookieNames, same_origin
 from .errors import CSRFError
 from .http import Disconnected, Receive, Request, Response, error_response, json_response
 from .routing import Route, Router
-from .security import API
+from .security import API, SIGNED_OUT
 from .wire import email_address_json, session_json, sign_in_json, sign_up_json, user_json
 
 T = TypeVar("T")
@@ -313,9 +313,11 @@ class Api:
             client=client,
             user_id=call.session.user_id if call.session else None,
         )
-        if session.id == current:
+        response = json_response(session_json(session, current))
+        if session.id == current:  # signing this browser out: drop what it kept of the session
             call.cookies_out.append(self.names.clear_session())
-        return json_response(session_json(session, current))
+            response.add(*SIGNED_OUT)
+        return response
 
     # -- the signed-in user ---------------------------------------------------------------------
 

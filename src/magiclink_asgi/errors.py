@@ -74,9 +74,12 @@ def error_body(error: AuthError) -> dict[str, Any]:
 
 
 def error_headers(error: AuthError) -> list[tuple[str, str]]:
-    """Headers an error's answer needs: ``Retry-After`` for a rate limit, ``Allow`` for 405."""
+    """Headers an error's answer needs: ``Retry-After`` for a rate limit and an outage,
+    ``Allow`` for 405."""
     if isinstance(error, RateLimitedError):
         return [("Retry-After", str(error.seconds))]
     if isinstance(error, MethodNotAllowedError):
         return [("Allow", ", ".join(error.allow))]
+    if isinstance(error, StorageUnavailableError):
+        return [("Retry-After", str(error.retry_after_seconds))]
     return []

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from magiclink_core import MagicLinks, Session
+from magiclink_core import MagicLinks, Session, StorageUnavailableError
 
 from .cookies import CookieNames
 
@@ -76,8 +76,10 @@ def credentials_type() -> type[Any]:
 class MagicLinkState:
     """``scope["magiclink"]``: the session and what the app and the pages may need.
 
-    ``available`` is False when the storage could not be reached for this request: the app's
-    routes still run, with an unauthenticated user, and :func:`require_user` answers 503.
+    ``available`` is False when the session could not be checked for this request (the storage
+    was down, or did not answer within ``Settings.storage_timeout``): the app's routes still
+    run, with an unauthenticated user and no scopes, and :func:`require_user` answers 503 with
+    ``Retry-After`` instead of 401. :func:`auth_available` reads it from a request.
     """
 
     prefix: str
@@ -97,10 +99,26 @@ def current_user(scope_or_request: Any) -> MagicLinkUser:
     return user if isinstance(user, MagicLinkUser) else UNAUTHENTICATED
 
 
-class NotSignedIn(Exception):
-    """Raised by :func:`require_user` where no framework's HTTP error is known (status 401)."""
+def auth_available(scope_or_request: Any) -> bool:
+    """False when the middleware could not check the request's session because the storage
+    was down or too slow (``scope["magiclink"].available``): the user reads as signed out, but
+    may not be. True otherwise, and outside the middleware."""
+    scope = getattr(scope_or_request, "scope", scope_or_request)
+    state = scope.get("magiclink") if hasattr(scope, "get") else None
+    return not isinstance(state, MagicLinkState) or state.available
 
-    status_code = 401
+
+class NotSignedIn(Exception):
+    """Raised by :func:`require_user` where no framework's HTTP error is known (status 401, or
+    503 when sign-in could not be checked)."""
+
+    def __init__(self, message: str, status_code: int = 401) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+RETRY_AFTER = str(StorageUnavailableError.retry_after_seconds)
+"""The ``Retry-After`` of :func:`require_user`'s 503 (seconds)."""
 
 
 def require_user(request: Any) -> MagicLinkUser:
@@ -109,11 +127,15 @@ def require_user(request: Any) -> MagicLinkUser:
 
     Raises Starlette's ``HTTPException(401)`` for Starlette and FastAPI requests, Werkzeug's
     ``Unauthorized`` for Quart (which answers 401 itself), Litestar's
-    ``NotAuthorizedException``, else :class:`NotSignedIn`.
+    ``NotAuthorizedException``, else :class:`NotSignedIn`. When the session could not be
+    checked (the storage is down: :func:`auth_available` is False), the same frameworks' 503
+    with ``Retry-After`` instead: the visitor may well be signed in.
     """
     user = current_user(request)
     if user.is_authenticated:
         return user
+    if not auth_available(request):
+        raise _unavailable(request)
     raise _unauthorized(request)
 
 
@@ -139,6 +161,24 @@ def _unauthorized(request: Any) -> Exception:
     except ImportError:  # pragma: no cover - no known framework
         return NotSignedIn(message)
     return HTTPException(401, message)
+
+
+def _unavailable(request: Any) -> Exception:
+    message = "Temporarily unavailable. Please try again in a few seconds."
+    framework = _framework_of(request)
+    if framework == "quart":
+        from werkzeug.exceptions import ServiceUnavailable
+
+        return ServiceUnavailable(message, retry_after=int(RETRY_AFTER))
+    if framework == "litestar":
+        from litestar.exceptions import ServiceUnavailableException
+
+        return ServiceUnavailableException(message, headers={"Retry-After": RETRY_AFTER})
+    try:
+        from starlette.exceptions import HTTPException
+    except ImportError:  # pragma: no cover - no known framework
+        return NotSignedIn(message, 503)
+    return HTTPException(503, message, headers={"Retry-After": RETRY_AFTER})
 
 
 def _connection_type() -> Any:

@@ -1,15 +1,18 @@
 """The link landing: where the emailed link points (``GET /v1/verify?token=…``).
 
 The starting client's click is consumed and redirected. Any other client (a phone, a mail
-scanner, a link preview) consumes nothing on GET: the token moves out of the URL into a
-short-lived HttpOnly cookie scoped to the landing, and a confirmation page asks for the code the
-starting device shows; only that form's POST consumes. The rules themselves are the core's
-(``inspect_link`` / ``verify_link``); this module only carries tokens and renders pages.
+scanner, a link preview) consumes nothing on GET or HEAD, under every policy: the token moves
+out of the URL into a short-lived HttpOnly cookie scoped to the landing, and a confirmation page
+asks for one tap (policy ``allow``) or the code the starting device shows (``confirm``); only
+that form's POST consumes. A link clicked again by the client that used it (a double tap, back
+and reload, a retry after a lost answer) gets the same result again. The rules themselves are
+the core's (``inspect_link`` / ``verify_link``); this module only carries tokens and renders
+pages, and every page that ends a way offers the next one.
 """
 
 from __future__ import annotations
 
-import re
+import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -21,10 +24,13 @@ from magiclink_core import (
     ConfirmationCodeError,
     ErrorCode,
     LinkPreview,
+    LinkResult,
     MagicLinkError,
     MagicLinks,
     NotFoundError,
     RateLimitedError,
+    StorageUnavailableError,
+    is_link_token,
 )
 
 from .api import Call
@@ -32,7 +38,7 @@ from .cookies import CookieNames, csrf_token_matches, new_csrf_token, same_origi
 from .errors import MethodNotAllowedError
 from .http import Disconnected, Response, html_response, redirect
 from .routing import Route, Router
-from .security import LANDING
+from .security import LANDING, landing_page
 from .templates import render
 
 ACTIONS = {
@@ -54,10 +60,8 @@ ERROR_TEXT: dict[ErrorCode, tuple[str, str]] = {
         "For your safety, this link works only in the browser where you asked for it.",
     ),
 }
-# what may be a link's token: visible ASCII, not too long (the core judges the rest); anything
-# else is refused before a cookie header could carry it
-_TOKENISH = re.compile(r"[!-~]{1,256}")
 MISSING = ("Open the link from your email", "This page needs the link from the email we sent you.")
+MALFORMED = ("This link is not valid", "It may have been cut short: open it again from the email.")
 
 
 def with_status(url: str, status: str, session_id: str | None = None) -> str:
@@ -82,6 +86,9 @@ class Landing:
         self.prefix = prefix
         self.names = names
         self.path = f"{prefix}/v1/verify"
+        self.sign_in_url: str | None = None
+        """Where a dead end sends a person to start again (the hosted sign-in page, when
+        served); the app's home page is offered always."""
 
     async def handle(self, call: Call, sub: str) -> Response:
         """Answer one landing request; every answer carries the landing headers."""
@@ -98,6 +105,8 @@ class Landing:
             response.add("Allow", ", ".join(exc.allow))
         except NotFoundError:
             response = self._missing(404)
+        except StorageUnavailableError as exc:
+            response = self.unavailable(call, exc)
         except Disconnected:
             response = self._trouble(400, "The request was cut short.")
         except AuthError as exc:  # a body too large or of the wrong type
@@ -107,14 +116,19 @@ class Landing:
     # -- pages ----------------------------------------------------------------------------------
 
     def _page(self, template: str, status: int = 200, **context: Any) -> Response:
+        nonce = secrets.token_urlsafe(16)
+        settings = self.magiclinks.settings
         html = render(
             f"landing/{template}",
-            app_name=self.magiclinks.settings.app_name,
+            app_name=settings.app_name,
             css_url=f"{self.prefix}/static/magiclink.css",
             prefix=self.prefix,
+            nonce=nonce,
+            home_url=f"{settings.base_url}/",
+            sign_in_url=self.sign_in_url,
             **context,
         )
-        return html_response(html, status)
+        return html_response(html, status).defaults(landing_page(nonce))
 
     def _trouble(self, status: int, detail: str, title: str = "Something went wrong") -> Response:
         return self._page("error.html", status, title=title, detail=detail)
@@ -124,9 +138,29 @@ class Landing:
         response.add("Retry-After", str(error.seconds))
         return response
 
+    def unavailable(self, call: Call, error: StorageUnavailableError) -> Response:
+        """A storage outage: nothing more than "temporarily unavailable" (the details are in
+        the log), and a way to try again. A GET is tried again as it is (the link works once
+        the storage is back); a form goes back to its page."""
+        retry = "" if call.request.method == "GET" else f"{self.path}/confirm"
+        response = self._page(
+            "error.html",
+            error.status_hint,
+            title="Temporarily unavailable",
+            detail="We could not finish this just now. Please try again in a few seconds.",
+            code=error.code.value,
+            retry_url=retry,
+        )
+        response.add("Retry-After", str(error.retry_after_seconds))
+        return response.defaults(LANDING)
+
     def _missing(self, status: int = 400) -> Response:
         title, detail = MISSING
         return self._page("error.html", status, title=title, detail=detail, code="missing")
+
+    def _malformed(self) -> Response:
+        title, detail = MALFORMED
+        return self._page("error.html", 400, title=title, detail=detail, code="malformed")
 
     def _dead(self, error: MagicLinkError, *, csrf: str | None = None) -> Response:
         """The page for a link that did not work; an expired one offers a resend."""
@@ -155,6 +189,15 @@ class Landing:
     async def _client(self, call: Call) -> Client | None:
         return await self.magiclinks.get_client(call.request.cookies.get(self.names.client))
 
+    async def _device(self, call: Call) -> Client:
+        """The client of a device about to confirm, made (and its cookie set) if it has none:
+        so a second tap or a reload from this device is known as the one that confirmed."""
+        client = await self._client(call)
+        if client is None:
+            client, token = await self.magiclinks.create_client()
+            call.cookies_out.append(self.names.set_client(token))
+        return client
+
     async def _consume(
         self, call: Call, token: str, client: Client | None, preview: LinkPreview
     ) -> Response:
@@ -163,22 +206,42 @@ class Landing:
         except MagicLinkError as exc:
             self._forget(call)
             return redirect(with_status(preview.redirect_url, exc.code.value))
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(exc.status_hint, exc.long_message)
-        self._forget(call)
         created = None
         if result.session_token is not None and result.session is not None:
             call.cookies_out.append(self.names.set_session(result.session_token))
             created = result.session.id
+        if result.repeated:
+            return self._again(result, created)
+        self._forget(call)
         return redirect(with_status(result.redirect_url, "verified", created))
+
+    def _again(self, result: LinkResult[Any], created: str | None) -> Response:
+        """A link used already by this very client (or for it), reached again: said so."""
+        if not result.verified_from_the_same_client and created is None:
+            # the device that confirmed for another one: the same success page again
+            return self._done(result.kind, result.verification.requested_by.described)
+        return self._page(
+            "signed_in.html",
+            signed_in=created is not None,
+            continue_url=with_status(result.redirect_url, "verified", created),
+        )
+
+    def _done(self, kind: AttemptKind, device: str) -> Response:
+        return self._page("done.html", action=ACTIONS.get(kind, "sign in"), device=device)
 
     # -- routes ---------------------------------------------------------------------------------
 
     async def click(self, call: Call) -> Response:
         """The emailed link. Consumed only for the client that asked (or policy ``allow``)."""
         token = call.request.query.get("token", "")
-        if _TOKENISH.fullmatch(token) is None:
-            return self._missing()  # not a token: refused before any header carries it
+        if not token:
+            return self._missing()
+        if not is_link_token(token):  # refused before it reaches any header or cookie
+            return self._malformed()
         client = await self._client(call)
         try:
             preview = await self.magiclinks.inspect_link(token, client)
@@ -208,10 +271,13 @@ class Landing:
             return self._dead(exc, csrf=csrf)
         if not preview.needs_confirmation:
             return await self._consume(call, token, client, preview)
+        if client is None:
+            await self._device(call)
         requested = preview.requested_by
         return self._page(
             "confirm.html",
             status,
+            needs_code=preview.needs_code,
             action=ACTIONS.get(preview.kind, "sign in"),
             email_address=preview.email_address,
             device=requested.described,
@@ -240,16 +306,28 @@ class Landing:
         token = call.request.cookies.get(self.names.landing, "")
         if not token:
             return self._missing()
-        code = data.get("confirmation_code")
-        if not isinstance(code, str) or not code.strip() or len(code) > 16:
-            return await self.confirm_page(
-                call, wrong="Type the code shown on the other device.", status=422
-            )
-        client = await self._client(call)
+        client = await self._device(call)
         try:
             preview = await self.magiclinks.inspect_link(token, client)
+        except MagicLinkError as exc:
+            self._forget(call)
+            return self._dead(exc)
+        if preview.already_complete or not preview.needs_confirmation:
+            return await self._consume(call, token, client, preview)
+        code: object = None
+        if preview.needs_code:
+            code = data.get("confirmation_code")
+            if not isinstance(code, str) or not code.strip() or len(code) > 16:
+                return await self.confirm_page(
+                    call, wrong="Type the code shown on the other device.", status=422
+                )
+            code = code.strip()
+        try:
             await self.magiclinks.verify_link(
-                token, client, confirmation_code=code.strip(), request=call.info
+                token,
+                client,
+                confirmation_code=code if isinstance(code, str) else None,
+                request=call.info,
             )
         except ConfirmationCodeError as exc:
             return await self.confirm_page(call, wrong=exc.long_message, status=exc.status_hint)
@@ -258,14 +336,13 @@ class Landing:
         except MagicLinkError as exc:
             self._forget(call)
             return self._dead(exc)
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(exc.status_hint, exc.long_message)
-        self._forget(call)
-        return self._page(
-            "done.html",
-            action=ACTIONS.get(preview.kind, "sign in"),
-            device=preview.requested_by.described,
-        )
+        # the landing cookie stays (no longer than the link could work): a second tap finds
+        # the link done by this device and gets this page again
+        return self._done(preview.kind, preview.requested_by.described)
 
     async def resend(self, call: Call) -> Response:
         """One click on the expired-link page: a fresh link to the same address."""
@@ -281,6 +358,8 @@ class Landing:
             await self.magiclinks.resend_link(token, request=call.info)
         except RateLimitedError as exc:
             return self._limited(exc)
+        except StorageUnavailableError:
+            raise
         except AuthError as exc:
             return self._trouble(400, exc.long_message, title="This link can no longer be renewed")
         self._forget(call)

@@ -103,6 +103,7 @@ class MagicLinkMiddleware:
         self.api = Api(magiclinks, self.cookies)
         self.landing = Landing(magiclinks, self.prefix, self.cookies)
         self.pages = self._hosted_pages(pages, dev_mailbox)
+        self.landing.sign_in_url = getattr(self.pages, "sign_in_url", None)
         credentials = credentials_type()
         self._signed_in = credentials([AUTHENTICATED])
         self._signed_out = credentials()
@@ -170,14 +171,22 @@ class MagicLinkMiddleware:
                 scope["magiclink"] = self._nobody
                 await self.app(scope, receive, send)
                 return
+        # one storage budget (settings.storage_timeout) for the whole request, the app's own
+        # calls to magiclinks included
+        with self.magiclinks.storage_budget():
+            await self._identified(scope, receive, send, path, ours)
+
+    async def _identified(
+        self, scope: Scope, receive: Receive, send: Send, path: str, ours: bool
+    ) -> None:
         session_token, client_token = self._our_cookies(scope)
+        available = True
         try:
             session = await self.magiclinks.authenticate(session_token)
-        except StorageUnavailableError as exc:
-            if not ours:
-                raise
-            await error_response(exc)(send)
-            return
+        except StorageUnavailableError:
+            # the storage is down or slow: the request goes on signed out, marked so (the
+            # app's routes still work; require_user and the auth routes answer 503)
+            session, available = None, False
         scope["user"] = (
             MagicLinkUser(session.user_id, session.id, session.email_address, session)
             if session is not None
@@ -191,14 +200,15 @@ class MagicLinkMiddleware:
             client_token=client_token,
             session_token=session_token,
             session=session,
+            available=available,
         )
         if not ours:
-            dead = session is None and session_token is not None
+            dead = available and session is None and session_token is not None
             await self.app(scope, receive, self._wrap_send(send, clear_session=dead))
             return
         sub = path[len(self.prefix) :]
         if sub == "/v1" or sub.startswith("/v1/"):
-            await self._v1(scope, receive, send, sub, session)
+            await self._v1(scope, receive, send, sub, session, available)
         elif self.pages is not None:
             await self.pages(scope, receive, send)
         else:
@@ -239,18 +249,31 @@ class MagicLinkMiddleware:
         return send_wrapper
 
     async def _v1(
-        self, scope: Scope, receive: Receive, send: Send, sub: str, session: Session | None
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        sub: str,
+        session: Session | None,
+        available: bool,
     ) -> None:
         request = Request(scope, receive, max_body_bytes=self.max_body_bytes)
         call = Call(request, receive, session, lambda: self.request_info(scope))
-        if session is None and request.cookies.get(self.cookies.session):
+        if available and session is None and request.cookies.get(self.cookies.session):
             call.cookies_out.append(self.cookies.clear_session())  # ended or expired
         response: Response | None
+        landing = sub == VERIFY or sub.startswith(VERIFY + "/")
         if sub == "/v1/openapi.json":
             from .openapi import openapi_response
 
             response = openapi_response(self.prefix, request.method, self.cookies)
-        elif sub == VERIFY or sub.startswith(VERIFY + "/"):
+        elif not available:  # the session check found the storage down: so would the call
+            outage = StorageUnavailableError()
+            if landing:
+                response = self.landing.unavailable(call, outage)
+            else:
+                response = error_response(outage).defaults(security.API)
+        elif landing:
             response = await self.landing.handle(call, sub)
         else:
             response = await self.api.handle(call, sub)

@@ -13,12 +13,13 @@ import json
 from functools import cache
 from typing import Any
 
-from magiclink_core import MAX_WAIT
+from magiclink_core import MAX_WAIT, FailureReason
 
 from . import api, landing
 from .cookies import CookieNames
 from .errors import MethodNotAllowedError
 from .http import Response, error_response, json_response
+from .security import API
 
 SERVED_ROUTES: list[tuple[str, str, str]] = [
     *((r.method, r.template, r.name) for r in api.ROUTES),
@@ -70,6 +71,10 @@ SCHEMAS: dict[str, Any] = {
             "verified_from_the_same_client": {"type": "boolean"},
             "confirmation_code": _NULLABLE_STR,
             "redirect_url": _NULLABLE_STR,
+            "failure_reason": {
+                "type": ["string", "null"],
+                "enum": [*[r.value for r in FailureReason], None],
+            },
         },
     },
     "SignIn": {
@@ -489,8 +494,11 @@ def _parameters(name: str, template: str, names: CookieNames) -> list[dict[str, 
                 "in": "query",
                 "required": True,
                 "description": "The link's token, as emailed (mll1_ and 43 url-safe base64 "
-                "characters).",
-                "schema": {"type": "string", "pattern": "^[!-~]{1,256}$"},
+                "characters, the last one canonical); anything else is a 400 page.",
+                "schema": {
+                    "type": "string",
+                    "pattern": "^mll1_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$",
+                },
             }
         )
     if name in {"confirm_page", "confirm", "resend"}:
@@ -650,4 +658,4 @@ def openapi_response(prefix: str, method: str, names: CookieNames = _DEFAULT_NAM
         return error_response(MethodNotAllowedError(method, ["GET"]))
     response = json_response({})
     response.body = _encoded(prefix, names)
-    return response
+    return response.defaults(API)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
-from magiclink_core import InvalidRedirectError, MagicLinks
+from magiclink_core import InvalidRedirectError, MagicLinks, StorageUnavailableError
 
 from . import security
 from .devmail import DevMailbox
@@ -160,6 +160,13 @@ class HostedPages:
         page = self._pages.get(path.rstrip("/") or "/")
         if page is None:
             return self.page("pages/not_found.html", scope, title="Page not found", status=404)
+        if not getattr(scope.get("magiclink"), "available", True):
+            # the session check found the storage down: who is signed in is unknown
+            response = self.page(
+                "pages/unavailable.html", scope, title="Temporarily unavailable", status=503
+            )
+            response.add("Retry-After", str(StorageUnavailableError.retry_after_seconds))
+            return response
         return page(scope)
 
     # -- pages ---------------------------------------------------------------------------------

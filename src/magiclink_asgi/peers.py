@@ -8,25 +8,77 @@ from collections.abc import Iterable
 
 from .http import Scope
 
+# the only words a device description may hold: a parser's family can echo whatever a client
+# wrote in its User-Agent ("Secure your account at https://…"), and the description goes into
+# the victim's email and onto the confirmation page. What ua-parser calls a family -> its name.
+BROWSERS: dict[str, str] = {
+    "Chrome": "Chrome",
+    "Chrome Mobile": "Chrome",
+    "Chrome Mobile iOS": "Chrome",
+    "Chrome Mobile WebView": "Chrome",
+    "Chromium": "Chromium",
+    "HeadlessChrome": "Chrome",
+    "Firefox": "Firefox",
+    "Firefox Mobile": "Firefox",
+    "Firefox iOS": "Firefox",
+    "Firefox Focus": "Firefox",
+    "Safari": "Safari",
+    "Mobile Safari": "Safari",
+    "Mobile Safari UI/WKWebView": "Safari",
+    "Edge": "Edge",
+    "Edge Mobile": "Edge",
+    "Opera": "Opera",
+    "Opera Mobile": "Opera",
+    "Opera Mini": "Opera Mini",
+    "Samsung Internet": "Samsung Internet",
+    "Brave": "Brave",
+    "Vivaldi": "Vivaldi",
+    "Yandex Browser": "Yandex Browser",
+    "UC Browser": "UC Browser",
+    "DuckDuckGo Mobile": "DuckDuckGo",
+    "IE": "Internet Explorer",
+    "IE Mobile": "Internet Explorer",
+    "Electron": "Electron",
+}
+SYSTEMS: dict[str, str] = {
+    "Windows": "Windows",
+    "Mac OS X": "macOS",
+    "iOS": "iOS",
+    "iPadOS": "iPadOS",
+    "Android": "Android",
+    "Linux": "Linux",
+    "Ubuntu": "Ubuntu",
+    "Fedora": "Fedora",
+    "Debian": "Debian",
+    "Chrome OS": "ChromeOS",
+    "FreeBSD": "FreeBSD",
+    "HarmonyOS": "HarmonyOS",
+}
+UNKNOWN_BROWSER = "an unknown browser"
+
 
 def describe_device(user_agent: str) -> str:
-    """ "Firefox 120 on Ubuntu", from a User-Agent, by ua-parser; "" when nothing is known."""
+    """ "Firefox 120 on Ubuntu", from a User-Agent, by ua-parser; "" when nothing is known.
+
+    Only names from :data:`BROWSERS` and :data:`SYSTEMS` and a version number of at most four
+    digits are shown; anything else is "an unknown browser" (or left out), so no text of the
+    client's own choosing reaches an email or a page.
+    """
     if not user_agent:
         return ""
     import ua_parser
 
     result = ua_parser.parse(user_agent[:1024])
     browser = ""
-    if result.user_agent is not None and result.user_agent.family != "Other":
-        browser = result.user_agent.family
-        if result.user_agent.major:
-            browser += f" {result.user_agent.major}"
-    system = ""
-    if result.os is not None and result.os.family != "Other":
-        system = result.os.family
-    if browser and system:
-        return f"{browser} on {system}"
-    return browser or system
+    if result.user_agent is not None:
+        browser = BROWSERS.get(result.user_agent.family, "")
+        major = result.user_agent.major or ""
+        if browser and major.isascii() and major.isdigit() and len(major) <= 4:
+            browser += f" {major}"
+    system = SYSTEMS.get(result.os.family, "") if result.os is not None else ""
+    if system:
+        return f"{browser or UNKNOWN_BROWSER} on {system}"
+    return browser
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

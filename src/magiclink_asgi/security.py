@@ -2,9 +2,11 @@
 
 ``X-Content-Type-Options: nosniff`` is on every response (``http.Response`` adds it), and
 ``Strict-Transport-Security`` on every response under the middleware's prefix when it is on
-(:func:`hsts`); the rest depend on what is answered: JSON, a landing page (no script at all), a
-hosted page (its own scripts only, styles by nonce), a static file, or an email shown in the
-development mailbox. Every Content-Security-Policy says ``object-src 'none'``.
+(:func:`hsts`); the rest depend on what is answered: JSON, a landing page (one inline script,
+by nonce), a hosted page (its own scripts only, styles by nonce), a static file, or an email
+shown in the development mailbox. Every Content-Security-Policy says ``object-src 'none'``;
+every answer but a static file says ``frame-ancestors 'none'`` and every page
+``Cross-Origin-Opener-Policy: same-origin``.
 """
 
 from __future__ import annotations
@@ -29,22 +31,40 @@ def hsts(seconds: int | None, *, https: bool) -> tuple[bytes, bytes] | None:
 
 
 NO_STORE = ("Cache-Control", "no-store")
-_FRAMES = ("X-Frame-Options", "DENY")
+SIGNED_OUT = ("Clear-Site-Data", '"cache", "cookies"')
+"""The sign-out answer: the browser drops its cache and cookies of this site (not "storage":
+that would wipe the host app's own local data)."""
+_FRAMES = ("X-Frame-Options", "DENY")  # for old browsers: frame-ancestors is the rule
+# a page opened from another site shares no window with it (no tabnabbing, no frame counting)
+_OPENER = ("Cross-Origin-Opener-Policy", "same-origin")
 
-API: list[tuple[str, str]] = [NO_STORE]
-"""The JSON API: never cached (the bodies hold per-client state)."""
+API: list[tuple[str, str]] = [
+    NO_STORE,
+    ("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'; object-src 'none'"),
+]
+"""The JSON API: never cached (the bodies hold per-client state), never framed or rendered
+as a document that could run anything."""
+
+_LANDING_CSP = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
 
 LANDING: list[tuple[str, str]] = [
     ("Referrer-Policy", "no-referrer"),  # the link's token must not leak to another site
     NO_STORE,
     _FRAMES,
-    (
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-    ),
+    _OPENER,
+    ("Content-Security-Policy", _LANDING_CSP),
 ]
-"""The link landing's pages: forms and text, no script."""
+"""The link landing's answers: forms and text, no script."""
+
+
+def landing_page(nonce: str) -> list[tuple[str, str]]:
+    """A landing page: as :data:`LANDING`, and its one inline script, allowed by ``nonce`` (a
+    form's button that disables itself after the first tap)."""
+    csp = f"{_LANDING_CSP}; script-src 'nonce-{nonce}'"
+    return [h if h[0] != "Content-Security-Policy" else (h[0], csp) for h in LANDING]
 
 
 def hosted_page(nonce: str) -> list[tuple[str, str]]:
@@ -55,7 +75,13 @@ def hosted_page(nonce: str) -> list[tuple[str, str]]:
         "frame-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
         "object-src 'none'"
     )
-    return [NO_STORE, ("Content-Security-Policy", csp), ("Referrer-Policy", "same-origin"), _FRAMES]
+    return [
+        NO_STORE,
+        ("Content-Security-Policy", csp),
+        ("Referrer-Policy", "same-origin"),
+        _FRAMES,
+        _OPENER,
+    ]
 
 
 MAILBOX_EMAIL: list[tuple[str, str]] = [

@@ -38,6 +38,7 @@ def verification_json(attempt: SignIn | SignUp | EmailAddress) -> dict[str, Any]
         "verified_from_the_same_client": verified_from_the_same_client(attempt),
         "confirmation_code": v.confirmation_code,
         "redirect_url": v.redirect_url,
+        "failure_reason": None if v.failure_reason is None else v.failure_reason.value,
     }
 
 

@@ -42,6 +42,7 @@ from .domain.models import AttemptKind as AttemptKind
 from .domain.models import Client as Client
 from .domain.models import CrossDevicePolicy as CrossDevicePolicy
 from .domain.models import EmailAddress as EmailAddress
+from .domain.models import FailureReason as FailureReason
 from .domain.models import FirstFactor as FirstFactor
 from .domain.models import Link as Link
 from .domain.models import Record as Record
@@ -58,9 +59,11 @@ from .domain.models import Verification as Verification
 from .domain.models import VerificationStatus as VerificationStatus
 from .domain.redirects import origin_of as origin_of
 from .domain.settings import Settings as Settings
+from .domain.tokens import is_link_token as is_link_token
 from .emails import EmailRenderer as EmailRenderer
 from .links import LinkPreview as LinkPreview
 from .links import LinkResult as LinkResult
+from .log_redaction import TokenRedactingFilter as TokenRedactingFilter
 from .ports import Clock as Clock
 from .ports import EmailMessage as EmailMessage
 from .ports import Mailer as Mailer
@@ -88,6 +91,7 @@ __all__ = [
     "EmailRenderer",
     "ErrorCode",
     "Event",
+    "FailureReason",
     "FirstFactor",
     "IdentifierExistsError",
     "IdentifierNotFoundError",
@@ -123,11 +127,13 @@ __all__ = [
     "StorageUnavailableError",
     "Strategy",
     "SystemClock",
+    "TokenRedactingFilter",
     "UnauthenticatedError",
     "User",
     "Verification",
     "VerificationStatus",
     "attempt_channel",
+    "is_link_token",
     "origin_of",
     "verified_from_the_same_client",
 ]

@@ -11,7 +11,7 @@ from .domain import flows, limits
 from .domain.errors import ConflictError, NotFoundError
 from .domain.models import AttemptKind, Client, RequestInfo, Session, SignIn, SignUp
 from .domain.tokens import TokenPurpose, new_token
-from .ports import Insert
+from .ports import Insert, Update
 
 P = TypeVar("P", SignUp, SignIn)
 
@@ -114,17 +114,31 @@ async def start_attempt(ctx: Context, client: Client, attempt: SignUp | SignIn) 
     """
     current = client
     for _ in range(RETRIES):
-        previous_id = current.sign_up_id if isinstance(attempt, SignUp) else current.sign_in_id
-        previous = await ctx.storage.get(type(attempt), previous_id) if previous_id else None
+        previous = await _current_of(ctx, current, type(attempt))
+        other = await _current_of(ctx, current, SignIn if isinstance(attempt, SignUp) else SignUp)
         changes = flows.start_attempt(
-            current, attempt, previous, now=ctx.now(), client_ttl=ctx.settings.client_ttl
+            current,
+            attempt,
+            previous,
+            now=ctx.now(),
+            client_ttl=ctx.settings.client_ttl,
+            other=other,
         )
         if await ctx.try_write(changes):
-            if previous is not None and flows.in_progress(previous):
-                await ctx.publish(flows.kind_of(previous), previous.id)
+            abandoned = {c.record.id for c in changes[2:] if isinstance(c, Update)}
+            for replaced in (previous, other):
+                if replaced is not None and replaced.id in abandoned:
+                    await ctx.publish(flows.kind_of(replaced), replaced.id)
             return
         fresh = await ctx.storage.get(Client, client.id)
         if fresh is None:
             raise NotFoundError(long_message="This client no longer exists.")
         current = fresh
     raise ConflictError()
+
+
+async def _current_of(
+    ctx: Context, client: Client, kind: type[SignUp] | type[SignIn]
+) -> SignUp | SignIn | None:
+    attempt_id = client.sign_up_id if kind is SignUp else client.sign_in_id
+    return await ctx.storage.get(kind, attempt_id) if attempt_id else None

@@ -98,6 +98,10 @@ class Context:
             await self._forget(sessions)
         return True
 
+    async def forget_sessions(self, session_ids: list[str]) -> None:
+        """Drop sessions written outside :meth:`try_write` from every instance's cache."""
+        await self._forget(session_ids)
+
     async def _forget(self, session_ids: list[str]) -> None:
         with anyio.CancelScope(shield=True):
             await self.session_cache.announce(self.session_cache.forget(session_ids))

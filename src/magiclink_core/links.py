@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar, cast
 
-from . import throttle
+from . import sessions, throttle
 from .context import RETRIES, Context
 from .domain import flows, limits
 from .domain.completion import complete, refuse_claim
@@ -19,6 +19,7 @@ from .domain.errors import (
     InvalidRequestError,
     InvalidStateError,
     MagicLinkFailedError,
+    NotFoundError,
 )
 from .domain.events import AuthEvent, Event
 from .domain.models import (
@@ -26,6 +27,7 @@ from .domain.models import (
     AttemptKind,
     Client,
     EmailAddress,
+    FailureReason,
     Link,
     RequestInfo,
     Session,
@@ -63,6 +65,12 @@ class LinkPreview:
     expire_at: datetime
     email_address: str
     redirect_url: str
+    needs_code: bool = False
+    """With ``needs_confirmation``: the confirmation asks for the code the starting device
+    shows (policy ``confirm``); else one tap confirms (policy ``allow``)."""
+    already_complete: bool = False
+    """The link was used already, by this very client or for it: a repeated click, answered
+    with the same result again (see :attr:`LinkResult.repeated`)."""
 
 
 AttemptT = TypeVar("AttemptT", bound=SignUp | SignIn | EmailAddress)
@@ -81,6 +89,10 @@ class LinkResult(Generic[AttemptT]):
     redirect_url: str
     session: Session | None = None
     session_token: str | None = None
+    repeated: bool = False
+    """The link had been used already by this very client (or for it): nothing was completed
+    now; for the starting client whose session still lives, ``session_token`` is a fresh token
+    for that same session (an answer lost on the way is not a lost sign-in)."""
 
 
 # -- issuing -----------------------------------------------------------------------------------
@@ -209,7 +221,12 @@ async def _withdraw(
         logger.error("could not withdraw an unsent link for %s", previous.id)
     verification = prepared.verification
     if failed and verification is not None:
-        verification = verification.model_copy(update={"status": VerificationStatus.FAILED})
+        verification = verification.model_copy(
+            update={
+                "status": VerificationStatus.FAILED,
+                "failure_reason": FailureReason.UNDELIVERABLE,
+            }
+        )
     else:
         verification = previous.verification
     if await ctx.try_write([Update(prepared.bumped(ctx.now(), verification=verification))]):
@@ -258,7 +275,13 @@ async def _load(ctx: Context, token: str) -> tuple[Link, Attempt]:
 
 
 def _judge(
-    ctx: Context, link: Link, attempt: Attempt, client: Client | None, code: str | None
+    ctx: Context,
+    link: Link,
+    attempt: Attempt,
+    client: Client | None,
+    code: str | None,
+    *,
+    confirmed: bool,
 ) -> flows.ClickDecision:
     return flows.judge_click(
         link=link,
@@ -268,6 +291,7 @@ def _judge(
         confirmation_code=code,
         max_code_attempts=ctx.settings.max_confirmation_code_attempts,
         now=ctx.now(),
+        confirmed=confirmed,
     )
 
 
@@ -281,7 +305,7 @@ def rejection(decision: flows.ClickDecision) -> AuthError:
 async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPreview:
     """What a click would do; see :meth:`MagicLinks.inspect_link`."""
     link, attempt = await _load(ctx, token)
-    decision = _judge(ctx, link, attempt, client, None)
+    decision = _judge(ctx, link, attempt, client, None, confirmed=False)
     verification = attempt.verification
     if decision.outcome is flows.ClickOutcome.REJECTED or verification is None:
         raise rejection(decision)
@@ -289,6 +313,8 @@ async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPrevie
         kind=link.attempt_kind,
         same_client=decision.same_client,
         needs_confirmation=decision.outcome is flows.ClickOutcome.NEEDS_CONFIRMATION,
+        needs_code=decision.needs_code,
+        already_complete=decision.outcome is flows.ClickOutcome.ALREADY_COMPLETE,
         requested_by=verification.requested_by,
         requested_at=verification.requested_at,
         expire_at=min(link.expire_at, verification.expire_at),
@@ -308,15 +334,50 @@ async def verify(
     """Consume a link; see :meth:`MagicLinks.verify_link`."""
     for _ in range(RETRIES):
         link, attempt = await _load(ctx, token)
-        decision = _judge(ctx, link, attempt, client, confirmation_code)
+        decision = _judge(ctx, link, attempt, client, confirmation_code, confirmed=True)
         if decision.outcome is flows.ClickOutcome.NEEDS_CONFIRMATION:
             raise InvalidStateError(
                 long_message="Type the code shown on the device that asked for this link."
             )
+        if decision.outcome is flows.ClickOutcome.ALREADY_COMPLETE and client is not None:
+            return await _again(ctx, link, attempt, client, decision)
         result = await settle(ctx, attempt, decision, request)
         if result is not None:
             return result
     raise ConflictError()
+
+
+async def _again(
+    ctx: Context, link: Link, attempt: Attempt, client: Client, decision: flows.ClickDecision
+) -> LinkResult[Attempt]:
+    """A repeated click by the client that used the link (or that it was used for): the same
+    result again. The starting client gets a fresh token for the session the link made, if that
+    session still lives (it never gets a second session); once that session has ended, the
+    link is used up like any other."""
+    verification = attempt.verification
+    if verification is None:  # never: ALREADY_COMPLETE is judged of a verified attempt
+        raise rejection(decision)
+    session: Session | None = None
+    token: str | None = None
+    created = attempt.created_session_id if isinstance(attempt, SignUp | SignIn) else None
+    if decision.same_client and created is not None:
+        try:
+            session, token = await sessions.activate(ctx, client, created)
+        except NotFoundError:
+            raise MagicLinkFailedError(
+                "This link has already been used.", redirect_url=verification.redirect_url
+            ) from None
+    logger.debug("link clicked again by the client that used it")
+    return LinkResult(
+        kind=link.attempt_kind,
+        attempt=attempt,
+        verification=verification,
+        verified_from_the_same_client=flows.verified_from_the_same_client(attempt),
+        redirect_url=verification.redirect_url,
+        session=session,
+        session_token=token,
+        repeated=True,
+    )
 
 
 async def settle(
@@ -375,8 +436,20 @@ async def _complete(
         device=device,
         terms=ctx.session_terms,
         primary_email=primary_email,
+        client_sessions=(
+            await ctx.storage.list(Session, "client_id", attempt.client_id)
+            if signs_in and attempt.client_id
+            else []
+        ),
     )
+    ended = [
+        c.record.id
+        for c in completion.changes
+        if isinstance(c, Update) and isinstance(c.record, Session)
+    ]
     await ctx.storage.apply(completion.changes)
+    if ended:  # no instance may serve an ended session from its cache
+        await ctx.forget_sessions(ended)
     await ctx.hooks.emit(*completion.events)
     kind = flows.kind_of(attempt)
     await ctx.publish(kind, attempt.id)

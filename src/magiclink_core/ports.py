@@ -57,7 +57,10 @@ class Storage(Protocol):
 
         Within one batch, a unique value must be released (by an earlier change) before it is
         claimed: SQL backends check uniqueness statement by statement. A call that is cancelled
-        has settled its outcome, all or nothing, by the time it returns.
+        has settled its outcome, all or nothing, by the time it returns. Only a backend that
+        does not answer a write already sent (past the caller's deadline, the request's
+        ``Settings.storage_timeout``, and a short grace) leaves it unknown: the call then fails
+        with :class:`~magiclink_core.domain.errors.StorageUnavailableError`.
         """
         ...
 

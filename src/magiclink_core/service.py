@@ -18,6 +18,7 @@ debug level (never a token); callers see only typed errors with stable codes.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from datetime import timedelta
 
 import anyio
@@ -35,6 +36,7 @@ from . import (
 )
 from .account import AccountMethods
 from .attempt_waits import WaitMethods
+from .budgets import BudgetedStorage, request_budget
 from .clients import ClientState
 from .context import Context
 from .delivery import Delivery
@@ -89,9 +91,11 @@ class MagicLinks(AccountMethods, WaitMethods):
         if notifier is None:
             notifier = storage.notifier() if isinstance(storage, HasNotifier) else LocalNotifier()
         clock = clock or SystemClock()
+        self._storage = storage
         self._ctx = Context(
             settings=settings,
-            storage=storage,
+            # every storage call of the service spends the request's storage_timeout budget
+            storage=BudgetedStorage(storage, settings.storage_timeout),
             mailer=mailer,
             notifier=notifier,
             clock=clock,
@@ -117,7 +121,15 @@ class MagicLinks(AccountMethods, WaitMethods):
 
     @property
     def storage(self) -> Storage:
-        return self._ctx.storage
+        """The storage adapter (called directly, it spends no request's budget)."""
+        return self._storage
+
+    def storage_budget(self) -> AbstractContextManager[object]:
+        """Give the calls made inside the block one storage budget of
+        ``settings.storage_timeout`` (a web layer enters it once per request): their storage
+        time is summed, and past it each fails with :class:`StorageUnavailableError`. Calls made
+        outside such a block get a budget each. Re-entering starts a new budget."""
+        return request_budget(self.settings.storage_timeout)
 
     @property
     def mailer(self) -> Mailer:

@@ -205,16 +205,19 @@ class Answer:
 
 @asynccontextmanager
 async def serve(
-    framework: str, *, storage: Storage | None = None, **settings: Any
+    framework: str,
+    *,
+    storage: Storage | None = None,
+    uvicorn_options: dict[str, Any] | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Server]:
     """Run the framework's app under uvicorn on a free port for the block's duration."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     magiclinks, mailer = make_magiclinks(base_url, storage=storage, **settings)
     app = build_app(framework, magiclinks)
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="none"
-    )
+    options: dict[str, Any] = {"log_level": "warning", **(uvicorn_options or {})}
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", ws="none", **options)
     started = anyio.Event()
     # the middleware enters magiclinks in the lifespan: its notifier listens while it serves
     server = StartedServer(config, on_started=started.set)

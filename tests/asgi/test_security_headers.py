@@ -132,3 +132,40 @@ async def test_every_content_security_policy_forbids_plugins() -> None:
     for name, response in with_csp.items():
         directives = [d.strip() for d in response.headers["content-security-policy"].split(";")]
         assert "object-src 'none'" in directives, name
+
+
+async def test_no_answer_but_a_static_file_or_a_mailbox_email_can_be_framed() -> None:
+    """``frame-ancestors 'none'`` on the JSON API, the landing and the pages (clickjacking of a
+    confirm button, or of the account page); the development mailbox frames its own emails."""
+    async with client(LOCAL, dev_mailbox=True) as c:
+        answers = await every_kind_of_answer(c)
+    documents = ("text/html", "application/json")
+    checked = set()
+    for name, response in answers.items():
+        if not response.headers.get("content-type", "").startswith(documents):
+            continue
+        checked.add(name)
+        directives = [
+            d.strip() for d in response.headers.get("content-security-policy", "").split(";")
+        ]
+        assert "frame-ancestors 'none'" in directives, name
+    assert {
+        "api",
+        "api error (csrf)",
+        "openapi",
+        "hosted page",
+        "landing without a token",
+    } <= checked
+
+
+async def test_every_page_opened_from_another_site_shares_no_window_with_it() -> None:
+    async with client(LOCAL) as c:
+        answers = await every_kind_of_answer(c)
+    pages = {
+        k: r
+        for k, r in answers.items()
+        if r.headers.get("content-type", "").startswith("text/html")
+    }
+    assert {"landing without a token", "hosted page", "not found page"} <= set(pages)
+    for name, response in pages.items():
+        assert response.headers.get("cross-origin-opener-policy") == "same-origin", name

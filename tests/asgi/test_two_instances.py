@@ -1,10 +1,12 @@
 """Two app instances (two middleware stacks, two uvicorn servers) on one database: a sign-in
-started on instance A, its link clicked and confirmed on instance B, and A's waiting tab woken
-within 200 ms, on PostgreSQL (LISTEN/NOTIFY) and on Redis (pub/sub)."""
+started on instance A, its link clicked and confirmed on instance B, and A's waiting tab woken by
+the notification (A polls once a minute, so only a notification wakes its 10-second wait), on
+PostgreSQL (LISTEN/NOTIFY) and on Redis (pub/sub)."""
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,7 +23,7 @@ pytestmark = pytest.mark.anyio
 async def test_a_click_on_instance_b_wakes_the_tab_waiting_on_instance_a(kind: Server) -> None:
     async with (
         storages(kind, count=2) as (store_a, store_b),
-        serve("starlette", storage=store_a) as a,
+        serve("starlette", storage=store_a, wait_poll_interval=timedelta(minutes=1)) as a,
         serve("starlette", storage=store_b) as b,
     ):
         # account made on B, sign-in started on A
@@ -46,8 +48,7 @@ async def test_a_click_on_instance_b_wakes_the_tab_waiting_on_instance_a(kind: S
                 assert done.status_code == 200
             latency = answer.at - clicked
             print(f"{kind}: the tab on A woke {latency * 1000:.1f} ms after the confirm on B")
-            assert answer.json()["status"] == "complete"
-            assert latency < 0.2
+            assert answer.json()["status"] == "complete"  # woken, not timed out
             session_id = answer.json()["created_session_id"]
             touched = await desktop.api("POST", f"/client/sessions/{session_id}/touch")
             assert touched.status_code == 200

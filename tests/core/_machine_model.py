@@ -86,6 +86,7 @@ class MVerification:
 class MSession:
     record: Session
     has_token: bool
+    status: str = "active"  # ended when its client signs in again
 
     @property
     def id(self) -> str:
@@ -170,6 +171,8 @@ class Outcome(StrEnum):
     COMPLETE = "complete"
     REFUSED = "refused"
     NEEDS_CODE = "needs_code"
+    NEEDS_TAP = "needs_tap"  # policy allow, another client that has not confirmed (a GET)
+    AGAIN = "again"  # a used link clicked again by the client that used it or it was used for
 
 
 @dataclass(frozen=True)
@@ -198,9 +201,16 @@ class Model:
     claims: dict[str, MAttempt] = field(default_factory=dict)  # email -> the address claiming it
 
     def judge(
-        self, link: MLink, clicker: str | None, code: str | None, now: datetime
+        self,
+        link: MLink,
+        clicker: str | None,
+        code: str | None,
+        now: datetime,
+        *,
+        confirmed: bool = True,
     ) -> Prediction:
-        """What a click must do, before completion reads the accounts."""
+        """What a click must do, before completion reads the accounts (``confirmed``: a
+        click, not a look)."""
         attempt = link.attempt
         same = clicker is not None and clicker == link.starter
         if attempt.removed:  # an added address removed since: its link leads nowhere
@@ -212,6 +222,14 @@ class Model:
             return Prediction(Outcome.REFUSED, error, records, same, redirect_back=back)
 
         if link.consumed:
+            done_by_it = (
+                attempt.progress is Progress.COMPLETE
+                and verification is not None
+                and verification.link_id == link.link_id
+                and verification.status is VerificationStatus.VERIFIED
+            )
+            if clicker is not None and done_by_it and (same or clicker == link.consumed_by):
+                return Prediction(Outcome.AGAIN, same_client=same)
             return refused(ErrorCode.FAILED)
         if verification is None or verification.link_id != link.link_id:
             return refused(ErrorCode.FAILED)  # superseded by a newer link
@@ -221,12 +239,14 @@ class Model:
             return refused(ErrorCode.CLIENT_MISMATCH)
         if not attempt.open_at(now) or verification.status is not VerificationStatus.UNVERIFIED:
             return refused(ErrorCode.FAILED)
-        if same or self.policy is CrossDevicePolicy.ALLOW:
+        if same:
             return Prediction(Outcome.COMPLETE, same_client=same)
         if self.policy is CrossDevicePolicy.DENY:
             return Prediction(
                 Outcome.REFUSED, ErrorCode.CLIENT_MISMATCH, Records.MISMATCH, same_client=False
             )
+        if self.policy is CrossDevicePolicy.ALLOW:
+            return Prediction(Outcome.COMPLETE if confirmed else Outcome.NEEDS_TAP)
         if code is None:
             return Prediction(Outcome.NEEDS_CODE, ErrorCode.INVALID_STATE)
         if code == verification.code:
@@ -246,6 +266,15 @@ class Model:
     ) -> Prediction:
         """What a click must do, completion included."""
         judged = self.judge(link, clicker, code, now)
+        if judged.outcome is Outcome.AGAIN and judged.same_client:
+            # the starter gets its session again, while it lives; else the link is used up
+            mine = [s for s in self.sessions if s.id == link.attempt.created_session_id]
+            if link.attempt.kind is not AttemptKind.EMAIL_ADDRESS and not (
+                mine and mine[0].status == "active"
+            ):
+                return Prediction(
+                    Outcome.REFUSED, ErrorCode.FAILED, same_client=True, redirect_back=True
+                )
         if judged.outcome is not Outcome.COMPLETE:
             return judged
         attempt, same = link.attempt, judged.same_client
@@ -315,7 +344,7 @@ class Model:
                 link.consumed_by,
             )
         for s in self.sessions:
-            out["sessions", s.id] = (s.user_id, s.client_id, s.has_token, "active")
+            out["sessions", s.id] = (s.user_id, s.client_id, s.has_token, s.status)
         for user_id, primary in self.users.items():
             out["users", user_id] = (primary,)
         return out

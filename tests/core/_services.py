@@ -8,13 +8,14 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from magiclink_core.ports import Notifier
+from magiclink_core.ports import Notifier, Storage
 from magiclink_core.storage import PostgresNotifier, PostgresStorage, RedisNotifier, RedisStorage
+from magiclink_core.testing import NotifierContract, Outage, StorageContract
 from tests.support import POSTGRES_DSN, REDIS_URL, service_missing
 
 Server = Literal["postgres", "redis"]
@@ -178,3 +179,44 @@ class Proxy:
 
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
         self._pipes.difference_update((writer, up_writer))
+
+
+class ServerStorageContract(StorageContract):
+    """The storage contract on a real server (``server``), each test on a fresh, migrated
+    schema or prefix."""
+
+    server: ClassVar[Server]
+
+    @pytest.fixture
+    async def storage(self) -> AsyncIterator[Storage]:
+        async with storages(self.server) as [store]:
+            yield store
+
+
+class ProxiedNotifierContract(NotifierContract):
+    """The notifier contract on a real server (``server``), in a fresh schema or prefix: instance
+    one reaches the server through a proxy the suite cuts; instance two is a storage's own
+    notifier."""
+
+    server: ClassVar[Server]
+
+    @pytest.fixture
+    async def proxy(self) -> AsyncIterator[Proxy]:
+        proxy = Proxy(*target_of(server_url(self.server)))
+        await proxy.start()
+        yield proxy
+        await proxy.cut()
+
+    @pytest.fixture
+    async def notifiers(self, proxy: Proxy) -> AsyncIterator[tuple[Notifier, Notifier]]:
+        url = server_url(self.server)
+        async with isolated(self.server) as scope:
+            here = notifier_at(self.server, with_port(url, proxy.port), scope, connect_timeout=2)
+            store = storage_at(self.server, url, scope)
+            yield here, store.notifier()
+            await here.close()
+            await store.close()  # and the notifier it handed out
+
+    @pytest.fixture
+    def outage(self, proxy: Proxy) -> Outage:
+        return proxy

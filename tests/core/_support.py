@@ -1,23 +1,30 @@
-"""Building a MagicLinks over memory adapters with a fake clock, and reading links from mail."""
+"""Building a MagicLinks over memory adapters with a fake clock, and reading links from mail;
+for the pure-domain tests, a link waiting to be clicked and the judging of a click."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from hypothesis.stateful import RuleBasedStateMachine
 
-from magiclink_core import Client, MagicLinks, Settings, SignUp
+from magiclink_core import Client, CrossDevicePolicy, MagicLinks, RequestInfo, Settings, SignUp
+from magiclink_core.domain import flows
+from magiclink_core.domain.models import Attempt, Link, Verification
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Change, R, Storage
 from magiclink_core.storage import MemoryStorage
-from magiclink_core.testing import FakeClock
+from magiclink_core.testing import FakeClock, make_record
 from tests.support import SECRET, token_in
 
 T = TypeVar("T")
 BASE_URL = "https://app.example.com"
+NOW = datetime(2030, 1, 1, tzinfo=UTC)  # the pure-domain tests' present
 
 
 @dataclass
@@ -112,3 +119,62 @@ class CountingStorage:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+def waiting(
+    requested_by: RequestInfo | None = None, **changes: object
+) -> tuple[Link, Verification]:
+    """client_a's link, sent at NOW and good for ten minutes, and the verification waiting on it
+    (redirect ``https://a.example/``, confirmation code 123456), with ``changes`` applied."""
+    link: Link = make_record(
+        Link, id="d" * 64, client_id="client_a", expire_at=NOW + timedelta(minutes=10)
+    )
+    verification = flows.new_verification(
+        now=NOW,
+        ttl=timedelta(minutes=10),
+        link_id=link.id,
+        redirect_url="https://a.example/",
+        confirmation_code="123456",
+        requested_by=requested_by or RequestInfo(),
+    ).model_copy(update=changes)
+    return link, verification
+
+
+def click(
+    link: Link,
+    attempt: Attempt,
+    *,
+    client: str | None = "client_a",
+    policy: CrossDevicePolicy = CrossDevicePolicy.CONFIRM,
+    code: str | None = None,
+    now: datetime = NOW,
+) -> flows.ClickDecision:
+    """The judging of a click on ``link`` for ``attempt`` (three code tries allowed)."""
+    return flows.judge_click(
+        link=link,
+        attempt=attempt,
+        clicking_client_id=client,
+        policy=policy,
+        confirmation_code=code,
+        max_code_attempts=3,
+        now=now,
+    )
+
+
+class PortalMachine(RuleBasedStateMachine):
+    """A hypothesis state machine whose (synchronous) rules drive the async core through a
+    blocking portal, on a fake clock, mailing into a MemoryMailer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._portal_cm = start_blocking_portal()
+        self.portal: BlockingPortal = self._portal_cm.__enter__()
+        self.clock = FakeClock()
+        self.mailer = MemoryMailer()
+
+    def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` on the portal's event loop; what it returns."""
+        return self.portal.call(partial(fn, *args, **kwargs))
+
+    def teardown(self) -> None:
+        self._portal_cm.__exit__(None, None, None)

@@ -1,11 +1,10 @@
 """Completing an attempt is pure data: the batch to write and the events to publish."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from magiclink_core import (
-    CrossDevicePolicy,
     Event,
     MagicLinkFailedError,
     RequestInfo,
@@ -13,12 +12,13 @@ from magiclink_core import (
     SignUpStatus,
 )
 from magiclink_core.domain import flows
-from magiclink_core.domain.completion import complete
-from magiclink_core.domain.models import EmailAddress, Link, Session, SignIn, SignUp, User
+from magiclink_core.domain.completion import Completion, complete
+from magiclink_core.domain.models import Attempt, EmailAddress, Session, SignIn, SignUp, User
 from magiclink_core.ports import Insert, Update
 from magiclink_core.testing import make_record
 
-NOW = datetime(2030, 1, 1, tzinfo=UTC)
+from ._support import NOW, click, waiting
+
 TERMS = flows.SessionTerms(
     lifetime=timedelta(days=30),
     idle_timeout=timedelta(days=7),
@@ -27,43 +27,40 @@ TERMS = flows.SessionTerms(
 )
 
 
-def clicked(kind: type[SignUp] | type[SignIn] | type[EmailAddress], **fields: object) -> tuple:
-    link: Link = make_record(
-        Link, id="d" * 64, client_id="client_a", expire_at=NOW + timedelta(minutes=10)
-    )
-    verification = flows.new_verification(
-        now=NOW,
-        ttl=timedelta(minutes=10),
-        link_id=link.id,
-        redirect_url="https://a.example/",
-        confirmation_code="123456",
-        requested_by=RequestInfo(device="Firefox on Linux"),
-    )
+def clicked(kind: type[Attempt], **fields: object) -> tuple[Attempt, flows.ClickDecision]:
+    """An attempt of ``kind`` waiting on client_a's link, and the judging of client_a's click."""
+    link, verification = waiting(requested_by=RequestInfo(device="Firefox on Linux"))
     attempt = make_record(kind, client_id="client_a", verification=verification, **fields)
-    decision = flows.judge_click(
-        link=link,
-        attempt=attempt,
-        clicking_client_id="client_a",
-        policy=CrossDevicePolicy.CONFIRM,
-        confirmation_code=None,
-        max_code_attempts=3,
+    return attempt, click(link, attempt)
+
+
+def completed(
+    attempt: Attempt,
+    decision: flows.ClickDecision,
+    *,
+    account: EmailAddress | None = None,
+    user: User | None = None,
+    session_token_digest: str | None = None,
+    device: RequestInfo | None = None,
+    client_sessions: list[Session] | None = None,
+) -> Completion:
+    """``complete`` at NOW under TERMS."""
+    return complete(
+        attempt,
+        decision,
         now=NOW,
+        account=account,
+        user=user,
+        session_token_digest=session_token_digest,
+        device=device,
+        terms=TERMS,
+        client_sessions=client_sessions or [],
     )
-    return attempt, decision
 
 
 def test_a_sign_up_of_a_new_address_creates_user_address_and_session_in_one_batch() -> None:
     sign_up, decision = clicked(SignUp, email_address="ann@example.org")
-    done = complete(
-        sign_up,
-        decision,
-        now=NOW,
-        account=None,
-        user=None,
-        session_token_digest="s" * 64,
-        device=RequestInfo(),
-        terms=TERMS,
-    )
+    done = completed(sign_up, decision, session_token_digest="s" * 64, device=RequestInfo())
     inserted = [c.record for c in done.changes if isinstance(c, Insert)]
     kinds = sorted(type(r).__name__ for r in inserted)
     assert kinds == ["EmailAddress", "Session", "User"]
@@ -92,16 +89,7 @@ def test_sign_up_and_sign_in_of_an_existing_account_end_alike() -> None:
         (SignIn, {"identifier": "ann@example.org"}),
     ):
         attempt, decision = clicked(kind, **fields)
-        done = complete(
-            attempt,
-            decision,
-            now=NOW,
-            account=account,
-            user=None,
-            session_token_digest=None,
-            device=None,
-            terms=TERMS,
-        )
+        done = completed(attempt, decision, account=account)
         assert not any(isinstance(c, Insert) and isinstance(c.record, User) for c in done.changes)
         assert done.session is not None and done.session.user_id == "user_ann"
         assert done.session.token_digest is None  # collected later by the starting client
@@ -112,32 +100,14 @@ def test_sign_up_and_sign_in_of_an_existing_account_end_alike() -> None:
 def test_a_sign_in_whose_account_is_gone_fails() -> None:
     sign_in, decision = clicked(SignIn, identifier="gone@example.org", user_id="user_gone")
     with pytest.raises(MagicLinkFailedError):
-        complete(
-            sign_in,
-            decision,
-            now=NOW,
-            account=None,
-            user=None,
-            session_token_digest=None,
-            device=None,
-            terms=TERMS,
-        )
+        completed(sign_in, decision)
 
 
 def test_verifying_an_address_claims_it_and_makes_it_primary_only_when_none_is() -> None:
     address, decision = clicked(EmailAddress, user_id="user_ann", email="work@example.org")
     for primary, expect_user_update in ((None, True), ("idn_home", False)):
         user = make_record(User, id="user_ann", primary_email_address_id=primary)
-        done = complete(
-            address,
-            decision,
-            now=NOW,
-            account=None,
-            user=user,
-            session_token_digest=None,
-            device=None,
-            terms=TERMS,
-        )
+        done = completed(address, decision, user=user)
         assert (
             isinstance(done.attempt, EmailAddress)
             and done.attempt.claimed_email == "work@example.org"
@@ -154,13 +124,38 @@ def test_only_a_complete_decision_completes() -> None:
     sign_up, _ = clicked(SignUp)
     refused = flows.ClickDecision(flows.ClickOutcome.REJECTED, same_client=True)
     with pytest.raises(ValueError):
-        complete(
-            sign_up,
-            refused,
-            now=NOW,
-            account=None,
-            user=None,
-            session_token_digest=None,
-            device=None,
-            terms=TERMS,
-        )
+        completed(sign_up, refused)
+
+
+def test_a_sign_in_ends_the_clients_other_live_sessions_in_the_same_batch() -> None:
+    sign_in, decision = clicked(SignIn, identifier="ann@example.org", user_id="user_a")
+    account = make_record(
+        EmailAddress, user_id="user_a", email="ann@example.org", claimed_email="ann@example.org"
+    )
+
+    def session(**fields: object) -> Session:
+        defaults: dict[str, object] = {
+            "user_id": "user_a",
+            "client_id": "client_a",
+            "last_active_at": NOW,
+            "expire_at": NOW + timedelta(days=1),
+        }
+        return make_record(Session, **{**defaults, **fields})
+
+    live, idle = session(), session(last_active_at=NOW - timedelta(days=8))
+    elsewhere = session(client_id="client_b")
+    done = completed(
+        sign_in,
+        decision,
+        account=account,
+        session_token_digest="s" * 64,
+        device=RequestInfo(),
+        client_sessions=[live, idle, elsewhere],
+    )
+    ended = [
+        c.record for c in done.changes if isinstance(c, Update) and isinstance(c.record, Session)
+    ]
+    assert [s.id for s in ended] == [live.id]  # not the idle one (over already), not client_b's
+    assert ended[0].status.value == "ended" and ended[0].version == live.version + 1
+    assert Event.SESSION_ENDED in [e.event for e in done.events]
+    assert done.session is not None and done.session.id not in {s.id for s in ended}

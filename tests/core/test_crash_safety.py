@@ -105,6 +105,9 @@ async def _check(storage: Storage, rows: Rows) -> dict[str, int]:
             completed_sessions.add(attempt.created_session_id)
             if isinstance(attempt, SignUp):
                 assert attempt.created_user_id in users
+        elif attempt.status in (SignUpStatus.ABANDONED, SignInStatus.ABANDONED):
+            # a sign-in replaced by the sign-up its flow started for the same address
+            assert attempt.id not in consumed, f"consumed link of an abandoned {attempt}"
         else:
             assert attempt.status in (
                 SignUpStatus.MISSING_REQUIREMENTS,

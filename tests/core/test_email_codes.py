@@ -1,11 +1,13 @@
 """The code in the email: one more way to complete the same verification as the link."""
 
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import pytest
 
 from magiclink_core import (
+    Client,
     EmailCodeError,
     InvalidRequestError,
     MagicLinkExpiredError,
@@ -13,6 +15,7 @@ from magiclink_core import (
     NotFoundError,
     RateLimitedError,
     RequestInfo,
+    SignIn,
     SignInStatus,
     SignUpStatus,
     VerificationStatus,
@@ -46,6 +49,15 @@ async def started_sign_in(world: World, email: str = "ann@example.org", **prepar
     return client, sign_in
 
 
+async def ann_signing_in(**settings: Any) -> tuple[World, Client, SignIn]:
+    """A world (with ``settings``) where Ann has an account and a new client has asked to sign
+    in as her: the email is sent."""
+    world = make_world(**settings)
+    await signed_up(world)
+    client, sign_in = await started_sign_in(world)
+    return world, client, sign_in
+
+
 async def test_the_email_carries_a_link_and_a_six_digit_code_saying_where_each_is_used() -> None:
     world = make_world()
     await signed_up(world)
@@ -63,9 +75,7 @@ async def test_the_email_carries_a_link_and_a_six_digit_code_saying_where_each_i
 async def test_the_code_completes_the_sign_in_for_the_client_that_asked_and_kills_the_link() -> (
     None
 ):
-    world = make_world()
-    await signed_up(world)
-    client, sign_in = await started_sign_in(world)
+    world, client, sign_in = await ann_signing_in()
     link = world.last_link("ann@example.org")
     result = await world.links.attempt_first_factor(
         client, sign_in.id, code=code_to(world, "ann@example.org")
@@ -74,14 +84,15 @@ async def test_the_code_completes_the_sign_in_for_the_client_that_asked_and_kill
     assert result.session_token is not None
     assert await world.links.authenticate(result.session_token) is not None
     assert result.verification.verified_with == "email_code"
-    with pytest.raises(MagicLinkFailedError):
-        await world.links.verify_link(link, client)
+    again = await world.links.verify_link(link, client)  # the link finds it done: no new session
+    assert again.repeated and again.session is not None and result.session is not None
+    assert again.session.id == result.session.id
+    with pytest.raises(MagicLinkFailedError):  # for anyone else the link is used up
+        await world.links.verify_link(link, await world.client())
 
 
 async def test_the_link_kills_the_code() -> None:
-    world = make_world()
-    await signed_up(world)
-    client, sign_in = await started_sign_in(world)
+    world, client, sign_in = await ann_signing_in()
     code = code_to(world, "ann@example.org")
     await world.links.verify_link(world.last_link("ann@example.org"), client)
     with pytest.raises(MagicLinkFailedError):
@@ -89,9 +100,7 @@ async def test_the_link_kills_the_code() -> None:
 
 
 async def test_a_newer_email_invalidates_the_older_link_and_code_together() -> None:
-    world = make_world()
-    await signed_up(world)
-    client, sign_in = await started_sign_in(world)
+    world, client, sign_in = await ann_signing_in()
     old_code, old_link = code_to(world, "ann@example.org"), world.last_link("ann@example.org")
     await world.links.prepare_first_factor(client, sign_in.id, redirect_url="/in")
     new_code = code_to(world, "ann@example.org")
@@ -105,9 +114,7 @@ async def test_a_newer_email_invalidates_the_older_link_and_code_together() -> N
 
 
 async def test_only_the_client_that_asked_may_use_its_code() -> None:
-    world = make_world()
-    await signed_up(world)
-    client, sign_in = await started_sign_in(world)
+    world, client, sign_in = await ann_signing_in()
     stranger = await world.client()
     with pytest.raises(NotFoundError):
         await world.links.attempt_first_factor(
@@ -119,9 +126,7 @@ async def test_only_the_client_that_asked_may_use_its_code() -> None:
 
 
 async def test_five_wrong_codes_fail_the_verification_and_a_new_email_is_needed() -> None:
-    world = make_world()
-    await signed_up(world)
-    client, sign_in = await started_sign_in(world)
+    world, client, sign_in = await ann_signing_in()
     code = code_to(world, "ann@example.org")
     for left in (4, 3, 2, 1):
         with pytest.raises(EmailCodeError) as caught:
@@ -144,9 +149,9 @@ async def test_five_wrong_codes_fail_the_verification_and_a_new_email_is_needed(
 
 
 async def test_a_new_email_does_not_reset_the_addresss_hourly_budget() -> None:
-    world = make_world(max_email_code_attempts=100, email_code_failures_per_address=7)
-    await signed_up(world)
-    client, sign_in = await started_sign_in(world)
+    world, client, sign_in = await ann_signing_in(
+        max_email_code_attempts=100, email_code_failures_per_address=7
+    )
     for _ in range(4):
         with pytest.raises(EmailCodeError):
             await world.links.attempt_first_factor(client, sign_in.id, code="000000x")
@@ -217,9 +222,7 @@ async def test_wrong_codes_are_counted_per_ip_address_across_addresses() -> None
 
 
 async def test_only_a_digest_of_the_code_is_stored() -> None:
-    world = make_world()
-    await signed_up(world)
-    _, sign_in = await started_sign_in(world)
+    world, _, sign_in = await ann_signing_in()
     code = code_to(world, "ann@example.org")
     stored = await world.storage.get(type(sign_in), sign_in.id)
     assert stored is not None and stored.verification is not None
@@ -292,9 +295,7 @@ async def test_the_code_length_is_a_setting() -> None:
 
 
 async def test_an_expired_code_says_expired() -> None:
-    world = make_world()
-    await signed_up(world)
-    client, sign_in = await started_sign_in(world)
+    world, client, sign_in = await ann_signing_in()
     code = code_to(world, "ann@example.org")
     world.clock.advance(world.links.settings.link_ttl)
     with pytest.raises(MagicLinkExpiredError):
@@ -302,9 +303,7 @@ async def test_an_expired_code_says_expired() -> None:
 
 
 async def test_racing_codes_and_clicks_complete_once() -> None:
-    world = make_world()
-    await signed_up(world)
-    client, sign_in = await started_sign_in(world)
+    world, client, sign_in = await ann_signing_in()
     code, link = code_to(world, "ann@example.org"), world.last_link("ann@example.org")
     wins: list[str] = []
 
@@ -317,8 +316,8 @@ async def test_racing_codes_and_clicks_complete_once() -> None:
 
     async def by_link() -> None:
         try:
-            await world.links.verify_link(link, client)
-            wins.append("link")
+            if not (await world.links.verify_link(link, client)).repeated:
+                wins.append("link")
         except MagicLinkFailedError:
             pass
 

@@ -1,6 +1,7 @@
 """The pure rules: how a click is judged, and which transitions exist."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,6 @@ from magiclink_core import (
     InvalidStateError,
     MagicLinkError,
     MagicLinkExpiredError,
-    RequestInfo,
     SessionStatus,
     VerificationStatus,
 )
@@ -18,43 +18,13 @@ from magiclink_core.domain import flows
 from magiclink_core.domain.models import Link, SignIn, Verification
 from magiclink_core.testing import make_record
 
-NOW = datetime(2030, 1, 1, tzinfo=UTC)
+from ._support import NOW, click, waiting
 
 
-def waiting(**changes: object) -> tuple[Link, Verification]:
-    link: Link = make_record(
-        Link, id="d" * 64, client_id="client_a", expire_at=NOW + timedelta(minutes=10)
-    )
-    verification = flows.new_verification(
-        now=NOW,
-        ttl=timedelta(minutes=10),
-        link_id=link.id,
-        redirect_url="https://a.example/",
-        confirmation_code="123456",
-        requested_by=RequestInfo(),
-    ).model_copy(update=changes)
-    return link, verification
-
-
-def judge(
-    link: Link,
-    verification: Verification | None,
-    *,
-    client: str | None = "client_a",
-    policy: CrossDevicePolicy = CrossDevicePolicy.CONFIRM,
-    code: str | None = None,
-    now: datetime = NOW,
-) -> flows.ClickDecision:
+def judge(link: Link, verification: Verification | None, **options: Any) -> flows.ClickDecision:
+    """The judging of a click on ``link`` for client_a's sign-in waiting on ``verification``."""
     attempt = make_record(SignIn, client_id="client_a", verification=verification)
-    return flows.judge_click(
-        link=link,
-        attempt=attempt,
-        clicking_client_id=client,
-        policy=policy,
-        confirmation_code=code,
-        max_code_attempts=3,
-        now=now,
-    )
+    return click(link, attempt, **options)
 
 
 def test_the_starting_client_completes_under_every_policy() -> None:
@@ -145,20 +115,10 @@ def test_a_link_that_outlives_its_attempt_fails_once_the_attempt_reads_abandoned
         verification=verification,
         abandon_at=NOW + timedelta(minutes=5),
     )
-
-    def click(now: datetime) -> flows.ClickDecision:
-        return flows.judge_click(
-            link=link,
-            attempt=attempt,
-            clicking_client_id="client_a",
-            policy=CrossDevicePolicy.ALLOW,
-            confirmation_code=None,
-            max_code_attempts=3,
-            now=now,
-        )
-
-    assert click(NOW + timedelta(minutes=4)).outcome is flows.ClickOutcome.COMPLETE
-    late = click(NOW + timedelta(minutes=5))  # the link has five minutes left
+    allowed = CrossDevicePolicy.ALLOW
+    on_time = click(link, attempt, policy=allowed, now=NOW + timedelta(minutes=4))
+    assert on_time.outcome is flows.ClickOutcome.COMPLETE
+    late = click(link, attempt, policy=allowed, now=NOW + timedelta(minutes=5))  # 5 minutes left
     assert late.outcome is flows.ClickOutcome.REJECTED and late.verification is None
     assert isinstance(late.error, MagicLinkError) and late.error.code == "failed"
 

@@ -20,13 +20,12 @@ from magiclink_core import (
     verified_from_the_same_client,
 )
 
-from ._support import make_world, signed_up
+from ._support import World, make_world, signed_up
 
 pytestmark = pytest.mark.anyio
 
 
-async def test_sign_up_by_link_creates_a_user_and_a_session() -> None:
-    world = make_world()
+async def test_sign_up_by_link_creates_a_user_and_a_session(world: World) -> None:
     client = await world.client()
     sign_up = await world.links.create_sign_up(client, "Ann@Example.org")
     assert sign_up.status is SignUpStatus.MISSING_REQUIREMENTS and sign_up.verification is None
@@ -54,8 +53,7 @@ async def test_sign_up_by_link_creates_a_user_and_a_session() -> None:
     assert session.user_id == user.id and session.client_id == client.id
 
 
-async def test_sign_in_by_link_completes_with_a_new_session() -> None:
-    world = make_world()
+async def test_sign_in_by_link_completes_with_a_new_session(world: World) -> None:
     _, first_token = await signed_up(world)
     client = await world.client()
     sign_in = await world.links.create_sign_in(client, "ANN@example.org")
@@ -75,8 +73,7 @@ async def test_sign_in_by_link_completes_with_a_new_session() -> None:
     assert new is not None and old is not None and new.user_id == old.user_id and new.id != old.id
 
 
-async def test_email_verification_adds_a_verified_address() -> None:
-    world = make_world()
+async def test_email_verification_adds_a_verified_address(world: World) -> None:
     client, token = await signed_up(world)
     session = await world.links.require_session(token)
     added = await world.links.add_email_address(session, "work@example.org")
@@ -96,8 +93,7 @@ async def test_email_verification_adds_a_verified_address() -> None:
     assert sign_in.user_id == session.user_id
 
 
-async def test_an_address_verified_by_one_user_cannot_be_claimed_by_another() -> None:
-    world = make_world()
+async def test_an_address_verified_by_one_user_cannot_be_claimed_by_another(world: World) -> None:
     await signed_up(world, "ann@example.org")
     bob_client, bob_token = await signed_up(world, "bob@example.org")
     bob = await world.links.require_session(bob_token)
@@ -130,8 +126,7 @@ async def test_two_sign_ups_racing_for_one_address_make_one_user() -> None:
     assert len(await world.storage.list(EmailAddress, "email", "race@example.org")) == 1
 
 
-async def test_a_newer_link_invalidates_the_older_one() -> None:
-    world = make_world()
+async def test_a_newer_link_invalidates_the_older_one(world: World) -> None:
     client, sign_up, older = await world.sent_sign_up()
     await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
     newer = world.last_link("ann@example.org")
@@ -141,13 +136,20 @@ async def test_a_newer_link_invalidates_the_older_one() -> None:
     await world.links.verify_link(newer, client)
 
 
-async def test_a_link_works_once() -> None:
-    world = make_world()
+async def test_a_link_works_once(world: World) -> None:
     client, _, token = await world.sent_sign_up()
-    await world.links.verify_link(token, client)
-    with pytest.raises(MagicLinkError) as caught:
-        await world.links.verify_link(token, client)
+    first = await world.links.verify_link(token, client)
+    # the same client again (a reload, a lost answer): the same session, nothing completed anew
+    again = await world.links.verify_link(token, client)
+    assert again.repeated and not first.repeated
+    assert again.session is not None and first.session is not None
+    assert again.session.id == first.session.id
+    with pytest.raises(MagicLinkError) as caught:  # anyone else: used up
+        await world.links.verify_link(token, await world.client())
     assert caught.value.code == "failed"
+    # never a second session: the same one under a fresh token
+    assert again.session_token != first.session_token
+    assert len(await world.links.list_sessions(first.session.user_id)) == 1
 
 
 async def test_links_expire_after_the_configured_time() -> None:
@@ -170,16 +172,14 @@ async def test_links_expire_after_the_configured_time() -> None:
     "token",
     ["", "nonsense", "mll1_" + "A" * 43, "mls1_" + "A" * 43, "mll1_" + "A" * 42 + "!"],
 )
-async def test_unknown_or_tampered_links_fail(token: str) -> None:
-    world = make_world()
+async def test_unknown_or_tampered_links_fail(token: str, world: World) -> None:
     client = await world.client()
     with pytest.raises(MagicLinkError) as caught:
         await world.links.verify_link(token, client)
     assert caught.value.code == "failed"
 
 
-async def test_a_tampered_real_link_fails() -> None:
-    world = make_world()
+async def test_a_tampered_real_link_fails(world: World) -> None:
     client, _, token = await world.sent_sign_up()
     flipped = token[:-2] + ("B" if token[-2] != "B" else "C") + token[-1]
     with pytest.raises(MagicLinkError):
@@ -187,8 +187,7 @@ async def test_a_tampered_real_link_fails() -> None:
     await world.links.verify_link(token, client)
 
 
-async def test_attempts_belong_to_the_client_that_started_them() -> None:
-    world = make_world()
+async def test_attempts_belong_to_the_client_that_started_them(world: World) -> None:
     owner, stranger = await world.client(), await world.client()
     sign_in = await world.links.create_sign_in(owner, "ann@example.org")
     sign_up = await world.links.create_sign_up(owner, "bob@example.org")
@@ -204,16 +203,14 @@ async def test_attempts_belong_to_the_client_that_started_them() -> None:
     assert world.mailer.outbox == []
 
 
-async def test_a_completed_attempt_cannot_be_prepared_again() -> None:
-    world = make_world()
+async def test_a_completed_attempt_cannot_be_prepared_again(world: World) -> None:
     client, sign_up, token = await world.sent_sign_up()
     await world.links.verify_link(token, client)
     with pytest.raises(InvalidStateError):
         await world.links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
 
 
-async def test_unknown_address_sign_in_runs_like_a_known_one() -> None:
-    world = make_world()
+async def test_unknown_address_sign_in_runs_like_a_known_one(world: World) -> None:
     await signed_up(world, "ann@example.org")
     known_client, unknown_client = await world.client(), await world.client()
     known = await world.links.create_sign_in(known_client, "ann@example.org")
@@ -241,8 +238,7 @@ async def test_without_enumeration_protection_unknown_and_taken_addresses_are_er
         await world.links.create_sign_up(client, "ann@example.org")
 
 
-async def test_sign_up_for_a_taken_address_signs_its_owner_in() -> None:
-    world = make_world()
+async def test_sign_up_for_a_taken_address_signs_its_owner_in(world: World) -> None:
     _, token = await signed_up(world, "ann@example.org")
     ann = await world.links.require_session(token)
     client, _, token = await world.sent_sign_up()
@@ -251,8 +247,7 @@ async def test_sign_up_for_a_taken_address_signs_its_owner_in() -> None:
     assert len(await world.storage.list(EmailAddress, "email", "ann@example.org")) == 1
 
 
-async def test_email_address_management() -> None:
-    world = make_world()
+async def test_email_address_management(world: World) -> None:
     client, token = await signed_up(world)
     session = await world.links.require_session(token)
     user = await world.links.get_user(session.user_id)
@@ -276,8 +271,7 @@ async def test_email_address_management() -> None:
     assert await world.storage.find(EmailAddress, "claimed_email", "ann@example.org") is None
 
 
-async def test_sessions_list_is_per_user() -> None:
-    world = make_world()
+async def test_sessions_list_is_per_user(world: World) -> None:
     _, ann_token = await signed_up(world, "ann@example.org")
     await signed_up(world, "bob@example.org")
     ann = await world.links.require_session(ann_token)

@@ -8,6 +8,7 @@ instance B stops serving a revoked session, only the invalidation can have done 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -88,111 +89,109 @@ def instance(storage: Any, mailer: MemoryMailer, clock: FakeClock, **options: An
     return MagicLinks(settings, storage=storage, mailer=mailer, clock=clock, **options)
 
 
+@dataclass
+class Counted:
+    """An instance over counted storage on a frozen clock."""
+
+    links: MagicLinks
+    storage: CountingWrites
+    mailer: MemoryMailer
+    clock: FakeClock
+
+
 @pytest.fixture
-async def counted() -> AsyncIterator[tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock]]:
+def counted() -> Counted:
     storage = CountingWrites(MemoryStorage())
     mailer, clock = MemoryMailer(), FakeClock()
-    yield instance(storage, mailer, clock), storage, mailer, clock
+    return Counted(instance(storage, mailer, clock), storage, mailer, clock)
+
+
+@pytest.fixture
+async def running(counted: Counted) -> AsyncIterator[tuple[Counted, str]]:
+    """The counted instance running (as in an app's lifespan) with Ann signed in: her token."""
+    async with counted.links:
+        yield counted, await signed_in(counted.links, counted.mailer, "ann@example.org")
 
 
 async def test_a_cached_session_is_checked_without_a_storage_read(
-    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+    running: tuple[Counted, str],
 ) -> None:
-    links, storage, mailer, _ = counted
-    async with links:
-        token = await signed_in(links, mailer, "ann@example.org")
-        first = await links.authenticate(token)
-        reads = storage.reads
-        for _ in range(50):
-            assert await links.authenticate(token) == first
-        assert storage.reads == reads
-        assert await links.authenticate("mls1_" + "A" * 43) is None  # unknown: read, not kept
+    app, token = running
+    first = await app.links.authenticate(token)
+    reads = app.storage.reads
+    for _ in range(50):
+        assert await app.links.authenticate(token) == first
+    assert app.storage.reads == reads
+    assert await app.links.authenticate("mls1_" + "A" * 43) is None  # unknown: read, not kept
 
 
-async def test_without_running_links_every_check_reads_storage(
-    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
-) -> None:
-    links, storage, mailer, _ = counted
-    token = await signed_in(links, mailer, "ann@example.org")
-    reads = storage.reads
+async def test_without_running_links_every_check_reads_storage(counted: Counted) -> None:
+    token = await signed_in(counted.links, counted.mailer, "ann@example.org")
+    reads = counted.storage.reads
     for _ in range(5):
-        assert await links.authenticate(token) is not None
-    assert storage.reads == reads + 5
+        assert await counted.links.authenticate(token) is not None
+    assert counted.storage.reads == reads + 5
 
 
-async def test_the_cache_serves_no_longer_than_its_ttl(
-    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
-) -> None:
-    links, storage, mailer, clock = counted
-    async with links:
-        token = await signed_in(links, mailer, "ann@example.org")
-        await links.authenticate(token)
-        reads = storage.reads
-        clock.advance(links.settings.session_cache_ttl - timedelta(milliseconds=1))
-        await links.authenticate(token)
-        assert storage.reads == reads
-        clock.advance(timedelta(milliseconds=1))
-        await links.authenticate(token)
-        assert storage.reads == reads + 1
+async def test_the_cache_serves_no_longer_than_its_ttl(running: tuple[Counted, str]) -> None:
+    app, token = running
+    await app.links.authenticate(token)
+    reads = app.storage.reads
+    app.clock.advance(app.links.settings.session_cache_ttl - timedelta(milliseconds=1))
+    await app.links.authenticate(token)
+    assert app.storage.reads == reads
+    app.clock.advance(timedelta(milliseconds=1))
+    await app.links.authenticate(token)
+    assert app.storage.reads == reads + 1
 
 
-async def test_signing_out_stops_the_cached_session_at_once(
-    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
-) -> None:
-    links, _, mailer, _ = counted
-    async with links:
-        token = await signed_in(links, mailer, "ann@example.org")
-        session = await links.authenticate(token)
-        assert session is not None and await links.authenticate(token) == session
-        await links.end_session(session.id, user_id=session.user_id)
-        assert await links.authenticate(token) is None
+async def test_signing_out_stops_the_cached_session_at_once(running: tuple[Counted, str]) -> None:
+    app, token = running
+    session = await app.links.authenticate(token)
+    assert session is not None and await app.links.authenticate(token) == session
+    await app.links.end_session(session.id, user_id=session.user_id)
+    assert await app.links.authenticate(token) is None
 
 
-async def test_a_new_primary_address_is_seen_at_once(
-    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
-) -> None:
-    links, _, mailer, _ = counted
-    async with links:
-        token = await signed_in(links, mailer, "ann@example.org")
-        session = await links.authenticate(token)
-        assert session is not None and session.email_address == "ann@example.org"
-        added = await links.add_email_address(session, "ann@work.example")
-        await links.prepare_email_verification(session, added.id, redirect_url="/")
-        await links.mail_sent()
-        await links.verify_link(last_token(mailer, "ann@work.example"), None)
-        await links.set_primary_email_address(session, added.id)
-        now = await links.authenticate(token)
-        assert now is not None and now.email_address == "ann@work.example"
+async def test_a_new_primary_address_is_seen_at_once(running: tuple[Counted, str]) -> None:
+    app, token = running
+    links = app.links
+    session = await links.authenticate(token)
+    assert session is not None and session.email_address == "ann@example.org"
+    added = await links.add_email_address(session, "ann@work.example")
+    await links.prepare_email_verification(session, added.id, redirect_url="/")
+    await links.mail_sent()
+    await links.verify_link(last_token(app.mailer, "ann@work.example"), None)
+    await links.set_primary_email_address(session, added.id)
+    now = await links.authenticate(token)
+    assert now is not None and now.email_address == "ann@work.example"
 
 
 async def test_the_idle_touch_still_writes_at_most_once_per_interval(
-    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+    running: tuple[Counted, str],
 ) -> None:
-    links, storage, mailer, clock = counted
-    interval = links.settings.session_touch_interval
-    async with links:
-        token = await signed_in(links, mailer, "ann@example.org")
-        for _ in range(3):
-            touched_at = clock.advance(interval)
-            for _ in range(20):  # many requests in the interval: the first one touches
-                session = await links.authenticate(token)
-                assert session is not None and session.last_active_at == touched_at
-                clock.advance(interval / 100)
-            writes = storage.session_writes
-            clock.advance(interval / 2)  # still within the interval of the last touch
-            assert await links.authenticate(token) is not None
-            assert storage.session_writes == writes
-        assert storage.session_writes == 3
+    app, token = running
+    interval = app.links.settings.session_touch_interval
+    for _ in range(3):
+        touched_at = app.clock.advance(interval)
+        for _ in range(20):  # many requests in the interval: the first one touches
+            session = await app.links.authenticate(token)
+            assert session is not None and session.last_active_at == touched_at
+            app.clock.advance(interval / 100)
+        writes = app.storage.session_writes
+        app.clock.advance(interval / 2)  # still within the interval of the last touch
+        assert await app.links.authenticate(token) is not None
+        assert app.storage.session_writes == writes
+    assert app.storage.session_writes == 3
 
 
 async def test_an_outage_turns_the_cache_off_and_a_return_starts_it_empty(
-    counted: tuple[MagicLinks, CountingWrites, MemoryMailer, FakeClock],
+    counted: Counted,
 ) -> None:
-    _, storage, mailer, clock = counted
-    switch = Switch()
-    links = instance(storage, mailer, clock, notifier=switch)
+    storage, switch = counted.storage, Switch()
+    links = instance(storage, counted.mailer, counted.clock, notifier=switch)
     async with links:
-        token = await signed_in(links, mailer, "ann@example.org")
+        token = await signed_in(links, counted.mailer, "ann@example.org")
         await links.authenticate(token)
         reads = storage.reads
         await links.authenticate(token)

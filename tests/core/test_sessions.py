@@ -7,7 +7,7 @@ import pytest
 from magiclink_core import NotFoundError, Session, SessionStatus, UnauthenticatedError
 from magiclink_core.domain.models import Session as SessionRecord
 
-from ._support import make_world, signed_up
+from ._support import World, make_world, signed_up
 
 pytestmark = pytest.mark.anyio
 
@@ -54,15 +54,13 @@ async def test_checking_a_session_writes_at_most_once_per_touch_interval() -> No
 
 
 @pytest.mark.parametrize("junk", [None, "", "x", "mls1_" + "A" * 43, "mll1_" + "A" * 43])
-async def test_junk_session_tokens_are_no_session(junk: str | None) -> None:
-    world = make_world()
+async def test_junk_session_tokens_are_no_session(junk: str | None, world: World) -> None:
     assert await world.links.authenticate(junk) is None
     with pytest.raises(UnauthenticatedError):
         await world.links.require_session(junk)
 
 
-async def test_sign_out_ends_the_session_for_good() -> None:
-    world = make_world()
+async def test_sign_out_ends_the_session_for_good(world: World) -> None:
     client, token = await signed_up(world)
     session = await world.links.require_session(token)
     ended = await world.links.end_session(session.id, client=client)
@@ -76,8 +74,7 @@ async def test_sign_out_ends_the_session_for_good() -> None:
     assert await world.links.authenticate(other_token) is not None
 
 
-async def test_revoke_all_sessions_of_a_user() -> None:
-    world = make_world()
+async def test_revoke_all_sessions_of_a_user(world: World) -> None:
     _, t1 = await signed_up(world)
     client2 = await world.client()
     sign_in = await world.links.create_sign_in(client2, "ann@example.org")
@@ -91,8 +88,9 @@ async def test_revoke_all_sessions_of_a_user() -> None:
     assert await world.links.list_sessions(user_id) == []
 
 
-async def test_activating_a_session_rotates_its_token_and_ends_the_clients_others() -> None:
-    world = make_world()
+async def test_activating_a_session_rotates_its_token_and_ends_the_clients_others(
+    world: World,
+) -> None:
     client, first_token = await signed_up(world)
     first = await world.links.require_session(first_token)
     sign_in = await world.links.create_sign_in(client, "ann@example.org")
@@ -107,8 +105,7 @@ async def test_activating_a_session_rotates_its_token_and_ends_the_clients_other
     assert old is not None and old.status is SessionStatus.ENDED
 
 
-async def test_client_state_shows_live_sessions_and_attempts() -> None:
-    world = make_world()
+async def test_client_state_shows_live_sessions_and_attempts(world: World) -> None:
     client, token = await signed_up(world)
     state = await world.links.client_state(client)
     assert [s.id for s in state.sessions] == [(await world.links.require_session(token)).id]

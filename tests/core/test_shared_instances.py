@@ -20,7 +20,8 @@ from tests.support import WatchedNotifier
 from ._flows import last_token, make_links, sign_up
 from ._services import SERVERS, storages
 
-WAKE_LIMIT = 0.200  # seconds
+# polling every minute: only a notification can wake a 10-second wait before it times out
+NO_POLLING = timedelta(minutes=1)
 
 
 @pytest.fixture(params=SERVERS)
@@ -37,10 +38,10 @@ async def test_a_click_on_another_instance_wakes_the_waiter(
 ) -> None:
     backend, store_a, store_b = pair
     mailer = MemoryMailer()  # one mailbox: the user reads mail from both instances
-    # the default poll interval is 2 s, so only a notification can wake A within 200 ms
     assert isinstance(store_a, HasNotifier)  # wake-ups go through the database
     notifier = WatchedNotifier(store_a.notifier())
-    a, b = make_links(store_a, mailer, notifier), make_links(store_b, mailer)
+    a = make_links(store_a, mailer, notifier, wait_poll_interval=NO_POLLING)
+    b = make_links(store_b, mailer)
     assert not isinstance(b.notifier, MemoryNotifier)  # left to choose, B takes the database's
     async with a, b:  # both listening, as in an app's lifespan
         await _click_on_b_wakes_a(a, b, notifier, mailer, backend)
@@ -76,12 +77,12 @@ async def _click_on_b_wakes_a(
         f"\n{backend}: waiting instance woken {latency * 1000:.1f} ms after the click began "
         f"({(at - done) * 1000:.1f} ms after instance B finished it)"
     )
+    # woken complete, not timed out: the notification came through the database
     assert result.status is SignInStatus.COMPLETE
     assert result.created_session_id is not None
     # the session made on B is collected by the waiting client on A
     session, session_token = await a.activate_session(client, result.created_session_id)
     assert session.client_id == client.id and session_token
-    assert latency < WAKE_LIMIT, f"{backend}: woken after {latency * 1000:.0f} ms"
 
 
 @pytest.mark.anyio

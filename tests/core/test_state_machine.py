@@ -26,12 +26,10 @@ from typing import Any
 
 import anyio
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
-    RuleBasedStateMachine,
     consumes,
     initialize,
     invariant,
@@ -61,11 +59,9 @@ from magiclink_core import (
     VerificationStatus,
 )
 from magiclink_core.local_notifier import LocalNotifier
-from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Subscription
 from magiclink_core.storage import MemoryStorage, SQLiteStorage
-from magiclink_core.testing import FakeClock
-from tests.support import SECRET, TOKEN_RE
+from tests.support import SECRET, TOKEN_RE, PassingNotifier
 
 from ._machine_model import (
     STATUS_OF,
@@ -80,7 +76,7 @@ from ._machine_model import (
     Progress,
     Records,
 )
-from ._support import BASE_URL
+from ._support import BASE_URL, PortalMachine
 
 EMAILS = ["ann@example.org", "bob@example.org", "cy@example.org"]
 LINK_TTL = timedelta(minutes=10)
@@ -91,40 +87,23 @@ Key = tuple[str, str]
 pytestmark = pytest.mark.timeout(900)
 
 
-class ParkingNotifier:
+class ParkingNotifier(PassingNotifier):
     """The in-process notifier, telling the test when a waiter has parked on a subscription
     (so a wait is cancelled while it waits, without sleeping) and how many are subscribed."""
 
     def __init__(self) -> None:
-        self._inner = LocalNotifier()
+        super().__init__(LocalNotifier())
         self.parked: anyio.Event | None = None
         self.subscribed = 0
 
-    @property
-    def healthy(self) -> bool:
-        return self._inner.healthy
-
-    async def __aenter__(self) -> ParkingNotifier:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._inner.__aexit__(*exc_info)
-
-    async def publish(self, channel: str) -> None:
-        await self._inner.publish(channel)
-
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
-        async with self._inner.subscribe(channel) as subscription:
+        async with self.inner.subscribe(channel) as subscription:
             self.subscribed += 1
             try:
                 yield _Parking(subscription, self)
             finally:
                 self.subscribed -= 1
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 class _Parking:
@@ -156,27 +135,15 @@ def view(record: Record) -> tuple[object, ...]:
 
     if isinstance(record, Client):
         return (record.sign_up_id, record.sign_in_id)
-    if isinstance(record, SignUp):
-        return (
-            record.client_id,
-            record.email_address,
-            record.status,
-            v(record),
-            record.created_user_id,
-            record.created_session_id,
-            record.abandon_at,
-        )
-    if isinstance(record, SignIn):
-        return (
-            record.client_id,
-            record.identifier,
-            record.user_id,
-            record.email_address_id,
-            record.status,
-            v(record),
-            record.created_session_id,
-            record.abandon_at,
-        )
+    if isinstance(record, SignUp | SignIn):
+        # who started it for which address, where it stands, what it made, when it is abandoned
+        if isinstance(record, SignUp):
+            started: tuple[object, ...] = (record.client_id, record.email_address)
+            made: tuple[object, ...] = (record.created_user_id, record.created_session_id)
+        else:
+            started = (record.client_id, record.identifier, record.user_id, record.email_address_id)
+            made = (record.created_session_id,)
+        return (*started, record.status, v(record), *made, record.abandon_at)
     if isinstance(record, EmailAddress):
         return (record.user_id, record.email, record.claimed_email, v(record), record.client_id)
     if isinstance(record, Link):
@@ -195,7 +162,7 @@ def view(record: Record) -> tuple[object, ...]:
     raise TypeError(record)
 
 
-class MagicLinkMachine(RuleBasedStateMachine):
+class MagicLinkMachine(PortalMachine):
     clients = Bundle("clients")
     attempts = Bundle("attempts")
     links = Bundle("links")
@@ -204,10 +171,6 @@ class MagicLinkMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self._portal_cm = start_blocking_portal()
-        self.portal: BlockingPortal = self._portal_cm.__enter__()
-        self.clock = FakeClock()
-        self.mailer = MemoryMailer()
         self.notifier = ParkingNotifier()
         self.storage = self.make_storage()
         self._ml: MagicLinks | None = None
@@ -223,14 +186,11 @@ class MagicLinkMachine(RuleBasedStateMachine):
             if self._ml is not None:
                 self.call(self._ml.aclose)
         finally:
-            self._portal_cm.__exit__(None, None, None)
+            super().teardown()
 
     def call(self, fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
-        async def run() -> Any:
-            return await fn(*args, **kwargs)
-
         self._seen = None  # whatever it does, the storage is read afresh after it
-        return self.portal.call(run)
+        return super().call(fn, *args, **kwargs)
 
     @property
     def ml(self) -> MagicLinks:
@@ -287,31 +247,28 @@ class MagicLinkMachine(RuleBasedStateMachine):
     @rule(target=attempts, client=clients, email=st.sampled_from(EMAILS))
     def start_sign_up(self, client: MClient, email: str) -> Any:
         owner = self.model.claims.get(email)
-        if owner is not None and not self.model.enumeration_protection:
-            self.expect_refusal(
-                ErrorCode.IDENTIFIER_EXISTS, self.ml.create_sign_up, client.record, email
-            )
-            return multiple()
-        sign_up: SignUp = self.call(self.ml.create_sign_up, client.record, email)
-        attempt = MAttempt(
-            AttemptKind.SIGN_UP,
-            sign_up.id,
-            email,
-            client.id,
-            abandon_at=self.clock.now() + ATTEMPT_TTL,
+        taken = owner is not None and not self.model.enumeration_protection
+        refusal = ErrorCode.IDENTIFIER_EXISTS if taken else None
+        sign_up: SignUp | None = self.unless_refused(
+            refusal, self.ml.create_sign_up, client.record, email
         )
+        if sign_up is None:
+            return multiple()
+        abandon_at = self.clock.now() + ATTEMPT_TTL
+        attempt = MAttempt(AttemptKind.SIGN_UP, sign_up.id, email, client.id, abandon_at=abandon_at)
         self._replace(client, "sign_up", attempt)
         return attempt
 
     @rule(target=attempts, client=clients, email=st.sampled_from(EMAILS))
     def start_sign_in(self, client: MClient, email: str) -> Any:
         owner = self.model.claims.get(email)
-        if owner is None and not self.model.enumeration_protection:
-            self.expect_refusal(
-                ErrorCode.IDENTIFIER_NOT_FOUND, self.ml.create_sign_in, client.record, email
-            )
+        unknown = owner is None and not self.model.enumeration_protection
+        refusal = ErrorCode.IDENTIFIER_NOT_FOUND if unknown else None
+        sign_in: SignIn | None = self.unless_refused(
+            refusal, self.ml.create_sign_in, client.record, email
+        )
+        if sign_in is None:
             return multiple()
-        sign_in: SignIn = self.call(self.ml.create_sign_in, client.record, email)
         if owner is not None:
             assert (sign_in.user_id, sign_in.email_address_id) == (owner.user_id, owner.id)
         else:  # the same kind of attempt, so nobody can tell the account is missing
@@ -334,6 +291,13 @@ class MagicLinkMachine(RuleBasedStateMachine):
         if previous is not None and previous.progress is Progress.OPEN:
             previous.progress = Progress.ABANDONED
             v = previous.verification
+            if v is not None and v.status is VerificationStatus.UNVERIFIED:
+                v.status = VerificationStatus.FAILED
+        # and the client's attempt of the other kind, when in progress for the same address
+        other: MAttempt | None = getattr(client, "sign_in" if kind == "sign_up" else "sign_up")
+        if other is not None and other.progress is Progress.OPEN and other.email == attempt.email:
+            other.progress = Progress.ABANDONED
+            v = other.verification
             if v is not None and v.status is VerificationStatus.UNVERIFIED:
                 v.status = VerificationStatus.FAILED
         setattr(client, kind, attempt)
@@ -451,10 +415,15 @@ class MagicLinkMachine(RuleBasedStateMachine):
             )
         except AuthError as exc:
             assert expected.outcome is not Outcome.COMPLETE, f"refused ({exc!r}), not completed"
+            assert expected.outcome is not Outcome.AGAIN, f"refused ({exc!r}), not repeated"
             self._check_refusal(expected, exc, link)
             self._record_refusal(expected, link, clicker_id)
             self.check_changed(before, self._refusal_writes(expected, link))
             return None
+        if expected.outcome is Outcome.AGAIN:
+            self._repeated(link, result, before)
+            return None
+        assert not result.repeated
         assert expected.outcome is Outcome.COMPLETE, f"completed, but {expected} was due"
         user_id = link.attempt.user_id
         had_primary = user_id is not None and self.model.users.get(user_id) is not None
@@ -467,11 +436,29 @@ class MagicLinkMachine(RuleBasedStateMachine):
                 changed |= {("users", session.user_id), ("email_addresses", primary)}
         elif user_id is not None and not had_primary:  # a first verified address is primary
             changed.add(("users", user_id))
+        changed |= {("sessions", s.id) for s in self._ended}
         self.check_changed(before, changed)
         if result.session_token is not None:  # the clicking client is signed in at once
             live = self.call(self.ml.authenticate, result.session_token)
             assert live is not None and session is not None and live.id == session.id
         return session
+
+    def _repeated(self, link: MLink, result: LinkResult, before: Any) -> None:
+        """A used link clicked again by the client that used it (or that it was used for):
+        the same result; the starter's live session gets a fresh token, nothing else."""
+        assert result.repeated and result.attempt.id == link.attempt.id
+        changed: set[Key] = set()
+        if result.session is not None:
+            assert result.session_token is not None
+            assert result.session.id == link.attempt.created_session_id
+            mine = next(s for s in self.model.sessions if s.id == result.session.id)
+            mine.has_token = True
+            changed.add(("sessions", mine.id))
+            live = self.call(self.ml.authenticate, result.session_token)
+            assert live is not None and live.id == mine.id
+        else:
+            assert result.session_token is None
+        self.check_changed(before, changed)
 
     def _check_refusal(self, expected: Prediction, exc: AuthError, link: MLink) -> None:
         assert exc.code is expected.error, f"{exc!r}, but {expected} was due"
@@ -510,6 +497,7 @@ class MagicLinkMachine(RuleBasedStateMachine):
         self, expected: Prediction, link: MLink, clicker: str | None, result: LinkResult
     ) -> MSession | None:
         attempt, model = link.attempt, self.model
+        self._ended: list[MSession] = []
         assert attempt.verification is not None
         assert result.kind is attempt.kind and result.attempt.id == attempt.id
         assert result.verified_from_the_same_client == expected.same_client
@@ -551,6 +539,12 @@ class MagicLinkMachine(RuleBasedStateMachine):
             attempt.created_user_id = session.user_id
             assert isinstance(result.attempt, SignUp)
             assert result.attempt.created_user_id == session.user_id
+        # signing in again on a client ends what it was signed in with before
+        self._ended = [
+            s for s in model.sessions if s.client_id == link.starter and s.status == "active"
+        ]
+        for old in self._ended:
+            old.status = "ended"
         mine = MSession(session, has_token=expected.same_client)
         model.sessions.append(mine)
         return mine
@@ -633,7 +627,9 @@ class MagicLinkMachine(RuleBasedStateMachine):
     def inspect(self, link: MLink, by_starter: bool, other: MClient | None) -> None:
         """What a click would do, read without changing anything (mail scanners do this)."""
         clicker = self.model.clients[link.starter] if by_starter else other
-        expected = self.model.judge(link, clicker.id if clicker else None, None, self.clock.now())
+        expected = self.model.judge(
+            link, clicker.id if clicker else None, None, self.clock.now(), confirmed=False
+        )
         before = self.observe()
         if expected.outcome is Outcome.REFUSED:
             self.expect_refusal(
@@ -645,7 +641,11 @@ class MagicLinkMachine(RuleBasedStateMachine):
             assert v is not None
             assert preview.kind is link.attempt.kind and preview.email_address == link.attempt.email
             assert preview.same_client == expected.same_client
-            assert preview.needs_confirmation == (expected.outcome is Outcome.NEEDS_CODE)
+            assert preview.needs_confirmation == (
+                expected.outcome in (Outcome.NEEDS_CODE, Outcome.NEEDS_TAP)
+            )
+            assert preview.needs_code == (expected.outcome is Outcome.NEEDS_CODE)
+            assert preview.already_complete == (expected.outcome is Outcome.AGAIN)
             assert (preview.redirect_url, preview.expire_at) == (v.redirect_url, v.expire_at)
         self.check_changed(before, set())
 
@@ -658,12 +658,12 @@ class MagicLinkMachine(RuleBasedStateMachine):
             for a in self.model.addresses.values()
             if a.user_id == session.user_id and a.email == email and not a.removed
         ]
-        if mine:
-            self.expect_refusal(
-                ErrorCode.IDENTIFIER_EXISTS, self.ml.add_email_address, session.record, email
-            )
+        refusal = ErrorCode.IDENTIFIER_EXISTS if mine else None
+        added: EmailAddress | None = self.unless_refused(
+            refusal, self.ml.add_email_address, session.record, email
+        )
+        if added is None:
             return multiple()
-        added: EmailAddress = self.call(self.ml.add_email_address, session.record, email)
         address = MAttempt(
             AttemptKind.EMAIL_ADDRESS,
             added.id,
@@ -880,6 +880,16 @@ class MagicLinkMachine(RuleBasedStateMachine):
         else:
             raise AssertionError(f"{fn.__name__} did not refuse with {code}")
         self.check_changed(before, set())
+
+    def unless_refused(
+        self, refusal: ErrorCode | None, fn: Callable[..., Awaitable[Any]], *args: Any
+    ) -> Any:
+        """What ``fn(*args)`` returns; or, where ``refusal`` is due, None once ``fn`` refused
+        with it and changed nothing."""
+        if refusal is None:
+            return self.call(fn, *args)
+        self.expect_refusal(refusal, fn, *args)
+        return None
 
     # -- the invariant: the storage holds what the model says --------------------------------
 

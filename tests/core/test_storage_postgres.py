@@ -10,64 +10,32 @@ import anyio
 import pytest
 
 from magiclink_core.domain.models import RECORD_TYPES, Link
-from magiclink_core.ports import Insert, Notifier, Storage
+from magiclink_core.ports import Insert
 from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url
 from magiclink_core.storage._sql import migrations
-from magiclink_core.testing import NotifierContract, Outage, StorageContract, make_record
+from magiclink_core.testing import make_record
 from tests.support import POSTGRES_DSN
 
 from ._flows import purge_lets_writes_in
-from ._services import Proxy, postgres_schema, target_of, with_port
+from ._services import ProxiedNotifierContract, ServerStorageContract, storages
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-async def schema() -> AsyncIterator[str]:
-    async with postgres_schema() as name:
-        yield name
+async def pg() -> AsyncIterator[PostgresStorage]:
+    """A migrated storage in a fresh schema."""
+    async with storages("postgres") as [store]:
+        assert isinstance(store, PostgresStorage)
+        yield store
 
 
-@pytest.fixture
-async def pg(schema: str) -> AsyncIterator[PostgresStorage]:
-    store = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema)
-    await store.migrate()
-    yield store
-    await store.close()
+class TestPostgresStorage(ServerStorageContract):
+    server = "postgres"
 
 
-class TestPostgresStorage(StorageContract):
-    @pytest.fixture
-    async def storage(self, pg: PostgresStorage) -> AsyncIterator[Storage]:
-        yield pg
-
-
-class TestPostgresNotifier(NotifierContract):
-    """Instance one reaches the database through a proxy the suite cuts; instance two is a
-    storage's own notifier."""
-
-    @pytest.fixture
-    async def proxy(self) -> AsyncIterator[Proxy]:
-        proxy = Proxy(*target_of(POSTGRES_DSN))
-        await proxy.start()
-        yield proxy
-        await proxy.cut()
-
-    @pytest.fixture
-    async def notifiers(
-        self, schema: str, proxy: Proxy
-    ) -> AsyncIterator[tuple[Notifier, Notifier]]:
-        here = PostgresNotifier(
-            with_port(POSTGRES_DSN, proxy.port), channel=schema, connect_timeout=2
-        )
-        there = PostgresStorage(POSTGRES_DSN, schema=schema, notify_channel=schema).notifier()
-        yield here, there
-        await here.close()
-        await there.close()
-
-    @pytest.fixture
-    def outage(self, proxy: Proxy) -> Outage:
-        return proxy
+class TestPostgresNotifier(ProxiedNotifierContract):
+    server = "postgres"
 
 
 @pytest.mark.anyio

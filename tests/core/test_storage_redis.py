@@ -11,20 +11,14 @@ import pytest
 
 from magiclink_core import StorageUnavailableError
 from magiclink_core.domain.models import EmailAddress, Link, Session, User
-from magiclink_core.ports import Insert, Notifier, Storage, Update
-from magiclink_core.storage import RedisNotifier, RedisStorage, from_url, migrate_url
-from magiclink_core.testing import NotifierContract, Outage, StorageContract, make_record
+from magiclink_core.ports import Insert, Update
+from magiclink_core.storage import RedisStorage, from_url, migrate_url
+from magiclink_core.testing import make_record
 from tests.support import REDIS_URL
 
-from ._services import Proxy, redis_prefix, target_of, with_port
+from ._services import ProxiedNotifierContract, ServerStorageContract
 
 pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    async with redis_prefix() as value:
-        yield value
 
 
 @pytest.fixture
@@ -34,38 +28,12 @@ async def rs(prefix: str) -> AsyncIterator[RedisStorage]:
     await store.close()
 
 
-class TestRedisStorage(StorageContract):
-    @pytest.fixture
-    async def storage(self, rs: RedisStorage) -> AsyncIterator[Storage]:
-        yield rs
+class TestRedisStorage(ServerStorageContract):
+    server = "redis"
 
 
-class TestRedisNotifier(NotifierContract):
-    """Instance one reaches Redis through a proxy the suite cuts; instance two is a storage's
-    own notifier, on its client."""
-
-    @pytest.fixture
-    async def proxy(self) -> AsyncIterator[Proxy]:
-        proxy = Proxy(*target_of(REDIS_URL))
-        await proxy.start()
-        yield proxy
-        await proxy.cut()
-
-    @pytest.fixture
-    async def notifiers(
-        self, prefix: str, proxy: Proxy
-    ) -> AsyncIterator[tuple[Notifier, Notifier]]:
-        here = RedisNotifier(
-            with_port(REDIS_URL, proxy.port), channel=f"{prefix}notify", connect_timeout=2
-        )
-        other = RedisStorage(REDIS_URL, prefix=prefix)
-        yield here, other.notifier()
-        await here.close()
-        await other.close()
-
-    @pytest.fixture
-    def outage(self, proxy: Proxy) -> Outage:
-        return proxy
+class TestRedisNotifier(ProxiedNotifierContract):
+    server = "redis"
 
 
 def _now() -> datetime:

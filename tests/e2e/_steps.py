@@ -38,6 +38,15 @@ def account(device: Any, server: Server, prefix: str) -> str:
     return email
 
 
+def account_and_page(device: Any, server: Server, prefix: str, path: str) -> tuple[str, Any]:
+    """A fresh address with an account made on a device of its own, and a page at ``path`` on
+    a new device."""
+    email = account(device, server, prefix)
+    page = device().new_page()
+    page.goto(path)
+    return email, page
+
+
 class SignedIn(NamedTuple):
     """An account, the device that made it (signed in), a page on that device."""
 
@@ -82,6 +91,24 @@ def signing_in(device: Any, server: Server, prefix: str) -> SigningIn:
     context = device()
     page = context.new_page()
     return SigningIn(email, context, page, start_sign_in(page, email))
+
+
+def wait_requests(page: Any) -> list[str]:
+    """The URLs of the long-poll waits ``page`` sends from now on (a list that grows)."""
+    waits: list[str] = []
+    page.on("request", lambda r: "wait=" in r.url and waits.append(r.url))
+    return waits
+
+
+def lands_signed_in(page: Any, server: Server, email: str) -> None:
+    """``page`` goes on to the app's home page, which says ``email`` is signed in."""
+    page.wait_for_url(server.url + "/")
+    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+
+
+def not_this(code: str) -> str:
+    """A well-formed code that is not ``code``: a wrong guess."""
+    return "000000" if code != "000000" else "111111"
 
 
 def confirm_on_other_device(page: Any, code: str) -> None:

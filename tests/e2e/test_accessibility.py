@@ -13,7 +13,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e._axe import require_axe, violations
-from tests.e2e._steps import confirm_on_other_device, create_account, signing_in
+from tests.e2e._steps import (
+    account,
+    confirm_on_other_device,
+    create_account,
+    not_this,
+    signing_in,
+)
 from tests.e2e.conftest import DESKTOP, PHONE, Server
 
 APP = "magiclink demo"
@@ -50,15 +56,21 @@ def refused_address(page: Any, server: Server, make_device: Any) -> None:
     expect(page.get_by_role("alert")).to_be_visible()
 
 
-def waiting(page: Any, server: Server, make_device: Any) -> str:
-    """The sign-in page once the email is sent: the code field and the confirmation code.
-    Returns the code in the email."""
-    email = server.email("axe")
-    create_account(make_device(), server, email)
+def asked_for_a_link(page: Any, server: Server, make_device: Any) -> str:
+    """The sign-in page of an account made on another device, once it asked for a link.
+    Returns the address."""
+    email = account(make_device, server, "axe")
     page.goto("/auth/sign-in")
     page.get_by_label("Email address").fill(email)
     page.get_by_role("button", name="Continue").click()
     heading(page, "Check your email")
+    return email
+
+
+def waiting(page: Any, server: Server, make_device: Any) -> str:
+    """The sign-in page once the email is sent: the code field and the confirmation code.
+    Returns the code in the email."""
+    email = asked_for_a_link(page, server, make_device)
     server.wait_for_link(email, count=2)
     code: str = server.messages_to(email)[-1].email_code
     return code
@@ -66,7 +78,7 @@ def waiting(page: Any, server: Server, make_device: Any) -> str:
 
 def wrong_email_code(page: Any, server: Server, make_device: Any) -> None:
     code = waiting(page, server, make_device)
-    page.get_by_label("Code from the email").fill("000000" if code != "000000" else "111111")
+    page.get_by_label("Code from the email").fill(not_this(code))
     page.get_by_role("button", name="Verify code").click()
     expect(page.get_by_role("alert")).to_be_visible()
 
@@ -78,12 +90,7 @@ def expired(page: Any, server: Server, make_device: Any) -> None:
 
 
 def other_tab(page: Any, server: Server, make_device: Any) -> None:
-    email = server.email("axe")
-    create_account(make_device(), server, email)
-    page.goto("/auth/sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Continue").click()
-    heading(page, "Check your email")
+    email = asked_for_a_link(page, server, make_device)
     page.context.new_page().goto(server.wait_for_link(email, count=2))
     heading(page, "You signed in on another tab")
 
@@ -129,7 +136,7 @@ def landing_confirm(page: Any, server: Server, make_device: Any) -> str:
 
 def landing_wrong_code(page: Any, server: Server, make_device: Any) -> None:
     code = landing_confirm(page, server, make_device)
-    confirm_on_other_device(page, "000000" if code != "000000" else "111111")
+    confirm_on_other_device(page, not_this(code))
     expect(page.get_by_role("alert")).to_be_visible()
 
 

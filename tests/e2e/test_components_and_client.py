@@ -8,8 +8,49 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.e2e._steps import account, confirm_on_other_device, create_account, signed_in
+from tests.e2e._steps import (
+    account,
+    account_and_page,
+    confirm_on_other_device,
+    lands_signed_in,
+    not_this,
+    signed_in,
+    wait_requests,
+)
 from tests.e2e.conftest import Server
+
+
+def _continue_in_the_element(page: Any, email: str) -> Any:
+    """Type ``email`` into the page's <magiclink-sign-in> and go on: the element."""
+    element = page.locator("magiclink-sign-in")
+    element.get_by_label("Email address").fill(email)
+    element.get_by_role("button", name="Continue").click()
+    return element
+
+
+def _sign_in_on_the_custom_page(page: Any, email: str) -> None:
+    """The guide's custom sign-in page, asked for a link for ``email``."""
+    page.goto("/examples/custom-sign-in")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Sign in with magic link").click()
+
+
+def _sign_up_on_the_custom_page(device: Any, email: str) -> Any:
+    """The guide's custom sign-up page on a new device, asked for a link for ``email``."""
+    page = device().new_page()
+    page.goto("/examples/custom-sign-up")
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Sign up with magic link").click()
+    expect(page.get_by_role("status")).to_have_text("Check your email")
+    return page
+
+
+def _add_on_the_custom_page(page: Any, email: str) -> None:
+    """The guide's add-an-address page, adding ``email``: it waits for the verification."""
+    page.goto("/examples/add-email")
+    page.get_by_label("New email address").fill(email)
+    page.get_by_role("button", name="Add").click()
+    expect(page.get_by_role("status")).to_have_text("Waiting for verification...")
 
 
 def test_the_sign_in_element_needs_no_configuration(device: Any, server: Server) -> None:
@@ -23,8 +64,7 @@ def test_the_sign_in_element_needs_no_configuration(device: Any, server: Server)
     assert page.evaluate(
         "[...document.styleSheets].some(s => (s.href || '').includes('/auth/static/magiclink.css'))"
     )
-    element.get_by_label("Email address").fill(email)
-    element.get_by_role("button", name="Continue").click()
+    _continue_in_the_element(page, email)
     expect(element.get_by_role("heading", name="Check your email")).to_be_visible()
     events = page.evaluate_handle(
         "() => { const seen = []; document.addEventListener('magiclink:state',"
@@ -39,13 +79,9 @@ def test_the_sign_in_element_needs_no_configuration(device: Any, server: Server)
 def test_the_sign_in_element_takes_the_code_without_knowing_its_length(
     device: Any, server: Server
 ) -> None:
-    email = server.email("elementcode")
-    create_account(device(), server, email)
-    page = device().new_page()
-    page.goto("/examples/components")  # no email-code-length: 6 to 10 digits
-    element = page.locator("magiclink-sign-in")
-    element.get_by_label("Email address").fill(email)
-    element.get_by_role("button", name="Continue").click()
+    # no email-code-length: 6 to 10 digits
+    email, page = account_and_page(device, server, "elementcode", "/examples/components")
+    element = _continue_in_the_element(page, email)
     field = element.get_by_label("Code from the email", exact=True)
     expect(element.get_by_text("The code in the email, typed on this device.")).to_be_visible()
     field.fill("12345")
@@ -55,22 +91,18 @@ def test_the_sign_in_element_takes_the_code_without_knowing_its_length(
     )
     field.fill(_newest_code(server, email))
     element.get_by_role("button", name="Verify code").click()
-    page.wait_for_url(server.url + "/")
-    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    lands_signed_in(page, server, email)
 
 
 def test_the_sign_in_element_follows_redirect_url_only_on_this_site(
     device: Any, server: Server
 ) -> None:
     # the URL parser drops a tab, so "/<TAB>/elsewhere.invalid/" would lead to another site
-    email = server.email("offsite")
-    create_account(device(), server, email)
+    email = account(device, server, "offsite")
     page = device().new_page()
     page.route(re.compile(r"^https?://elsewhere\.invalid/"), lambda r: r.fulfill(body="gone"))
     page.goto("/examples/components?redirect_url=/%09/elsewhere.invalid/")
-    element = page.locator("magiclink-sign-in")
-    element.get_by_label("Email address").fill(email)
-    element.get_by_role("button", name="Continue").click()
+    element = _continue_in_the_element(page, email)
     code = element.locator("[data-ml-code]")
     expect(code).to_have_text(re.compile(r"^\d{6}$"))
     phone = device().new_page()
@@ -83,9 +115,7 @@ def test_the_sign_in_element_follows_redirect_url_only_on_this_site(
 def test_custom_sign_in_page_on_the_js_client_cross_device(device: Any, server: Server) -> None:
     email = account(device, server, "custom")
     page = device().new_page()
-    page.goto("/examples/custom-sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Sign in with magic link").click()
+    _sign_in_on_the_custom_page(page, email)
     expect(page.get_by_role("status")).to_have_text("Check your email")
     code = page.get_by_test_id("code")
     expect(code).to_have_text(re.compile(r"^\d{6}$"))
@@ -103,9 +133,7 @@ def test_custom_sign_in_same_browser_and_verification_page(device: Any, server: 
     email = account(device, server, "customtab")
     context = device()
     page = context.new_page()
-    page.goto("/examples/custom-sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Sign in with magic link").click()
+    _sign_in_on_the_custom_page(page, email)
     expect(page.get_by_test_id("code")).to_have_text(re.compile(r"\d{6}"))
     tab = context.new_page()
     tab.goto(server.wait_for_link(email, count=2))
@@ -118,11 +146,8 @@ def test_custom_sign_in_same_browser_and_verification_page(device: Any, server: 
 def test_cancel_stops_waiting(device: Any, server: Server) -> None:
     email = account(device, server, "cancel")
     page = device().new_page()
-    waits: list[str] = []
-    page.on("request", lambda r: "wait=" in r.url and waits.append(r.url))
-    page.goto("/examples/custom-sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Sign in with magic link").click()
+    waits = wait_requests(page)
+    _sign_in_on_the_custom_page(page, email)
     expect(page.get_by_test_id("code")).to_have_text(re.compile(r"\d{6}"))
     page.get_by_role("button", name="Cancel").click()
     expect(page.get_by_role("status")).to_have_text("Cancelled")
@@ -135,12 +160,7 @@ def test_cancel_stops_waiting(device: Any, server: Server) -> None:
 
 def test_custom_sign_up_page(device: Any, server: Server) -> None:
     email = server.email("customup")
-    context = device()
-    page = context.new_page()
-    page.goto("/examples/custom-sign-up")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Sign up with magic link").click()
-    expect(page.get_by_role("status")).to_have_text("Check your email")
+    page = _sign_up_on_the_custom_page(device, email)
     page.goto(server.wait_for_link(email))
     page.wait_for_url(server.url + "/protected")
     expect(page.get_by_test_id("protected")).to_contain_text(email)
@@ -149,10 +169,7 @@ def test_custom_sign_up_page(device: Any, server: Server) -> None:
 def test_custom_page_adds_an_email_with_use_magic_link(device: Any, server: Server) -> None:
     _, _, page = signed_in(device, server, "adder")
     extra = server.email("added")
-    page.goto("/examples/add-email")
-    page.get_by_label("New email address").fill(extra)
-    page.get_by_role("button", name="Add").click()
-    expect(page.get_by_role("status")).to_have_text("Waiting for verification...")
+    _add_on_the_custom_page(page, extra)
     other = device().new_page()  # opened on another device: confirm with the code
     other.goto(server.wait_for_link(extra))
     code = page.evaluate(
@@ -205,10 +222,7 @@ def _newest_code(server: Server, email: str) -> str:
 def test_client_attempt_first_factor_completes_the_waiting_flow(
     device: Any, server: Server
 ) -> None:
-    email = server.email("jscode")
-    create_account(device(), server, email)
-    page = device().new_page()
-    page.goto("/examples/components")
+    email, page = account_and_page(device, server, "jscode", "/examples/components")
     started = page.evaluate(
         """async (email) => {
         const m = await import('/auth/static/magiclink.js');
@@ -246,7 +260,7 @@ def test_client_attempt_first_factor_completes_the_waiting_flow(
                    status_: window.ml.client.signIn.firstFactorVerification.status };
         }
     }""",
-        "000000" if code != "000000" else "111111",
+        not_this(code),
     )
     assert wrong == {
         "name": "APIError",
@@ -290,10 +304,7 @@ def test_client_attempt_first_factor_completes_the_waiting_flow(
 
 
 def test_client_a_spent_verification_is_failed_and_read_back(device: Any, server: Server) -> None:
-    email = server.email("jsspent")
-    create_account(device(), server, email)
-    page = device().new_page()
-    page.goto("/examples/components")
+    email, page = account_and_page(device, server, "jsspent", "/examples/components")
     page.evaluate(
         """async (email) => {
         const m = await import('/auth/static/magiclink.js');
@@ -325,7 +336,7 @@ def test_client_a_spent_verification_is_failed_and_read_back(device: Any, server
                  status: signIn.firstFactorVerification.status, waited: waited.status,
                  signedIn: window.ml.isSignedIn };
     }""",
-        "000000" if code != "000000" else "111111",
+        not_this(code),
     )
     assert result == {
         "carried": ["email_code"],
@@ -354,16 +365,11 @@ def test_client_a_spent_verification_is_failed_and_read_back(device: Any, server
 def test_custom_pages_sign_up_and_add_an_email_with_the_code(device: Any, server: Server) -> None:
     email = server.email("customcode")
     extra = server.email("customextra")
-    context = device()
-    page = context.new_page()
-    page.goto("/examples/custom-sign-up")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Sign up with magic link").click()
-    expect(page.get_by_role("status")).to_have_text("Check your email")
+    page = _sign_up_on_the_custom_page(device, email)
     field = page.get_by_label("Code from the email")
     expect(field).to_be_visible()  # shown once the email is sent
     code = _newest_code(server, email)
-    field.fill("000000" if code != "000000" else "111111")
+    field.fill(not_this(code))
     page.get_by_role("button", name="Sign up with the code").click()
     expect(page.get_by_role("alert")).to_contain_text("4 tries left")
     field.fill(code)
@@ -372,10 +378,7 @@ def test_custom_pages_sign_up_and_add_an_email_with_the_code(device: Any, server
     page.wait_for_url(server.url + "/protected")
     expect(page.get_by_test_id("protected")).to_contain_text(email)
 
-    page.goto("/examples/add-email")
-    page.get_by_label("New email address").fill(extra)
-    page.get_by_role("button", name="Add").click()
-    expect(page.get_by_role("status")).to_have_text("Waiting for verification...")
+    _add_on_the_custom_page(page, extra)
     expect(page.get_by_label("Code from the email")).to_be_visible()
     page.get_by_label("Code from the email").fill(_newest_code(server, extra))
     page.get_by_role("button", name="Verify with the code").click()
@@ -384,12 +387,9 @@ def test_custom_pages_sign_up_and_add_an_email_with_the_code(device: Any, server
 
 
 def test_custom_sign_in_page_with_the_code(device: Any, server: Server) -> None:
-    email = server.email("customsignin")
-    create_account(device(), server, email)
+    email = account(device, server, "customsignin")
     page = device().new_page()
-    page.goto("/examples/custom-sign-in")
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Sign in with magic link").click()
+    _sign_in_on_the_custom_page(page, email)
     expect(page.get_by_test_id("code")).to_have_text(re.compile(r"^\d{6}$"))  # email sent
     page.get_by_label("Code from the email").fill(_newest_code(server, email))
     page.get_by_role("button", name="Sign in with the code").click()

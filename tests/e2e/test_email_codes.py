@@ -11,13 +11,17 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import PHONE, Server
-from tests.e2e.test_hosted_pages import (
+from tests.e2e._steps import (
+    account,
     confirm_on_other_device,
     create_account,
+    lands_signed_in,
+    not_this,
+    signing_in,
     start_sign_in,
-    track_navigations,
 )
+from tests.e2e.conftest import PHONE, Server
+from tests.e2e.test_hosted_pages import track_navigations
 from tests.e2e.test_screenshots import check_layout
 
 
@@ -47,15 +51,8 @@ def type_code(page: Any, code: str, scope: Any = None) -> None:
     where.get_by_role("button", name="Verify code").click()
 
 
-def not_this(code: str) -> str:
-    return "000000" if code != "000000" else "111111"
-
-
 def test_sign_in_with_the_code_read_from_the_mailbox(device: Any, server: Server) -> None:
-    email = server.email("codein")
-    create_account(device(), server, email)
-    page = device().new_page()
-    confirmation = start_sign_in(page, email)
+    email, _, page, confirmation = signing_in(device, server, "codein")
     navigations = track_navigations(page)
     # beside "check your email": the field for the emailed code, and the other code, told apart
     field = code_field(page)
@@ -72,8 +69,7 @@ def test_sign_in_with_the_code_read_from_the_mailbox(device: Any, server: Server
     code = code_from_mailbox(phone, email)
     expect(phone.get_by_role("link", name="Open the link")).to_be_visible()  # beside the link
     type_code(page, code)
-    page.wait_for_url(server.url + "/")
-    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    lands_signed_in(page, server, email)
     assert navigations == [server.url + "/"]  # moved on once
 
     # the link went with the code: opened now, it signs nobody in
@@ -123,10 +119,7 @@ def test_profile_verifies_an_added_address_with_its_code(device: Any, server: Se
 
 
 def test_a_wrong_code_then_the_right_one(device: Any, server: Server) -> None:
-    email = server.email("codewrong")
-    create_account(device(), server, email)
-    page = device().new_page()
-    start_sign_in(page, email)
+    email, _, page, _ = signing_in(device, server, "codewrong")
     code = code_from_mailbox(device().new_page(), email)
     field = code_field(page)
 
@@ -145,17 +138,13 @@ def test_a_wrong_code_then_the_right_one(device: Any, server: Server) -> None:
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
 
     type_code(page, f"{code[:3]} {code[3:]}")  # typed with a space, as the email spaces it
-    page.wait_for_url(server.url + "/")
-    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    lands_signed_in(page, server, email)
 
 
 def test_too_many_wrong_codes_spend_the_email_and_a_new_one_works(
     device: Any, server: Server
 ) -> None:
-    email = server.email("codespent")
-    create_account(device(), server, email)
-    page = device().new_page()
-    start_sign_in(page, email)
+    email, _, page, _ = signing_in(device, server, "codespent")
     mailbox = device().new_page()
     code = code_from_mailbox(mailbox, email)
     for left in (4, 3, 2, 1):
@@ -172,17 +161,13 @@ def test_too_many_wrong_codes_spend_the_email_and_a_new_one_works(
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
     fresh = code_from_mailbox(mailbox, email)
     type_code(page, fresh)
-    page.wait_for_url(server.url + "/")
-    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    lands_signed_in(page, server, email)
 
 
 def test_the_link_opened_on_another_device_while_the_code_field_waits(
     device: Any, server: Server
 ) -> None:
-    email = server.email("codeorlink")
-    create_account(device(), server, email)
-    page = device().new_page()
-    confirmation = start_sign_in(page, email)
+    email, _, page, confirmation = signing_in(device, server, "codeorlink")
     navigations = track_navigations(page)
     code_field(page).fill("12")  # half typed: it stops nothing
 
@@ -190,14 +175,12 @@ def test_the_link_opened_on_another_device_while_the_code_field_waits(
     open_newest_email(phone, email)
     phone.get_by_role("link", name="Open the link").click()
     confirm_on_other_device(phone, confirmation)
-    page.wait_for_url(server.url + "/")
-    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    lands_signed_in(page, server, email)
     assert navigations == [server.url + "/"]
 
 
 def test_the_code_typed_in_one_tab_moves_the_other_tab_on(device: Any, server: Server) -> None:
-    email = server.email("codetabs")
-    create_account(device(), server, email)
+    email = account(device, server, "codetabs")
     context = device()
     first = context.new_page()
     start_sign_in(first, email)

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e._steps import lands_signed_in, not_this
 from tests.e2e.conftest import DESKTOP, Server, serve_demo
-from tests.e2e.test_email_codes import code_field, code_from_mailbox, not_this, type_code
+from tests.e2e.test_email_codes import code_field, code_from_mailbox, type_code
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +56,7 @@ def test_only_the_code_field_is_offered(device: Any, server: Server) -> None:
     code = code_from_mailbox(mailbox, email)
     expect(mailbox.get_by_role("link", name="Open the link")).to_have_count(0)
     type_code(page, code)
-    page.wait_for_url(server.url + "/")
-    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    lands_signed_in(page, server, email)
 
 
 def test_a_spent_budget_of_tries_is_said_plainly(device: Any, server: Server) -> None:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
-from tests.e2e._steps import create_account, signed_in, start_sign_in
+from tests.e2e._steps import create_account, lands_signed_in, signed_in, start_sign_in
 from tests.e2e.conftest import Server
 
 SIGN_IN_HEADING = "Sign in to magiclink demo"
@@ -88,8 +88,7 @@ def test_completing_sign_in_replaces_the_sign_in_page(device: Any, server: Serve
     length = history_length(page)
     page.get_by_label("Code from the email").fill(server.messages_to(email)[-1].email_code)
     page.get_by_role("button", name="Verify code").click()
-    page.wait_for_url(server.url + "/")
-    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    lands_signed_in(page, server, email)
     assert history_length(page) == length  # Back leads to the page before sign-in
 
 
@@ -98,8 +97,7 @@ def test_a_signed_in_visitor_of_a_sign_in_component_is_sent_on(device: Any, serv
     page.goto("/protected")
     length = history_length(page)
     page.goto("/examples/components")  # <magiclink-sign-in> in a page of the app
-    page.wait_for_url(server.url + "/")
-    expect(page.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
+    lands_signed_in(page, server, email)
     assert history_length(page) == length + 1  # the sign-in page was replaced
     page.go_back()
     page.wait_for_url(server.url + "/protected")

@@ -12,11 +12,14 @@ created, all or nothing.
                                    of a taken address signs its owner in)
     sign-in   address claimed   -> session for its owner
               address gone      -> failed: nothing to sign in to
+    either    the starting client's other live sessions end in the same batch (signing in
+              again on a browser ends what it was signed in with before)
     address   verified          -> claimed by its user; primary if the user had none
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,14 +34,18 @@ from .flows import (
     SessionTerms,
     check_transition,
     email_of,
+    end_session,
     new_session,
+    session_expiry_reason,
 )
 from .models import (
     Attempt,
     EmailAddress,
+    FailureReason,
     Link,
     RequestInfo,
     Session,
+    SessionStatus,
     SignIn,
     SignInStatus,
     SignUp,
@@ -72,6 +79,7 @@ def complete(
     device: RequestInfo | None,
     terms: SessionTerms,
     primary_email: str | None = None,
+    client_sessions: Sequence[Session] = (),
 ) -> Completion:
     """Complete ``attempt`` after ``decision`` (outcome ``COMPLETE``).
 
@@ -84,6 +92,8 @@ def complete(
     :param device: what to remember about where the session was asked for.
     :param primary_email: the account's primary address, which the session carries (default:
         the address just verified).
+    :param client_sessions: the starting client's sessions, read just before: a sign-up or
+        sign-in ends the live ones (one browser, one session).
     :raises MagicLinkFailedError: a sign-in whose account is gone.
     :raises InvalidStateError: the decision or attempt does not allow completing.
     """
@@ -104,6 +114,7 @@ def complete(
         device=device,
         terms=terms,
         primary_email=primary_email,
+        client_sessions=client_sessions,
     )
 
 
@@ -143,8 +154,10 @@ def _sign_in(
     device: RequestInfo | None,
     terms: SessionTerms,
     primary_email: str | None,
+    client_sessions: Sequence[Session],
 ) -> Completion:
-    """Sign-up and sign-in end alike: a session for the address's user, made if need be."""
+    """Sign-up and sign-in end alike: a session for the address's user, made if need be; the
+    client's sessions before it end."""
     email = email_of(attempt)
     client_id = attempt.client_id  # the session is always the starting client's
     changes: list[Change] = _consumed(link)
@@ -168,6 +181,15 @@ def _sign_in(
         email_address=primary_email or email,
     )
     changes.append(Insert(session))
+    for old in client_sessions:
+        if old.client_id != client_id or session_expiry_reason(old, now, terms.idle_timeout):
+            continue  # another client's, or over already
+        changes.append(Update(end_session(old, now, SessionStatus.ENDED, terms.purge_grace)))
+        events.append(
+            AuthEvent(
+                Event.SESSION_ENDED, user_id=old.user_id, session_id=old.id, client_id=client_id
+            )
+        )
     if isinstance(attempt, SignUp):
         check_transition(SIGN_UP_TRANSITIONS, attempt.status, SignUpStatus.COMPLETE)
         done: SignUp | SignIn = attempt.bumped(
@@ -226,5 +248,7 @@ def refuse_claim(address: EmailAddress, link: Link | None, now: datetime) -> lis
     so the person sees why instead of a link that keeps failing at random."""
     if address.verification is None:
         raise ValueError("only an address being verified can be refused")
-    failed = address.verification.model_copy(update={"status": VerificationStatus.FAILED})
+    failed = address.verification.model_copy(
+        update={"status": VerificationStatus.FAILED, "failure_reason": FailureReason.ADDRESS_TAKEN}
+    )
     return [*_consumed(link), Update(address.bumped(now, verification=failed))]

@@ -318,8 +318,11 @@ class MailDeliveryError(AuthError):
 
 
 class StorageUnavailableError(AuthError):
-    """The storage cannot be reached now; try again shortly."""
+    """The storage cannot be reached now, or did not answer within ``storage_timeout``; try
+    again shortly. ``long_message`` may name the backend (for the log): a web layer answers
+    with ``message`` only, and ``retry_after_seconds`` as ``Retry-After``."""
 
     code = ErrorCode.STORAGE_UNAVAILABLE
     status_hint = 503
-    default_message = "The service is unavailable. Please try again shortly."
+    default_message = "Temporarily unavailable. Please try again in a few seconds."
+    retry_after_seconds: ClassVar[int] = 5

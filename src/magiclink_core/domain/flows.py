@@ -12,15 +12,19 @@ emails a link; the link's token is stored only as a digest, which the verificati
 the same client *abandons* the older one (its link stops working); an attempt left alone past
 ``abandon_at`` reads as abandoned. A click on a link is judged here, without I/O:
 
-    link used / superseded / attempt not in progress  ->  failed
-    link past its expiry                               ->  expired
-    clicked by the starting client                     ->  verified, attempt complete
+    link used, by this client or for it (its attempt    ->  already complete: the same
+      completed by this very link)                          answer again, nothing changes
+    link used / superseded / attempt not in progress    ->  failed
+    link past its expiry                                ->  expired
+    clicked by the starting client                      ->  verified, attempt complete
     clicked by another client:
-        policy allow                                   ->  verified, attempt complete
-        policy deny                                    ->  client_mismatch, nothing completes
-        policy confirm, no code yet                    ->  ask for the code (nothing changes)
-        policy confirm, right code                     ->  verified, attempt complete
-        policy confirm, wrong code                     ->  one try fewer; the last one fails it
+        policy deny                                     ->  client_mismatch, nothing completes
+        opened, not confirmed (a GET, a mail scanner,   ->  ask for a confirmation (nothing
+          a link preview)                                   changes): a tap under allow,
+                                                            the code under confirm
+        policy allow, confirmed                         ->  verified, attempt complete
+        policy confirm, right code                      ->  verified, attempt complete
+        policy confirm, wrong code                      ->  one try fewer; the last one fails it
 
 Everything here takes records and the time and returns new records (or changes to write); the
 service reads and writes them, each once-only change as one atomic storage operation. The
@@ -51,6 +55,7 @@ from .models import (
     Client,
     CrossDevicePolicy,
     EmailAddress,
+    FailureReason,
     FirstFactor,
     Link,
     RequestInfo,
@@ -289,7 +294,9 @@ def abandon(attempt: SignUp | SignIn, now: datetime) -> SignUp | SignIn:
         check_transition(SIGN_IN_TRANSITIONS, attempt.status, SignInStatus.ABANDONED)
     verification = attempt.verification
     if verification is not None and verification.status is VerificationStatus.UNVERIFIED:
-        verification = _move(verification, VerificationStatus.FAILED)
+        verification = _move(
+            verification, VerificationStatus.FAILED, failure_reason=FailureReason.REPLACED
+        )
     return attempt.bumped(now, status=_ABANDONED[type(attempt)], verification=verification)
 
 
@@ -322,9 +329,13 @@ def start_attempt(
     *,
     now: datetime,
     client_ttl: timedelta,
+    other: SignUp | SignIn | None = None,
 ) -> list[Change]:
     """The changes that make ``attempt`` the client's current one of its kind; ``previous`` (the
-    client's current one, if still in progress) is abandoned in the same batch."""
+    client's current one, if still in progress) is abandoned in the same batch, and so is
+    ``other`` (the client's current attempt of the other kind) when it is in progress for the
+    same address: a person who switched from signing up to signing in (or back) has one live
+    link in their mailbox, the newest."""
     field = "sign_up_id" if isinstance(attempt, SignUp) else "sign_in_id"
     changes: list[Change] = [
         Insert(attempt),
@@ -336,6 +347,8 @@ def start_attempt(
     ]
     if previous is not None and in_progress(previous):
         changes.append(Update(abandon(previous, now)))
+    if other is not None and in_progress(other) and email_of(other) == email_of(attempt):
+        changes.append(Update(abandon(other, now)))
     return changes
 
 
@@ -345,6 +358,7 @@ def start_attempt(
 class ClickOutcome(StrEnum):
     COMPLETE = "complete"
     NEEDS_CONFIRMATION = "needs_confirmation"
+    ALREADY_COMPLETE = "already_complete"
     REJECTED = "rejected"
 
 
@@ -356,7 +370,11 @@ class ClickDecision:
     ``REJECTED``: ``error`` says why (with the attempt's ``redirect_url`` on it when the starting
     client clicked, so it can be sent back to the app); ``verification``, when not None, is the
     attempt's new verification to store (a wrong code counted, a mismatch recorded).
-    ``NEEDS_CONFIRMATION``: nothing changes until the code is typed.
+    ``NEEDS_CONFIRMATION``: nothing changes until the clicking client confirms: with the code
+    when ``needs_code``, else with one tap.
+    ``ALREADY_COMPLETE``: the link was used already, by this very client or for it (its attempt
+    completed by this link): a repeated click (a double tap, back and reload, a retry after an
+    answer that never arrived) gets the same result again, and nothing changes.
     """
 
     outcome: ClickOutcome
@@ -364,6 +382,7 @@ class ClickDecision:
     verification: Verification | None = None
     link: Link | None = None
     error: MagicLinkError | ConfirmationCodeError | EmailCodeError | None = None
+    needs_code: bool = False
 
 
 def judge_click(
@@ -375,8 +394,14 @@ def judge_click(
     confirmation_code: str | None,
     max_code_attempts: int,
     now: datetime,
+    confirmed: bool = True,
 ) -> ClickDecision:
-    """Decide what a click on ``link`` does, given the attempt it belongs to."""
+    """Decide what a click on ``link`` does, given the attempt it belongs to.
+
+    ``confirmed``: whether another client acted on purpose (the landing's confirm button, a
+    POST). Opening the link (a GET or HEAD: a person, but as well a mail scanner or a link
+    preview) is not: from another client it completes nothing, under any policy.
+    """
     same_client = clicking_client_id is not None and hmac.compare_digest(
         clicking_client_id, link.client_id
     )
@@ -394,6 +419,10 @@ def judge_click(
         return reject(MagicLinkFailedError(message, redirect_url=back_to))
 
     if link.consumed_at is not None:
+        if clicking_client_id is not None and completed_by(attempt, link):
+            by = link.consumed_by_client
+            if same_client or (by is not None and hmac.compare_digest(clicking_client_id, by)):
+                return ClickDecision(ClickOutcome.ALREADY_COMPLETE, same_client)
         return failed("This link has already been used.")
     if verification is None or verification.link_id != link.id:
         return failed("A newer link was sent; use that one.")
@@ -420,14 +449,18 @@ def judge_click(
             link=link.bumped(now, consumed_at=now, consumed_by_client=clicking_client_id),
         )
 
-    if same_client or policy is CrossDevicePolicy.ALLOW:
+    if same_client:
         return complete()
     if policy is CrossDevicePolicy.DENY:
         return reject(
             ClientMismatchError(), _move(verification, VerificationStatus.CLIENT_MISMATCH)
         )
-    if confirmation_code is None:
+    if policy is CrossDevicePolicy.ALLOW:
+        if confirmed:
+            return complete()
         return ClickDecision(ClickOutcome.NEEDS_CONFIRMATION, same_client)
+    if confirmation_code is None:
+        return ClickDecision(ClickOutcome.NEEDS_CONFIRMATION, same_client, needs_code=True)
     if hmac.compare_digest(
         confirmation_code.strip().encode(), verification.confirmation_code.encode()
     ):
@@ -440,11 +473,28 @@ def judge_click(
                 long_message="Too many wrong codes were typed, so this link was disabled. "
                 "Ask for a new one from the device you are signing in on.",
             ),
-            _move(verification, VerificationStatus.FAILED, failed_code_attempts=tries),
+            _move(
+                verification,
+                VerificationStatus.FAILED,
+                failed_code_attempts=tries,
+                failure_reason=FailureReason.CONFIRMATION_CODES,
+            ),
         )
     return reject(
         ConfirmationCodeError(attempts_left=max_code_attempts - tries),
         verification.model_copy(update={"failed_code_attempts": tries}),
+    )
+
+
+def completed_by(attempt: Attempt, link: Link) -> bool:
+    """Whether ``attempt`` was completed with ``link``'s verification (by the link, or by the
+    code emailed with it)."""
+    v = attempt.verification
+    return (
+        v is not None
+        and v.link_id == link.id
+        and v.status is VerificationStatus.VERIFIED
+        and not in_progress(attempt)
     )
 
 
@@ -512,7 +562,12 @@ def judge_email_code(
                 long_message="Too many wrong codes were typed, so this code and its link no "
                 "longer work. Ask for a new email.",
             ),
-            _move(verification, VerificationStatus.FAILED, failed_email_code_attempts=tries),
+            _move(
+                verification,
+                VerificationStatus.FAILED,
+                failed_email_code_attempts=tries,
+                failure_reason=FailureReason.EMAIL_CODES,
+            ),
         )
     return reject(
         EmailCodeError(attempts_left=max_attempts - tries),
@@ -555,7 +610,7 @@ def new_session(
         last_active_at=now,
         expire_at=expire_at,
         purge_after=expire_at + terms.purge_grace,
-        user_agent=(device.device or device.user_agent[:200]) if device else "",
+        user_agent=device.device if device else "",  # described, never the client's own text
         ip_address=device.ip_address if device else "",
     )
 

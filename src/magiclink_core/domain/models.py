@@ -30,6 +30,17 @@ class VerificationStatus(StrEnum):
     CLIENT_MISMATCH = "client_mismatch"
 
 
+class FailureReason(StrEnum):
+    """Why a verification failed, for the device waiting on it (the status alone says only
+    ``failed``): each way calls for its own next step."""
+
+    CONFIRMATION_CODES = "too_many_confirmation_codes"  # typed wrong on the device with the link
+    EMAIL_CODES = "too_many_email_codes"  # the emailed code, typed wrong where it was asked for
+    REPLACED = "replaced"  # a newer attempt of the same client took its place
+    UNDELIVERABLE = "undeliverable"  # the email could not be sent
+    ADDRESS_TAKEN = "address_taken"  # another account verified the address first
+
+
 class SignUpStatus(StrEnum):
     """A sign-up waits for its address to be verified, then is complete (a user and a session
     exist); one replaced by a newer sign-up of its client, or left too long, is abandoned."""
@@ -87,7 +98,8 @@ class RequestInfo(Frozen):
 
     @property
     def described(self) -> str:
-        return self.device or self.user_agent[:120] or "an unknown device"
+        # never the raw User-Agent: its text is the client's own, and this goes into emails
+        return self.device or "an unknown device"
 
 
 Strategy = Literal["email_link", "email_code"]
@@ -119,6 +131,7 @@ class Verification(Frozen):
     failed_code_attempts: int = 0  # wrong confirmation codes typed on another device
     email_code_digest: str | None = None  # None when the email carries no code
     failed_email_code_attempts: int = 0
+    failure_reason: FailureReason | None = None  # why, when the status is failed
 
 
 class FirstFactor(Frozen):

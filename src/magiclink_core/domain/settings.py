@@ -90,6 +90,10 @@ class Settings(BaseModel):
     # person signs in again, with a fresh link or code, to make a recent one); None turns it off
     reverification_window: timedelta | None = timedelta(minutes=10)
     wait_poll_interval: timedelta = timedelta(seconds=2)
+    # the storage time of one request, summed over its storage calls (seconds, or a
+    # timedelta): past it, the request fails with StorageUnavailableError (503, "temporarily
+    # unavailable") instead of waiting on a storage that does not answer
+    storage_timeout: timedelta = timedelta(seconds=3)
     # emails go out off the request path while MagicLinks runs: this many at once, a temporary
     # failure tried again after mail_first_retry (doubling up to mail_max_retry) until the link
     # would expire, then its link withdrawn
@@ -173,6 +177,8 @@ class Settings(BaseModel):
             raise ValueError("session_cache_ttl cannot be negative (0 turns the cache off)")
         if self.wait_poll_interval <= timedelta(0):
             raise ValueError("wait_poll_interval must be positive")
+        if self.storage_timeout <= timedelta(0):
+            raise ValueError("storage_timeout must be positive")
         if self.purge_grace < timedelta(0):
             raise ValueError("purge_grace cannot be negative")
         if not self.verify_path.startswith("/") or self.verify_path.startswith("//"):

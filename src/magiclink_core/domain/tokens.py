@@ -74,6 +74,12 @@ def parse_token(token: object, purpose: TokenPurpose) -> bytes | None:
     return base64.urlsafe_b64decode(body + "=")
 
 
+def is_link_token(token: str) -> bool:
+    """Whether ``token`` is spelled like a link's token (ASCII, of the link's purpose): what a
+    web layer checks before it carries a token anywhere, a header or a cookie included."""
+    return parse_token(token, TokenPurpose.LINK) is not None
+
+
 class Keyring:
     """Per-purpose HMAC keys derived from the configured secrets, newest first."""
 
@@ -139,3 +145,12 @@ def new_numeric_code(digits: int) -> str:
     """A short numeric code: the confirmation code (shown by the starting device, typed on the
     clicking one) or the email code (in the email, typed on the starting device)."""
     return f"{secrets.randbelow(10**digits):0{digits}d}"  # one draw, uniform over all codes
+
+
+TOKEN_IN_TEXT = re.compile(r"\bml([lsc])1_[A-Za-z0-9_-]{43}")
+"""A token anywhere in a text (a URL, a log line), for :func:`redact_tokens`."""
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with every token's secret body replaced: ``mll1_[redacted]`` keeps its kind."""
+    return TOKEN_IN_TEXT.sub(r"ml\g<1>1_[redacted]", text)

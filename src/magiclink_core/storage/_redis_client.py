@@ -59,8 +59,9 @@ def make_client(
     max_connections: int = 50,
     pool_timeout: float = 5.0,
 ) -> aioredis.Redis:
-    """A client that fails fast: short timeouts, one immediate retry (which reconnects a
-    connection the server dropped). Its pool holds at most ``max_connections``; a command that
+    """A client that fails fast: short timeouts, one immediate retry of a dropped connection
+    (which reconnects it), none of a timeout (two tries would stack to twice the wait, and a
+    script sent twice could run twice). Its pool holds at most ``max_connections``; a command that
     finds them all busy waits up to ``pool_timeout`` seconds for one, then fails with
     "No connection available." (a ConnectionError, so: unavailable), instead of failing at once
     as redis-py's default pool does past its size."""
@@ -71,7 +72,7 @@ def make_client(
         decode_responses=True,
         socket_connect_timeout=connect_timeout,
         socket_timeout=command_timeout,
-        retry=Retry(NoBackoff(), 1),
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     )
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 

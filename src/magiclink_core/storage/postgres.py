@@ -40,6 +40,7 @@ from ._asyncpg import (
     is_unavailable,
     unavailable,
 )
+from ._settle import settling, timed_out
 from .postgres_notifier import PostgresNotifier
 
 # the first key of pg_advisory_xact_lock(int, int) while migrating ("ML" + "mg"); the second is
@@ -244,8 +245,9 @@ class PostgresStorage:
                 if len(changes) == 1:
                     # one statement is its own transaction: no BEGIN and COMMIT round trips.
                     # Shielded (command_timeout bounds it) for the reason the COMMIT is below
-                    with anyio.CancelScope(shield=True):
+                    with settling() as scope:
                         await self._write(connection, changes[0])
+                    _settled(scope)
                     return
                 transaction = connection.transaction()
                 try:
@@ -258,8 +260,9 @@ class PostgresStorage:
                     raise
                 # once COMMIT is sent, see it through: a cancelled caller must not leave an
                 # outcome that lands after apply() has returned
-                with anyio.CancelScope(shield=True):
+                with settling() as scope:
                     await transaction.commit()
+                _settled(scope)
         except _CONFLICTS as exc:
             raise WriteConflict(f"a concurrent transaction won: {type(exc).__name__}") from exc
 
@@ -334,6 +337,12 @@ class PostgresStorage:
         async with self._connection() as connection:
             await connection.execute("DELETE FROM counters WHERE reset_at <= $1", now)
         return removed
+
+
+def _settled(scope: anyio.CancelScope) -> None:
+    late = timed_out(scope)
+    if late is not None:
+        raise unavailable(late)
 
 
 async def _keep_session(connection: PgConnection) -> None:

@@ -34,13 +34,12 @@ from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-import anyio
-
 from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
 from ..ports import Change, Delete, Insert, R, WriteConflict
 from . import _records
 from ._redis_client import UNAVAILABLE, RedisClient, make_client, unavailable
+from ._settle import settling, timed_out
 from .redis_notifier import RedisNotifier
 
 _T = TypeVar("_T")
@@ -363,9 +362,13 @@ class RedisStorage:
             return
         payload = json.dumps([_operation(change) for change in changes], separators=(",", ":"))
         # shielded (a command_timeout bounds it): once sent, the script runs whole on the
-        # server, so wait for its answer; a cancelled caller then leaves a settled outcome
-        with anyio.CancelScope(shield=True):
+        # server, so wait for its answer; a cancelled caller then leaves a settled outcome. The
+        # caller's deadline (the request's storage_timeout) still holds, see _settle.py
+        with settling() as scope:
             reply = await self._call(self._apply(keys=[], args=[self.prefix, payload]))
+        late = timed_out(scope)
+        if late is not None:
+            raise unavailable(late)
         outcome, message, field = (_text(item) for item in _items(reply, 3))
         if outcome != "ok":
             raise WriteConflict(message, unique_field=field or None)

@@ -290,7 +290,7 @@ class AuthFlowElement extends MagicLinkElement {
       return;
     }
     if (status === "failed" || status === "client_mismatch") {
-      this._showFailed(status, this._spentMessage);
+      this._showFailed(status, this._spentMessage || FAILURE_MESSAGES[v?.failureReason] || "");
       return;
     }
     if (status === "unverified") return; // cancelled
@@ -368,6 +368,15 @@ class AuthFlowElement extends MagicLinkElement {
     ));
   }
 }
+
+// why a verification failed, as the device waiting on it is told (a new email is offered)
+const FAILURE_MESSAGES = {
+  too_many_confirmation_codes: "Wrong codes were typed on the device where your link was " +
+    "opened, so the link no longer works. If that was not you, someone else has your email: " +
+    "send a new one and open it yourself.",
+  too_many_email_codes: "Too many wrong codes were typed, so this code and its link no longer work.",
+  undeliverable: "We could not send the email. Check the address, or send it again.",
+};
 
 class SignInElement extends AuthFlowElement {
   get mode() {

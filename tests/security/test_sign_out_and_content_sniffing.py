@@ -1,0 +1,62 @@
+"""Headers that protect the person after and around the flow: the sign-out answer asks the
+browser to drop this site's cache and cookies (``Clear-Site-Data: "cache", "cookies"``; never
+``"storage"``, which would wipe the host app's own data), and every answer, JSON, the OpenAPI
+document, pages and redirects alike, says ``X-Content-Type-Options: nosniff``."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.asgi.test_security_headers import client, every_kind_of_answer
+
+from ._http import make_app
+from ._links import confirm, open_landing, sign_up, signed_up
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_signing_out_clears_the_sites_cache_and_cookies() -> None:
+    app = make_app()
+    async with app.browser() as laptop, app.browser("192.0.2.44") as phone:
+        await signed_up(app, laptop, "ann@example.org")
+        me = (await laptop.get("/auth/v1/client")).json()
+        session = me["sessions"][0]["id"]
+        # ending a session of this client that is not the one in use: no clearing
+        await signed_up(app, phone, "bob@example.org")
+        bob = (await phone.get("/auth/v1/client")).json()["sessions"][0]["id"]
+        other = await laptop.post(f"/auth/v1/client/sessions/{bob}/end")
+        assert "clear-site-data" not in other.headers
+        out = await laptop.post(f"/auth/v1/client/sessions/{session}/end")
+        assert out.status_code == 200, out.text
+        assert out.headers["clear-site-data"] == '"cache", "cookies"'
+        assert "storage" not in out.headers["clear-site-data"]
+        assert (await laptop.get("/auth/v1/me")).status_code == 401
+
+
+async def test_nosniff_on_every_answer_including_landing_pages_and_redirects() -> None:
+    app = make_app()
+    answers: dict[str, httpx.Response] = {}
+    async with app.browser() as owner, app.browser("192.0.2.44") as phone:
+        prepared, link = await sign_up(app, owner, "ann@example.org")
+        answers["landing redirect (another device)"] = await phone.get(link)
+        page = await open_landing(phone, link)
+        answers["confirm page"] = page
+        answers["wrong code"] = await confirm(phone, page, "0")
+        code = prepared["verifications"]["email_address"]["confirmation_code"]
+        answers["done"] = await confirm(phone, page, code)
+        answers["done again"] = await confirm(phone, page, code)
+        _, own = await sign_up(app, owner, "bob@example.org")
+        answers["landing redirect (same device)"] = await owner.get(own)
+        answers["signed in again"] = await owner.get(own)
+        answers["malformed token"] = await owner.get("/auth/v1/verify?token=%E4%B8%AD")
+        answers["landing, HEAD"] = await owner.head(own)
+        answers["landing, 405"] = await owner.delete("/auth/v1/verify")
+        answers["api 404"] = await owner.get("/auth/v1/client/sign_ins/nope")
+        answers["api 422"] = await owner.post("/auth/v1/client/sign_ins", json={})
+        answers["openapi"] = await owner.get("/auth/v1/openapi.json")
+        answers["sign out"] = await owner.post("/auth/v1/client/sessions/nope/end")
+    async with client("https://app.example.com") as c:
+        answers.update(await every_kind_of_answer(c))
+    for name, response in answers.items():
+        assert response.headers.get("x-content-type-options") == "nosniff", name
