@@ -7,6 +7,7 @@ errors (plus the HTTP layer's own, ``errors.py``), answered with their own code 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -91,6 +92,10 @@ def _strategy(data: dict[str, Any], *allowed: Strategy) -> Strategy:
 
 
 _PREPARE: tuple[Strategy, ...] = ("email_link", "email_code")
+# a query's numbers as JSON writes them: no "nan", "inf", "1_000" or surrounding spaces
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_WHOLE = re.compile(r"\+?[0-9]{1,19}")
+MAX_VERSION = 2**63 - 1  # a version is a 64-bit counter in every storage
 
 
 class Api:
@@ -158,17 +163,22 @@ class Api:
 
     @staticmethod
     def _wait_args(call: Call) -> tuple[float, int | None]:
+        """``?wait=`` (seconds, 0 to MAX_WAIT) and ``?version=`` (a whole number): absent is
+        the default, anything else that is not such a number (empty included) is a 400."""
         query = call.request.query
-        try:
-            wait = float(query["wait"]) if "wait" in query else 0.0
-            version = int(query["version"]) if query.get("version") else None
-        except ValueError:
-            raise InvalidRequestError(long_message="wait and version must be numbers.") from None
-        if not 0 <= wait <= MAX_WAIT_SECONDS:  # also refuses NaN
+        wait, version = query.get("wait"), query.get("version")
+        if wait is not None and _NUMBER.fullmatch(wait) is None:
+            raise InvalidRequestError(long_message="wait must be a number of seconds.")
+        if version is not None and (
+            _WHOLE.fullmatch(version) is None or int(version) > MAX_VERSION
+        ):
+            raise InvalidRequestError(long_message="version must be a whole number.")
+        seconds = 0.0 if wait is None else float(wait)
+        if not 0 <= seconds <= MAX_WAIT_SECONDS:
             raise InvalidRequestError(
                 long_message=f"wait must be between 0 and {MAX_WAIT_SECONDS:g}."
             )
-        return wait, version
+        return seconds, None if version is None else int(version)
 
     async def _read_or_wait(
         self,

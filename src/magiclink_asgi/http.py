@@ -106,10 +106,12 @@ class Request:
         if content_type == "application/json" or content_type.endswith("+json"):
             try:
                 data = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
                 raise InvalidRequestError(long_message="The body is not valid JSON.") from None
             if not isinstance(data, dict):
                 raise InvalidRequestError(long_message="The body must be a JSON object.")
+            if not _unicode(data):
+                raise InvalidRequestError(long_message="The body's text is not valid Unicode.")
             return data
         if content_type == "application/x-www-form-urlencoded":
             try:
@@ -118,6 +120,24 @@ class Request:
                 raise InvalidRequestError(long_message="The form is not UTF-8.") from None
             return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
         raise UnsupportedMediaTypeError()
+
+
+def _unicode(data: Any) -> bool:
+    """Whether every string in a parsed JSON value is text UTF-8 can carry: JSON's ``\\ud800``
+    escapes decode to lone surrogates, which no answer, digest or database could encode.
+    (A loop, not recursion: the parser's depth is near the interpreter's recursion limit.)"""
+    pending = [data]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, str):
+            if not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value):
+                return False
+        elif isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+    return True
 
 
 @dataclass

@@ -266,7 +266,7 @@ class MagicLinkMiddleware:
         if sub == "/v1/openapi.json":
             from .openapi import openapi_response
 
-            response = openapi_response(self.prefix, request.method)
+            response = openapi_response(self.prefix, request.method, self.cookies)
         elif not available:  # the session check found the storage down: so would the call
             outage = StorageUnavailableError()
             if landing:

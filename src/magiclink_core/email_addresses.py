@@ -32,7 +32,7 @@ from .ports import Change, Delete, Insert, Update, WriteConflict
 
 async def get_user(ctx: Context, user_id: str) -> User:
     """:raises NotFoundError: no such user."""
-    user = await ctx.storage.get(User, user_id)
+    user = await ctx.storage.get(User, user_id) if isinstance(user_id, str) else None
     if user is None:
         raise NotFoundError(long_message="No such user.")
     return user

@@ -19,6 +19,7 @@ from .domain import flows, limits
 from .domain.errors import ConflictError, EmailCodeError, InvalidRequestError, MagicLinkError
 from .domain.events import AuthEvent, Event
 from .domain.models import Link, RequestInfo
+from .domain.tokens import is_text
 from .links import A, LinkResult, settle
 
 _SEPARATORS = re.compile(r"[\s-]+")
@@ -27,7 +28,7 @@ _MAX_CODE_CHARS = 32
 
 def _typed(code: object) -> str:
     """The code as typed, without spaces or dashes. :raises InvalidRequestError: not a code."""
-    if not isinstance(code, str) or len(code) > _MAX_CODE_CHARS:
+    if not is_text(code, max_chars=_MAX_CODE_CHARS):
         raise InvalidRequestError(long_message="code must be the code from the email.")
     typed = _SEPARATORS.sub("", code)
     if not typed:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from . import links, throttle
 from .context import Context
 from .domain import limits
-from .domain.errors import ConfirmationCodeError, MagicLinkError
+from .domain.errors import ConfirmationCodeError, InvalidRequestError, MagicLinkError
 from .domain.events import AuthEvent, Event
 from .domain.models import Attempt, Client, RequestInfo
+from .domain.tokens import is_text
 from .links import LinkPreview, LinkResult
 
 
@@ -37,6 +38,9 @@ async def verify(
     request: RequestInfo | None,
 ) -> LinkResult[Attempt]:
     """:func:`links.verify` within the client IP's budget of wrong confirmation codes."""
+    if confirmation_code is not None and not is_text(confirmation_code, max_chars=64):
+        # not a code at all (a web layer passed on what a body held): nothing is compared
+        raise InvalidRequestError(long_message="Type the code shown on the other device.")
     ip_address = request.ip_address if request is not None else ""
     budget = (
         limits.wrong_confirmation_codes(ctx.settings, ip_address)

@@ -63,6 +63,8 @@ def _live(ctx: Context, session: Session | None) -> bool:
 async def activate(ctx: Context, client: Client, session_id: str) -> tuple[Session, str]:
     """Issue a fresh token for one of the client's sessions and end its others; see
     :meth:`MagicLinks.activate_session`."""
+    if not isinstance(session_id, str):
+        raise NotFoundError(long_message="No such session.")
     for _ in range(RETRIES):
         now = ctx.now()
         session = await ctx.storage.get(Session, session_id)
@@ -108,6 +110,8 @@ async def end(
     status: SessionStatus,
 ) -> Session:
     """Sign a session out; see :meth:`MagicLinks.end_session`."""
+    if not isinstance(session_id, str):
+        raise NotFoundError(long_message="No such session.")
     for _ in range(RETRIES):
         session = await ctx.storage.get(Session, session_id)
         if session is None or not (

@@ -40,7 +40,9 @@ def _checked(url: str, base_url: str, allowed_origins: tuple[str, ...]) -> str:
     parsing them took a twentieth of a sign-in. A refusal raises, and is never remembered."""
     if not isinstance(url, str) or not url or len(url) > _MAX_URL_LENGTH:
         raise InvalidRedirectError(long_message="The redirect URL is missing or too long.")
-    if any(ord(ch) < 0x21 or ch == "\x7f" or ch == "\\" for ch in url):
+    if any(
+        ord(ch) < 0x21 or ch == "\x7f" or ch == "\\" or "\ud800" <= ch <= "\udfff" for ch in url
+    ):
         raise InvalidRedirectError(long_message="The redirect URL contains forbidden characters.")
     if url.startswith("/") and not url.startswith("//"):
         url = urljoin(base_url, url)

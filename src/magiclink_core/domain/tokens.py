@@ -21,6 +21,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from enum import StrEnum
+from typing import TypeGuard
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -48,12 +49,21 @@ def new_token(purpose: TokenPurpose) -> str:
     return f"ml{purpose.value}1_{body}"
 
 
-def parse_token(token: str, purpose: TokenPurpose) -> bytes | None:
-    """The token's random bytes, or None when it is not a well-formed token of ``purpose``.
+def is_text(value: object, *, max_chars: int) -> TypeGuard[str]:
+    """Whether ``value`` is a string of at most ``max_chars`` that UTF-8 can carry (no lone
+    surrogates, which no digest, answer, email or database could encode)."""
+    if not isinstance(value, str) or len(value) > max_chars:
+        return False
+    return value.isascii() or not any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def parse_token(token: object, purpose: TokenPurpose) -> bytes | None:
+    """The token's random bytes, or None when it is not a well-formed token of ``purpose``
+    (or not a string at all).
 
     Cheap rejection of junk before any digest or storage read.
     """
-    if len(token) != 5 + _BODY_CHARS:
+    if not isinstance(token, str) or len(token) != 5 + _BODY_CHARS:
         return None
     match = _TOKEN_RE.match(token)
     if match is None or match.group(1) != purpose.value:
