@@ -11,10 +11,10 @@ the storage enforces it, which is how an email address is claimed once) and ``li
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -141,12 +141,17 @@ class _Shape:
         # each field in order (a dump lists them so), with its default; a required field's
         # placeholder is always overwritten
         self.template = {n: None if f.is_required() else f.default for n, f in fields.items()}
-        self.factories = [
-            (n, f.default_factory) for n, f in fields.items() if f.default_factory is not None
+        self.factories: list[tuple[str, Callable[[], Any]]] = [
+            (n, cast(Callable[[], Any], f.default_factory))
+            for n, f in fields.items()
+            if f.default_factory is not None
         ]
         decorators = cls.__pydantic_decorators__
         self.validated = bool(
-            decorators.model_validators or decorators.field_validators or decorators.validators
+            decorators.model_validators
+            or decorators.field_validators
+            or decorators.validators
+            or any(f.default_factory_takes_validated_data for f in fields.values())
         )
 
 
