@@ -75,6 +75,7 @@ class CrossDevicePolicy(StrEnum):
 
 
 _set = object.__setattr__
+_new = object.__new__
 
 
 class Frozen(BaseModel):
@@ -95,10 +96,10 @@ class Frozen(BaseModel):
                 unknown = sorted(set(update) - set(cls.__pydantic_fields__))
                 raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
             values.update(update)
-            fields_set = fields_set | update.keys()
+            fields_set = fields_set.union(update)
         else:
             fields_set = set(fields_set)
-        copied = cls.__new__(cls)
+        copied = _new(cls)
         _set(copied, "__dict__", values)
         _set(copied, "__pydantic_fields_set__", fields_set)
         _set(copied, "__pydantic_extra__", None)
@@ -121,7 +122,7 @@ class Frozen(BaseModel):
         for name, factory in shape.factories:
             if name not in keys:
                 filled[name] = factory()
-        made = cls.__new__(cls)
+        made = _new(cls)
         _set(made, "__dict__", filled)
         _set(made, "__pydantic_fields_set__", set(keys))
         _set(made, "__pydantic_extra__", None)
