@@ -67,13 +67,13 @@ class MemoryStorage:
             unique = unique or bool(kind.unique_fields)
         if unique:
             self._check_unique(staged)
-        for (kind, rid), record in staged.items():
+        for (kind, rid), new in staged.items():
             kept = records[kind]
             fields = kind.unique_fields
             old = kept.get(rid) if fields else None
             for field in fields:
                 before = None if old is None else getattr(old, field)
-                after = None if record is None else getattr(record, field)
+                after = None if new is None else getattr(new, field)
                 if before == after:
                     continue
                 index = self._unique[(kind, field)]
@@ -81,10 +81,10 @@ class MemoryStorage:
                     del index[before]
                 if after is not None:
                     index[after] = rid
-            if record is None:
+            if new is None:
                 kept.pop(rid, None)
             else:
-                kept[rid] = record
+                kept[rid] = new
 
     def _check_unique(self, staged: dict[tuple[type[Record], str], Record | None]) -> None:
         claimed: dict[tuple[type[Record], str, str], str] = {}
