@@ -66,3 +66,24 @@ def test_a_non_canonical_spelling_of_a_token_is_refused(raw: bytes) -> None:
     for twin in alphabet[index & ~3 : (index & ~3) + 4]:
         if twin != last:
             assert parse_token(f"mll1_{body[:-1]}{twin}", TokenPurpose.LINK) is None
+
+
+@given(st.binary(max_size=200), st.binary(max_size=100))
+def test_the_precomputed_mac_is_hmac_sha256(key: bytes, message: bytes) -> None:
+    import hashlib
+    import hmac
+
+    from magiclink_core.domain.tokens import _Mac
+
+    assert _Mac(key).hexdigest(message) == hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def test_a_digest_is_hmac_sha256_under_the_derived_key() -> None:
+    import hashlib
+    import hmac
+
+    from magiclink_core.domain.tokens import _derive
+
+    token = new_token(TokenPurpose.SESSION)
+    expected = hmac.new(_derive(KEY_A, TokenPurpose.SESSION), token.encode(), hashlib.sha256)
+    assert Keyring([KEY_A]).digest(token, TokenPurpose.SESSION) == expected.hexdigest()

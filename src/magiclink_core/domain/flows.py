@@ -159,15 +159,17 @@ def new_verification(
     """A fresh, waiting verification for an email just prepared: ``link_id`` is the digest of
     its link's token (of a token never sent when the email carries no link), and
     ``email_code_digest`` the keyed digest of its code, if it carries one."""
-    return Verification(
-        strategy=strategy,
-        expire_at=now + ttl,
-        redirect_url=redirect_url,
-        link_id=link_id,
-        confirmation_code=confirmation_code,
-        requested_by=requested_by,
-        requested_at=now,
-        email_code_digest=email_code_digest,
+    return Verification.made(
+        {
+            "strategy": strategy,
+            "expire_at": now + ttl,
+            "redirect_url": redirect_url,
+            "link_id": link_id,
+            "confirmation_code": confirmation_code,
+            "requested_by": requested_by,
+            "requested_at": now,
+            "email_code_digest": email_code_digest,
+        }
     )
 
 

@@ -11,9 +11,10 @@ the storage enforces it, which is how an email address is claimed once) and ``li
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, cast
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -84,8 +85,94 @@ class CrossDevicePolicy(StrEnum):
     CONFIRM = "confirm"
 
 
+_set = object.__setattr__
+_new = object.__new__
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """pydantic's copy, taken the short way for the shallow case (the hot path copies a
+        record at every state change): these models have no private attributes and no extra
+        fields, so a copy is a new ``__dict__``. As in pydantic, ``update`` is not validated; a
+        name that is not a field is refused (pydantic would add it silently)."""
+        if deep:
+            return super().model_copy(update=update, deep=True)
+        cls = type(self)
+        values = self.__dict__.copy()
+        fields_set = self.__pydantic_fields_set__
+        if update:
+            if not update.keys() <= cls.__pydantic_fields__.keys():
+                unknown = sorted(set(update) - set(cls.__pydantic_fields__))
+                raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
+            values.update(update)
+            fields_set = fields_set.union(update)
+        else:
+            fields_set = set(fields_set)
+        copied = _new(cls)
+        _set(copied, "__dict__", values)
+        _set(copied, "__pydantic_fields_set__", fields_set)
+        _set(copied, "__pydantic_extra__", None)
+        _set(copied, "__pydantic_private__", None)
+        return copied
+
+    @classmethod
+    def made(cls, values: dict[str, Any]) -> Self:
+        """An instance of ``values`` this library made itself (never what it read or was sent):
+        pydantic's ``model_construct`` the short way, the defaults filled in, unknown or missing
+        fields refused. What storage reads, and every model with a validator of its own, still
+        goes through validation."""
+        shape = _SHAPES.get(cls) or _shape(cls)
+        if shape.validated:
+            return cls.model_validate(values)
+        keys = values.keys()
+        if not (keys <= shape.names and shape.required <= keys):
+            return cls.model_validate(values)  # pydantic says what is missing or unknown
+        filled = {**shape.template, **values}  # every field, in the declared order
+        for name, factory in shape.factories:
+            if name not in keys:
+                filled[name] = factory()
+        made = _new(cls)
+        _set(made, "__dict__", filled)
+        _set(made, "__pydantic_fields_set__", set(keys))
+        _set(made, "__pydantic_extra__", None)
+        _set(made, "__pydantic_private__", None)
+        return made
+
+
+class _Shape:
+    """What :meth:`Frozen.made` needs of a model class, worked out once."""
+
+    __slots__ = ("factories", "names", "required", "template", "validated")
+
+    def __init__(self, cls: type[BaseModel]) -> None:
+        fields = cls.__pydantic_fields__
+        self.names = frozenset(fields)
+        self.required = frozenset(n for n, f in fields.items() if f.is_required())
+        # each field in order (a dump lists them so), with its default; a required field's
+        # placeholder is always overwritten
+        self.template = {n: None if f.is_required() else f.default for n, f in fields.items()}
+        self.factories: list[tuple[str, Callable[[], Any]]] = [
+            (n, cast(Callable[[], Any], f.default_factory))
+            for n, f in fields.items()
+            if f.default_factory is not None
+        ]
+        decorators = cls.__pydantic_decorators__
+        self.validated = bool(
+            decorators.model_validators
+            or decorators.field_validators
+            or decorators.validators
+            or any(f.default_factory_takes_validated_data for f in fields.values())
+        )
+
+
+_SHAPES: dict[type[BaseModel], _Shape] = {}
+
+
+def _shape(cls: type[BaseModel]) -> _Shape:
+    shape = _SHAPES[cls] = _Shape(cls)
+    return shape
 
 
 class RequestInfo(Frozen):
@@ -155,9 +242,9 @@ class Record(Frozen):
     @classmethod
     def new(cls, now: datetime, **fields: object) -> Self:
         """A record made at ``now``: version 1, a fresh id unless ``fields`` name one."""
-        return cls.model_validate(
-            {"id": new_id(cls.id_prefix), "created_at": now, "updated_at": now, **fields}
-        )
+        values = {"id": new_id(cls.id_prefix), "created_at": now, "updated_at": now}
+        values.update(fields)
+        return cls.made(values)
 
     def bumped(self, now: datetime, **changes: object) -> Self:
         """This record changed: ``changes`` applied, version and ``updated_at`` advanced."""

@@ -15,8 +15,9 @@ digest is compared in memory, ``hmac.compare_digest`` does it.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
-import hmac
+import os
 import re
 import secrets
 from collections.abc import Sequence
@@ -43,10 +44,14 @@ _TOKEN_RE = re.compile(r"^ml([lsc])1_([A-Za-z0-9_-]{43})$")
 _CANONICAL_LAST = frozenset("AEIMQUYcgkosw048")
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def new_token(purpose: TokenPurpose) -> str:
-    """A fresh 256-bit bearer token for ``purpose``."""
-    body = base64.urlsafe_b64encode(secrets.token_bytes(TOKEN_BYTES)).rstrip(b"=").decode()
-    return f"ml{purpose.value}1_{body}"
+    """A fresh 256-bit bearer token for ``purpose`` (``secrets.token_urlsafe(32)``, whose source
+    is ``os.urandom``, spelt out: the same bytes and alphabet, fewer calls)."""
+    body = binascii.b2a_base64(os.urandom(TOKEN_BYTES), newline=False).translate(_URLSAFE)
+    return f"ml{purpose.value}1_{body[:-1].decode()}"  # 44 characters, the last one "="
 
 
 def is_text(value: object, *, max_chars: int) -> TypeGuard[str]:
@@ -88,8 +93,8 @@ class Keyring:
     def __init__(self, secrets_newest_first: Sequence[bytes]) -> None:
         if not secrets_newest_first:
             raise ValueError("at least one secret is required")
-        self._keys: dict[TokenPurpose, tuple[bytes, ...]] = {
-            purpose: tuple(_derive(secret, purpose) for secret in secrets_newest_first)
+        self._keys: dict[TokenPurpose, tuple[_Mac, ...]] = {
+            purpose: tuple(_Mac(_derive(secret, purpose)) for secret in secrets_newest_first)
             for purpose in TokenPurpose
         }
 
@@ -132,13 +137,40 @@ def _derive(secret: bytes, purpose: TokenPurpose) -> bytes:
     ).derive(secret)
 
 
-def _hmac(key: bytes, token: str) -> str:
-    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+class _Mac:
+    """HMAC-SHA256 under one key (RFC 2104), its two padded key blocks hashed once: each digest
+    then costs two copies of a hash state instead of setting the key up again (the same digest as
+    ``hmac.new(key, message, hashlib.sha256)``)."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) > _SHA256_BLOCK:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(_SHA256_BLOCK, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+def _hmac(key: _Mac, token: str) -> str:
+    return key.hexdigest(token.encode())
 
 
 def new_id(prefix: str) -> str:
     """A public record id such as ``sia_2b8f…``: 128 random bits, not a secret."""
-    return f"{prefix}_{secrets.token_hex(16)}"
+    return f"{prefix}_{os.urandom(16).hex()}"
 
 
 def new_numeric_code(digits: int) -> str:

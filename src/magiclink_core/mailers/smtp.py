@@ -181,6 +181,7 @@ class SMTPMailer:
         self._sleep = sleep or anyio.sleep
         self._lock = anyio.Lock()
         self._client: aiosmtplib.SMTP | None = None
+        self._from_header = SMTP_POLICY.header_factory("From", self.sender)
         self.connections_opened = 0
         """How many SMTP connections this mailer has opened (to watch connection reuse)."""
 
@@ -244,16 +245,22 @@ class SMTPMailer:
         :raises SMTPDeliveryError: (permanent) the recipient or subject is not safe to put in a
             header: a line break or another control character, or not an email address.
         """
-        recipient = _recipient_address(message.to)
+        return self._build(message, _recipient_header(message.to))
+
+    def _build(self, message: EmailMessage, to: AddressHeader) -> MIMEMessage:
         _check_header("subject", message.subject)
         mime = MIMEMessage(policy=SMTP_POLICY)
-        mime["From"] = self.sender
-        mime["To"] = recipient
+        # header objects are parsed once and set as they are (the policy keeps a header object
+        # given for its own name): the sender's for the mailer's life, the recipient's per send
+        mime["From"] = self._from_header
+        mime["To"] = to
         mime["Subject"] = message.subject
         mime["Date"] = format_datetime(self.clock.now())
         mime["Message-ID"] = make_msgid(domain=self.sender.domain or None)
-        mime.set_content(message.text)
-        mime.add_alternative(message.html, subtype="html")
+        # quoted-printable said outright: left to choose, the email package encodes a body with
+        # long lines both ways (quoted-printable and base64) to keep the shorter, on every send
+        mime.set_content(message.text, cte="quoted-printable")
+        mime.add_alternative(message.html, subtype="html", cte="quoted-printable")
         return mime
 
     # -- sending -----------------------------------------------------------------------------
@@ -264,8 +271,9 @@ class SMTPMailer:
         :raises SMTPDeliveryError: the message was not accepted; ``permanent`` says whether a
             later try could work.
         """
-        mime = self.build_message(message)
-        recipient = _recipient_address(message.to)
+        to = _recipient_header(message.to)  # parsed once: the To header and the RCPT address
+        mime = self._build(message, to)
+        recipient = to.addresses[0].addr_spec
         attempt = 0
         free_reconnect = True
         while True:
@@ -448,8 +456,8 @@ def _check_header(what: str, value: str) -> None:
         )
 
 
-def _recipient_address(to: str) -> str:
-    """``to`` as a bare address (``local@domain``), or a permanent error.
+def _recipient_header(to: str) -> AddressHeader:
+    """``to`` as a To header of one bare address (``local@domain``), or a permanent error.
 
     Parsed with the ``email`` package's header parser rather than ``Address(addr_spec=...)``,
     which refuses a non-ASCII local part: such addresses are valid (SMTPUTF8) and aiosmtplib sends
@@ -471,7 +479,7 @@ def _recipient_address(to: str) -> str:
         raise SMTPDeliveryError(
             f"the recipient {to!r} is not one bare email address", permanent=True
         )
-    return candidate
+    return cast(AddressHeader, header)
 
 
 def _sender_address(sender: str, sender_name: str | None) -> Address:

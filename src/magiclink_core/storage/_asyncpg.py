@@ -4,6 +4,7 @@ as protocols (asyncpg ships no type information)."""
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -68,12 +69,19 @@ class PgConnection(Protocol):
     def terminate(self) -> None: ...
 
 
+class PgAcquire(AbstractAsyncContextManager[PgConnection], Protocol):
+    """What ``asyncpg.Pool.acquire`` returns: used as ``async with``, or awaited for a
+    connection to give back with ``Pool.release``."""
+
+    def __await__(self) -> Generator[Any, None, PgConnection]: ...
+
+
 class PgPool(Protocol):
     """An ``asyncpg.Pool``."""
 
-    def acquire(
-        self, *, timeout: float | None = None
-    ) -> AbstractAsyncContextManager[PgConnection]: ...
+    def acquire(self, *, timeout: float | None = None) -> PgAcquire: ...
+
+    async def release(self, connection: PgConnection, *, timeout: float | None = None) -> None: ...
 
     async def close(self) -> None: ...
 

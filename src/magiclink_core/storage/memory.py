@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from ..domain.models import Record
 from ..local_notifier import LocalNotifier
-from ..ports import Change, Delete, Insert, R, Update, WriteConflict
+from ..ports import Change, Delete, Insert, R, WriteConflict
 
 MemoryNotifier = LocalNotifier
 """Wake-ups within one process: the in-process notifier, under the name of its storage."""
@@ -42,42 +42,49 @@ class MemoryStorage:
 
     async def apply(self, changes: Sequence[Change]) -> None:
         # check everything against a scratch view first, then write: all or nothing
+        records = self._records
         staged: dict[tuple[type[Record], str], Record | None] = {}
-
-        def current(kind: type[Record], record_id: str) -> Record | None:
-            key = (kind, record_id)
-            return staged[key] if key in staged else self._records[kind].get(record_id)
-
+        unique = False  # whether a staged record has unique fields to check
         for change in changes:
-            if isinstance(change, Insert):
-                kind, rid = type(change.record), change.record.id
-                if current(kind, rid) is not None:
-                    raise WriteConflict(f"{kind.__name__} {rid} exists")
-                staged[(kind, rid)] = change.record
-            elif isinstance(change, Update):
-                kind, rid = type(change.record), change.record.id
-                old = current(kind, rid)
-                if old is None or old.version != change.record.version - 1:
-                    raise WriteConflict(f"{kind.__name__} {rid} changed or is gone")
-                staged[(kind, rid)] = change.record
-            else:
-                old = current(change.kind, change.id)
+            if isinstance(change, Delete):
+                kind, rid = change.kind, change.id
+                key = (kind, rid)
+                old = staged[key] if key in staged else records[kind].get(rid)
                 if old is None or old.version != change.version:
-                    raise WriteConflict(f"{change.kind.__name__} {change.id} changed or is gone")
-                staged[(change.kind, change.id)] = None
-        self._check_unique(staged)
-        for (kind, rid), record in staged.items():
-            old = self._records[kind].get(rid)
-            for field in kind.unique_fields:
-                if old is not None and (value := getattr(old, field)) is not None:
-                    self._unique[(kind, field)].pop(value, None)
-            if record is None:
-                self._records[kind].pop(rid, None)
+                    raise WriteConflict(f"{kind.__name__} {rid} changed or is gone")
+                staged[key] = None
                 continue
-            self._records[kind][rid] = record
-            for field in kind.unique_fields:
-                if (value := getattr(record, field)) is not None:
-                    self._unique[(kind, field)][value] = rid
+            record = change.record
+            kind, rid = type(record), record.id
+            key = (kind, rid)
+            old = staged[key] if key in staged else records[kind].get(rid)
+            if isinstance(change, Insert):
+                if old is not None:
+                    raise WriteConflict(f"{kind.__name__} {rid} exists")
+            elif old is None or old.version != record.version - 1:
+                raise WriteConflict(f"{kind.__name__} {rid} changed or is gone")
+            staged[key] = record
+            unique = unique or bool(kind.unique_fields)
+        if unique:
+            self._check_unique(staged)
+        for (kind, rid), new in staged.items():
+            kept = records[kind]
+            fields = kind.unique_fields
+            old = kept.get(rid) if fields else None
+            for field in fields:
+                before = None if old is None else getattr(old, field)
+                after = None if new is None else getattr(new, field)
+                if before == after:
+                    continue
+                index = self._unique[(kind, field)]
+                if before is not None and index.get(before) == rid:
+                    del index[before]
+                if after is not None:
+                    index[after] = rid
+            if new is None:
+                kept.pop(rid, None)
+            else:
+                kept[rid] = new
 
     def _check_unique(self, staged: dict[tuple[type[Record], str], Record | None]) -> None:
         claimed: dict[tuple[type[Record], str, str], str] = {}

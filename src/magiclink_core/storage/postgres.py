@@ -20,6 +20,7 @@ reconnects by itself when the server is back.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -124,6 +125,9 @@ class PostgresStorage:
                         command_timeout=self.command_timeout,
                         server_settings=self.server_settings(),
                         reset=_keep_session,
+                        # no idle timer: asyncpg re-arms one on every release (a timer set and
+                        # cancelled per storage call); at most max_connections stay open
+                        max_inactive_connection_lifetime=0,
                     )
         return pool
 
@@ -132,8 +136,26 @@ class PostgresStorage:
         """A pooled connection; connection failures become StorageUnavailableError."""
         try:
             pool = await self._get_pool()
-            async with pool.acquire(timeout=self.connect_timeout) as connection:
+            # the wait for a free connection is bounded by a deadline of this task's, not by
+            # asyncpg's acquire(timeout=...), which runs the acquire as a task of its own (two
+            # more trips through the event loop on every storage call). asyncpg runs on asyncio
+            # only, so asyncio's own timeout does (a third of anyio.fail_after's cost)
+            async with asyncio.timeout(self.connect_timeout):
+                connection = await pool.acquire()
+            healthy = False
+            try:
                 yield connection
+                healthy = True
+            except asyncpg.PostgresError:
+                healthy = True  # the server answered: the connection is fine
+                raise
+            finally:
+                # cut off mid-call (a deadline, a server gone silent), the release's reset would
+                # wait on that server past the caller's deadline: give it a moment, then asyncpg
+                # closes the connection
+                await _release(
+                    pool, connection, self.command_timeout if healthy else _RELEASE_AFTER_FAILURE
+                )
         except asyncpg.UndefinedTableError as exc:
             raise StorageUnavailableError(
                 long_message="magiclink's tables are missing: run `magiclink migrate`"
@@ -339,10 +361,36 @@ class PostgresStorage:
         return removed
 
 
+_RELEASE_AFTER_FAILURE = 0.25
+"""Seconds a connection cut off mid-call may take to be reset before it is closed instead."""
+
+
 def _settled(scope: anyio.CancelScope) -> None:
     late = timed_out(scope)
     if late is not None:
         raise unavailable(late)
+
+
+async def _release(pool: PgPool, connection: PgConnection, timeout: float) -> None:
+    """Give ``connection`` back to ``pool``, as ``Pool.release`` does but in this task: asyncpg
+    shields the release in a task of its own (three more trips through the event loop on every
+    storage call, which made a one-statement consume cost 2.5 trips' worth more than the same
+    statement on a connection of one's own). Shielded here instead, bounded by ``timeout`` (the
+    release rolls back a transaction left open); a pool or connection without the holder this
+    relies on (another asyncpg, a wrapper) is released the documented way."""
+    holder = getattr(connection, "_holder", None)
+    inner = getattr(connection, "_con", None)
+    if (
+        holder is None
+        or inner is None
+        or getattr(holder, "_pool", None) is not pool
+        or not hasattr(inner, "_on_release")
+    ):
+        await pool.release(connection)
+        return
+    with anyio.CancelScope(shield=True):
+        inner._on_release()
+        await holder.release(timeout)
 
 
 async def _keep_session(connection: PgConnection) -> None:
