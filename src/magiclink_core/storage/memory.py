@@ -18,9 +18,15 @@ MemoryNotifier = LocalNotifier
 class MemoryStorage:
     """Records in dicts. ``apply`` runs without awaiting, so it is atomic on the event loop."""
 
+    never_waits = True
+    """No call awaits anything: none can outlast a request's storage budget, so none is given a
+    deadline. A subclass whose calls do await (I/O, a lock) must set it to False."""
+
     def __init__(self) -> None:
         self._records: dict[type[Record], dict[str, Record]] = defaultdict(dict)
         self._unique: dict[tuple[type[Record], str], dict[str, str]] = defaultdict(dict)
+        # the ids holding each value of a list field, so a list reads its own records only
+        self._listed: dict[tuple[type[Record], str], dict[str, set[str]]] = defaultdict(dict)
         self._counters: dict[str, tuple[int, datetime]] = {}
 
     async def get(self, kind: type[R], id: str) -> R | None:
@@ -36,7 +42,8 @@ class MemoryStorage:
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
         if field not in kind.list_fields:
             raise ValueError(f"{kind.__name__}.{field} is not a list field")
-        found = [r for r in self._records[kind].values() if getattr(r, field) == value]
+        records = self._records[kind]
+        found = [records[rid] for rid in self._listed[(kind, field)].get(value, ())]
         found.sort(key=lambda r: (r.created_at, r.id))
         return [r for r in found if isinstance(r, kind)]
 
@@ -70,7 +77,8 @@ class MemoryStorage:
         for (kind, rid), new in staged.items():
             kept = records[kind]
             fields = kind.unique_fields
-            old = kept.get(rid) if fields else None
+            old = kept.get(rid) if fields or kind.list_fields else None
+            self._relist(kind, rid, old, new)
             for field in fields:
                 before = None if old is None else getattr(old, field)
                 after = None if new is None else getattr(new, field)
@@ -85,6 +93,22 @@ class MemoryStorage:
                 kept.pop(rid, None)
             else:
                 kept[rid] = new
+
+    def _relist(self, kind: type[Record], rid: str, old: Record | None, new: Record | None) -> None:
+        for field in kind.list_fields:
+            before = None if old is None else getattr(old, field)
+            after = None if new is None else getattr(new, field)
+            if before == after:
+                continue
+            index = self._listed[(kind, field)]
+            if before is not None:
+                holders = index.get(before)
+                if holders is not None:
+                    holders.discard(rid)
+                    if not holders:
+                        del index[before]
+            if after is not None:
+                index.setdefault(after, set()).add(rid)
 
     def _check_unique(self, staged: dict[tuple[type[Record], str], Record | None]) -> None:
         claimed: dict[tuple[type[Record], str, str], str] = {}
