@@ -7,7 +7,7 @@ from typing import TypeVar
 
 from . import throttle
 from .context import RETRIES, Context
-from .domain import flows, limits
+from .domain import flows, limits, session_rules
 from .domain.errors import ConflictError, NotFoundError
 from .domain.models import AttemptKind, Client, RequestInfo, Session, SignIn, SignUp
 from .domain.tokens import TokenPurpose, new_token
@@ -59,7 +59,7 @@ async def state(ctx: Context, client: Client) -> ClientState:
         s
         for s in await ctx.storage.list(Session, "client_id", client.id)
         if s.token_digest is not None
-        and flows.session_expiry_reason(s, now, ctx.settings.session_idle_timeout) is None
+        and session_rules.session_expiry_reason(s, now, ctx.settings.session_idle_timeout) is None
     ]
     sign_in = await _current(ctx, SignIn, client.sign_in_id, client)
     sign_up = await _current(ctx, SignUp, client.sign_up_id, client)

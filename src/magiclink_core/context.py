@@ -18,7 +18,7 @@ import anyio
 import anyio.to_thread
 
 from .delivery import Delivery
-from .domain import flows
+from .domain import flows, session_rules
 from .domain.emails import normalise_email
 from .domain.errors import ConflictError, InvalidEmailError, NotFoundError
 from .domain.models import AttemptKind, EmailAddress, Session, SignIn, SignUp
@@ -52,12 +52,12 @@ class Context:
     emails: EmailRenderer
     delivery: Delivery
     hooks: Hooks = field(default_factory=Hooks)
-    session_terms: flows.SessionTerms = field(init=False)
+    session_terms: session_rules.SessionTerms = field(init=False)
     session_cache: SessionCache = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
-        terms = flows.SessionTerms(
+        terms = session_rules.SessionTerms(
             lifetime=s.session_lifetime,
             idle_timeout=s.session_idle_timeout,
             touch_interval=s.session_touch_interval,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from . import throttle
 from .context import RETRIES, Context
-from .domain import flows, limits
+from .domain import email_code_rules, flows, limits
 from .domain.errors import ConflictError, EmailCodeError, InvalidRequestError, MagicLinkError
 from .domain.events import AuthEvent, Event
 from .domain.models import Link, RequestInfo
@@ -58,7 +58,7 @@ async def verify(
         link = None
         if verification is not None:
             link = await ctx.storage.get(Link, verification.link_id)
-        decision = flows.judge_email_code(
+        decision = email_code_rules.judge_email_code(
             attempt=attempt,
             link=link,
             typed_digests=(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .context import RETRIES, Context
-from .domain import flows
+from .domain import session_rules
 from .domain.errors import ConflictError, NotFoundError
 from .domain.events import AuthEvent, Event
 from .domain.models import Client, Session, SessionStatus
@@ -27,10 +27,10 @@ async def authenticate(ctx: Context, session_token: str | None) -> Session | Non
         # keyed by the digest under the newest key, whichever key's digest storage holds
         key = ctx.keyring.digest(session_token, TokenPurpose.SESSION)
         cached = cache.get(key, now)
-        if cached is not None and not flows.needs_touch(cached, now, terms.touch_interval):
+        if cached is not None and not session_rules.needs_touch(cached, now, terms.touch_interval):
             return (
                 cached
-                if flows.session_expiry_reason(cached, now, terms.idle_timeout) is None
+                if session_rules.session_expiry_reason(cached, now, terms.idle_timeout) is None
                 else None
             )
     epoch = cache.epoch
@@ -41,9 +41,9 @@ async def authenticate(ctx: Context, session_token: str | None) -> Session | Non
             break
     if session is None:
         return None
-    if flows.session_expiry_reason(session, now, terms.idle_timeout) is not None:
+    if session_rules.session_expiry_reason(session, now, terms.idle_timeout) is not None:
         return None
-    if flows.needs_touch(session, now, terms.touch_interval):
+    if session_rules.needs_touch(session, now, terms.touch_interval):
         touched = session.bumped(now, last_active_at=now)
         if await ctx.try_write([Update(touched)]):
             return touched
@@ -56,7 +56,8 @@ async def authenticate(ctx: Context, session_token: str | None) -> Session | Non
 def _live(ctx: Context, session: Session | None) -> bool:
     return (
         session is not None
-        and flows.session_expiry_reason(session, ctx.now(), ctx.session_terms.idle_timeout) is None
+        and session_rules.session_expiry_reason(session, ctx.now(), ctx.session_terms.idle_timeout)
+        is None
     )
 
 
@@ -83,7 +84,7 @@ async def activate(ctx: Context, client: Client, session_id: str) -> tuple[Sessi
         ]
         changes: list[Change] = [Update(activated)]
         changes += [
-            Update(flows.end_session(s, now, SessionStatus.ENDED, ctx.settings.purge_grace))
+            Update(session_rules.end_session(s, now, SessionStatus.ENDED, ctx.settings.purge_grace))
             for s in others
         ]
         if await ctx.try_write(changes):
@@ -121,7 +122,7 @@ async def end(
             raise NotFoundError(long_message="No such session.")
         if session.status is not SessionStatus.ACTIVE:
             return session
-        ended = flows.end_session(session, ctx.now(), status, ctx.settings.purge_grace)
+        ended = session_rules.end_session(session, ctx.now(), status, ctx.settings.purge_grace)
         if await ctx.try_write([Update(ended)]):
             await ctx.hooks.emit(_ended(session))
             return ended

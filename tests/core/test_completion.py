@@ -11,7 +11,7 @@ from magiclink_core import (
     SignInStatus,
     SignUpStatus,
 )
-from magiclink_core.domain import flows
+from magiclink_core.domain import flows, session_rules
 from magiclink_core.domain.completion import Completion, complete
 from magiclink_core.domain.models import Attempt, EmailAddress, Session, SignIn, SignUp, User
 from magiclink_core.ports import Insert, Update
@@ -19,7 +19,7 @@ from magiclink_core.testing import make_record
 
 from ._support import NOW, click, waiting
 
-TERMS = flows.SessionTerms(
+TERMS = session_rules.SessionTerms(
     lifetime=timedelta(days=30),
     idle_timeout=timedelta(days=7),
     touch_interval=timedelta(minutes=1),

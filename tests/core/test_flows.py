@@ -14,8 +14,9 @@ from magiclink_core import (
     SessionStatus,
     VerificationStatus,
 )
-from magiclink_core.domain import flows
+from magiclink_core.domain import flows, session_rules
 from magiclink_core.domain.models import Link, SignIn, Verification
+from magiclink_core.domain.session_rules import session_expiry_reason as expiry
 from magiclink_core.testing import make_record
 
 from ._support import NOW, click, waiting
@@ -153,10 +154,10 @@ def test_ending_an_ended_session_raises_and_changes_nothing() -> None:
     from magiclink_core.domain.models import Session
 
     session: Session = make_record(Session)
-    ended = flows.end_session(session, NOW, SessionStatus.ENDED, timedelta(days=1))
+    ended = session_rules.end_session(session, NOW, SessionStatus.ENDED, timedelta(days=1))
     assert ended.status is SessionStatus.ENDED and ended.version == session.version + 1
     with pytest.raises(InvalidStateError):
-        flows.end_session(ended, NOW, SessionStatus.REVOKED, timedelta(days=1))
+        session_rules.end_session(ended, NOW, SessionStatus.REVOKED, timedelta(days=1))
     assert ended.status is SessionStatus.ENDED
 
 
@@ -165,15 +166,11 @@ def test_session_expiry_by_idle_time_and_by_lifetime() -> None:
 
     session: Session = make_record(Session, last_active_at=NOW, expire_at=NOW + timedelta(days=30))
     idle = timedelta(days=7)
-    assert flows.session_expiry_reason(session, NOW + timedelta(days=6), idle) is None
-    assert (
-        flows.session_expiry_reason(session, NOW + timedelta(days=7), idle) is SessionStatus.EXPIRED
-    )
+    assert expiry(session, NOW + timedelta(days=6), idle) is None
+    assert expiry(session, NOW + timedelta(days=7), idle) is SessionStatus.EXPIRED
     busy = session.bumped(NOW, last_active_at=NOW + timedelta(days=29))
-    assert flows.session_expiry_reason(busy, NOW + timedelta(days=29, hours=1), idle) is None
-    assert (
-        flows.session_expiry_reason(busy, NOW + timedelta(days=30), idle) is SessionStatus.EXPIRED
-    )
+    assert expiry(busy, NOW + timedelta(days=29, hours=1), idle) is None
+    assert expiry(busy, NOW + timedelta(days=30), idle) is SessionStatus.EXPIRED
 
 
 def test_a_dead_link_carries_its_redirect_only_for_the_client_that_asked() -> None:

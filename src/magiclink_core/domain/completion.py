@@ -31,12 +31,8 @@ from .flows import (
     SIGN_UP_TRANSITIONS,
     ClickDecision,
     ClickOutcome,
-    SessionTerms,
     check_transition,
     email_of,
-    end_session,
-    new_session,
-    session_expiry_reason,
 )
 from .models import (
     Attempt,
@@ -54,6 +50,7 @@ from .models import (
     Verification,
     VerificationStatus,
 )
+from .session_rules import SessionTerms, end_session, new_session, session_expiry_reason
 from .tokens import new_id
 
 

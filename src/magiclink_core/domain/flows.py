@@ -1,7 +1,9 @@
 """The state machines of sign-up, sign-in, email-address verification and sessions.
 
-Everything that affects the state machines lives here (and, for what completing an attempt
-writes, in ``completion.py``); the service only reads, asks these functions, and writes.
+The transition tables and the click rules live here; beside them, in the same pure domain:
+what completing an attempt writes (``completion.py``), what typing the emailed code does
+(``email_code_rules.py``), how sessions live and end (``session_rules.py``), and the decision
+the click and code rules return (``decisions.py``). The service only reads, asks, and writes.
 
 Model
 -----
@@ -34,12 +36,14 @@ tables below are the whole of the allowed transitions: anything else raises and 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from .changes import Change, Insert, Update
+from .decisions import ClickDecision as ClickDecision
+from .decisions import ClickOutcome as ClickOutcome
 from .errors import (
     ClientMismatchError,
     ConfirmationCodeError,
@@ -59,7 +63,6 @@ from .models import (
     FirstFactor,
     Link,
     RequestInfo,
-    Session,
     SessionStatus,
     SignIn,
     SignInStatus,
@@ -188,9 +191,7 @@ def as_of(verification: Verification, now: datetime) -> Verification:
     return verification.model_copy(update={"status": status})
 
 
-def _move(
-    verification: Verification, status: VerificationStatus, **changes: object
-) -> Verification:
+def move(verification: Verification, status: VerificationStatus, **changes: object) -> Verification:
     check_transition(VERIFICATION_TRANSITIONS, verification.status, status)
     return verification.model_copy(update={"status": status, **changes})
 
@@ -296,7 +297,7 @@ def abandon(attempt: SignUp | SignIn, now: datetime) -> SignUp | SignIn:
         check_transition(SIGN_IN_TRANSITIONS, attempt.status, SignInStatus.ABANDONED)
     verification = attempt.verification
     if verification is not None and verification.status is VerificationStatus.UNVERIFIED:
-        verification = _move(
+        verification = move(
             verification, VerificationStatus.FAILED, failure_reason=FailureReason.REPLACED
         )
     return attempt.bumped(now, status=_ABANDONED[type(attempt)], verification=verification)
@@ -357,36 +358,6 @@ def start_attempt(
 # -- clicks ------------------------------------------------------------------------------------
 
 
-class ClickOutcome(StrEnum):
-    COMPLETE = "complete"
-    NEEDS_CONFIRMATION = "needs_confirmation"
-    ALREADY_COMPLETE = "already_complete"
-    REJECTED = "rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class ClickDecision:
-    """What a click does.
-
-    ``COMPLETE``: ``verification`` (verified) and ``link`` (consumed) go into the completion.
-    ``REJECTED``: ``error`` says why (with the attempt's ``redirect_url`` on it when the starting
-    client clicked, so it can be sent back to the app); ``verification``, when not None, is the
-    attempt's new verification to store (a wrong code counted, a mismatch recorded).
-    ``NEEDS_CONFIRMATION``: nothing changes until the clicking client confirms: with the code
-    when ``needs_code``, else with one tap.
-    ``ALREADY_COMPLETE``: the link was used already, by this very client or for it (its attempt
-    completed by this link): a repeated click (a double tap, back and reload, a retry after an
-    answer that never arrived) gets the same result again, and nothing changes.
-    """
-
-    outcome: ClickOutcome
-    same_client: bool
-    verification: Verification | None = None
-    link: Link | None = None
-    error: MagicLinkError | ConfirmationCodeError | EmailCodeError | None = None
-    needs_code: bool = False
-
-
 def judge_click(
     *,
     link: Link,
@@ -441,7 +412,7 @@ def judge_click(
         return ClickDecision(
             ClickOutcome.COMPLETE,
             same_client,
-            verification=_move(
+            verification=move(
                 verification,
                 VerificationStatus.VERIFIED,
                 verified_at=now,
@@ -454,9 +425,7 @@ def judge_click(
     if same_client:
         return complete()
     if policy is CrossDevicePolicy.DENY:
-        return reject(
-            ClientMismatchError(), _move(verification, VerificationStatus.CLIENT_MISMATCH)
-        )
+        return reject(ClientMismatchError(), move(verification, VerificationStatus.CLIENT_MISMATCH))
     if policy is CrossDevicePolicy.ALLOW:
         if confirmed:
             return complete()
@@ -467,24 +436,18 @@ def judge_click(
         confirmation_code.strip().encode(), verification.confirmation_code.encode()
     ):
         return complete()
-    tries = verification.failed_code_attempts + 1
-    if tries >= max_code_attempts:
-        return reject(
-            MagicLinkFailedError(
-                "Too many wrong codes: this link no longer works.",
-                long_message="Too many wrong codes were typed, so this link was disabled. "
-                "Ask for a new one from the device you are signing in on.",
-            ),
-            _move(
-                verification,
-                VerificationStatus.FAILED,
-                failed_code_attempts=tries,
-                failure_reason=FailureReason.CONFIRMATION_CODES,
-            ),
-        )
-    return reject(
-        ConfirmationCodeError(attempts_left=max_code_attempts - tries),
-        verification.model_copy(update={"failed_code_attempts": tries}),
+    return count_wrong_code(
+        verification,
+        same_client=same_client,
+        tries_field="failed_code_attempts",
+        limit=max_code_attempts,
+        reason=FailureReason.CONFIRMATION_CODES,
+        last=MagicLinkFailedError(
+            "Too many wrong codes: this link no longer works.",
+            long_message="Too many wrong codes were typed, so this link was disabled. "
+            "Ask for a new one from the device you are signing in on.",
+        ),
+        wrong=ConfirmationCodeError,
     )
 
 
@@ -500,141 +463,25 @@ def completed_by(attempt: Attempt, link: Link) -> bool:
     )
 
 
-# -- email codes -------------------------------------------------------------------------------
-
-
-def judge_email_code(
+def count_wrong_code(
+    verification: Verification,
     *,
-    attempt: Attempt,
-    link: Link | None,
-    typed_digests: list[str],
-    client_id: str,
-    max_attempts: int,
-    now: datetime,
+    same_client: bool,
+    tries_field: Literal["failed_code_attempts", "failed_email_code_attempts"],
+    limit: int,
+    reason: FailureReason,
+    last: MagicLinkFailedError,
+    wrong: Callable[..., ConfirmationCodeError | EmailCodeError],
 ) -> ClickDecision:
-    """Decide what typing the emailed code does. ``typed_digests`` are the typed code's keyed
-    digests under every key (bound to this verification); ``link`` is the verification's link,
-    consumed too when the code completes. Only the client that started the attempt may type its
-    code; a wrong one counts, and the last allowed wrong one fails the verification (link and
-    code alike)."""
-    verification = attempt.verification
-    same_client = attempt.client_id is not None and hmac.compare_digest(
-        client_id, attempt.client_id
-    )
-
-    def reject(
-        error: MagicLinkError | EmailCodeError, changed: Verification | None = None
-    ) -> ClickDecision:
-        return ClickDecision(ClickOutcome.REJECTED, same_client, verification=changed, error=error)
-
-    if not same_client:
-        return reject(ClientMismatchError("Type this code on the device where you asked for it."))
-    if verification is None or verification.email_code_digest is None:
-        return reject(MagicLinkFailedError("No code was sent for this; use the link instead."))
-    if effective_status(verification, now) is VerificationStatus.EXPIRED:
-        return reject(MagicLinkExpiredError(verification.expire_at, what="code"))
-    if not in_progress_at(attempt, now) or verification.status is not VerificationStatus.UNVERIFIED:
-        return reject(MagicLinkFailedError("This code can no longer be used."))
-    stored = verification.email_code_digest
-    matched = False
-    for digest in typed_digests:  # every key is tried: the time does not depend on which matched
-        matched |= hmac.compare_digest(digest, stored)
-    if matched:
-        return ClickDecision(
-            ClickOutcome.COMPLETE,
-            same_client,
-            verification=_move(
-                verification,
-                VerificationStatus.VERIFIED,
-                verified_at=now,
-                verified_at_client=client_id,
-                verified_with="email_code",
-            ),
-            link=(
-                link.bumped(now, consumed_at=now, consumed_by_client=client_id)
-                if link is not None and link.consumed_at is None
-                else None
-            ),
+    """A wrong code (either kind): one try fewer, counted on the verification; the last allowed
+    one fails it (``last``, for ``reason``), link and code alike."""
+    tries = getattr(verification, tries_field) + 1
+    if tries >= limit:
+        changed = move(
+            verification, VerificationStatus.FAILED, failure_reason=reason, **{tries_field: tries}
         )
-    tries = verification.failed_email_code_attempts + 1
-    if tries >= max_attempts:
-        return reject(
-            MagicLinkFailedError(
-                "Too many wrong codes: ask for a new email.",
-                long_message="Too many wrong codes were typed, so this code and its link no "
-                "longer work. Ask for a new email.",
-            ),
-            _move(
-                verification,
-                VerificationStatus.FAILED,
-                failed_email_code_attempts=tries,
-                failure_reason=FailureReason.EMAIL_CODES,
-            ),
-        )
-    return reject(
-        EmailCodeError(attempts_left=max_attempts - tries),
-        verification.model_copy(update={"failed_email_code_attempts": tries}),
-    )
-
-
-# -- sessions ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SessionTerms:
-    """How long sessions last: from the settings, passed in so the rules stay pure."""
-
-    lifetime: timedelta
-    idle_timeout: timedelta
-    touch_interval: timedelta
-    purge_grace: timedelta
-
-
-def new_session(
-    *,
-    user_id: str,
-    client_id: str,
-    now: datetime,
-    token_digest: str | None,
-    device: RequestInfo | None,
-    terms: SessionTerms,
-    email_address: str = "",
-) -> Session:
-    """A live session of ``user_id`` on ``client_id``; without a digest until collected.
-    ``email_address`` is the user's primary address, carried so nobody reads it per request."""
-    expire_at = now + terms.lifetime
-    return Session.new(
-        now,
-        user_id=user_id,
-        client_id=client_id,
-        token_digest=token_digest,
-        email_address=email_address,
-        last_active_at=now,
-        expire_at=expire_at,
-        purge_after=expire_at + terms.purge_grace,
-        user_agent=device.device if device else "",  # described, never the client's own text
-        ip_address=device.ip_address if device else "",
-    )
-
-
-def session_expiry_reason(
-    session: Session, now: datetime, idle_timeout: timedelta
-) -> SessionStatus | None:
-    """None for a live session; otherwise the status it has (or has reached by time)."""
-    if session.status is not SessionStatus.ACTIVE:
-        return session.status
-    if now >= session.expire_at or now >= session.last_active_at + idle_timeout:
-        return SessionStatus.EXPIRED
-    return None
-
-
-def needs_touch(session: Session, now: datetime, interval: timedelta) -> bool:
-    """Whether a request should record activity (at most once per ``interval``)."""
-    return now - session.last_active_at >= interval
-
-
-def end_session(
-    session: Session, now: datetime, status: SessionStatus, grace: timedelta
-) -> Session:
-    check_transition(SESSION_TRANSITIONS, session.status, status)
-    return session.bumped(now, status=status, ended_at=now, purge_after=now + grace)
+        error: MagicLinkError | ConfirmationCodeError | EmailCodeError = last
+    else:
+        changed = verification.model_copy(update={tries_field: tries})
+        error = wrong(attempts_left=limit - tries)
+    return ClickDecision(ClickOutcome.REJECTED, same_client, verification=changed, error=error)
