@@ -16,7 +16,7 @@ What a timeout means is decided here, once, for every caller of the service:
 
 A write stopped at the deadline has an unknown outcome: it may land after the request gave up.
 The click rules make that safe: the same client's retry of the link finds the attempt completed
-by its own click and is signed in (``flows.completed_by_this_client``).
+by its own click and is signed in (``flows.judge_click``: ``ALREADY_COMPLETE``).
 """
 
 from __future__ import annotations
