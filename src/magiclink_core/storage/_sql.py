@@ -202,6 +202,21 @@ def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
     ]
 
 
+def steps_after(dialect: Dialect, current: int) -> tuple[int, list[tuple[int, list[str]]]]:
+    """The newest schema version, and the migration steps a database at ``current`` still needs.
+
+    :raises RuntimeError: the database is newer than this magiclink knows.
+    """
+    steps = migrations(dialect)
+    newest = steps[-1][0]
+    if current > newest:
+        raise RuntimeError(
+            f"the database schema is at version {current}, newer than this magiclink "
+            f"knows ({newest}): upgrade magiclink"
+        )
+    return newest, [(version, statements) for version, statements in steps if version > current]
+
+
 # -- records <-> rows --------------------------------------------------------------------------
 
 

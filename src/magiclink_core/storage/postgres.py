@@ -193,8 +193,6 @@ class PostgresStorage:
     async def migrate(self) -> int:
         """Create or upgrade the schema to the newest version and return it. Idempotent; a
         transaction-scoped advisory lock makes concurrent migrations take turns."""
-        steps = _sql.migrations("postgres")
-        newest = steps[-1][0]
         async with self._connection() as connection, connection.transaction():
             await connection.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _MIGRATION_LOCK
@@ -206,14 +204,8 @@ class PostgresStorage:
             current = await connection.fetchval(
                 "SELECT coalesce(max(version), 0) FROM schema_version"
             )
-            if current > newest:
-                raise RuntimeError(
-                    f"the database schema is at version {current}, newer than this magiclink "
-                    f"knows ({newest}): upgrade magiclink"
-                )
-            for version, statements in steps:
-                if version <= current:
-                    continue
+            newest, pending = _sql.steps_after("postgres", current)
+            for version, statements in pending:
                 for statement in statements:
                     await connection.execute(statement)
                 await connection.execute(

@@ -185,29 +185,21 @@ class SQLiteStorage:
         return await self._migrate(await self._connected_writer())
 
     async def _migrate(self, writer: aiosqlite.Connection) -> int:
-        steps = _sql.migrations("sqlite")
         async with self._transaction(writer):
             await writer.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
                 "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             rows = await writer.execute_fetchall("SELECT max(version) FROM schema_version")
-            current = _version_of(list(rows))
-            if current > steps[-1][0]:
-                raise RuntimeError(
-                    f"the database schema is at version {current}, newer than this "
-                    f"magiclink knows ({steps[-1][0]}): upgrade magiclink"
-                )
-            for version, statements in steps:
-                if version <= current:
-                    continue
+            newest, pending = _sql.steps_after("sqlite", _version_of(list(rows)))
+            for version, statements in pending:
                 for statement in statements:
                     await writer.execute(statement)
                 await writer.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                     (version, _sql.sqlite_time(datetime.now(UTC))),
                 )
-        return steps[-1][0]
+        return newest
 
     async def schema_version(self) -> int:
         """The schema version of the database (0 before the first migration)."""
