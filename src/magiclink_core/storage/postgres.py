@@ -41,6 +41,7 @@ from ._asyncpg import (
     is_unavailable,
     unavailable,
 )
+from ._connections import ConnectionLimits
 from ._settle import settling, timed_out
 from .postgres_notifier import PostgresNotifier
 
@@ -57,7 +58,7 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 )
 
 
-class PostgresStorage:
+class PostgresStorage(ConnectionLimits):
     """Storage in a PostgreSQL database.
 
     :param dsn: a libpq connection string (``postgresql://user@host:5432/db``); or
@@ -87,11 +88,9 @@ class PostgresStorage:
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ValueError("give PostgresStorage a dsn or a pool, not both")
+        super().__init__(connect_timeout, command_timeout, max_connections)
         self.dsn = dsn
         self.schema = schema
-        self.connect_timeout = connect_timeout
-        self.command_timeout = command_timeout
-        self.max_connections = max_connections
         self.notify_channel = notify_channel
         self.purge_chunk = max(1, purge_chunk)
         self._pool = pool
