@@ -332,21 +332,18 @@ class PostgresStorage(ConnectionLimits):
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:
         """Delete up to ``limit`` records past their ``purge_after``, ``purge_chunk`` rows per
         short transaction; rows a live transaction holds are skipped, not waited for."""
-        removed = 0
-        for kind in _records.kinds_by_table().values():
-            while removed < limit:
-                chunk = min(self.purge_chunk, limit - removed)
-                sql = (
-                    f"DELETE FROM {kind.table} WHERE purge_after <= $1 AND id IN ("  # noqa: S608
-                    f"SELECT id FROM {kind.table} WHERE purge_after <= $1 "
-                    "ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED)"
-                )
-                async with self._connection() as connection:
-                    status = await connection.execute(sql, now, chunk)
-                deleted = int(status.split()[-1])
-                removed += deleted
-                if deleted < chunk:
-                    break
+
+        async def delete(table: str, chunk: int) -> int:
+            sql = (
+                f"DELETE FROM {table} WHERE purge_after <= $1 AND id IN ("  # noqa: S608
+                f"SELECT id FROM {table} WHERE purge_after <= $1 "
+                "ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            )
+            async with self._connection() as connection:
+                status = await connection.execute(sql, now, chunk)
+            return int(status.split()[-1])
+
+        removed = await _sql.purge_in_chunks(delete, limit, self.purge_chunk)
         async with self._connection() as connection:
             await connection.execute("DELETE FROM counters WHERE reset_at <= $1", now)
         return removed

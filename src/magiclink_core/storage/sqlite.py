@@ -303,20 +303,18 @@ class SQLiteStorage:
         """Delete up to ``limit`` records past their ``purge_after``, ``purge_chunk`` rows per
         short transaction so that live writes get in between. Expired counters go too."""
         cutoff = _sql.sqlite_time(now)
-        removed = 0
-        for kind in _records.kinds_by_table().values():
-            while removed < limit:
-                chunk = min(self.purge_chunk, limit - removed)
-                sql = (
-                    f"DELETE FROM {kind.table} WHERE id IN (SELECT id FROM {kind.table} "  # noqa: S608
-                    "WHERE purge_after IS NOT NULL AND purge_after <= ? ORDER BY purge_after "
-                    "LIMIT ?) RETURNING 1"
-                )
-                deleted = len(await self._write_one(sql, (cutoff, chunk)))
-                removed += deleted
-                await anyio.lowlevel.checkpoint()
-                if deleted < chunk:
-                    break
+
+        async def delete(table: str, chunk: int) -> int:
+            sql = (
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+                "WHERE purge_after IS NOT NULL AND purge_after <= ? ORDER BY purge_after "
+                "LIMIT ?) RETURNING 1"
+            )
+            deleted = len(await self._write_one(sql, (cutoff, chunk)))
+            await anyio.lowlevel.checkpoint()
+            return deleted
+
+        removed = await _sql.purge_in_chunks(delete, limit, self.purge_chunk)
         await self._write_one("DELETE FROM counters WHERE reset_at <= ?", (cutoff,))
         return removed
 
