@@ -44,7 +44,7 @@ FAMILIES = {
     "redis": {"redis", "redis_notifier", "_redis_client"},
 }
 # what any adapter may share (neutral helpers, not adapters)
-SHARED_STORAGE = {"_extras", "_records", "_settle", "_sql"}
+SHARED_STORAGE = {"_connections", "_extras", "_records", "_settle", "_sql"}
 
 
 def module_name(path: Path, root: Path = SRC) -> str:

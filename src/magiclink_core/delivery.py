@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -43,6 +43,7 @@ class Parcel:
     undeliverable: Outcome
 
 
+@dataclass(eq=False, repr=False)
 class Delivery:
     """The queue and its workers.
 
@@ -54,24 +55,16 @@ class Delivery:
         jitter, up to ``max_retry``).
     """
 
-    def __init__(
-        self,
-        mailer: Mailer,
-        clock: Clock,
-        *,
-        workers: int = 4,
-        capacity: int = 1000,
-        first_retry: timedelta = timedelta(seconds=5),
-        max_retry: timedelta = timedelta(minutes=1),
-        shutdown_grace: timedelta = timedelta(seconds=10),
-    ) -> None:
-        self.mailer = mailer
-        self.clock = clock
-        self.workers = workers
-        self.capacity = capacity
-        self.first_retry = first_retry
-        self.max_retry = max_retry
-        self.shutdown_grace = shutdown_grace
+    mailer: Mailer
+    clock: Clock
+    _: KW_ONLY
+    workers: int = 4
+    capacity: int = 1000
+    first_retry: timedelta = timedelta(seconds=5)
+    max_retry: timedelta = timedelta(minutes=1)
+    shutdown_grace: timedelta = timedelta(seconds=10)
+
+    def __post_init__(self) -> None:
         self._inbox: MemoryObjectSendStream[Parcel] | None = None
         self._leftovers: MemoryObjectReceiveStream[Parcel] | None = None
         self._group: anyio.abc.TaskGroup | None = None

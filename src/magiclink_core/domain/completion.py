@@ -101,60 +101,8 @@ def complete(
         if user is None or user.id != attempt.user_id:
             raise ValueError("an address is completed with the user it belongs to")
         return _verify_address(attempt, verification, link, user, now)
-    return _sign_in(
-        attempt,
-        verification,
-        link,
-        account=account,
-        now=now,
-        token_digest=session_token_digest,
-        device=device,
-        terms=terms,
-        primary_email=primary_email,
-        client_sessions=client_sessions,
-    )
-
-
-def _consumed(link: Link | None) -> list[Change]:
-    """The link consumed with the verification (none when the email carried no link)."""
-    return [] if link is None else [Update(link)]
-
-
-def _verify_address(
-    address: EmailAddress,
-    verification: Verification,
-    link: Link | None,
-    user: User,
-    now: datetime,
-) -> Completion:
-    done = address.bumped(now, verification=verification, claimed_email=address.email)
-    changes: list[Change] = [*_consumed(link), Update(done)]
-    if user.primary_email_address_id is None:
-        changes.append(Update(user.bumped(now, primary_email_address_id=address.id)))
-    event = AuthEvent(
-        Event.EMAIL_ADDRESS_VERIFIED,
-        user_id=address.user_id,
-        email_address=address.email,
-        attempt_id=address.id,
-    )
-    return Completion(done, verification, tuple(changes), (event,))
-
-
-def _sign_in(
-    attempt: SignUp | SignIn,
-    verification: Verification,
-    link: Link | None,
-    *,
-    account: EmailAddress | None,
-    now: datetime,
-    token_digest: str | None,
-    device: RequestInfo | None,
-    terms: SessionTerms,
-    primary_email: str | None,
-    client_sessions: Sequence[Session],
-) -> Completion:
-    """Sign-up and sign-in end alike: a session for the address's user, made if need be; the
-    client's sessions before it end."""
+    # sign-up and sign-in end alike: a session for the address's user, made if need be; the
+    # client's sessions before it end
     email = email_of(attempt)
     client_id = attempt.client_id  # the session is always the starting client's
     changes: list[Change] = _consumed(link)
@@ -172,7 +120,7 @@ def _sign_in(
         user_id=user_id,
         client_id=client_id,
         now=now,
-        token_digest=token_digest,
+        token_digest=session_token_digest,
         device=device,
         terms=terms,
         email_address=primary_email or email,
@@ -221,6 +169,31 @@ def _sign_in(
         ),
     ]
     return Completion(done, verification, tuple(changes), tuple(events), session)
+
+
+def _consumed(link: Link | None) -> list[Change]:
+    """The link consumed with the verification (none when the email carried no link)."""
+    return [] if link is None else [Update(link)]
+
+
+def _verify_address(
+    address: EmailAddress,
+    verification: Verification,
+    link: Link | None,
+    user: User,
+    now: datetime,
+) -> Completion:
+    done = address.bumped(now, verification=verification, claimed_email=address.email)
+    changes: list[Change] = [*_consumed(link), Update(done)]
+    if user.primary_email_address_id is None:
+        changes.append(Update(user.bumped(now, primary_email_address_id=address.id)))
+    event = AuthEvent(
+        Event.EMAIL_ADDRESS_VERIFIED,
+        user_id=address.user_id,
+        email_address=address.email,
+        attempt_id=address.id,
+    )
+    return Completion(done, verification, tuple(changes), (event,))
 
 
 def _new_user(

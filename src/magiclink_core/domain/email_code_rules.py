@@ -19,10 +19,10 @@ from .errors import (
 from .flows import (
     ClickDecision,
     ClickOutcome,
+    completing,
     count_wrong_code,
     effective_status,
     in_progress_at,
-    move,
 )
 from .models import Attempt, FailureReason, Link, Verification, VerificationStatus
 
@@ -64,22 +64,7 @@ def judge_email_code(
     for digest in typed_digests:  # every key is tried: the time does not depend on which matched
         matched |= hmac.compare_digest(digest, stored)
     if matched:
-        return ClickDecision(
-            ClickOutcome.COMPLETE,
-            same_client,
-            verification=move(
-                verification,
-                VerificationStatus.VERIFIED,
-                verified_at=now,
-                verified_at_client=client_id,
-                verified_with="email_code",
-            ),
-            link=(
-                link.bumped(now, consumed_at=now, consumed_by_client=client_id)
-                if link is not None and link.consumed_at is None
-                else None
-            ),
-        )
+        return completing(verification, link, client_id, "email_code", same_client, now)
     return count_wrong_code(
         verification,
         same_client=same_client,

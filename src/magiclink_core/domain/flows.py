@@ -408,34 +408,18 @@ def judge_click(
     if not in_progress_at(attempt, now) or verification.status is not VerificationStatus.UNVERIFIED:
         return failed("This link can no longer be used.")
 
-    def complete() -> ClickDecision:
-        return ClickDecision(
-            ClickOutcome.COMPLETE,
-            same_client,
-            verification=move(
-                verification,
-                VerificationStatus.VERIFIED,
-                verified_at=now,
-                verified_at_client=clicking_client_id,
-                verified_with="email_link",
-            ),
-            link=link.bumped(now, consumed_at=now, consumed_by_client=clicking_client_id),
-        )
-
-    if same_client:
-        return complete()
+    if same_client or (policy is CrossDevicePolicy.ALLOW and confirmed):
+        return completing(verification, link, clicking_client_id, "email_link", same_client, now)
     if policy is CrossDevicePolicy.DENY:
         return reject(ClientMismatchError(), move(verification, VerificationStatus.CLIENT_MISMATCH))
     if policy is CrossDevicePolicy.ALLOW:
-        if confirmed:
-            return complete()
         return ClickDecision(ClickOutcome.NEEDS_CONFIRMATION, same_client)
     if confirmation_code is None:
         return ClickDecision(ClickOutcome.NEEDS_CONFIRMATION, same_client, needs_code=True)
     if hmac.compare_digest(
         confirmation_code.strip().encode(), verification.confirmation_code.encode()
     ):
-        return complete()
+        return completing(verification, link, clicking_client_id, "email_link", same_client, now)
     return count_wrong_code(
         verification,
         same_client=same_client,
@@ -448,6 +432,34 @@ def judge_click(
             "Ask for a new one from the device you are signing in on.",
         ),
         wrong=ConfirmationCodeError,
+    )
+
+
+def completing(
+    verification: Verification,
+    link: Link | None,
+    client_id: str | None,
+    verified_with: Strategy,
+    same_client: bool,
+    now: datetime,
+) -> ClickDecision:
+    """A click or code that completes: the verification VERIFIED by ``client_id``, the link
+    consumed (if unused)."""
+    return ClickDecision(
+        ClickOutcome.COMPLETE,
+        same_client,
+        verification=move(
+            verification,
+            VerificationStatus.VERIFIED,
+            verified_at=now,
+            verified_at_client=client_id,
+            verified_with=verified_with,
+        ),
+        link=(
+            link.bumped(now, consumed_at=now, consumed_by_client=client_id)
+            if link is not None and link.consumed_at is None
+            else None
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import types
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 
 from ..domain.models import Record
 from ..ports import R
+from ._records import kinds_by_table
 
 ColumnType = Literal["text", "int", "time", "json"]
 Dialect = Literal["sqlite", "postgres"]
@@ -200,6 +202,37 @@ def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
         (1, [*render_tables(V1_TABLES, dialect), counters_table(dialect)]),
         (2, v2(dialect)),
     ]
+
+
+def steps_after(dialect: Dialect, current: int) -> tuple[int, list[tuple[int, list[str]]]]:
+    """The newest schema version, and the migration steps a database at ``current`` still needs.
+
+    :raises RuntimeError: the database is newer than this magiclink knows.
+    """
+    steps = migrations(dialect)
+    newest = steps[-1][0]
+    if current > newest:
+        raise RuntimeError(
+            f"the database schema is at version {current}, newer than this magiclink "
+            f"knows ({newest}): upgrade magiclink"
+        )
+    return newest, [(version, statements) for version, statements in steps if version > current]
+
+
+async def purge_in_chunks(
+    delete: Callable[[str, int], Awaitable[int]], limit: int, chunk_size: int
+) -> int:
+    """Purge up to ``limit`` rows, table by table, ``chunk_size`` at a time: ``delete(table, n)``
+    deletes at most ``n`` rows past their ``purge_after`` and says how many it did."""
+    removed = 0
+    for kind in kinds_by_table().values():
+        while removed < limit:
+            chunk = min(chunk_size, limit - removed)
+            deleted = await delete(kind.table, chunk)
+            removed += deleted
+            if deleted < chunk:
+                break
+    return removed
 
 
 # -- records <-> rows --------------------------------------------------------------------------

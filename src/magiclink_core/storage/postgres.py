@@ -41,6 +41,7 @@ from ._asyncpg import (
     is_unavailable,
     unavailable,
 )
+from ._connections import ConnectionLimits
 from ._settle import settling, timed_out
 from .postgres_notifier import PostgresNotifier
 
@@ -57,7 +58,7 @@ _CONFLICTS: tuple[type[BaseException], ...] = (
 )
 
 
-class PostgresStorage:
+class PostgresStorage(ConnectionLimits):
     """Storage in a PostgreSQL database.
 
     :param dsn: a libpq connection string (``postgresql://user@host:5432/db``); or
@@ -87,11 +88,9 @@ class PostgresStorage:
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ValueError("give PostgresStorage a dsn or a pool, not both")
+        super().__init__(connect_timeout, command_timeout, max_connections)
         self.dsn = dsn
         self.schema = schema
-        self.connect_timeout = connect_timeout
-        self.command_timeout = command_timeout
-        self.max_connections = max_connections
         self.notify_channel = notify_channel
         self.purge_chunk = max(1, purge_chunk)
         self._pool = pool
@@ -193,8 +192,6 @@ class PostgresStorage:
     async def migrate(self) -> int:
         """Create or upgrade the schema to the newest version and return it. Idempotent; a
         transaction-scoped advisory lock makes concurrent migrations take turns."""
-        steps = _sql.migrations("postgres")
-        newest = steps[-1][0]
         async with self._connection() as connection, connection.transaction():
             await connection.execute(
                 "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _MIGRATION_LOCK
@@ -206,14 +203,8 @@ class PostgresStorage:
             current = await connection.fetchval(
                 "SELECT coalesce(max(version), 0) FROM schema_version"
             )
-            if current > newest:
-                raise RuntimeError(
-                    f"the database schema is at version {current}, newer than this magiclink "
-                    f"knows ({newest}): upgrade magiclink"
-                )
-            for version, statements in steps:
-                if version <= current:
-                    continue
+            newest, pending = _sql.steps_after("postgres", current)
+            for version, statements in pending:
                 for statement in statements:
                     await connection.execute(statement)
                 await connection.execute(
@@ -341,21 +332,18 @@ class PostgresStorage:
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:
         """Delete up to ``limit`` records past their ``purge_after``, ``purge_chunk`` rows per
         short transaction; rows a live transaction holds are skipped, not waited for."""
-        removed = 0
-        for kind in _records.kinds_by_table().values():
-            while removed < limit:
-                chunk = min(self.purge_chunk, limit - removed)
-                sql = (
-                    f"DELETE FROM {kind.table} WHERE purge_after <= $1 AND id IN ("  # noqa: S608
-                    f"SELECT id FROM {kind.table} WHERE purge_after <= $1 "
-                    "ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED)"
-                )
-                async with self._connection() as connection:
-                    status = await connection.execute(sql, now, chunk)
-                deleted = int(status.split()[-1])
-                removed += deleted
-                if deleted < chunk:
-                    break
+
+        async def delete(table: str, chunk: int) -> int:
+            sql = (
+                f"DELETE FROM {table} WHERE purge_after <= $1 AND id IN ("  # noqa: S608
+                f"SELECT id FROM {table} WHERE purge_after <= $1 "
+                "ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            )
+            async with self._connection() as connection:
+                status = await connection.execute(sql, now, chunk)
+            return int(status.split()[-1])
+
+        removed = await _sql.purge_in_chunks(delete, limit, self.purge_chunk)
         async with self._connection() as connection:
             await connection.execute("DELETE FROM counters WHERE reset_at <= $1", now)
         return removed

@@ -38,6 +38,7 @@ from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
 from ..ports import Change, Delete, Insert, R, WriteConflict
 from . import _records
+from ._connections import ConnectionLimits
 from ._redis_client import UNAVAILABLE, RedisClient, make_client, unavailable
 from ._settle import settling, timed_out
 from .redis_notifier import RedisNotifier
@@ -235,7 +236,7 @@ def _operation(change: Change) -> dict[str, object]:
     return op
 
 
-class RedisStorage:
+class RedisStorage(ConnectionLimits):
     """Storage in Redis.
 
     :param url: a Redis URL (``redis://host:6379/0``, ``rediss://`` for TLS); or
@@ -264,11 +265,9 @@ class RedisStorage:
             raise ValueError("give RedisStorage a url or a client, not both")
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
+        super().__init__(connect_timeout, command_timeout, max_connections)
         self.url = url
         self.prefix = prefix
-        self.connect_timeout = connect_timeout
-        self.command_timeout = command_timeout
-        self.max_connections = max_connections
         self.pool_timeout = pool_timeout
         self._owns_client = client is None
         self._client: RedisClient = client or make_client(

@@ -185,29 +185,21 @@ class SQLiteStorage:
         return await self._migrate(await self._connected_writer())
 
     async def _migrate(self, writer: aiosqlite.Connection) -> int:
-        steps = _sql.migrations("sqlite")
         async with self._transaction(writer):
             await writer.execute(
                 "CREATE TABLE IF NOT EXISTS schema_version ("
                 "version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             rows = await writer.execute_fetchall("SELECT max(version) FROM schema_version")
-            current = _version_of(list(rows))
-            if current > steps[-1][0]:
-                raise RuntimeError(
-                    f"the database schema is at version {current}, newer than this "
-                    f"magiclink knows ({steps[-1][0]}): upgrade magiclink"
-                )
-            for version, statements in steps:
-                if version <= current:
-                    continue
+            newest, pending = _sql.steps_after("sqlite", _version_of(list(rows)))
+            for version, statements in pending:
                 for statement in statements:
                     await writer.execute(statement)
                 await writer.execute(
                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                     (version, _sql.sqlite_time(datetime.now(UTC))),
                 )
-        return steps[-1][0]
+        return newest
 
     async def schema_version(self) -> int:
         """The schema version of the database (0 before the first migration)."""
@@ -311,20 +303,18 @@ class SQLiteStorage:
         """Delete up to ``limit`` records past their ``purge_after``, ``purge_chunk`` rows per
         short transaction so that live writes get in between. Expired counters go too."""
         cutoff = _sql.sqlite_time(now)
-        removed = 0
-        for kind in _records.kinds_by_table().values():
-            while removed < limit:
-                chunk = min(self.purge_chunk, limit - removed)
-                sql = (
-                    f"DELETE FROM {kind.table} WHERE id IN (SELECT id FROM {kind.table} "  # noqa: S608
-                    "WHERE purge_after IS NOT NULL AND purge_after <= ? ORDER BY purge_after "
-                    "LIMIT ?) RETURNING 1"
-                )
-                deleted = len(await self._write_one(sql, (cutoff, chunk)))
-                removed += deleted
-                await anyio.lowlevel.checkpoint()
-                if deleted < chunk:
-                    break
+
+        async def delete(table: str, chunk: int) -> int:
+            sql = (
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "  # noqa: S608
+                "WHERE purge_after IS NOT NULL AND purge_after <= ? ORDER BY purge_after "
+                "LIMIT ?) RETURNING 1"
+            )
+            deleted = len(await self._write_one(sql, (cutoff, chunk)))
+            await anyio.lowlevel.checkpoint()
+            return deleted
+
+        removed = await _sql.purge_in_chunks(delete, limit, self.purge_chunk)
         await self._write_one("DELETE FROM counters WHERE reset_at <= ?", (cutoff,))
         return removed
 

@@ -70,6 +70,18 @@ def make_record(kind: type[Record], **fields: Any) -> Any:
     return kind.model_validate({**base, **defaults[kind], **fields})
 
 
+async def _refused_as_taken(
+    storage: Storage, holder: EmailAddress, newcomer: EmailAddress, unique_field: str
+) -> None:
+    """``newcomer`` is refused as a clash on ``unique_field`` once ``holder`` is stored, and
+    nothing of it is written."""
+    await storage.apply([Insert(holder)])
+    with pytest.raises(WriteConflict) as caught:
+        await storage.apply([Insert(newcomer)])
+    assert caught.value.unique_field == unique_field
+    assert await storage.get(EmailAddress, newcomer.id) is None
+
+
 @pytest.mark.anyio
 class StorageContract:
     """Override the ``storage`` fixture to yield a fresh, empty adapter."""
@@ -178,11 +190,7 @@ class StorageContract:
     async def test_unique_values_are_claimed_once(self, storage: Storage) -> None:
         first = make_record(EmailAddress, user_id="user_a", claimed_email="ann@example.org")
         second = make_record(EmailAddress, user_id="user_b", claimed_email="ann@example.org")
-        await storage.apply([Insert(first)])
-        with pytest.raises(WriteConflict) as caught:
-            await storage.apply([Insert(second)])
-        assert caught.value.unique_field == "claimed_email"
-        assert await storage.get(EmailAddress, second.id) is None
+        await _refused_as_taken(storage, first, second, "claimed_email")
         # a claim through an update is refused too
         unclaimed = make_record(EmailAddress, user_id="user_c")
         await storage.apply([Insert(unclaimed)])
@@ -193,11 +201,7 @@ class StorageContract:
         first = make_record(EmailAddress, user_id="user_a", email="ann@example.org")
         again = make_record(EmailAddress, user_id="user_a", email="ann@example.org")
         elsewhere = make_record(EmailAddress, user_id="user_b", email="ann@example.org")
-        await storage.apply([Insert(first)])
-        with pytest.raises(WriteConflict) as caught:
-            await storage.apply([Insert(again)])
-        assert caught.value.unique_field == "user_email"
-        assert await storage.get(EmailAddress, again.id) is None
+        await _refused_as_taken(storage, first, again, "user_email")
         await storage.apply([Insert(elsewhere)])  # another user may add the same address
         # removed, it may be added again
         await storage.apply([Delete(EmailAddress, first.id, first.version)])
