@@ -48,6 +48,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         "pip install 'magiclink[smtp]'"
     ) from exc
 
+# after the check above, so a missing extra is named (this module imports aiosmtplib too)
+from ._smtp_failures import classify, connection_still_good, is_disconnect
+
 logger = logging.getLogger("magiclink.smtp")
 
 TLSMode = Literal["starttls", "implicit", "none"]
@@ -286,8 +289,8 @@ class SMTPMailer:
                     return
                 except Exception as exc:
                     failure = exc
-            permanent, code, detail = _classify(failure)
-            if not permanent and reused and free_reconnect and _is_disconnect(failure):
+            permanent, code, detail = classify(failure)
+            if not permanent and reused and free_reconnect and is_disconnect(failure):
                 # the server closed the idle connection we kept: reopen it, at once
                 free_reconnect = False
                 attempt -= 1
@@ -326,7 +329,7 @@ class SMTPMailer:
                 mime, sender=self.sender.addr_spec, recipients=[recipient], timeout=self.timeout
             )
         except BaseException as exc:
-            if not _connection_still_good(exc):
+            if not connection_still_good(exc):
                 self._discard()
             raise
 
@@ -381,61 +384,6 @@ class SMTPMailer:
         traceback: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-# -- what a failure means --------------------------------------------------------------------
-
-
-def _reply_code(exc: BaseException) -> int | None:
-    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
-        return exc.recipients[0].code
-    if isinstance(exc, aiosmtplib.SMTPResponseException):
-        return exc.code
-    return None
-
-
-def _classify(exc: Exception) -> tuple[bool, int | None, str]:
-    """(permanent, reply code, a description for logs) of a failed attempt."""
-    code = _reply_code(exc)
-    if code is not None:
-        message = getattr(exc, "message", "")
-        if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
-            message = exc.recipients[0].message
-        return code >= 500, code, f"the server replied {code} {message}".strip()
-    if isinstance(exc, aiosmtplib.SMTPTimeoutError | TimeoutError):
-        return False, None, f"timed out ({exc})"
-    if _certificate_refused(exc):
-        return True, None, f"the server's TLS certificate was refused ({exc})"
-    if isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPConnectError):
-        return False, None, f"connection failed ({exc})"
-    if isinstance(exc, aiosmtplib.SMTPException):
-        # no STARTTLS, no AUTH, no SMTPUTF8 on the server: a configuration problem
-        return True, None, f"the server cannot do what is needed ({exc})"
-    if isinstance(exc, OSError):
-        return False, None, f"connection failed ({type(exc).__name__}: {exc})"
-    return True, None, f"{type(exc).__name__}: {exc}"
-
-
-def _certificate_refused(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    for _ in range(5):
-        if seen is None:
-            return False
-        if isinstance(seen, ssl.SSLCertVerificationError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _is_disconnect(exc: BaseException) -> bool:
-    return isinstance(exc, aiosmtplib.SMTPServerDisconnected)
-
-
-def _connection_still_good(exc: BaseException) -> bool:
-    """After a refusal by reply the connection is in a known state (aiosmtplib sent RSET), except
-    after 421, by which the server says it is closing; after anything else it is not."""
-    code = _reply_code(exc)
-    return code is not None and code != 421
 
 
 # -- headers ---------------------------------------------------------------------------------
