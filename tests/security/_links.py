@@ -31,6 +31,14 @@ async def sign_in(
     )
 
 
+async def sign_up_with_code(
+    app: App, browser: httpx.AsyncClient, email: str
+) -> tuple[dict[str, Any], str, str]:
+    """:func:`sign_up`, and the confirmation code its prepare's answer carries."""
+    prepared, link = await sign_up(app, browser, email)
+    return prepared, link, prepared["verifications"]["email_address"]["confirmation_code"]
+
+
 async def _start(
     app: App,
     browser: httpx.AsyncClient,
