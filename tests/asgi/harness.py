@@ -144,6 +144,13 @@ def build_app(framework: str, magiclinks: MagicLinks, **options: Any) -> Any:
     raise ValueError(framework)
 
 
+def same_origin(app: Any, base_url: str) -> httpx.AsyncClient:
+    """An in-process browser for ``app`` whose requests come from ``base_url``'s own origin."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url=base_url, headers={"origin": base_url}
+    )
+
+
 @dataclass
 class Server:
     base_url: str
