@@ -270,6 +270,17 @@ class Browser(httpx.AsyncClient):
             data={"strategy": "email_link", "redirect_url": redirect_url},
         )
 
+    async def add_address(self, email: str) -> dict[str, Any]:
+        """Add ``email`` to the signed-in user's addresses (unverified): the API's answer."""
+        added = await self.api("POST", "/me/email_addresses", json={"email_address": email})
+        assert added.status_code == 200, added.text
+        return dict(added.json())
+
+    async def address_step(self, address_id: str, step: str, **body: Any) -> httpx.Response:
+        """POST ``body`` to a verification step of an added address: ``prepare_verification``
+        or ``attempt_verification``."""
+        return await self.api("POST", f"/me/email_addresses/{address_id}/{step}", json=body)
+
     async def _start(
         self, attempts: str, create: dict[str, str], prepare: str, **body: Any
     ) -> dict[str, Any]:

@@ -117,15 +117,14 @@ async def test_sign_in_from_another_device_with_the_code(server: Server) -> None
 async def test_email_verification(server: Server) -> None:
     async with server.browser() as tab:
         await sign_up(server, tab, "first@example.com")
-        added = await tab.api(
-            "POST", "/me/email_addresses", json={"email_address": "2@example.com"}
-        )
-        assert added.status_code == 200 and added.json()["verified"] is False
-        address_id = added.json()["id"]
-        prepared = await tab.api(
-            "POST",
-            f"/me/email_addresses/{address_id}/prepare_verification",
-            json={"strategy": "email_link", "redirect_url": f"{server.base_url}/profile"},
+        added = await tab.add_address("2@example.com")
+        assert added["verified"] is False
+        address_id = added["id"]
+        prepared = await tab.address_step(
+            address_id,
+            "prepare_verification",
+            strategy="email_link",
+            redirect_url=f"{server.base_url}/profile",
         )
         assert prepared.status_code == 200, prepared.text
         async with server.long_poll(tab, f"/me/email_addresses/{address_id}", wait=10) as answer:
