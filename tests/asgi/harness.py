@@ -144,6 +144,13 @@ def build_app(framework: str, magiclinks: MagicLinks, **options: Any) -> Any:
     raise ValueError(framework)
 
 
+def same_origin(app: Any, base_url: str) -> httpx.AsyncClient:
+    """An in-process browser for ``app`` whose requests come from ``base_url``'s own origin."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url=base_url, headers={"origin": base_url}
+    )
+
+
 @dataclass
 class Server:
     base_url: str
@@ -262,6 +269,17 @@ class Browser(httpx.AsyncClient):
             "prepare_verification",
             data={"strategy": "email_link", "redirect_url": redirect_url},
         )
+
+    async def add_address(self, email: str) -> dict[str, Any]:
+        """Add ``email`` to the signed-in user's addresses (unverified): the API's answer."""
+        added = await self.api("POST", "/me/email_addresses", json={"email_address": email})
+        assert added.status_code == 200, added.text
+        return dict(added.json())
+
+    async def address_step(self, address_id: str, step: str, **body: Any) -> httpx.Response:
+        """POST ``body`` to a verification step of an added address: ``prepare_verification``
+        or ``attempt_verification``."""
+        return await self.api("POST", f"/me/email_addresses/{address_id}/{step}", json=body)
 
     async def _start(
         self, attempts: str, create: dict[str, str], prepare: str, **body: Any

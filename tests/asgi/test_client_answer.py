@@ -4,12 +4,11 @@ it on every page, so a signed-out page asks nothing that answers 401."""
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from tests.support import link_in
 
-from .harness import build_app, make_magiclinks
+from .harness import build_app, make_magiclinks, same_origin
 
 pytestmark = pytest.mark.anyio
 BASE = "http://127.0.0.1:8000"
@@ -17,10 +16,7 @@ BASE = "http://127.0.0.1:8000"
 
 async def test_the_client_answer_carries_the_user_or_null() -> None:
     magiclinks, mailer = make_magiclinks(BASE)
-    app = build_app("starlette", magiclinks)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url=BASE, headers={"origin": BASE}
-    ) as browser:
+    async with same_origin(build_app("starlette", magiclinks), BASE) as browser:
         signed_out = await browser.get("/auth/v1/client")
         assert signed_out.status_code == 200
         assert signed_out.json()["user"] is None

@@ -55,20 +55,10 @@ async def test_the_user_and_credentials_follow_starlettes_convention(server: Ser
 async def test_the_display_name_follows_the_primary_address(server: Server) -> None:
     async with server.browser() as browser:
         await signed_up(server, browser, "home@example.com")
-        added = await browser.api(
-            "POST", "/me/email_addresses", json={"email_address": "work@example.com"}
-        )
-        address = added.json()["id"]
-        await browser.api(
-            "POST",
-            f"/me/email_addresses/{address}/prepare_verification",
-            json={"strategy": "email_code"},
-        )
-        await browser.api(
-            "POST",
-            f"/me/email_addresses/{address}/attempt_verification",
-            json={"code": server.last_code("work@example.com")},
-        )
+        address = (await browser.add_address("work@example.com"))["id"]
+        await browser.address_step(address, "prepare_verification", strategy="email_code")
+        code = server.last_code("work@example.com")
+        await browser.address_step(address, "attempt_verification", code=code)
         made = await browser.api("PATCH", "/me", json={"primary_email_address_id": address})
         assert made.status_code == 200, made.text
         assert (await browser.whoami())["display_name"] == "work@example.com"

@@ -76,21 +76,13 @@ async def test_another_client_cannot_use_the_code(server: Server) -> None:
 async def test_an_added_address_is_verified_by_code(server: Server) -> None:
     async with server.browser() as browser:
         await signed_up_by_code(server, browser, "home@example.com")
-        added = await browser.api(
-            "POST", "/me/email_addresses", json={"email_address": "work@example.com"}
-        )
-        address_id = added.json()["id"]
-        prepared = await browser.api(
-            "POST",
-            f"/me/email_addresses/{address_id}/prepare_verification",
-            json={"strategy": "email_code"},
+        address_id = (await browser.add_address("work@example.com"))["id"]
+        prepared = await browser.address_step(
+            address_id, "prepare_verification", strategy="email_code"
         )
         assert prepared.status_code == 200, prepared.text
-        verified = await browser.api(
-            "POST",
-            f"/me/email_addresses/{address_id}/attempt_verification",
-            json={"code": server.last_code("work@example.com")},
-        )
+        code = server.last_code("work@example.com")
+        verified = await browser.address_step(address_id, "attempt_verification", code=code)
         assert verified.status_code == 200, verified.text
         assert verified.json()["verified"] is True
 

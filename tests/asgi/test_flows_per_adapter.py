@@ -61,15 +61,10 @@ async def test_sign_up_sign_in_on_another_device_and_email_verification(server: 
         assert (await laptop.whoami())["authenticated"] is True
 
         # a second email address, verified from the same browser
-        added = (
-            await laptop.api(
-                "POST", "/me/email_addresses", json={"email_address": "work@example.com"}
-            )
-        ).json()
-        await laptop.api(
-            "POST",
-            f"/me/email_addresses/{added['id']}/prepare_verification",
-            json={"strategy": "email_link", "redirect_url": f"{server.base_url}/p"},
+        added = await laptop.add_address("work@example.com")
+        redirect_url = f"{server.base_url}/p"
+        await laptop.address_step(
+            added["id"], "prepare_verification", strategy="email_link", redirect_url=redirect_url
         )
         await laptop.get(server.last_link("work@example.com"))
         address = (await laptop.api("GET", f"/me/email_addresses/{added['id']}")).json()

@@ -7,7 +7,7 @@ import pytest
 
 from magiclink_asgi import MagicLinkMiddleware
 
-from .harness import build_app, make_magiclinks
+from .harness import build_app, make_magiclinks, same_origin
 
 pytestmark = pytest.mark.anyio
 BASE = "http://127.0.0.1:8000"
@@ -16,10 +16,7 @@ BASE = "http://127.0.0.1:8000"
 @pytest.fixture
 async def browser() -> Any:
     magiclinks, _ = make_magiclinks(BASE)
-    app = build_app("starlette", magiclinks)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url=BASE, headers={"origin": BASE}
-    ) as client:
+    async with same_origin(build_app("starlette", magiclinks), BASE) as client:
         yield client
 
 
@@ -139,10 +136,7 @@ async def test_wrong_strategy_and_redirects(browser: httpx.AsyncClient) -> None:
 
 async def test_rate_limit_answers_429_with_retry_after() -> None:
     magiclinks, _ = make_magiclinks(BASE, links_per_address=1)
-    app = build_app("starlette", magiclinks)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app), base_url=BASE, headers={"origin": BASE}
-    ) as browser:
+    async with same_origin(build_app("starlette", magiclinks), BASE) as browser:
         created = await browser.post("/auth/v1/client/sign_ups", json={"email_address": "r@e.com"})
         path = f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification"
         body = {"strategy": "email_link", "redirect_url": f"{BASE}/"}

@@ -35,6 +35,12 @@ async def sign_up(server: Server, browser: Browser, email: str) -> dict[str, str
     return landing_params(await browser.get(server.last_link(email)))
 
 
+async def has_account(server: Server, email: str) -> None:
+    """An account for ``email``, signed up in a browser of its own that is then closed."""
+    async with server.browser() as first:
+        await sign_up(server, first, email)
+
+
 async def test_sign_up_in_the_same_tab(server: Server) -> None:
     async with server.browser() as tab:
         assert (await tab.whoami())["authenticated"] is False
@@ -53,8 +59,7 @@ async def test_sign_up_in_the_same_tab(server: Server) -> None:
 
 
 async def test_sign_in_from_another_tab_of_the_same_browser(server: Server) -> None:
-    async with server.browser() as first:
-        await sign_up(server, first, "tabs@example.com")
+    await has_account(server, "tabs@example.com")
     async with server.browser() as browser:
         sign_in = await browser.start_sign_in("tabs@example.com", f"{server.base_url}/home")
         path = f"/client/sign_ins/{sign_in['id']}"
@@ -70,8 +75,7 @@ async def test_sign_in_from_another_tab_of_the_same_browser(server: Server) -> N
 
 
 async def test_sign_in_from_another_device_with_the_code(server: Server) -> None:
-    async with server.browser() as first:
-        await sign_up(server, first, "devices@example.com")
+    await has_account(server, "devices@example.com")
     async with server.browser() as laptop, server.browser(user_agent=IPHONE) as phone:
         sign_in = await laptop.start_sign_in("devices@example.com", f"{server.base_url}/home")
         code = sign_in["first_factor_verification"]["confirmation_code"]
@@ -117,15 +121,14 @@ async def test_sign_in_from_another_device_with_the_code(server: Server) -> None
 async def test_email_verification(server: Server) -> None:
     async with server.browser() as tab:
         await sign_up(server, tab, "first@example.com")
-        added = await tab.api(
-            "POST", "/me/email_addresses", json={"email_address": "2@example.com"}
-        )
-        assert added.status_code == 200 and added.json()["verified"] is False
-        address_id = added.json()["id"]
-        prepared = await tab.api(
-            "POST",
-            f"/me/email_addresses/{address_id}/prepare_verification",
-            json={"strategy": "email_link", "redirect_url": f"{server.base_url}/profile"},
+        added = await tab.add_address("2@example.com")
+        assert added["verified"] is False
+        address_id = added["id"]
+        prepared = await tab.address_step(
+            address_id,
+            "prepare_verification",
+            strategy="email_link",
+            redirect_url=f"{server.base_url}/profile",
         )
         assert prepared.status_code == 200, prepared.text
         async with server.long_poll(tab, f"/me/email_addresses/{address_id}", wait=10) as answer:
@@ -146,8 +149,7 @@ async def test_a_wait_is_woken_by_a_click_on_another_client(framework: str) -> N
 
 
 async def _woken_by_a_click_on_another_client(server: Server) -> None:
-    async with server.browser() as first:
-        await sign_up(server, first, "fast@example.com")
+    await has_account(server, "fast@example.com")
     async with server.browser() as laptop, server.browser(user_agent=IPHONE) as phone:
         sign_in = await laptop.start_sign_in("fast@example.com", f"{server.base_url}/home")
         code = sign_in["first_factor_verification"]["confirmation_code"]

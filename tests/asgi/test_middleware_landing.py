@@ -44,6 +44,12 @@ async def start(browser: httpx.AsyncClient, email: str, base: str = BASE) -> dic
     return dict(prepared.json())
 
 
+async def emailed_link(browser: httpx.AsyncClient, mailer: Any, email: str) -> str:
+    """Start a sign-up on ``browser``: the link it emailed, not yet opened."""
+    await start(browser, email)
+    return link_of(mailer, email)
+
+
 async def test_cookies_over_http() -> None:
     magiclinks, mailer = make_magiclinks(BASE)
     async with browser_for(build_app("starlette", magiclinks)) as browser:
@@ -130,8 +136,7 @@ async def test_a_scanner_get_consumes_nothing() -> None:
     magiclinks, mailer = make_magiclinks(BASE)
     app = build_app("starlette", magiclinks)
     async with browser_for(app) as owner:
-        await start(owner, "scan@example.com")
-        link = link_of(mailer, "scan@example.com")
+        link = await emailed_link(owner, mailer, "scan@example.com")
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app), base_url=BASE, follow_redirects=True
         ) as scanner:
@@ -185,8 +190,7 @@ async def test_an_expired_link_offers_a_one_click_resend() -> None:
     magiclinks, mailer = make_magiclinks(BASE, clock=clock)
     app = build_app("starlette", magiclinks)
     async with browser_for(app) as asker, browser_for(app) as browser:
-        await start(asker, "late@example.com")
-        old = link_of(mailer, "late@example.com")
+        old = await emailed_link(asker, mailer, "late@example.com")
         clock.advance(timedelta(minutes=11))
         # the browser that asked goes back to the app, which shows its own expired page
         back = await asker.get(old)
@@ -252,8 +256,7 @@ async def test_openapi_document_lists_exactly_the_served_routes() -> None:
 async def test_head_never_consumes_and_a_stale_session_cookie_is_cleared() -> None:
     magiclinks, mailer = make_magiclinks(BASE)
     async with browser_for(build_app("starlette", magiclinks)) as browser:
-        await start(browser, "head@example.com")
-        link = link_of(mailer, "head@example.com")
+        link = await emailed_link(browser, mailer, "head@example.com")
         head = await browser.head(link)
         assert head.status_code == 303 and "token" not in head.headers["location"]
         landed = await browser.get(link)
@@ -333,8 +336,7 @@ async def test_scope_for_websockets_and_lifespan() -> None:
 async def test_a_used_link_redirects_to_the_app_with_its_status() -> None:
     magiclinks, mailer = make_magiclinks(BASE)
     async with browser_for(build_app("starlette", magiclinks)) as browser:
-        await start(browser, "used@example.com")
-        link = link_of(mailer, "used@example.com")
+        link = await emailed_link(browser, mailer, "used@example.com")
         landed = await browser.get(link)
         session = landed.headers["location"].split("__magiclink_created_session=")[1]
         ended = await browser.post(f"/auth/v1/client/sessions/{session}/end")

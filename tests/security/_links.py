@@ -17,24 +17,42 @@ async def sign_up(
     app: App, browser: httpx.AsyncClient, email: str, redirect_url: str = "/done"
 ) -> tuple[dict[str, Any], str]:
     """A sign-up started by ``browser``: the prepare's answer and the emailed link."""
-    created = await browser.post("/auth/v1/client/sign_ups", json={"email_address": email})
-    assert created.status_code == 200, created.text
-    prepared = await browser.post(
-        f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification",
-        json={"strategy": "email_link", "redirect_url": redirect_url},
+    return await _start(
+        app, browser, email, redirect_url, "sign_ups", "email_address", "prepare_verification"
     )
-    assert prepared.status_code == 200, prepared.text
-    return dict(prepared.json()), last_link(app, email)
 
 
 async def sign_in(
     app: App, browser: httpx.AsyncClient, email: str, redirect_url: str = "/done"
 ) -> tuple[dict[str, Any], str]:
     """A sign-in started by ``browser`` (the address has an account): its answer and link."""
-    created = await browser.post("/auth/v1/client/sign_ins", json={"identifier": email})
+    return await _start(
+        app, browser, email, redirect_url, "sign_ins", "identifier", "prepare_first_factor"
+    )
+
+
+async def sign_up_with_code(
+    app: App, browser: httpx.AsyncClient, email: str
+) -> tuple[dict[str, Any], str, str]:
+    """:func:`sign_up`, and the confirmation code its prepare's answer carries."""
+    prepared, link = await sign_up(app, browser, email)
+    return prepared, link, prepared["verifications"]["email_address"]["confirmation_code"]
+
+
+async def _start(
+    app: App,
+    browser: httpx.AsyncClient,
+    email: str,
+    redirect_url: str,
+    attempts: str,
+    email_field: str,
+    prepare: str,
+) -> tuple[dict[str, Any], str]:
+    """Create an attempt under ``/auth/v1/client/{attempts}`` and prepare its email link."""
+    created = await browser.post(f"/auth/v1/client/{attempts}", json={email_field: email})
     assert created.status_code == 200, created.text
     prepared = await browser.post(
-        f"/auth/v1/client/sign_ins/{created.json()['id']}/prepare_first_factor",
+        f"/auth/v1/client/{attempts}/{created.json()['id']}/{prepare}",
         json={"strategy": "email_link", "redirect_url": redirect_url},
     )
     assert prepared.status_code == 200, prepared.text

@@ -11,13 +11,7 @@ import pytest
 from magiclink_core import Event
 
 from ._http import make_app
-from ._links import (
-    client_id,
-    confirm,
-    open_landing,
-    sessions_of,
-    sign_up,
-)
+from ._links import client_id, confirm, open_landing, sessions_of, sign_up
 
 pytestmark = pytest.mark.anyio
 

@@ -11,7 +11,7 @@ from magiclink_asgi.static_files import assemble_client
 from magiclink_core.testing import FakeClock
 
 from ._http import make_app
-from ._links import confirm, open_landing, sign_up
+from ._links import confirm, open_landing, sign_up, sign_up_with_code
 
 pytestmark = pytest.mark.anyio
 
@@ -27,8 +27,7 @@ def wrong(code: str) -> str:
 async def test_the_starting_device_hears_that_wrong_codes_were_typed_elsewhere() -> None:
     app = make_app()
     async with app.browser() as owner, app.browser("192.0.2.44") as phone:
-        prepared, link = await sign_up(app, owner, "ann@example.org")
-        code = prepared["verifications"]["email_address"]["confirmation_code"]
+        prepared, link, code = await sign_up_with_code(app, owner, "ann@example.org")
         page = await open_landing(phone, link)
         for _ in range(2):
             page = await confirm(phone, page, wrong(code))
@@ -66,8 +65,7 @@ async def test_every_landing_error_page_offers_a_way_on() -> None:
         _, used = await sign_up(app, owner, "used@example.org")
         await owner.get(used)
         pages["used"] = (await open_landing(phone, used)).text
-        prepared, link = await sign_up(app, owner, "codes@example.org")
-        code = prepared["verifications"]["email_address"]["confirmation_code"]
+        _, link, code = await sign_up_with_code(app, owner, "codes@example.org")
         page = await open_landing(phone, link)
         for _ in range(3):
             page = await confirm(phone, page, wrong(code))

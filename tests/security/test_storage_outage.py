@@ -151,14 +151,7 @@ def browser_for(app: Any) -> httpx.AsyncClient:
 
 async def sign_in(browser: httpx.AsyncClient, mailer: Any, email: str) -> str:
     """Sign ``browser`` up (or in) by link; returns the link it used."""
-    created = await browser.post("/auth/v1/client/sign_ups", json={"email_address": email})
-    assert created.status_code == 200, created.text
-    prepared = await browser.post(
-        f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification",
-        json={"strategy": "email_link", "redirect_url": f"{BASE}/"},
-    )
-    assert prepared.status_code == 200, prepared.text
-    link = link_in(mailer.last_to(email).text)
+    link = await ask_for_link(browser, mailer, email)
     landed = await browser.get(link)
     assert landed.status_code == 303 and "status=verified" in landed.headers["location"]
     return link
