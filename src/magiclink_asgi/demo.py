@@ -257,23 +257,39 @@ _COMPONENTS = """<h1>Components</h1>
 <magiclink-sign-in></magiclink-sign-in>
 <script type="module" src="/auth/static/magiclink.js"></script>"""
 
+
 # Written like the guide's custom-flow examples, in plain JavaScript.
-_CUSTOM_SIGN_IN = """<h1>Custom sign-in</h1>
-<form id="sign-in">
+def _email_form(flow: str, verb: str) -> str:
+    """The custom pages' address form (the same markup on sign-in and sign-up)."""
+    return f"""<form id="{flow}">
   <label class="ml-label" for="email">Email address</label>
   <input class="ml-input" id="email" type="text" inputmode="email" autocomplete="email"
     spellcheck="false" autocapitalize="off" required>
-  <button class="ml-button ml-primary" type="submit">Sign in with magic link</button>
+  <button class="ml-button ml-primary" type="submit">{verb} with magic link</button>
 </form>
-<p id="code" hidden>Code for another device: <strong data-testid="code"></strong></p>
-<form id="email-code" hidden>
+"""
+
+
+def _code_form(verb: str) -> str:
+    """The custom pages' box for the code from the email."""
+    return f"""<form id="email-code" hidden>
   <label class="ml-label" for="typed">Code from the email</label>
   <input class="ml-input" id="typed" inputmode="numeric" autocomplete="one-time-code"
     aria-describedby="code-error">
-  <button class="ml-button" type="submit">Sign in with the code</button>
+  <button class="ml-button" type="submit">{verb} with the code</button>
   <p id="code-error" role="alert"></p>
 </form>
-<p id="status" role="status" aria-live="polite"></p>
+"""
+
+
+_CUSTOM_SIGN_IN = (
+    """<h1>Custom sign-in</h1>
+"""
+    + _email_form("sign-in", "Sign in")
+    + """<p id="code" hidden>Code for another device: <strong data-testid="code"></strong></p>
+"""
+    + _code_form("Sign in")
+    + """<p id="status" role="status" aria-live="polite"></p>
 <button id="cancel" class="ml-button" type="button" hidden>Cancel</button>
 <script type="module">
 import { MagicLink } from "/auth/static/magiclink.js";
@@ -335,22 +351,15 @@ document.getElementById("sign-in").addEventListener("submit", async (e) => {
   }
 });
 </script>"""
+)
 
-_CUSTOM_SIGN_UP = """<h1>Custom sign-up</h1>
-<form id="sign-up">
-  <label class="ml-label" for="email">Email address</label>
-  <input class="ml-input" id="email" type="text" inputmode="email" autocomplete="email"
-    spellcheck="false" autocapitalize="off" required>
-  <button class="ml-button ml-primary" type="submit">Sign up with magic link</button>
-</form>
-<form id="email-code" hidden>
-  <label class="ml-label" for="typed">Code from the email</label>
-  <input class="ml-input" id="typed" inputmode="numeric" autocomplete="one-time-code"
-    aria-describedby="code-error">
-  <button class="ml-button" type="submit">Sign up with the code</button>
-  <p id="code-error" role="alert"></p>
-</form>
-<p id="status" role="status" aria-live="polite"></p>
+_CUSTOM_SIGN_UP = (
+    """<h1>Custom sign-up</h1>
+"""
+    + _email_form("sign-up", "Sign up")
+    + """"""
+    + _code_form("Sign up")
+    + """<p id="status" role="status" aria-live="polite"></p>
 <script type="module">
 import { MagicLink } from "/auth/static/magiclink.js";
 
@@ -393,6 +402,7 @@ document.getElementById("sign-up").addEventListener("submit", async (e) => {
   }
 });
 </script>"""
+)
 
 _VERIFICATION = """<h1>Verification</h1>
 <p id="status" role="status" aria-live="polite">Loading...</p>
