@@ -144,3 +144,23 @@ def machine(servers: dict[str, str | None]) -> list[tuple[str, str]]:
     ]
     rows += [(name, version or "not reachable") for name, version in servers.items()]
     return rows
+
+
+def sample_sign_in_email() -> Any:
+    """The sign-in email the mail and link-path benchmarks render and send (as a ``LinkEmail``)."""
+    from datetime import timedelta
+
+    from magiclink_core import AttemptKind
+    from magiclink_core.emails.renderer import LinkEmail
+
+    return LinkEmail(
+        kind=AttemptKind.SIGN_IN,
+        to="ann@example.org",
+        app_name="magiclink",
+        base_url="http://localhost:8000",
+        link_url="http://localhost:8000/auth/v1/verify?token=mll1_" + "A" * 43,
+        valid_for=timedelta(minutes=10),
+        device="Firefox on Linux",
+        ip_address="127.0.0.1",
+        requested_at=datetime.now(UTC),
+    )

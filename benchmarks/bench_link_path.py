@@ -21,7 +21,6 @@ import hmac
 import os
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from magiclink_core import MagicLinks
@@ -31,7 +30,7 @@ from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import EmailMessage
 from magiclink_core.storage import MemoryStorage
 
-from ._harness import Section, ratio, side_by_side, side_by_side_sync, us
+from ._harness import Section, ratio, sample_sign_in_email, side_by_side, side_by_side_sync, us
 from ._stores import settings
 from .bench_middleware import signed_in
 
@@ -139,24 +138,8 @@ def sesame_round_trip() -> Any:
 
 
 def one_render(renderer: EmailRenderer) -> Any:
-    email = LinkEmail(
-        kind=_sign_in_kind(),
-        to="ann@example.org",
-        app_name="magiclink",
-        base_url="http://localhost:8000",
-        link_url="http://localhost:8000/auth/v1/verify?token=mll1_" + "A" * 43,
-        valid_for=timedelta(minutes=10),
-        device="Firefox on Linux",
-        ip_address="127.0.0.1",
-        requested_at=datetime.now(UTC),
-    )
+    email = sample_sign_in_email()
     return lambda: renderer.render(email)
-
-
-def _sign_in_kind() -> Any:
-    from magiclink_core import AttemptKind
-
-    return AttemptKind.SIGN_IN
 
 
 async def run(quick: bool) -> Section:

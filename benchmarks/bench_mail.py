@@ -25,13 +25,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from magiclink_core import AttemptKind
 from magiclink_core.emails import EmailRenderer
-from magiclink_core.emails.renderer import LinkEmail
 from magiclink_core.mailers import SMTPMailer
 from magiclink_core.ports import EmailMessage
 
-from ._harness import Section
+from ._harness import Section, sample_sign_in_email
 
 
 def free_port() -> int:
@@ -106,19 +104,7 @@ async def sink(port: int, tls: tuple[Path, Path] | None = None) -> subprocess.Po
 async def run(quick: bool) -> Section:
     section = Section("Mail: SMTPMailer to a local aiosmtpd (target 6)")
     n, rounds = (10, 1) if quick else (150, 5)
-    message = EmailRenderer().render(
-        LinkEmail(
-            kind=AttemptKind.SIGN_IN,
-            to="ann@example.org",
-            app_name="magiclink",
-            base_url="http://localhost:8000",
-            link_url="http://localhost:8000/auth/v1/verify?token=mll1_" + "A" * 43,
-            valid_for=timedelta(minutes=10),
-            device="Firefox on Linux",
-            ip_address="127.0.0.1",
-            requested_at=datetime.now(UTC),
-        )
-    )
+    message = EmailRenderer().render(sample_sign_in_email())
     with tempfile.TemporaryDirectory() as folder:
         cert = certificate(Path(folder))
         context = ssl.create_default_context(cafile=str(cert[0]))
