@@ -130,7 +130,9 @@ async def end(
 
 
 async def list_of(ctx: Context, user_id: str) -> list[Session]:
-    """The user's live sessions, oldest first."""
+    """The user's live sessions, oldest first (none for what is not a user id at all)."""
+    if not isinstance(user_id, str):
+        return []
     return [s for s in await ctx.storage.list(Session, "user_id", user_id) if _live(ctx, s)]
 
 

@@ -272,6 +272,7 @@ class Saved:
 
     records: dict[type[Record], dict[str, Record]]
     unique: dict[Any, dict[str, str]]
+    listed: dict[Any, dict[str, set[str]]]
     counters: dict[str, Any]
 
     @classmethod
@@ -280,6 +281,7 @@ class Saved:
         return cls(
             {kind: dict(rows) for kind, rows in storage._records.items()},
             {key: dict(index) for key, index in storage._unique.items()},
+            _copy_listed(storage._listed),
             dict(storage._counters),
         )
 
@@ -289,7 +291,13 @@ class Saved:
         storage._records.update({kind: dict(rows) for kind, rows in self.records.items()})
         storage._unique.clear()
         storage._unique.update({key: dict(index) for key, index in self.unique.items()})
+        storage._listed.clear()
+        storage._listed.update(_copy_listed(self.listed))
         storage._counters = dict(self.counters)
+
+
+def _copy_listed(listed: dict[Any, dict[str, set[str]]]) -> dict[Any, dict[str, set[str]]]:
+    return {key: {value: set(ids) for value, ids in index.items()} for key, index in listed.items()}
 
 
 async def run(s: Scene, name: str, value: Any) -> None:
