@@ -36,7 +36,7 @@ from . import (
 )
 from .account import AccountMethods
 from .attempt_waits import WaitMethods
-from .budgets import BudgetedStorage, request_budget
+from .budgets import budgeted, request_budget
 from .clients import ClientState
 from .context import Context
 from .delivery import Delivery
@@ -95,7 +95,7 @@ class MagicLinks(AccountMethods, WaitMethods):
         self._ctx = Context(
             settings=settings,
             # every storage call of the service spends the request's storage_timeout budget
-            storage=BudgetedStorage(storage, settings.storage_timeout),
+            storage=budgeted(storage, settings.storage_timeout),
             mailer=mailer,
             notifier=notifier,
             clock=clock,

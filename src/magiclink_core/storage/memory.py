@@ -19,8 +19,9 @@ class MemoryStorage:
     """Records in dicts. ``apply`` runs without awaiting, so it is atomic on the event loop."""
 
     never_waits = True
-    """No call awaits anything: none can outlast a request's storage budget, so none is given a
-    deadline. A subclass whose calls do await (I/O, a lock) must set it to False."""
+    """No call awaits anything: none can outlast a request's storage budget, so the service calls
+    it directly, without a deadline or a budget. A subclass whose calls do await (I/O, a lock)
+    must set it to False."""
 
     def __init__(self) -> None:
         self._records: dict[type[Record], dict[str, Record]] = defaultdict(dict)
@@ -77,8 +78,10 @@ class MemoryStorage:
         for (kind, rid), new in staged.items():
             kept = records[kind]
             fields = kind.unique_fields
-            old = kept.get(rid) if fields or kind.list_fields else None
-            self._relist(kind, rid, old, new)
+            if fields or kind.list_fields:
+                old = kept.get(rid)
+                if kind.list_fields:
+                    self._relist(kind, rid, old, new)
             for field in fields:
                 before = None if old is None else getattr(old, field)
                 after = None if new is None else getattr(new, field)
