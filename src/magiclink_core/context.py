@@ -9,7 +9,7 @@ modules named for what they do (``clients``, ``links``, ``sign_ups``, ``sign_ins
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
@@ -54,6 +54,8 @@ class Context:
     hooks: Hooks = field(default_factory=Hooks)
     session_terms: session_rules.SessionTerms = field(init=False)
     session_cache: SessionCache = field(init=False)
+    now: Callable[[], datetime] = field(init=False, repr=False, compare=False)
+    """The current time: the clock's own ``now``, bound once (a flow reads it a dozen times)."""
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -66,13 +68,11 @@ class Context:
         object.__setattr__(self, "session_terms", terms)  # derived once; the context is frozen
         cache = SessionCache(self.notifier, ttl=s.session_cache_ttl, size=s.session_cache_size)
         object.__setattr__(self, "session_cache", cache)
+        object.__setattr__(self, "now", self.clock.now)
 
     @property
     def keyring(self) -> Keyring:
         return self.settings.keyring
-
-    def now(self) -> datetime:
-        return self.clock.now()
 
     async def write(self, changes: Sequence[Change]) -> None:
         """Apply ``changes``; a lost race is a :class:`ConflictError` (nothing was written)."""

@@ -46,6 +46,9 @@ logger = logging.getLogger("magiclink")
 
 A = TypeVar("A", bound=SignUp | SignIn | EmailAddress)
 
+_NOBODY = RequestInfo()
+"""A request the caller did not describe (records are immutable: one serves every call)."""
+
 ATTEMPT_TYPES: dict[AttemptKind, type[SignUp] | type[SignIn] | type[EmailAddress]] = {
     AttemptKind.SIGN_UP: SignUp,
     AttemptKind.SIGN_IN: SignIn,
@@ -128,7 +131,7 @@ async def send(
     redirect = "" if not redirect_url else ctx.check_redirect_url(redirect_url)
     email = flows.email_of(attempt)
     now = ctx.now()
-    asker_ip = (asked_by or request or RequestInfo()).ip_address
+    asker_ip = (asked_by or request or _NOBODY).ip_address
     per_address = limits.links_to_address(settings, email)
     subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
     await throttle.check(ctx, per_address, **subject)  # counted once handed to the mail server
@@ -139,7 +142,7 @@ async def send(
     token = new_token(TokenPurpose.LINK)
     digest = ctx.keyring.digest(token, TokenPurpose.LINK)
     code = new_numeric_code(settings.email_code_digits) if with_code else None
-    request = request or RequestInfo()
+    request = request or _NOBODY
     verification = flows.new_verification(
         now=now,
         ttl=settings.link_ttl,

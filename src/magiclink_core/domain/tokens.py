@@ -62,27 +62,29 @@ def is_text(value: object, *, max_chars: int) -> TypeGuard[str]:
     return value.isascii() or not any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
+def well_formed(token: object, purpose: TokenPurpose) -> TypeGuard[str]:
+    """Whether ``token`` is spelled as a token of ``purpose``: ``ml``, the purpose, ``1_`` and 43
+    base64url characters in their one canonical spelling. Cheap rejection of junk before any
+    digest or storage read."""
+    if not isinstance(token, str) or len(token) != 5 + _BODY_CHARS:
+        return False
+    match = _TOKEN_RE.match(token)
+    # a non-canonical last character would give one token two spellings
+    return match is not None and match.group(1) == purpose.value and token[-1] in _CANONICAL_LAST
+
+
 def parse_token(token: object, purpose: TokenPurpose) -> bytes | None:
     """The token's random bytes, or None when it is not a well-formed token of ``purpose``
-    (or not a string at all).
-
-    Cheap rejection of junk before any digest or storage read.
-    """
-    if not isinstance(token, str) or len(token) != 5 + _BODY_CHARS:
+    (or not a string at all)."""
+    if not well_formed(token, purpose):
         return None
-    match = _TOKEN_RE.match(token)
-    if match is None or match.group(1) != purpose.value:
-        return None
-    body = match.group(2)
-    if body[-1] not in _CANONICAL_LAST:
-        return None  # a non-canonical spelling would give one token two spellings
-    return base64.urlsafe_b64decode(body + "=")
+    return base64.urlsafe_b64decode(token[5:] + "=")
 
 
 def is_link_token(token: str) -> bool:
     """Whether ``token`` is spelled like a link's token (ASCII, of the link's purpose): what a
     web layer checks before it carries a token anywhere, a header or a cookie included."""
-    return parse_token(token, TokenPurpose.LINK) is not None
+    return well_formed(token, TokenPurpose.LINK)
 
 
 class Keyring:
@@ -107,7 +109,7 @@ class Keyring:
 
     def candidate_digests(self, token: str, purpose: TokenPurpose) -> list[str]:
         """Digests of ``token`` under every key, newest first; empty for a malformed token."""
-        if parse_token(token, purpose) is None:
+        if not well_formed(token, purpose):
             return []
         return [_hmac(key, token) for key in self._keys[purpose]]
 
