@@ -50,13 +50,20 @@ class Section:
 
 
 async def side_by_side(
-    variants: dict[str, Callable[[], Awaitable[object]]], *, n: int, rounds: int
+    variants: dict[str, Callable[[], Awaitable[object]]],
+    *,
+    n: int,
+    rounds: int,
+    before_round: Callable[[str], Awaitable[object]] | None = None,
 ) -> dict[str, float]:
     """Seconds of CPU per call of each variant: the best of ``rounds`` rounds of ``n`` calls,
-    the variants taking turns within each round."""
+    the variants taking turns within each round. ``before_round(name)``, untimed, readies what
+    the variant's next ``n`` calls use."""
     best = dict.fromkeys(variants, float("inf"))
     for _ in range(rounds):
         for name, call in variants.items():
+            if before_round is not None:
+                await before_round(name)
             start = time.process_time()
             for _ in range(n):
                 await call()
