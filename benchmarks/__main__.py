@@ -27,6 +27,7 @@ from . import (
     bench_session_check,
     bench_storage,
     bench_waiters,
+    bench_wake,
 )
 from ._harness import Section, machine
 from ._stores import server_versions
@@ -39,6 +40,7 @@ BENCHMARKS: dict[str, Callable[[bool], Awaitable[Section]]] = {
     "round_trips": bench_round_trips.run,
     "mail": bench_mail.run,
     "waiters": bench_waiters.section,
+    "wake": bench_wake.run,
     "http": bench_http.run,
 }
 README = Path(__file__).with_name("README.md")
