@@ -52,7 +52,14 @@ async def verify(
     email = flows.email_of(attempt)
     budgets = limits.wrong_email_codes(ctx.settings, email, request.ip_address)
     subject = {"email_address": email, "attempt_id": attempt.id, "client_id": client_id}
-    await throttle.check(ctx, budgets, ip_address=request.ip_address, **subject)
+    await throttle.check(
+        ctx,
+        budgets,
+        ip_address=request.ip_address,
+        email_address=email,
+        attempt_id=attempt.id,
+        client_id=client_id,
+    )
     for _ in range(RETRIES):
         verification = attempt.verification
         link = None

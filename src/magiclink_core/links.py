@@ -134,8 +134,8 @@ async def send(
     asker_ip = (asked_by or request or _NOBODY).ip_address
     per_address = limits.links_to_address(settings, email)
     subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
-    await throttle.check(ctx, per_address, **subject)  # counted once handed to the mail server
-    await throttle.take(ctx, limits.links_from_ip(settings, asker_ip), **subject)
+    await throttle.check(ctx, per_address, now=now, **subject)  # counted once handed to mail
+    await throttle.take(ctx, limits.links_from_ip(settings, asker_ip), now=now, **subject)
     # an address with no account gets an email saying so, and a verification like any other:
     # its code digest is of a code never sent, so typing codes behaves the same either way
     account = flows.has_account(attempt)

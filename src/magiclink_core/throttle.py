@@ -24,18 +24,27 @@ from .domain.events import AuthEvent, Event
 from .domain.limits import Limit
 
 
-async def take(ctx: Context, limits: Sequence[Limit], **subject: str | None) -> None:
-    """Count one try against each of ``limits``. :raises RateLimitedError: one is spent."""
-    now = ctx.now()
+async def take(
+    ctx: Context, limits: Sequence[Limit], *, now: datetime | None = None, **subject: str | None
+) -> None:
+    """Count one try against each of ``limits`` (as of ``now``, default the clock's).
+    :raises RateLimitedError: one is spent."""
+    if not limits:  # a limit turned off: nothing to count, not even the clock to read
+        return
+    now = now or ctx.now()
     for limit in limits:
         count, reset_at = await ctx.storage.increment(limit.key, window=limit.window, now=now)
         if count > limit.limit:
             await _refuse(ctx, limit, reset_at, now, subject)
 
 
-async def check(ctx: Context, limits: Sequence[Limit], **subject: str | None) -> None:
+async def check(
+    ctx: Context, limits: Sequence[Limit], *, now: datetime | None = None, **subject: str | None
+) -> None:
     """Refuse if a budget is spent, counting nothing. :raises RateLimitedError:"""
-    now = ctx.now()
+    if not limits:
+        return
+    now = now or ctx.now()
     for limit in limits:
         count, reset_at = await ctx.storage.increment(
             limit.key, window=limit.window, now=now, amount=0
@@ -46,6 +55,8 @@ async def check(ctx: Context, limits: Sequence[Limit], **subject: str | None) ->
 
 async def spend(ctx: Context, limits: Sequence[Limit]) -> None:
     """Count one against each of ``limits`` (the work counted)."""
+    if not limits:
+        return
     now = ctx.now()
     for limit in limits:
         await ctx.storage.increment(limit.key, window=limit.window, now=now)
