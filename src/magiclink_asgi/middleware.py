@@ -146,7 +146,16 @@ class MagicLinkMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":
+        if kind == "http":
+            path: str = scope["path"]
+            ours = path.startswith(self.prefix) and (
+                path == self.prefix or path.startswith(self._under_prefix)
+            )
+            if ours and self._hsts is not None:
+                send = _adding_header(send, self._hsts)
+        elif kind == "websocket":
+            path, ours = scope["path"], False
+        else:
             if kind == "lifespan":
                 # the app's whole life: wake-ups from other instances are heard, and at
                 # shutdown the storage, the notifier and the mail connection are closed
@@ -155,15 +164,11 @@ class MagicLinkMiddleware:
             else:
                 await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        ours = kind == "http" and (path == self.prefix or path.startswith(self._under_prefix))
-        if ours and self._hsts is not None:
-            send = _adding_header(send, self._hsts)
         if not ours:
             # the hot path of a request without our cookie: a bytes search, nothing parsed
-            session_name, client_name = self._names
-            for name, value in scope.get("headers", ()):
-                if name == b"cookie" and (session_name in value or client_name in value):
+            # (``headers`` is required in an ASGI scope; Starlette reads it so too)
+            for name, value in scope["headers"]:
+                if name == b"cookie" and self._holds_ours(value):
                     break
             else:
                 scope["user"] = UNAUTHENTICATED
@@ -213,6 +218,12 @@ class MagicLinkMiddleware:
             await self.pages(scope, receive, send)
         else:
             await error_response(NotFoundError())(send)
+
+    def _holds_ours(self, cookie_header: bytes) -> bool:
+        """Whether a Cookie header may hold one of our cookies (a bytes search: a false yes
+        only costs the parse that follows)."""
+        session_name, client_name = self._names
+        return session_name in cookie_header or client_name in cookie_header
 
     def _our_cookies(self, scope: Scope) -> tuple[str | None, str | None]:
         """The session and client tokens in the Cookie headers (the first of each name), read
