@@ -48,6 +48,7 @@ class Received:
     rcpt_tos: list[str]
     content: bytes
     peer: Any  # (host, port) of the client connection: one value per connection
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's, e.g. BODY=8BITMIME
 
     def parsed(self) -> EmailMessage:
         message = message_from_bytes(self.content, policy=default_policy)
@@ -100,6 +101,7 @@ class Handler:
                     rcpt_tos=list(envelope.rcpt_tos),
                     content=envelope.content,
                     peer=session.peer,
+                    mail_options=list(envelope.mail_options),
                 )
             )
         return "250 2.0.0 OK"
