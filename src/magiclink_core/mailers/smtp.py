@@ -184,7 +184,9 @@ class SMTPMailer:
         self.local_hostname = local_hostname
         self.clock: Clock = clock or SystemClock()
         self._sleep = sleep or anyio.sleep
-        self._lock = anyio.Lock()
+        # no checkpoint (a trip through the event loop) when the connection is free: every
+        # attempt awaits the server while holding it, so others still get their turn
+        self._lock = anyio.Lock(fast_acquire=True)
         self._client: aiosmtplib.SMTP | None = None
         self._builder = MessageBuilder(self.sender)
         self.connections_opened = 0
