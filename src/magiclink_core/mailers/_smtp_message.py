@@ -11,7 +11,7 @@ The email package parses every header it is given and folds every header it writ
 each; most of a message's headers are the same for every message of a mailer, so they are parsed
 once, by :class:`MessageBuilder` (the From header, ``MIME-Version: 1.0``, the multipart
 ``Content-Type`` with its boundary) or here (the parts' ``Content-Type`` and
-``Content-Transfer-Encoding``), and, being the same objects, folded once.
+``Content-Transfer-Encoding``, and recent subjects), and, being the same objects, folded once.
 
 The boundary is chosen once per mailer, in the form the email package gives its own
 (``===============<19 digits>==``), and no part is searched for it: a part is quoted-printable,
@@ -30,6 +30,7 @@ from email.message import EmailMessage as MIMEMessage
 from email.message import MIMEPart
 from email.policy import SMTP, Policy
 from email.utils import make_msgid
+from functools import lru_cache
 
 from ..ports import EmailMessage
 
@@ -118,7 +119,7 @@ class MessageBuilder:
         # a header object is set as it is (the policy keeps one given for its own name)
         mime["From"] = self.from_header
         mime["To"] = to
-        mime["Subject"] = message.subject
+        mime["Subject"] = subject_header(message.subject)
         mime["Date"] = now  # the Date header formats a datetime itself (no string to parse)
         mime["Message-ID"] = make_msgid(domain=self.domain)
         mime["MIME-Version"] = _MIME_VERSION
@@ -128,6 +129,13 @@ class MessageBuilder:
         mime.attach(text_part(message.text, "plain"))  # type: ignore[arg-type]
         mime.attach(text_part(message.html, "html"))  # type: ignore[arg-type]
         return mime
+
+
+@lru_cache(maxsize=64)
+def subject_header(subject: str) -> BaseHeader:
+    """The Subject header of ``subject``, parsed (and, once written, folded) once: subjects come
+    from templates, one for many messages."""
+    return HEADERS("Subject", subject)
 
 
 def text_part(body: str, subtype: str) -> MIMEPart:
