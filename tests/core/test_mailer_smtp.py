@@ -156,6 +156,19 @@ async def test_the_mail_options_are_those_aiosmtplib_send_message_gives(
     assert "BODY=8BITMIME" in utf8 and "SMTPUTF8" in utf8
 
 
+async def test_a_non_ascii_address_without_smtputf8_is_permanent_and_sends_nothing() -> None:
+    server = SMTPServer(smtputf8=False)
+    with running(server):
+        async with mailer(server.port) as smtp:
+            with pytest.raises(SMTPDeliveryError) as caught:
+                await smtp.send(
+                    EmailMessage(to="josé@exämple.org", subject="Hi", text="t", html="h")
+                )
+            await smtp.send(MESSAGE)  # and the mailer still sends the next
+    assert caught.value.permanent and caught.value.attempts == 1
+    assert server.transactions == 1 and server.received[0].rcpt_tos == ["ann@example.org"]
+
+
 async def test_a_body_that_looks_like_a_boundary_stays_in_its_part(server: SMTPServer) -> None:
     looks_like = "===============1234567890123456789=="
     text = f"--{looks_like}\n{looks_like}\n--{looks_like}--\n= == ===\n"
