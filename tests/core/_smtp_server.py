@@ -48,6 +48,7 @@ class Received:
     rcpt_tos: list[str]
     content: bytes
     peer: Any  # (host, port) of the client connection: one value per connection
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's, e.g. BODY=8BITMIME
 
     def parsed(self) -> EmailMessage:
         message = message_from_bytes(self.content, policy=default_policy)
@@ -100,6 +101,7 @@ class Handler:
                     rcpt_tos=list(envelope.rcpt_tos),
                     content=envelope.content,
                     peer=session.peer,
+                    mail_options=list(envelope.mail_options),
                 )
             )
         return "250 2.0.0 OK"
@@ -132,7 +134,8 @@ class _Controller(Controller):
 
 class SMTPServer:
     """aiosmtpd listening on 127.0.0.1; ``ssl_context`` for implicit TLS, ``tls_context`` (with
-    ``require_starttls``) for STARTTLS, ``users`` to require AUTH."""
+    ``require_starttls``) for STARTTLS, ``users`` to require AUTH, ``smtputf8=False`` for a
+    server without SMTPUTF8."""
 
     def __init__(
         self,
@@ -141,11 +144,12 @@ class SMTPServer:
         ssl_context: ssl.SSLContext | None = None,
         tls_context: ssl.SSLContext | None = None,
         users: dict[str, str] | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.handler = Handler(fate=fate) if fate else Handler()
         self.port = free_port()
         self.auth_attempts: list[tuple[str, bool]] = []
-        kwargs: dict[str, Any] = {}
+        kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
         if tls_context is not None:
             kwargs.update(tls_context=tls_context, require_starttls=True)
         if users is not None:

@@ -145,6 +145,47 @@ async def test_a_non_ascii_address_is_sent_with_smtputf8(server: SMTPServer) -> 
     assert received.parsed()["From"].addresses[0].addr_spec == "noreply@example.com"
 
 
+async def test_the_mail_options_are_those_aiosmtplib_send_message_gives(
+    server: SMTPServer,
+) -> None:
+    async with mailer(server.port) as smtp:
+        await smtp.send(MESSAGE)
+        await smtp.send(EmailMessage(to="josé@exämple.org", subject="Hi", text="t", html="h"))
+    ascii_only, utf8 = (r.mail_options for r in server.received)
+    assert "BODY=8BITMIME" in ascii_only and "SMTPUTF8" not in ascii_only
+    assert "BODY=8BITMIME" in utf8 and "SMTPUTF8" in utf8
+
+
+async def test_a_non_ascii_address_without_smtputf8_is_permanent_and_sends_nothing() -> None:
+    server = SMTPServer(smtputf8=False)
+    with running(server):
+        async with mailer(server.port) as smtp:
+            with pytest.raises(SMTPDeliveryError) as caught:
+                await smtp.send(
+                    EmailMessage(to="josé@exämple.org", subject="Hi", text="t", html="h")
+                )
+            await smtp.send(MESSAGE)  # and the mailer still sends the next
+    assert caught.value.permanent and caught.value.attempts == 1
+    assert server.transactions == 1 and server.received[0].rcpt_tos == ["ann@example.org"]
+
+
+async def test_a_body_that_looks_like_a_boundary_stays_in_its_part(server: SMTPServer) -> None:
+    looks_like = "===============1234567890123456789=="
+    text = f"--{looks_like}\n{looks_like}\n--{looks_like}--\n= == ===\n"
+    message = EmailMessage(to="ann@example.org", subject="Hi", text=text, html=f"<p>{text}</p>")
+    async with mailer(server.port) as smtp:
+        await smtp.send(message)
+        await smtp.send(message)
+    for received in server.received:
+        parsed = received.parsed()
+        assert parsed["MIME-Version"] == "1.0"
+        plain, html = parsed.iter_parts()
+        assert plain.get_content().splitlines() == text.splitlines()
+        assert html.get_content().splitlines() == f"<p>{text}</p>".splitlines()
+        assert plain["MIME-Version"] is None and html["MIME-Version"] is None
+        assert plain["Content-Transfer-Encoding"] == "quoted-printable"
+
+
 def test_a_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "aiosmtplib", None)  # as if not installed
     monkeypatch.delitem(sys.modules, "magiclink_core.mailers.smtp")

@@ -9,9 +9,12 @@ reported at once. Either way the caller gets a :class:`SMTPDeliveryError`, a
 :class:`~magiclink_core.domain.errors.MailDeliveryError` whose ``permanent`` says which.
 
 Messages are built with the standard :mod:`email` package: ``multipart/alternative`` (text, then
-HTML), with ``Message-ID``, ``Date``, ``From``, ``To`` and ``Subject``. A subject, address or name
-holding a line break or another control character is refused before anything is sent, so nothing
-from user input can add a header.
+HTML), with ``Message-ID``, ``Date``, ``From``, ``To`` and ``Subject`` (see :mod:`._smtp_message`),
+flattened once per message and handed to aiosmtplib as bytes, with the sender and recipient, and
+the options its ``send_message`` would add (``SMTPUTF8`` for an address not in ASCII,
+``BODY=8BITMIME`` when the server offers it). A subject, address or name holding a line break or
+another control character is refused before anything is sent, so nothing from user input can add
+a header.
 
 A temporary failure after the server had the whole message (a connection dropped before the final
 reply) may deliver the email twice; a link sent twice is the same link, which is better than one
@@ -26,10 +29,9 @@ import ssl
 import unicodedata
 from collections.abc import Awaitable, Callable
 from email.errors import NonASCIILocalPartDefect
-from email.headerregistry import Address, AddressHeader, HeaderRegistry
+from email.headerregistry import Address, AddressHeader
 from email.message import EmailMessage as MIMEMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, make_msgid, parseaddr
+from email.utils import parseaddr
 from types import TracebackType
 from typing import Any, Literal, Self, cast, get_args
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -50,6 +52,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 # after the check above, so a missing extra is named (this module imports aiosmtplib too)
 from ._smtp_failures import classify, connection_still_good, is_disconnect
+from ._smtp_message import HEADERS, MessageBuilder, flatten
 
 logger = logging.getLogger("magiclink.smtp")
 
@@ -59,7 +62,6 @@ from the first byte (port 465). ``none``: no encryption (a local relay only)."""
 
 _DEFAULT_PORTS: dict[str, int] = {"starttls": 587, "implicit": 465, "none": 25}
 _SCHEME_TLS: dict[str, TLSMode] = {"smtp": "starttls", "smtps": "implicit"}
-_HEADERS = HeaderRegistry()
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -182,9 +184,11 @@ class SMTPMailer:
         self.local_hostname = local_hostname
         self.clock: Clock = clock or SystemClock()
         self._sleep = sleep or anyio.sleep
-        self._lock = anyio.Lock()
+        # no checkpoint (a trip through the event loop) when the connection is free: every
+        # attempt awaits the server while holding it, so others still get their turn
+        self._lock = anyio.Lock(fast_acquire=True)
         self._client: aiosmtplib.SMTP | None = None
-        self._from_header = SMTP_POLICY.header_factory("From", self.sender)
+        self._builder = MessageBuilder(self.sender)
         self.connections_opened = 0
         """How many SMTP connections this mailer has opened (to watch connection reuse)."""
 
@@ -252,19 +256,7 @@ class SMTPMailer:
 
     def _build(self, message: EmailMessage, to: AddressHeader) -> MIMEMessage:
         _check_header("subject", message.subject)
-        mime = MIMEMessage(policy=SMTP_POLICY)
-        # header objects are parsed once and set as they are (the policy keeps a header object
-        # given for its own name): the sender's for the mailer's life, the recipient's per send
-        mime["From"] = self._from_header
-        mime["To"] = to
-        mime["Subject"] = message.subject
-        mime["Date"] = format_datetime(self.clock.now())
-        mime["Message-ID"] = make_msgid(domain=self.sender.domain or None)
-        # quoted-printable said outright: left to choose, the email package encodes a body with
-        # long lines both ways (quoted-printable and base64) to keep the shorter, on every send
-        mime.set_content(message.text, cte="quoted-printable")
-        mime.add_alternative(message.html, subtype="html", cte="quoted-printable")
-        return mime
+        return self._builder.build(message, to, self.clock.now())
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -275,8 +267,11 @@ class SMTPMailer:
             later try could work.
         """
         to = _recipient_header(message.to)  # parsed once: the To header and the RCPT address
-        mime = self._build(message, to)
         recipient = to.addresses[0].addr_spec
+        # aiosmtplib's test for an SMTPUTF8 transaction: an address not in ASCII
+        utf8 = not (self.sender.addr_spec + recipient).isascii()
+        # built and flattened once, before taking the connection, whatever the attempts
+        data = flatten(self._build(message, to), utf8=utf8)
         attempt = 0
         free_reconnect = True
         while True:
@@ -285,7 +280,7 @@ class SMTPMailer:
             async with self._lock:
                 reused = self._client is not None and self._client.is_connected
                 try:
-                    await self._send_once(mime, recipient)
+                    await self._send_once(data, recipient, utf8)
                     return
                 except Exception as exc:
                     failure = exc
@@ -319,14 +314,18 @@ class SMTPMailer:
         ceiling = min(self.max_backoff, self.backoff * 2.0 ** (attempt - 1))
         return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not a secret
 
-    async def _send_once(self, mime: MIMEMessage, recipient: str) -> None:
+    async def _send_once(self, data: bytes, recipient: str, utf8: bool) -> None:
         client = self._client
         if client is None or not client.is_connected:
             self._discard()
             client = await self._connect()
         try:
-            await client.send_message(
-                mime, sender=self.sender.addr_spec, recipients=[recipient], timeout=self.timeout
+            await client.sendmail(
+                self.sender.addr_spec,
+                [recipient],
+                data,
+                mail_options=_mail_options(client, utf8),
+                timeout=self.timeout,
             )
         except BaseException as exc:
             if not connection_still_good(exc):
@@ -349,6 +348,11 @@ class SMTPMailer:
         )
         # connect() closes the client itself if anything (TLS, AUTH) fails
         await client.connect(timeout=self.connect_timeout)
+        try:
+            await _greet(client)
+        except BaseException:
+            client.close()
+            raise
         self._client = client
         self.connections_opened += 1
         return client
@@ -386,6 +390,28 @@ class SMTPMailer:
         await self.close()
 
 
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO if refused) unless ``connect`` did (it does before STARTTLS or AUTH), so the
+    server's extensions are known before the first MAIL; as aiosmtplib's ``send_message`` does."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            if not client.is_connected:
+                raise
+            await client.helo()
+
+
+def _mail_options(client: aiosmtplib.SMTP, utf8: bool) -> list[str]:
+    """The MAIL options aiosmtplib's ``send_message`` would give: ``SMTPUTF8`` for an address
+    not in ASCII (``sendmail`` refuses it if the server lacks SMTPUTF8), ``BODY=8BITMIME``
+    whenever the server offers 8BITMIME."""
+    options = ["SMTPUTF8"] if utf8 else []
+    if client.supports_extension("8BITMIME"):
+        options.append("BODY=8BITMIME")
+    return options
+
+
 # -- headers ---------------------------------------------------------------------------------
 
 
@@ -413,7 +439,7 @@ def _recipient_header(to: str) -> AddressHeader:
     """
     _check_header("recipient address", to)
     candidate = to.strip()
-    header = _HEADERS("To", candidate)
+    header = HEADERS("To", candidate)
     defects = [d for d in header.defects if not isinstance(d, NonASCIILocalPartDefect)]
     addresses = cast(AddressHeader, header).addresses
     if (

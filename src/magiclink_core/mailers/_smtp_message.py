@@ -1,0 +1,165 @@
+"""The MIME message :mod:`.smtp` sends, built with the standard :mod:`email` package and flattened
+once to the bytes handed to aiosmtplib.
+
+The message is ``multipart/alternative``: the text, then the HTML, each a quoted-printable
+``text/*; charset="utf-8"`` part, under ``From``, ``To``, ``Subject``, ``Date``, ``Message-ID``,
+``MIME-Version`` and ``Content-Type``. The policy is :data:`email.policy.SMTP` (CRLF line ends)
+with a header registry that makes each header class once (:class:`HeaderClasses`), whose header
+objects keep their folded form (:class:`FoldedOnce`).
+
+The email package parses every header it is given and folds every header it writes, at tens of µs
+each; most of a message's headers are the same for every message of a mailer, so they are parsed
+once, by :class:`MessageBuilder` (the From header, ``MIME-Version: 1.0``, the multipart
+``Content-Type`` with its boundary) or here (the parts' ``Content-Type`` and
+``Content-Transfer-Encoding``, and recent subjects), and, being the same objects, folded once.
+
+The boundary is chosen once per mailer, in the form the email package gives its own
+(``===============<19 digits>==``), and no part is searched for it: a part is quoted-printable,
+where ``=`` only ever starts an escape (``=3D``, ``=C3``) or a soft line break, so ``==`` (hence
+the boundary) cannot occur in one; the part headers are fixed.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from datetime import datetime
+from email import quoprimime
+from email.headerregistry import Address, AddressHeader, BaseHeader, HeaderRegistry
+from email.message import EmailMessage as MIMEMessage
+from email.message import MIMEPart
+from email.policy import SMTP, Policy
+from email.utils import make_msgid
+from functools import lru_cache
+
+from ..ports import EmailMessage
+
+
+class FoldedOnce(BaseHeader):
+    """A header object that keeps its folded forms: a header object never changes, so one shared
+    by every message of a mailer is folded once, not once per message.
+
+    A folded form is kept per setting the folder reads (line length, UTF-8, line separator), not
+    per policy object: the generator writes each part under a policy it clones per message.
+    """
+
+    _folds: dict[tuple[int | None, bool, str], str]
+
+    def fold(self, *, policy: Policy) -> str:
+        """The header folded as :meth:`BaseHeader.fold` folds it, remembered."""
+        try:
+            folds = self._folds
+        except AttributeError:
+            folds = self._folds = {}
+        key = (policy.max_line_length, getattr(policy, "utf8", False), policy.linesep)
+        folded = folds.get(key)
+        if folded is None:
+            folded = folds[key] = super().fold(policy=policy)
+        return folded
+
+
+class HeaderClasses(HeaderRegistry):
+    """The email package's header registry, making the class for each header name once, on
+    :class:`FoldedOnce` (the registry's documented ``base_class``).
+
+    The stock registry builds a new class (``type(...)``, tens of µs) every time it is asked for
+    one: for each header set on a message and again for its count check, about 25 per message.
+    The classes it builds for a name are all alike, so one is kept per name.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(base_class=FoldedOnce)
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def map_to_type(self, name: str, cls: type[BaseHeader]) -> None:
+        """Register ``cls`` for ``name`` headers (forgetting the class made before)."""
+        super().map_to_type(name, cls)
+        self._classes.pop(name.lower(), None)
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._classes.get(key)
+        if made is None:
+            made = self._classes[key] = super().__getitem__(name)
+        return made
+
+
+HEADERS = HeaderClasses()
+"""Parses a header: ``HEADERS("To", "ann@example.org")`` is a header object."""
+POLICY = SMTP.clone(header_factory=HEADERS)
+""":data:`email.policy.SMTP`, with :data:`HEADERS`."""
+UTF8_POLICY = POLICY.clone(utf8=True)
+""":data:`email.policy.SMTPUTF8`, with :data:`HEADERS`: headers as raw UTF-8, for SMTPUTF8."""
+_MIME_VERSION = HEADERS("MIME-Version", "1.0")
+_QUOTED_PRINTABLE = HEADERS("Content-Transfer-Encoding", "quoted-printable")
+_TEXT_TYPES = {
+    subtype: HEADERS("Content-Type", f'text/{subtype}; charset="utf-8"')
+    for subtype in ("plain", "html")
+}
+
+
+class MessageBuilder:
+    """Builds the messages of one sender: what every message shares is parsed here, once.
+
+    :param sender: the From address.
+    """
+
+    def __init__(self, sender: Address) -> None:
+        self.domain = sender.domain
+        self.from_header = HEADERS("From", sender)
+        boundary = "=" * 15 + f"{random.randrange(sys.maxsize):019d}" + "=="  # noqa: S311
+        self.content_type = HEADERS("Content-Type", f'multipart/alternative; boundary="{boundary}"')
+
+    def build(self, message: EmailMessage, to: AddressHeader, now: datetime) -> MIMEMessage:
+        """The MIME message for ``message``, to ``to`` (a parsed To header), dated ``now``.
+
+        The subject is not checked here: the caller refuses one with a line break first.
+        """
+        mime = MIMEMessage(policy=POLICY)
+        # a header object is set as it is (the policy keeps one given for its own name)
+        mime["From"] = self.from_header
+        mime["To"] = to
+        mime["Subject"] = subject_header(message.subject)
+        mime["Date"] = now  # the Date header formats a datetime itself (no string to parse)
+        mime["Message-ID"] = make_msgid(domain=self.domain)
+        mime["MIME-Version"] = _MIME_VERSION
+        mime["Content-Type"] = self.content_type
+        # parts are MIMEPart, which the email package documents for sub-parts (no MIME-Version
+        # of their own); typeshed's attach() wants the message's own class
+        mime.attach(text_part(message.text, "plain"))  # type: ignore[arg-type]
+        mime.attach(text_part(message.html, "html"))  # type: ignore[arg-type]
+        return mime
+
+
+@lru_cache(maxsize=64)
+def subject_header(subject: str) -> BaseHeader:
+    """The Subject header of ``subject``, parsed (and, once written, folded) once: subjects come
+    from templates, one for many messages."""
+    return HEADERS("Subject", subject)
+
+
+def text_part(body: str, subtype: str) -> MIMEPart:
+    """The part ``MIMEPart.set_content(body, subtype=subtype, cte="quoted-printable")`` makes (the
+    tests compare them byte for byte), with its two headers parsed once for every message.
+
+    ``set_content`` parses its ``Content-Type`` three times (set, charset added, replaced) and
+    ``Content-Transfer-Encoding`` once, per part. The body is encoded as it encodes it: UTF-8,
+    lines ended by LF, the email package's quoted-printable encoder at the policy's line length.
+    Quoted-printable said outright: left to choose, the email package encodes a body with long
+    lines both ways (quoted-printable and base64) to keep the shorter; and the boundary needs it.
+    """
+    part = MIMEPart(policy=POLICY)
+    part["Content-Type"] = _TEXT_TYPES[subtype]
+    part["Content-Transfer-Encoding"] = _QUOTED_PRINTABLE
+    lines = body.encode("utf-8").splitlines()
+    # latin-1: the encoder takes a str of one character per byte
+    normal = (b"\n".join(lines) + b"\n").decode("latin-1")
+    part.set_payload(quoprimime.body_encode(normal, POLICY.max_line_length or 78))
+    return part
+
+
+def flatten(mime: MIMEMessage, *, utf8: bool) -> bytes:
+    """``mime`` as the bytes of DATA, as aiosmtplib's ``send_message`` would flatten it: under
+    :data:`UTF8_POLICY` for an SMTPUTF8 transaction (an address not in ASCII), else
+    :data:`POLICY` (non-ASCII header text as encoded words)."""
+    return mime.as_bytes(policy=UTF8_POLICY if utf8 else POLICY)
