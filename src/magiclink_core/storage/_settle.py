@@ -12,6 +12,8 @@ the call fails as unavailable (the write may still land later; the click rules a
 
 from __future__ import annotations
 
+import math
+
 import anyio
 
 SETTLE_GRACE = 1.0
@@ -21,8 +23,11 @@ SETTLE_GRACE = 1.0
 def settling() -> anyio.CancelScope:
     """A scope shielding a write from its caller's cancellation, not from its deadline (plus
     :data:`SETTLE_GRACE`). Enter it where the write is sent; check :func:`timed_out` after."""
-    # -inf when the caller is cancelled already: the grace then runs from now
-    deadline = max(anyio.current_effective_deadline(), anyio.current_time())
+    # -inf when the caller is cancelled already: the grace then runs from now. Without a
+    # deadline (inf) the clock is not read: each anyio call looks its event loop up again
+    deadline = anyio.current_effective_deadline()
+    if deadline != math.inf:
+        deadline = max(deadline, anyio.current_time())
     return anyio.CancelScope(shield=True, deadline=deadline + SETTLE_GRACE)
 
 
