@@ -2,8 +2,9 @@
 (target 5: within 1.10×).
 
 The consume of a link is ``Storage.apply([Update(link consumed)])``: one compare-and-set. Beside
-it, the statement the adapter sends, built the same way, sent straight through the driver on a
-connection of its own: ``UPDATE links SET ... WHERE id = ? AND version = ?`` through aiosqlite
+it, the statement the adapter sends, built the same way (its text once, for PostgreSQL, whose
+adapter builds it once per record kind), sent straight through the driver on a connection of
+its own: ``UPDATE links SET ... WHERE id = ? AND version = ?`` through aiosqlite
 (SQLite) and asyncpg (PostgreSQL), the apply script by ``EVALSHA`` through redis-py (Redis), on
 a pool configured as the adapter's must be (redis-py's default pool shown beside).
 Each consume takes a link of its own; wall-clock time (the work is the server's or a thread's),
@@ -48,16 +49,27 @@ def consumed(link: Link) -> Link:
 
 def update_sql(link: Link, dialect: str) -> tuple[str, list[Any]]:
     """The adapters' conditional UPDATE of a consumed link (as in their ``_write``)."""
+    return update_statement(dialect), update_params(link, dialect)
+
+
+def update_statement(dialect: str) -> str:
+    """The text of the conditional UPDATE of a link: every column but the id, in
+    ``_sql.to_row``'s order, then the id and the version it expects."""
+    columns = [name for name in _sql.field_types(Link) if name != "id"]
+    if dialect == "postgres":
+        sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(columns, start=1))
+        where = f"id = ${len(columns) + 1} AND version = ${len(columns) + 2}"
+    else:
+        sets = ", ".join(f"{name} = ?" for name in columns)
+        where = "id = ? AND version = ?"
+    return f"UPDATE {Link.table} SET {sets} WHERE {where}"
+
+
+def update_params(link: Link, dialect: str) -> list[Any]:
+    """The UPDATE's parameters: the consumed link's columns, its id, its previous version."""
     row = _sql.to_row(link, dialect)
     record_id = row.pop("id")
-    if dialect == "postgres":
-        sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(row, start=1))
-        where = f"id = ${len(row) + 1} AND version = ${len(row) + 2}"
-    else:
-        sets = ", ".join(f"{name} = ?" for name in row)
-        where = "id = ? AND version = ?"
-    sql = f"UPDATE {link.table} SET {sets} WHERE {where}"
-    return sql, [*row.values(), record_id, link.version - 1]
+    return [*row.values(), record_id, link.version - 1]
 
 
 async def raw_sqlite(storage: Any, stack: AsyncExitStack) -> Callable[[Link], Awaitable[None]]:
@@ -83,9 +95,11 @@ async def raw_postgres(storage: Any, stack: AsyncExitStack) -> Callable[[Link], 
     connection = await asyncpg.connect(POSTGRES_DSN, server_settings=storage.server_settings())
     stack.push_async_callback(connection.close)
 
+    # the statement's text written once, as by hand (the adapter builds it once per kind)
+    sql = update_statement("postgres")
+
     async def consume(link: Link) -> None:
-        sql, params = update_sql(link, "postgres")
-        if await connection.execute(sql, *params) != "UPDATE 1":
+        if await connection.execute(sql, *update_params(link, "postgres")) != "UPDATE 1":
             raise RuntimeError("the raw UPDATE touched no row")
 
     return consume
