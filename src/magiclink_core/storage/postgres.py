@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -284,8 +285,7 @@ class PostgresStorage(ConnectionLimits):
         if isinstance(change, Insert):
             kind: type[Record] = type(change.record)
             row = _sql.to_row(change.record, "postgres")
-            marks = ", ".join(f"${n}" for n in range(1, len(row) + 1))
-            sql = f"INSERT INTO {kind.table} ({', '.join(row)}) VALUES ({marks})"  # noqa: S608
+            sql = _insert_sql(kind.table, tuple(row))
             params = list(row.values())
             record_id = change.record.id
         elif isinstance(change, Update):
@@ -293,9 +293,7 @@ class PostgresStorage(ConnectionLimits):
             row = _sql.to_row(change.record, "postgres")
             del row["id"]
             record_id = change.record.id
-            sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(row, start=1))
-            n = len(row)
-            sql = f"UPDATE {kind.table} SET {sets} WHERE id = ${n + 1} AND version = ${n + 2}"  # noqa: S608
+            sql = _update_sql(kind.table, tuple(row))
             params = [*row.values(), record_id, change.record.version - 1]
         else:
             kind, record_id = change.kind, change.id
@@ -351,6 +349,23 @@ class PostgresStorage(ConnectionLimits):
 
 _RELEASE_AFTER_FAILURE = 0.25
 """Seconds a connection cut off mid-call may take to be reset before it is closed instead."""
+
+
+@functools.cache
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The INSERT of a row of ``columns``: one text per record kind, made once (asyncpg's
+    statement cache then finds it prepared)."""
+    marks = ", ".join(f"${n}" for n in range(1, len(columns) + 1))
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608
+
+
+@functools.cache
+def _update_sql(table: str, columns: tuple[str, ...]) -> str:
+    """The compare-and-set UPDATE of ``columns`` (then the id and the version it must still
+    have): one text per record kind, made once."""
+    sets = ", ".join(f"{name} = ${n}" for n, name in enumerate(columns, start=1))
+    n = len(columns)
+    return f"UPDATE {table} SET {sets} WHERE id = ${n + 1} AND version = ${n + 2}"  # noqa: S608
 
 
 def _settled(scope: anyio.CancelScope) -> None:
