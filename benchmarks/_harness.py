@@ -8,6 +8,7 @@ run, never figures of different runs.
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import subprocess
@@ -98,6 +99,17 @@ async def side_by_side_wall(
                 await call()
             best[name] = min(best[name], (time.perf_counter() - start) / n)
     return best
+
+
+def not_installed(*modules: str) -> str | None:
+    """The first of ``modules`` that cannot be imported here (a section then says it skipped),
+    or None."""
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            return name
+    return None
 
 
 def us(seconds: float) -> str:

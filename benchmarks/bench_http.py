@@ -30,7 +30,7 @@ from email.policy import default as default_policy
 from http.cookiejar import CookieJar
 from typing import Any
 
-from ._harness import Section
+from ._harness import Section, not_installed
 from ._stores import STORES
 
 _TOKEN = re.compile(r"token=(mll1_[A-Za-z0-9_-]{43})")
@@ -303,12 +303,9 @@ async def flows_per_second(store: str, flows: int, concurrency: int) -> dict[str
 
 async def run(quick: bool) -> Section:
     section = Section("Over HTTP: uvicorn on 127.0.0.1, complete sign-in flows (target 7)")
-    try:
-        import httpx  # noqa: F401
-        import uvicorn  # noqa: F401
-        from aiosmtpd.smtp import SMTP  # noqa: F401
-    except ImportError as exc:
-        section.add("HTTP flows", "skipped", f"{exc.name} is not installed")
+    missing = not_installed("httpx", "uvicorn", "aiosmtpd.smtp")
+    if missing is not None:
+        section.add("HTTP flows", "skipped", f"{missing} is not installed")
         return section
     flows, concurrency = (4, 2) if quick else (200, 10)
     for store in STORES:

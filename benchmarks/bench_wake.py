@@ -37,10 +37,12 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, context
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
-from ._harness import Section
+from magiclink_core.testing import PassingNotifier
+
+from ._harness import Section, not_installed
 from ._stores import POSTGRES_DSN, REDIS_URL, Unavailable, open_store
 from .bench_http import p99
 
@@ -81,7 +83,7 @@ def raise_open_files(wanted: int) -> int:
 # -- an instance (a child process) ----------------------------------------------------------------
 
 
-class CountingNotifier:
+class CountingNotifier(PassingNotifier):
     """The instance's notifier, passed everything, counting the waiters parked on it (a long
     poll held by the server), so the load generator can wait for that moment instead of
     sleeping. The session cache's subscriptions (open while the instance runs) are not counted.
@@ -90,27 +92,10 @@ class CountingNotifier:
     def __init__(self, inner: Any) -> None:
         from magiclink_core.session_cache import CHANNEL_PREFIX
 
-        self.inner = inner
+        super().__init__(inner)
         self.parked = 0
         self._skip = CHANNEL_PREFIX
         self._changed = asyncio.Event()
-
-    @property
-    def healthy(self) -> bool:
-        return bool(self.inner.healthy)
-
-    async def __aenter__(self) -> Self:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.inner.__aexit__(*exc_info)
-
-    async def publish(self, channel: str) -> None:
-        await self.inner.publish(channel)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[Any]:
         if channel.startswith(self._skip):
@@ -649,11 +634,9 @@ def report(section: Section, kind: str, result: Measured) -> None:
 
 async def run(quick: bool) -> Section:
     section = Section("Click-to-wake across two instances over HTTP (target 1)")
-    try:
-        import httpx  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError as exc:
-        section.add("click-to-wake over HTTP", "skipped", f"{exc.name} is not installed")
+    missing = not_installed("httpx", "uvicorn")
+    if missing is not None:
+        section.add("click-to-wake over HTTP", "skipped", f"{missing} is not installed")
         return section
     rounds, bystanders = (5, 20) if quick else (100, 1_000)
     raise_open_files(4 * bystanders + 1024)

@@ -12,8 +12,8 @@ import os
 import re
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Self
+from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
@@ -22,6 +22,7 @@ import uvicorn
 from magiclink_core import Notifier
 from magiclink_core.ports import Subscription
 from magiclink_core.session_cache import CHANNEL_PREFIX as SESSION_CHANNELS
+from magiclink_core.testing import PassingNotifier
 
 REQUIRE_SERVICES = os.environ.get("MAGICLINK_REQUIRE_SERVICES") == "1"
 POSTGRES_DSN = os.environ.get(
@@ -71,34 +72,6 @@ def csrf_token(html: str) -> str:
     found = _CSRF.search(html)
     assert found is not None, "no csrf_token field on the page"
     return found.group(1)
-
-
-class PassingNotifier:
-    """A notifier that passes everything to the one it wraps: the base of a notifier a test
-    watches, which overrides what it watches (``subscribe``)."""
-
-    def __init__(self, inner: Notifier) -> None:
-        self.inner = inner
-
-    @property
-    def healthy(self) -> bool:
-        return self.inner.healthy
-
-    async def __aenter__(self) -> Self:
-        await self.inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.inner.__aexit__(*exc_info)
-
-    async def publish(self, channel: str) -> None:
-        await self.inner.publish(channel)
-
-    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]:
-        return self.inner.subscribe(channel)
-
-    async def close(self) -> None:
-        await self.inner.close()
 
 
 class WatchedNotifier(PassingNotifier):

@@ -1,4 +1,5 @@
-"""Shipped for users: the contract suites every adapter must pass, and a fake clock.
+"""Shipped for users: the contract suites every adapter must pass, a fake clock, and a notifier
+wrapper to watch a real notifier through.
 
 Subclass a contract and provide the adapter through a fixture::
 
@@ -20,5 +21,13 @@ from .contract import StorageContract as StorageContract
 from .contract import make_record as make_record
 from .notifier_contract import NotifierContract as NotifierContract
 from .notifier_contract import Outage as Outage
+from .notifiers import PassingNotifier as PassingNotifier
 
-__all__ = ["FakeClock", "NotifierContract", "Outage", "StorageContract", "make_record"]
+__all__ = [
+    "FakeClock",
+    "NotifierContract",
+    "Outage",
+    "PassingNotifier",
+    "StorageContract",
+    "make_record",
+]
