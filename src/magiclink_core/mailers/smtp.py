@@ -23,6 +23,7 @@ reported as sent and lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import ssl
@@ -115,7 +116,8 @@ class SMTPMailer:
         and ``validate_certs`` is ignored.
     :param validate_certs: check the server's certificate and name (default True).
     :param connect_timeout: seconds to connect, including TLS and the server's greeting.
-    :param timeout: seconds to wait for each reply to a command.
+    :param timeout: seconds one message may take on an open connection (its MAIL, RCPT and
+        DATA, the server's replies included), and the QUIT when closing.
     :param max_attempts: tries per message when failures are temporary (at least 1).
     :param backoff: the delay before the first retry, in seconds; it doubles at each retry (with
         jitter: a random value between half and all of it), up to ``max_backoff``.
@@ -320,13 +322,21 @@ class SMTPMailer:
             self._discard()
             client = await self._connect()
         try:
-            await client.sendmail(
-                self.sender.addr_spec,
-                [recipient],
-                data,
-                mail_options=_mail_options(client, utf8),
-                timeout=self.timeout,
-            )
+            # one deadline for the transaction, not aiosmtplib's timer on each of its four
+            # replies (a timer armed and cancelled per reply, on every message)
+            async with asyncio.timeout(self.timeout):
+                await client.sendmail(
+                    self.sender.addr_spec,
+                    [recipient],
+                    data,
+                    mail_options=_mail_options(client, utf8),
+                    timeout=None,
+                )
+        except TimeoutError as exc:
+            self._discard()  # cut off mid-command: the replies would no longer pair up
+            raise aiosmtplib.SMTPTimeoutError(
+                f"the server did not take the message within {self.timeout:g} s"
+            ) from exc
         except BaseException as exc:
             if not connection_still_good(exc):
                 self._discard()

@@ -79,7 +79,9 @@ class SQLiteStorage:
         self.purge_chunk = max(1, purge_chunk)
         self._writer: aiosqlite.Connection | None = None
         self._reader: sqlite3.Connection | None = None
-        self._write_lock = anyio.Lock()
+        # every holder awaits the writer's thread, so others get their turn without the
+        # extra trip through the event loop a plain Lock takes on every acquire
+        self._write_lock = anyio.Lock(fast_acquire=True)
         self._connect_lock = anyio.Lock()
 
     def __repr__(self) -> str:
