@@ -188,6 +188,13 @@ def text_response(text: str, status: int = 200) -> Response:
     return Response(status, text.encode(), "text/plain; charset=utf-8")
 
 
+def read_only() -> Response:
+    """405 to a method other than GET or HEAD, for what only serves reads (pages, files)."""
+    response = text_response("Method not allowed", 405)
+    response.add("Allow", "GET, HEAD")
+    return response
+
+
 def redirect(location: str, status: int = 303) -> Response:
     """A redirect, never cached. ``location`` may be an IRI: what is not ASCII (or is a space or
     control character) is percent-encoded as UTF-8, so the header is always valid ASCII."""

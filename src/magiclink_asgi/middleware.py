@@ -47,6 +47,7 @@ from .identity import (
 from .landing import Landing
 from .peers import TrustedProxies, describe_device
 from .routing import VERIFY, prefix_of
+from .static_files import load_static_files, serve
 
 if TYPE_CHECKING:
     from .pages import HostedPages
@@ -103,6 +104,7 @@ class MagicLinkMiddleware:
         self.api = Api(magiclinks, self.cookies)
         self.landing = Landing(magiclinks, self.prefix, self.cookies)
         self.pages = self._hosted_pages(pages, dev_mailbox)
+        self._static = load_static_files() if self.pages is None else {}
         self.landing.sign_in_url = getattr(self.pages, "sign_in_url", None)
         credentials = credentials_type()
         self._signed_in = credentials([AUTHENTICATED])
@@ -216,6 +218,11 @@ class MagicLinkMiddleware:
             await self._v1(scope, receive, send, sub, session, available)
         elif self.pages is not None:
             await self.pages(scope, receive, send)
+        elif sub.startswith("/static/"):
+            # without the hosted pages, the files the link landing links to (its stylesheet and
+            # icon) and the browser client are still served
+            response = serve(self._static, scope, sub[len("/static/") :])
+            await response(send, head=scope["method"] == "HEAD")
         else:
             await error_response(NotFoundError())(send)
 

@@ -22,9 +22,18 @@ from magiclink_core import InvalidRedirectError, MagicLinks, StorageUnavailableE
 
 from . import security
 from .devmail import DevMailbox
-from .http import Receive, Response, Scope, Send, header, html_response, query_of, redirect
+from .http import (
+    Receive,
+    Response,
+    Scope,
+    Send,
+    html_response,
+    query_of,
+    read_only,
+    redirect,
+)
 from .routing import prefix_of
-from .static_files import answer, load_static_files
+from .static_files import load_static_files, serve
 from .templates import render, template_loader
 
 __all__ = ["HostedPages", "template_loader"]
@@ -146,15 +155,9 @@ class HostedPages:
         if self.prefix and path.startswith(self.prefix):
             path = path[len(self.prefix) :] or "/"
         if scope["method"] not in {"GET", "HEAD"}:
-            response = Response(405, b"Method not allowed", "text/plain; charset=utf-8")
-            response.add("Allow", "GET, HEAD")
-            return response
+            return read_only()
         if path.startswith("/static/"):
-            return answer(
-                self.static.get(path[len("/static/") :]),
-                version=query_of(scope).get("v"),
-                if_none_match=header(scope, "if-none-match"),
-            )
+            return serve(self.static, scope, path[len("/static/") :])
         if path.startswith("/dev/mailbox") and self.mailbox is not None:
             return self.mailbox.handle(scope, path[len("/dev/mailbox") :], self.page)
         page = self._pages.get(path.rstrip("/") or "/")

@@ -37,7 +37,7 @@ from importlib.resources.abc import Traversable
 from typing import Final
 
 from . import security
-from .http import Response, text_response
+from .http import Response, Scope, header, query_of, read_only, text_response
 
 __all__ = [
     "CLIENT_MODULE",
@@ -47,6 +47,7 @@ __all__ = [
     "answer",
     "assemble_client",
     "load_static_files",
+    "serve",
 ]
 
 _CONTENT_TYPES: Final = {
@@ -158,3 +159,15 @@ def answer(item: StaticFile | None, *, version: str | None, if_none_match: str |
     if item.etag in [t.strip() for t in (if_none_match or "").split(",")]:
         return Response(304, b"", None, headers)
     return Response(200, item.body, item.content_type, headers)
+
+
+def serve(files: dict[str, StaticFile], scope: Scope, name: str) -> Response:
+    """The response to a request for static file ``name`` (the path after ``/static/``): GET and
+    HEAD only (405 otherwise), versioned by the request's ``?v=``, 304 for its If-None-Match."""
+    if scope["method"] not in {"GET", "HEAD"}:
+        return read_only()
+    return answer(
+        files.get(name),
+        version=query_of(scope).get("v"),
+        if_none_match=header(scope, "if-none-match"),
+    )

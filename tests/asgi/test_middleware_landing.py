@@ -344,3 +344,34 @@ async def test_a_used_link_redirects_to_the_app_with_its_status() -> None:
         again = await browser.get(link)  # its session is over: the link is used up
         assert again.headers["location"].startswith(f"{BASE}/done?keep=1")
         assert "__magiclink_status=failed" in again.headers["location"]
+
+
+async def test_without_the_hosted_pages_what_the_landing_links_to_is_served() -> None:
+    # pages=False: the link landing still links a stylesheet and an icon, and apps still load
+    # the browser client; each answers 200, none a 404 in the person's console
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks, pages=False)) as browser:
+        link = await emailed_link(browser, mailer, "plain@example.com")
+        async with browser_for(build_app("starlette", magiclinks, pages=False)) as other:
+            landed = await other.get(link, follow_redirects=True)
+        assert landed.status_code == 200, landed.text
+        linked = re.findall(r'(?:href|src)="(/auth/static/[^"]+)"', landed.text)
+        assert any("magiclink.css" in url for url in linked), landed.text
+        assert any("favicon.svg" in url for url in linked), landed.text
+        for url in [*linked, "/auth/static/magiclink.js"]:
+            served = await browser.get(url.replace("&amp;", "&"))
+            assert served.status_code == 200, url
+            assert served.headers["content-type"].split(";")[0] in {
+                "text/css",
+                "image/svg+xml",
+                "text/javascript",
+            }
+        css = await browser.get("/auth/static/magiclink.css")
+        again = await browser.get(
+            "/auth/static/magiclink.css", headers={"if-none-match": css.headers["etag"]}
+        )
+        assert again.status_code == 304
+        assert (await browser.get("/auth/static/nothing.css")).status_code == 404
+        refused = await browser.post("/auth/static/magiclink.css")
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+        assert (await browser.get("/auth/sign-in")).status_code == 404  # no pages: no page
