@@ -1,8 +1,9 @@
 """Real SMTP servers for the mailer tests: aiosmtpd on 127.0.0.1 at a free port, in its own thread.
 
 ``SMTPServer`` records what it accepted and can be told, per DATA transaction, to refuse (421, 451,
-550) or to drop the connection; ``silent_server`` accepts TCP connections and never says a word.
-``make_certificate`` writes a self-signed certificate for 127.0.0.1 and localhost.
+550), to drop the connection, or to stall (no reply until the client goes away);
+``silent_server`` accepts TCP connections and never says a word. ``make_certificate`` writes a
+self-signed certificate for 127.0.0.1 and localhost.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.support import free_port
 
-Fate = Literal["ok", "421", "451", "550", "drop"]
+Fate = Literal["ok", "421", "451", "550", "drop", "stall"]
 REPLIES: dict[str, str] = {
     "421": "421 4.3.2 Service shutting down, try again later",
     "451": "451 4.3.0 Temporary local problem, try again later",
@@ -83,6 +84,10 @@ class Handler:
             self._per_recipient[recipient] = attempt + 1
             fate = self.fate(Transaction(len(self.fates), recipient, attempt))
             self.fates.append(fate)
+        if fate == "stall":
+            assert isinstance(server, _SMTP)
+            await server.closed.wait()  # the message was had; its reply never comes
+            return "451 never sent"
         if fate == "drop":
             assert server.transport is not None
             server.transport.abort()  # gone before any reply: the client cannot know

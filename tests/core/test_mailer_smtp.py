@@ -373,6 +373,32 @@ async def test_a_server_that_never_answers_times_out_quickly() -> None:
     assert elapsed < 3.0
 
 
+async def test_a_server_that_stalls_mid_message_is_given_up_on_and_the_retry_reconnects() -> None:
+    # the server took the connection, the greeting, MAIL and RCPT, then never answers the end
+    # of DATA: the message's deadline cuts it off, the connection (whose replies would no
+    # longer pair up) is dropped, and the retry goes out on a new one
+    stall_first = SMTPServer(fate=lambda t: "stall" if t.attempt == 0 else "ok")
+    with running(stall_first) as server:
+        async with mailer(server.port, timeout=0.5, max_attempts=2) as smtp:
+            started = time.monotonic()
+            await smtp.send(MESSAGE)
+            elapsed = time.monotonic() - started
+            assert smtp.connections_opened == 2
+    assert server.handler.fates == ["stall", "ok"]
+    assert [r.rcpt_tos for r in server.received] == [[MESSAGE.to]]
+    assert elapsed < 5.0  # the deadline, not a hang
+
+
+async def test_a_server_that_always_stalls_mid_message_is_a_temporary_failure() -> None:
+    with running(SMTPServer(fate=lambda t: "stall")) as server:
+        async with mailer(server.port, timeout=0.3, max_attempts=2) as smtp:
+            with pytest.raises(SMTPDeliveryError) as caught:
+                await smtp.send(MESSAGE)
+    assert not caught.value.permanent and caught.value.attempts == 2
+    assert "did not take the message within 0.3 s" in caught.value.detail
+    assert server.received == []
+
+
 async def test_nobody_listening_is_a_temporary_failure() -> None:
     with silent_server() as port:
         pass  # the port is free again: connections are refused
