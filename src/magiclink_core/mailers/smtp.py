@@ -321,10 +321,11 @@ class SMTPMailer:
         if client is None or not client.is_connected:
             self._discard()
             client = await self._connect()
+        # one deadline for the transaction, not aiosmtplib's timer on each of its four replies
+        # (a timer armed and cancelled per reply, on every message)
+        deadline = asyncio.timeout(self.timeout)
         try:
-            # one deadline for the transaction, not aiosmtplib's timer on each of its four
-            # replies (a timer armed and cancelled per reply, on every message)
-            async with asyncio.timeout(self.timeout):
+            async with deadline:
                 await client.sendmail(
                     self.sender.addr_spec,
                     [recipient],
@@ -332,14 +333,13 @@ class SMTPMailer:
                     mail_options=_mail_options(client, utf8),
                     timeout=None,
                 )
-        except TimeoutError as exc:
-            self._discard()  # cut off mid-command: the replies would no longer pair up
-            raise aiosmtplib.SMTPTimeoutError(
-                f"the server did not take the message within {self.timeout:g} s"
-            ) from exc
         except BaseException as exc:
-            if not connection_still_good(exc):
+            if not connection_still_good(exc):  # a deadline cut a command short: dropped too
                 self._discard()
+            if deadline.expired():
+                raise aiosmtplib.SMTPTimeoutError(
+                    f"the server did not take the message within {self.timeout:g} s"
+                ) from exc
             raise
 
     async def _connect(self) -> aiosmtplib.SMTP:
