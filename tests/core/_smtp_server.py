@@ -1,7 +1,8 @@
 """Real SMTP servers for the mailer tests: aiosmtpd on 127.0.0.1 at a free port, in its own thread.
 
 ``SMTPServer`` records what it accepted and can be told, per DATA transaction, to refuse (421, 451,
-550), to drop the connection, or to stall (no reply until the client goes away);
+550), to drop the connection, or to stall (no reply until the client goes away), and to refuse
+some recipients at RCPT (550);
 ``silent_server`` accepts TCP connections and never says a word. ``make_certificate`` writes a
 self-signed certificate for 127.0.0.1 and localhost.
 """
@@ -74,8 +75,24 @@ class Handler:
     fate: Callable[[Transaction], Fate] = lambda t: "ok"
     received: list[Received] = field(default_factory=list)
     fates: list[Fate] = field(default_factory=list)
+    refused_recipients: frozenset[str] = frozenset()  # RCPT TO answered 550
+    resets: int = 0  # RSET commands seen
     _per_recipient: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.refused_recipients:
+            return REPLIES["550"]
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(options)
+        return "250 OK"
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            self.resets += 1
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self._lock:

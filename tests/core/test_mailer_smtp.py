@@ -3,6 +3,7 @@ retries on temporary failures, permanent failures, timeouts, connection reuse, s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import sys
 import time
@@ -341,6 +342,32 @@ async def test_a_550_is_permanent_and_not_retried() -> None:
             await smtp.send(MESSAGE)
             assert smtp.connections_opened == 1
     assert len(server.received) == 1
+
+
+async def test_a_recipient_refused_at_rcpt_is_permanent_and_the_next_message_goes_through() -> None:
+    # the commonest refusal: "no such mailbox" at RCPT, before any DATA
+    server = SMTPServer()
+    server.handler.refused_recipients = frozenset({"gone@example.org"})
+    with running(server):
+        async with mailer(server.port, max_attempts=3) as smtp:
+            with pytest.raises(SMTPDeliveryError) as caught:
+                await smtp.send(dataclasses.replace(MESSAGE, to="gone@example.org"))
+            assert caught.value.permanent and caught.value.smtp_code == 550
+            assert caught.value.attempts == 1 and server.transactions == 0
+            # the half-made envelope was reset; the kept connection takes the next message
+            assert server.handler.resets == 1
+            await smtp.send(MESSAGE)
+            assert smtp.connections_opened == 1
+    assert [r.rcpt_tos for r in server.received] == [["ann@example.org"]]
+
+
+async def test_the_size_declared_is_the_size_of_the_message(server: SMTPServer) -> None:
+    # RFC 1870: MAIL FROM's SIZE counts the message's octets, CRLF pairs included
+    async with mailer(server.port) as smtp:
+        await smtp.send(MESSAGE)
+    (received,) = server.received
+    (size,) = [o for o in received.mail_options if o.upper().startswith("SIZE=")]
+    assert int(size.partition("=")[2]) == len(received.content)
 
 
 async def test_backoff_grows_with_jitter_and_uses_the_injected_sleep() -> None:

@@ -24,6 +24,7 @@ reported as sent and lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -326,13 +327,7 @@ class SMTPMailer:
         deadline = asyncio.timeout(self.timeout)
         try:
             async with deadline:
-                await client.sendmail(
-                    self.sender.addr_spec,
-                    [recipient],
-                    data,
-                    mail_options=_mail_options(client, utf8),
-                    timeout=None,
-                )
+                await _transaction(client, self.sender.addr_spec, recipient, data, utf8)
         except BaseException as exc:
             if not connection_still_good(exc):  # a deadline cut a command short: dropped too
                 self._discard()
@@ -412,9 +407,42 @@ async def _greet(client: aiosmtplib.SMTP) -> None:
             await client.helo()
 
 
+async def _transaction(
+    client: aiosmtplib.SMTP, sender: str, recipient: str, data: bytes, utf8: bool
+) -> None:
+    """MAIL, RCPT and DATA of one message to one recipient: what aiosmtplib's ``sendmail``
+    sends, with its options and its RSET after a refusal, through aiosmtplib's own commands.
+
+    ``sendmail`` also parses both addresses a second time before it starts (the commands parse
+    each again), and passes over the whole message to normalise its line ends only to count
+    its size; here both addresses were checked when the message was built, and ``data`` is
+    flattened with CRLF line ends, so its length is the size (RFC 1870).
+
+    :raises aiosmtplib.SMTPNotSupported: an address not in ASCII, and no SMTPUTF8 on the server.
+    :raises aiosmtplib.SMTPResponseException: refused (``SMTPSenderRefused``,
+        ``SMTPRecipientRefused``, ``SMTPDataError``); the envelope has been reset.
+    """
+    if utf8 and not client.supports_extension("smtputf8"):
+        raise aiosmtplib.SMTPNotSupported("SMTPUTF8 is not supported by this server")
+    options = _mail_options(client, utf8)
+    if client.supports_extension("size"):
+        options.insert(0, f"SIZE={len(data)}")
+    encoding = "utf-8" if utf8 else "ascii"
+    try:
+        await client.mail(sender, options=options, encoding=encoding, timeout=None)
+        await client.rcpt(recipient, encoding=encoding, timeout=None)
+        await client.data(data, timeout=None)
+    except aiosmtplib.SMTPResponseException:
+        # a refusal leaves a half-made envelope on the kept connection: reset it, as sendmail
+        # does (a server that drops the connection instead is seen at the next message)
+        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPResponseException):
+            await client.rset(timeout=None)
+        raise
+
+
 def _mail_options(client: aiosmtplib.SMTP, utf8: bool) -> list[str]:
     """The MAIL options aiosmtplib's ``send_message`` would give: ``SMTPUTF8`` for an address
-    not in ASCII (``sendmail`` refuses it if the server lacks SMTPUTF8), ``BODY=8BITMIME``
+    not in ASCII (refused before MAIL if the server lacks SMTPUTF8), ``BODY=8BITMIME``
     whenever the server offers 8BITMIME."""
     options = ["SMTPUTF8"] if utf8 else []
     if client.supports_extension("8BITMIME"):
