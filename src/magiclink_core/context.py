@@ -39,7 +39,12 @@ RETRIES = 5
 
 def attempt_channel(kind: AttemptKind, attempt_id: str) -> str:
     """The notifier channel of one attempt: its waiters listen there, its changes publish."""
-    return f"magiclink:{kind.value}:{attempt_id}"
+    return _CHANNEL_PREFIXES[kind] + attempt_id
+
+
+# "magiclink:<kind>:" made once per kind: a publish is on every state change (an enum's
+# ``.value`` is a Python-level property, read twice per link click otherwise)
+_CHANNEL_PREFIXES = {kind: f"magiclink:{kind.value}:" for kind in AttemptKind}
 
 
 @dataclass(frozen=True, slots=True)

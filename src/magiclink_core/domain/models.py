@@ -242,8 +242,9 @@ class Record(Frozen):
     @classmethod
     def new(cls, now: datetime, **fields: object) -> Self:
         """A record made at ``now``: version 1, a fresh id unless ``fields`` name one."""
-        values = {"id": new_id(cls.id_prefix), "created_at": now, "updated_at": now}
-        values.update(fields)
+        values: dict[str, object] = {"created_at": now, "updated_at": now, **fields}
+        if "id" not in fields:  # a link's id is its token's digest: no draw for it
+            values["id"] = new_id(cls.id_prefix)
         return cls.made(values)
 
     def bumped(self, now: datetime, **changes: object) -> Self:
