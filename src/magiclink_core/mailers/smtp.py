@@ -10,9 +10,10 @@ reported at once. Either way the caller gets a :class:`SMTPDeliveryError`, a
 
 Messages are built with the standard :mod:`email` package: ``multipart/alternative`` (text, then
 HTML), with ``Message-ID``, ``Date``, ``From``, ``To`` and ``Subject`` (see :mod:`._smtp_message`),
-flattened once per message and handed to aiosmtplib as bytes, with the sender and recipient, and
-the options its ``send_message`` would add (``SMTPUTF8`` for an address not in ASCII,
-``BODY=8BITMIME`` when the server offers it). A subject, address or name holding a line break or
+flattened once per message and sent with aiosmtplib's MAIL, RCPT and DATA (as its ``sendmail``
+sends them, without its second parse of the addresses), with the options its ``send_message``
+would add (``SMTPUTF8`` for an address not in ASCII, ``BODY=8BITMIME`` when the server offers it)
+and the message's ``SIZE`` when the server takes one. A subject, address or name holding a line break or
 another control character is refused before anything is sent, so nothing from user input can add
 a header.
 
