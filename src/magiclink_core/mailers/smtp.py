@@ -13,9 +13,9 @@ HTML), with ``Message-ID``, ``Date``, ``From``, ``To`` and ``Subject`` (see :mod
 flattened once per message and sent with aiosmtplib's MAIL, RCPT and DATA (as its ``sendmail``
 sends them, without its second parse of the addresses), with the options its ``send_message``
 would add (``SMTPUTF8`` for an address not in ASCII, ``BODY=8BITMIME`` when the server offers it)
-and the message's ``SIZE`` when the server takes one. A subject, address or name holding a line break or
-another control character is refused before anything is sent, so nothing from user input can add
-a header.
+and the message's ``SIZE`` when the server takes one. A subject, address or name holding a line
+break or another control character is refused before anything is sent, so nothing from user input
+can add a header.
 
 A temporary failure after the server had the whole message (a connection dropped before the final
 reply) may deliver the email twice; a link sent twice is the same link, which is better than one
