@@ -2,7 +2,7 @@
 
 ``SMTPServer`` records what it accepted and can be told, per DATA transaction, to refuse (421, 451,
 550), to drop the connection, or to stall (no reply until the client goes away), and to refuse
-some recipients at RCPT (550);
+some senders at MAIL (553) and some recipients at RCPT (550);
 ``silent_server`` accepts TCP connections and never says a word. ``make_certificate`` writes a
 self-signed certificate for 127.0.0.1 and localhost.
 """
@@ -76,9 +76,19 @@ class Handler:
     received: list[Received] = field(default_factory=list)
     fates: list[Fate] = field(default_factory=list)
     refused_recipients: frozenset[str] = frozenset()  # RCPT TO answered 550
+    refused_senders: frozenset[str] = frozenset()  # MAIL FROM answered 553
     resets: int = 0  # RSET commands seen
     _per_recipient: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.refused_senders:
+            return "553 5.7.1 Sender address rejected: not owned by the user"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]

@@ -361,6 +361,15 @@ async def test_a_recipient_refused_at_rcpt_is_permanent_and_the_next_message_goe
     assert [r.rcpt_tos for r in server.received] == [["ann@example.org"]]
 
 
+async def test_a_sender_refused_at_mail_is_permanent_and_not_retried() -> None:
+    server = SMTPServer()
+    server.handler.refused_senders = frozenset({"noreply@example.com"})
+    with running(server):
+        error = await refused(mailer(server.port, max_attempts=3))
+    assert error.permanent and error.smtp_code == 553 and error.attempts == 1
+    assert server.handler.resets == 1 and server.transactions == 0 and server.received == []
+
+
 async def test_the_size_declared_is_the_size_of_the_message(server: SMTPServer) -> None:
     # RFC 1870: MAIL FROM's SIZE counts the message's octets, CRLF pairs included
     async with mailer(server.port) as smtp:
