@@ -13,6 +13,13 @@ once, by :class:`MessageBuilder` (the From header, ``MIME-Version: 1.0``, the mu
 ``Content-Type`` with its boundary) or here (the parts' ``Content-Type`` and
 ``Content-Transfer-Encoding``, and recent subjects), and, being the same objects, folded once.
 
+A message to a plain address (:meth:`MessageBuilder.as_bytes`) is not built as a tree at all:
+its bytes are joined from the headers above, folded once by the email package, and the three
+that change per message (``To``, ``Date``, ``Message-ID``), which for such an address are single
+short lines written as the email package writes them. The tests check, over generated subjects,
+bodies, senders, addresses and dates, that the bytes are the email package's bytes; anything
+else (an address not in ASCII or in an unusual form, a long line to fold) takes the tree.
+
 The boundary is chosen once per mailer, in the form the email package gives its own
 (``===============<19 digits>==``), and no part is searched for it: a part is quoted-printable,
 where ``=`` only ever starts an escape (``=3D``, ``=C3``) or a soft line break, so ``==`` (hence
@@ -23,13 +30,14 @@ from __future__ import annotations
 
 import binascii
 import random
+import re
 import sys
 from datetime import datetime
 from email.headerregistry import Address, AddressHeader, BaseHeader, HeaderRegistry
 from email.message import EmailMessage as MIMEMessage
 from email.message import MIMEPart
 from email.policy import SMTP, Policy
-from email.utils import make_msgid
+from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 
 from ..ports import EmailMessage
@@ -109,8 +117,23 @@ class MessageBuilder:
         self.from_header = HEADERS("From", sender)
         boundary = "=" * 15 + f"{random.randrange(sys.maxsize):019d}" + "=="  # noqa: S311
         self.content_type = HEADERS("Content-Type", f'multipart/alternative; boundary="{boundary}"')
+        # what as_bytes writes around the per-message headers and the parts
+        self._ascii_sender = sender.addr_spec.isascii()
+        self._from = _folded("From", self.from_header)
+        self._mime = _folded("MIME-Version", _MIME_VERSION) + _folded(
+            "Content-Type", self.content_type
+        )
+        # the blank line ending the headers, or a part's last line break, then a boundary
+        self._delimiter = b"\r\n--" + boundary.encode("ascii") + b"\r\n"
+        self._end = b"\r\n--" + boundary.encode("ascii") + b"--\r\n"
 
-    def build(self, message: EmailMessage, to: AddressHeader, now: datetime) -> MIMEMessage:
+    def message_id(self) -> str:
+        """A new ``Message-ID`` value, on the sender's domain."""
+        return make_msgid(domain=self.domain)
+
+    def build(
+        self, message: EmailMessage, to: AddressHeader, now: datetime, message_id: str
+    ) -> MIMEMessage:
         """The MIME message for ``message``, to ``to`` (a parsed To header), dated ``now``.
 
         The subject is not checked here: the caller refuses one with a line break first.
@@ -121,7 +144,7 @@ class MessageBuilder:
         mime["To"] = to
         mime["Subject"] = subject_header(message.subject)
         mime["Date"] = now  # the Date header formats a datetime itself (no string to parse)
-        mime["Message-ID"] = make_msgid(domain=self.domain)
+        mime["Message-ID"] = message_id
         mime["MIME-Version"] = _MIME_VERSION
         mime["Content-Type"] = self.content_type
         # parts are MIMEPart, which the email package documents for sub-parts (no MIME-Version
@@ -129,6 +152,67 @@ class MessageBuilder:
         mime.attach(text_part(message.text, "plain"))  # type: ignore[arg-type]
         mime.attach(text_part(message.html, "html"))  # type: ignore[arg-type]
         return mime
+
+    def as_bytes(
+        self, message: EmailMessage, recipient: str, now: datetime, message_id: str
+    ) -> bytes | None:
+        """What ``flatten(build(...), utf8=False)`` gives for ``message`` to ``recipient``, a
+        plain ``local@domain`` in ASCII, without building the tree; None when the recipient is
+        not such an address, or a per-message header would need folding or UTF-8 (then
+        :meth:`build` is the way).
+
+        A plain address is its own To header: the email package parses it to the same text and
+        writes it unchanged on one line, as it writes the Date of ``now`` and ``message_id``.
+        The subject is not checked here: the caller refuses one with a line break first.
+        """
+        date = format_datetime(now)
+        if (
+            not self._ascii_sender
+            or len(recipient) > _LONGEST_TO
+            or len(message_id) > _LONGEST_MESSAGE_ID
+            or len(date) > _LONGEST_DATE
+            or _PLAIN_ADDRESS.fullmatch(recipient) is None
+        ):
+            return None
+        return b"".join(
+            (
+                self._from,
+                b"To: " + recipient.encode("ascii") + b"\r\n",
+                _subject_line(message.subject),
+                b"Date: " + date.encode("ascii") + b"\r\n",
+                b"Message-ID: " + message_id.encode("ascii") + b"\r\n",
+                self._mime,
+                self._delimiter,
+                _PART_HEADS["plain"],
+                quoted_printable(message.text).replace(b"\n", b"\r\n"),
+                self._delimiter,
+                _PART_HEADS["html"],
+                quoted_printable(message.html).replace(b"\n", b"\r\n"),
+                self._end,
+            )
+        )
+
+
+_PLAIN_ADDRESS = re.compile(
+    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+)
+"""A dot-atom local part and a domain of letters, digits and hyphens, all ASCII: an address the
+email package writes as it is given."""
+# the longest per-message values that keep their header within the 78 characters of a line
+_LONGEST_TO = 78 - len("To: ")
+_LONGEST_MESSAGE_ID = 78 - len("Message-ID: ")
+_LONGEST_DATE = 78 - len("Date: ")
+
+
+def _folded(name: str, header: BaseHeader) -> bytes:
+    """``header`` as the generator writes it under :data:`POLICY`: folded, CRLF-ended."""
+    return POLICY.fold_binary(name, header)
+
+
+@lru_cache(maxsize=64)
+def _subject_line(subject: str) -> bytes:
+    return _folded("Subject", subject_header(subject))
 
 
 @lru_cache(maxsize=64)
@@ -157,10 +241,24 @@ def text_part(body: str, subtype: str) -> MIMEPart:
     part = MIMEPart(policy=POLICY)
     part["Content-Type"] = _TEXT_TYPES[subtype]
     part["Content-Transfer-Encoding"] = _QUOTED_PRINTABLE
+    part.set_payload(quoted_printable(body).decode("ascii"))
+    return part
+
+
+def quoted_printable(body: str) -> bytes:
+    """``body`` in UTF-8, its lines ended by LF, quoted-printable (lines of at most 76)."""
     lines = body.encode("utf-8").splitlines()
     # istext: a line break stays a line break; a lone "." on a line is encoded as well
-    part.set_payload(binascii.b2a_qp(b"\n".join(lines) + b"\n", istext=True).decode("ascii"))
-    return part
+    return binascii.b2a_qp(b"\n".join(lines) + b"\n", istext=True)
+
+
+_PART_HEADS = {
+    subtype: _folded("Content-Type", header)
+    + _folded("Content-Transfer-Encoding", _QUOTED_PRINTABLE)
+    + b"\r\n"
+    for subtype, header in _TEXT_TYPES.items()
+}
+"""The head of each part, and the blank line after it, as the generator writes them."""
 
 
 def flatten(mime: MIMEMessage, *, utf8: bool) -> bytes:

@@ -8,14 +8,15 @@ permanent failure (a 5xx reply, a refused certificate, a server that lacks START
 reported at once. Either way the caller gets a :class:`SMTPDeliveryError`, a
 :class:`~magiclink_core.domain.errors.MailDeliveryError` whose ``permanent`` says which.
 
-Messages are built with the standard :mod:`email` package: ``multipart/alternative`` (text, then
-HTML), with ``Message-ID``, ``Date``, ``From``, ``To`` and ``Subject`` (see :mod:`._smtp_message`),
-flattened once per message and sent with aiosmtplib's MAIL, RCPT and DATA (as its ``sendmail``
-sends them, without its second parse of the addresses), with the options its ``send_message``
-would add (``SMTPUTF8`` for an address not in ASCII, ``BODY=8BITMIME`` when the server offers it)
-and the message's ``SIZE`` when the server takes one. A subject, address or name holding a line
-break or another control character is refused before anything is sent, so nothing from user input
-can add a header.
+Messages are ``multipart/alternative`` (text, then HTML), with ``Message-ID``, ``Date``,
+``From``, ``To`` and ``Subject``, as the standard :mod:`email` package writes them (see
+:mod:`._smtp_message`: to a plain ASCII address, the bytes are joined directly, tested to be the
+email package's own), flattened once per message and sent with aiosmtplib's MAIL, RCPT and DATA
+(as its ``sendmail`` sends them, without its second parse of the addresses), with the options
+its ``send_message`` would add (``SMTPUTF8`` for an address not in ASCII, ``BODY=8BITMIME`` when
+the server offers it) and the message's ``SIZE`` when the server takes one. A subject, address
+or name holding a line break or another control character is refused before anything is sent, so
+nothing from user input can add a header.
 
 A temporary failure after the server had the whole message (a connection dropped before the final
 reply) may deliver the email twice; a link sent twice is the same link, which is better than one
@@ -260,7 +261,28 @@ class SMTPMailer:
 
     def _build(self, message: EmailMessage, to: AddressHeader) -> MIMEMessage:
         _check_header("subject", message.subject)
-        return self._builder.build(message, to, self.clock.now())
+        builder = self._builder
+        return builder.build(message, to, self.clock.now(), builder.message_id())
+
+    def _flattened(self, message: EmailMessage) -> tuple[bytes, str, bool]:
+        """The bytes of DATA for ``message``, the RCPT address, and whether the transaction
+        needs SMTPUTF8. Written directly for a plain address (the common case: what the email
+        package would write, without building a tree of it), else built by the email package.
+
+        :raises SMTPDeliveryError: (permanent) as :meth:`build_message`.
+        """
+        _check_header("subject", message.subject)
+        builder = self._builder
+        now, message_id = self.clock.now(), builder.message_id()
+        data = builder.as_bytes(message, message.to, now, message_id)
+        if data is not None:
+            return data, message.to, False
+        to = _recipient_header(message.to)  # parsed once: the To header and the RCPT address
+        recipient = to.addresses[0].addr_spec
+        # aiosmtplib's test for an SMTPUTF8 transaction: an address not in ASCII
+        utf8 = not (self.sender.addr_spec + recipient).isascii()
+        mime = builder.build(message, to, now, message_id)
+        return flatten(mime, utf8=utf8), recipient, utf8
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -270,12 +292,8 @@ class SMTPMailer:
         :raises SMTPDeliveryError: the message was not accepted; ``permanent`` says whether a
             later try could work.
         """
-        to = _recipient_header(message.to)  # parsed once: the To header and the RCPT address
-        recipient = to.addresses[0].addr_spec
-        # aiosmtplib's test for an SMTPUTF8 transaction: an address not in ASCII
-        utf8 = not (self.sender.addr_spec + recipient).isascii()
         # built and flattened once, before taking the connection, whatever the attempts
-        data = flatten(self._build(message, to), utf8=utf8)
+        data, recipient, utf8 = self._flattened(message)
         attempt = 0
         free_reconnect = True
         while True:
