@@ -96,6 +96,28 @@ async def test_purge_cleans_the_index_entries_of_records_redis_expired(rs: Redis
 
 
 @pytest.mark.anyio
+async def test_a_server_that_lost_its_scripts_has_each_loaded_again(rs: RedisStorage) -> None:
+    # a restarted Redis, or SCRIPT FLUSH, forgets the Lua scripts the storage runs by EVALSHA:
+    # every kind of call still works, the script loaded again on the way
+    now = _now()
+    later = now + timedelta(minutes=1)
+    session = make_record(
+        Session, user_id="user_1", created_at=now, updated_at=now, purge_after=later
+    )
+    await rs._client.script_flush()
+    await rs.apply([Insert(session)])
+    await rs._client.script_flush()
+    assert await rs.find(Session, "token_digest", session.token_digest) == session
+    await rs._client.script_flush()
+    assert await rs.list(Session, "user_id", "user_1") == [session]
+    await rs._client.script_flush()
+    assert (await rs.increment("k", window=timedelta(minutes=1), now=now))[0] == 1
+    await rs._client.script_flush()
+    assert await rs.purge(later) == 1
+    assert await rs.get(Session, session.id) is None
+
+
+@pytest.mark.anyio
 async def test_migrate_is_a_no_op(rs: RedisStorage, prefix: str) -> None:
     assert await rs.migrate() == 0
     assert await migrate_url(f"{REDIS_URL}?prefix={prefix}") == 0

@@ -15,6 +15,7 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import NoScriptError as NoScriptError
     from redis.exceptions import RedisError as RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -32,6 +33,8 @@ class RedisScript(Protocol):
     """A registered Lua script (``redis.asyncio`` ``AsyncScript``): EVALSHA, loading the script
     first if the server has not seen it. The reply's shape is the script's to decide."""
 
+    sha: str
+
     def __call__(
         self, keys: Sequence[str] | None = None, args: Sequence[str | int] | None = None
     ) -> Awaitable[object]: ...
@@ -41,6 +44,8 @@ class RedisClient(Protocol):
     """A ``redis.asyncio.Redis`` with ``decode_responses=True``, as far as the storage uses it."""
 
     def get(self, name: str) -> Awaitable[str | bytes | None]: ...
+
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: str | int) -> Awaitable[object]: ...
 
     def register_script(self, script: str) -> RedisScript: ...
 
@@ -79,6 +84,7 @@ def make_client(
 
 __all__ = [
     "UNAVAILABLE",
+    "NoScriptError",
     "RedisClient",
     "RedisError",
     "RedisScript",
