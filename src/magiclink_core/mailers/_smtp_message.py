@@ -170,7 +170,6 @@ class MessageBuilder:
             not self._ascii_sender
             or len(recipient) > _LONGEST_TO
             or len(message_id) > _LONGEST_MESSAGE_ID
-            or len(date) > _LONGEST_DATE
             or _PLAIN_ADDRESS.fullmatch(recipient) is None
         ):
             return None
@@ -199,10 +198,10 @@ _PLAIN_ADDRESS = re.compile(
 )
 """A dot-atom local part and a domain of letters, digits and hyphens, all ASCII: an address the
 email package writes as it is given."""
-# the longest per-message values that keep their header within the 78 characters of a line
+# the longest per-message values that keep their header within the 78 characters of a line (a
+# Date is always 31 characters)
 _LONGEST_TO = 78 - len("To: ")
 _LONGEST_MESSAGE_ID = 78 - len("Message-ID: ")
-_LONGEST_DATE = 78 - len("Date: ")
 
 
 def _folded(name: str, header: BaseHeader) -> bytes:
