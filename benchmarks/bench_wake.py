@@ -579,8 +579,8 @@ async def measure(kind: str, count: int, rounds: int, bystanders: int) -> Measur
 
     :raises Unavailable: the storage's server or driver is not there."""
     async with open_store(kind) as storage:
-        scope = {"sqlite": "path", "postgres": "schema", "redis": "prefix"}[kind]
-        scope = getattr(storage, scope)
+        # what the instances open: the same database file, schema or key prefix
+        scope = getattr(storage, {"sqlite": "path", "postgres": "schema", "redis": "prefix"}[kind])
         setup = await Setup.on(storage)
         floor = await FLOORS[kind](rounds, f"{scope}floor") if count == 2 else []
         async with instances(kind, scope, count) as (a, b):
