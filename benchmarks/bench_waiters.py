@@ -116,7 +116,7 @@ async def memory_and_idle_cpu(n: int, idle_for: float) -> None:
     floor, floor_cpu = await traced_per_task(n, start_floor, idle_for)
     reads = storage.reads
     waiter, waiter_cpu = await traced_per_task(n, start_waiters, idle_for)
-    waiter_reads = storage.reads - reads - 2 * n  # beyond the two reads each makes as it starts
+    waiter_reads = storage.reads - reads - n  # beyond the one read each makes as it starts
     cancellable, _ = await traced_per_task(n, partial(start_waiters, cancellable=True), 0)
     print(f"{n:,} idle waiters on memory storage (tracemalloc):")
     print(f"  floor, a task parked on an Event     {kib(floor):>10} per task")

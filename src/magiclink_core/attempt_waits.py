@@ -10,8 +10,15 @@ from typing import TypeVar
 import anyio
 
 from .context import Context, attempt_channel
-from .domain import flows
-from .domain.models import Client, EmailAddress, Session, SignIn, SignUp, VerificationStatus
+from .domain.models import (
+    AttemptKind,
+    Client,
+    EmailAddress,
+    Session,
+    SignIn,
+    SignUp,
+    VerificationStatus,
+)
 from .waiting import wait_for_change
 
 A = TypeVar("A", SignUp, SignIn, EmailAddress)
@@ -28,6 +35,7 @@ def _status_of(attempt: SignUp | SignIn | EmailAddress) -> VerificationStatus | 
 
 async def wait_for(
     ctx: Context,
+    kind: AttemptKind,
     load: Callable[[], Awaitable[A]],
     attempt_id: str,
     *,
@@ -39,29 +47,46 @@ async def wait_for(
     status), at most ``timeout`` (capped at :data:`MAX_WAIT`, and at the link's expiry, which is
     not a write). Answers at once when ``since_version`` is older than the stored version or the
     verification is already over. ``cancelled`` ends the wait early with the attempt as it is.
+    ``load`` is read once before the wait (it checks ownership), then once per wake-up.
     """
-    first = await load()  # the ownership check, before subscribing
-    if first.verification is not None and _status_of(first) is not VerificationStatus.UNVERIFIED:
-        return first  # its verification is over (verified, expired, failed): nothing to await
-    start_version = first.version if since_version is None else since_version
-    start_status = _status_of(first)
-    timeout = min(max(timeout, timedelta(0)), MAX_WAIT)
-    if first.verification is not None:  # waiting: wake up when the link expires
-        until_expiry = first.verification.expire_at - ctx.now() + _EXPIRY_MARGIN
-        timeout = min(timeout, max(until_expiry, timedelta(0)))
-
-    def done(current: A) -> bool:
-        return current.version != start_version or _status_of(current) is not start_status
-
+    if not isinstance(attempt_id, str):  # not an id (a caller passed on any input): no channel
+        return await load()  # the read refuses it, as it refuses an unknown id
     return await wait_for_change(
         notifier=ctx.notifier,
-        channel=attempt_channel(flows.kind_of(first), attempt_id),
+        channel=attempt_channel(kind, attempt_id),
         load=load,
-        done=done,
-        timeout=timeout,
+        watch=_VerificationWatch(ctx, timeout, since_version),
         poll_interval=ctx.settings.wait_poll_interval,
         cancelled=cancelled,
     )
+
+
+class _VerificationWatch:
+    """What a wait for an attempt waits for: a new version, or its verification's status
+    moving on (one small object per waiter, which it keeps while parked)."""
+
+    __slots__ = ("_ctx", "_since_version", "_status", "_timeout", "_version")
+
+    def __init__(self, ctx: Context, timeout: timedelta, since_version: int | None) -> None:
+        self._ctx = ctx
+        self._timeout = timeout
+        self._since_version = since_version
+        self._version = -1
+        self._status: VerificationStatus | None = None
+
+    def begin(self, first: SignUp | SignIn | EmailAddress) -> float | None:
+        status = self._status = _status_of(first)
+        if first.verification is not None and status is not VerificationStatus.UNVERIFIED:
+            return None  # its verification is over (verified, expired, failed): nothing to await
+        self._version = first.version if self._since_version is None else self._since_version
+        longest = min(max(self._timeout, timedelta(0)), MAX_WAIT)
+        if first.verification is not None:  # waiting: wake up when the link expires
+            until_expiry = first.verification.expire_at - self._ctx.now() + _EXPIRY_MARGIN
+            longest = min(longest, max(until_expiry, timedelta(0)))
+        return longest.total_seconds()
+
+    def done(self, current: SignUp | SignIn | EmailAddress) -> bool:
+        return current.version != self._version or _status_of(current) is not self._status
 
 
 class WaitMethods:
@@ -103,6 +128,7 @@ class WaitMethods:
         """
         return await wait_for(
             self._ctx,
+            AttemptKind.SIGN_UP,
             lambda: self.get_sign_up(client, sign_up_id),
             sign_up_id,
             timeout=timeout,
@@ -122,6 +148,7 @@ class WaitMethods:
         """As :meth:`wait_for_sign_up`, for a sign-in. :raises NotFoundError:"""
         return await wait_for(
             self._ctx,
+            AttemptKind.SIGN_IN,
             lambda: self.get_sign_in(client, sign_in_id),
             sign_in_id,
             timeout=timeout,
@@ -141,6 +168,7 @@ class WaitMethods:
         """As :meth:`wait_for_sign_up`, for an address's verification. :raises NotFoundError:"""
         return await wait_for(
             self._ctx,
+            AttemptKind.EMAIL_ADDRESS,
             lambda: self.get_email_address(session, email_address_id),
             email_address_id,
             timeout=timeout,

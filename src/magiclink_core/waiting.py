@@ -13,13 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import anyio
 
 from .ports import Notifier, Subscription
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Watch(Protocol[T_contra]):
+    """What one wait waits for, decided by the first value it reads."""
+
+    def begin(self, first: T_contra) -> float | None:
+        """Seconds to wait at most, given the value read as the wait begins; None: that value
+        is the answer (nothing to wait for)."""
+        ...
+
+    def done(self, current: T_contra) -> bool:
+        """Whether a value read later (or the first one) ends the wait."""
+        ...
 
 
 async def wait_for_change(
@@ -27,20 +41,23 @@ async def wait_for_change(
     notifier: Notifier,
     channel: str,
     load: Callable[[], Awaitable[T]],
-    done: Callable[[T], bool],
-    timeout: timedelta,
+    watch: Watch[T],
     poll_interval: timedelta,
     cancelled: anyio.Event | None = None,
 ) -> T:
-    """Return the first loaded value for which ``done`` holds, or the last one read when
-    ``timeout`` passes or ``cancelled`` is set. Cancelling the calling task cancels the wait."""
+    """Read once, after subscribing to ``channel``, and wait as ``watch`` says: return the first
+    value read for which ``watch.done`` holds, or the last one read when the time is up or
+    ``cancelled`` is set. Cancelling the calling task cancels the wait."""
     async with notifier.subscribe(channel) as subscription:
-        # read after subscribing: a change in between wakes the subscription, so is not missed
-        reads = _Reads(notifier, subscription, load, done, poll_interval.total_seconds())
-        current = reads.last = await load()
-        if done(current) or (cancelled is not None and cancelled.is_set()):
-            return current
-        with anyio.move_on_after(max(0.0, timeout.total_seconds())):
+        # the one read before waiting, after subscribing: a change in between wakes the
+        # subscription, so is not missed
+        reads = _Reads(notifier, subscription, load, watch, poll_interval.total_seconds())
+        first = reads.last = await load()
+        seconds = watch.begin(first)
+        if seconds is None or watch.done(first) or (cancelled is not None and cancelled.is_set()):
+            return first
+        del first  # the wait keeps one value: the last one read
+        with anyio.move_on_after(max(0.0, seconds)):
             if cancelled is None:
                 await reads.until_done()
             else:
@@ -54,20 +71,20 @@ async def wait_for_change(
 class _Reads(Generic[T]):
     """The loop of one wait, keeping the last value read for when the wait is cut short."""
 
-    __slots__ = ("done", "last", "load", "notifier", "poll_seconds", "subscription")
+    __slots__ = ("last", "load", "notifier", "poll_seconds", "subscription", "watch")
 
     def __init__(
         self,
         notifier: Notifier,
         subscription: Subscription,
         load: Callable[[], Awaitable[T]],
-        done: Callable[[T], bool],
+        watch: Watch[T],
         poll_seconds: float,
     ) -> None:
         self.notifier = notifier
         self.subscription = subscription
         self.load = load
-        self.done = done
+        self.watch = watch
         self.poll_seconds = poll_seconds
         self.last: T
 
@@ -79,7 +96,7 @@ class _Reads(Generic[T]):
                 with anyio.move_on_after(self.poll_seconds):
                     await self.subscription.wait()
             self.last = await self.load()
-            if self.done(self.last):
+            if self.watch.done(self.last):
                 return
 
 

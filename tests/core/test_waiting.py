@@ -119,3 +119,6 @@ async def test_only_the_starting_client_may_wait() -> None:
     stranger = await world.client()
     with pytest.raises(NotFoundError):
         await world.links.wait_for_sign_in(stranger, sign_in.id, timeout=timedelta(seconds=1))
+    # the ownership check is the wait's one read, made once subscribed: refused, it leaves no
+    # subscription behind
+    assert world.links.notifier._subscribers == {}  # type: ignore[attr-defined]

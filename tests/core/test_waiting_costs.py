@@ -137,9 +137,9 @@ async def test_idle_waiters_read_nothing_over_a_long_wait() -> None:
         for client, sign_in in waits:
             group.start_soon(wait, client, sign_in)
     assert anyio.current_time() - started == pytest.approx(30)  # the whole wait went by
-    # two reads each when the wait begins (the service's, then the wait's after subscribing),
-    # none for 30 s: 15 polls each would have shown here
-    assert storage.reads - before == 2 * 10
+    # one read each when the wait begins (after subscribing; it checks ownership too), none
+    # for 30 s: 15 polls each would have shown here
+    assert storage.reads - before == 10
     assert all(r.status is SignInStatus.NEEDS_FIRST_FACTOR for r in results)
 
 
@@ -195,7 +195,7 @@ async def test_a_wait_ends_when_its_link_expires_without_polling() -> None:
     before, started = storage.reads, anyio.current_time()
     await world.links.wait_for_sign_in(client, sign_in.id, timeout=HALF_A_MINUTE)
     assert anyio.current_time() - started == pytest.approx(10.05, abs=0.01)
-    assert storage.reads - before == 2
+    assert storage.reads - before == 1
     after = await world.links.get_sign_in(client, sign_in.id)
     assert after.verification is not None
     assert after.verification.status is VerificationStatus.EXPIRED
@@ -295,6 +295,6 @@ async def test_a_shared_notifier_never_started_means_polling_and_one_warning(
                 sign_in.id,
             )
     assert not notifier.healthy
-    assert storage.reads - before == 3 * (2 + 14)  # polls at 2, 4, ... 28 s
+    assert storage.reads - before == 3 * (1 + 14)  # polls at 2, 4, ... 28 s
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "async with links" in warnings[0]
