@@ -213,7 +213,8 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _rss_bytes(pid: int) -> int:
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid``, in bytes."""
     with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
@@ -350,9 +351,9 @@ async def soak(seconds: float, rate: float = 5.0, store: str = "sqlite") -> Sect
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             if i % int(rate * 5) == 0:
-                rss.append((time.perf_counter() - started, _rss_bytes(server.process.pid)))
+                rss.append((time.perf_counter() - started, rss_bytes(server.process.pid)))
         await asyncio.gather(*tasks)
-        rss.append((time.perf_counter() - started, _rss_bytes(server.process.pid)))
+        rss.append((time.perf_counter() - started, rss_bytes(server.process.pid)))
         # nothing lost: every link worked once, a second click (another browser: the browser
         # that used it is answered "you're signed in", to its own session) signs nobody in,
         # and every session lives

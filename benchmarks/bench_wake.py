@@ -47,7 +47,7 @@ from magiclink_core.testing import PassingNotifier
 
 from ._harness import Section, not_installed
 from ._stores import POSTGRES_DSN, REDIS_URL, Unavailable, open_store
-from .bench_http import p99
+from .bench_http import p99, rss_bytes
 
 TARGET_ONE = 0.020  # seconds: issue 10, target 1, in one process
 TARGET_TWO = 0.050  # seconds: issue 10, target 1, across two instances
@@ -89,6 +89,30 @@ def raise_open_files(wanted: int) -> int:
 # -- an instance (a child process) ----------------------------------------------------------------
 
 
+class Gauge:
+    """A count of what the instance holds (waiters, requests), which the load generator can
+    wait on instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._changed = asyncio.Event()
+
+    def add(self, change: int) -> None:
+        self.value += change
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def until(self, at_least: int, timeout: float) -> int:
+        """The count, once it is at least ``at_least`` (or ``timeout`` seconds have passed)."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.value < at_least:
+                    await self._changed.wait()
+        except TimeoutError:
+            pass
+        return self.value
+
+
 class CountingNotifier(PassingNotifier):
     """The instance's notifier, passed everything, counting the waiters parked on it (a long
     poll held by the server), so the load generator can wait for that moment instead of
@@ -99,9 +123,8 @@ class CountingNotifier(PassingNotifier):
         from magiclink_core.session_cache import CHANNEL_PREFIX
 
         super().__init__(inner)
-        self.parked = 0
+        self.parked = Gauge()
         self._skip = CHANNEL_PREFIX
-        self._changed = asyncio.Event()
 
     def subscribe(self, channel: str) -> AbstractAsyncContextManager[Any]:
         if channel.startswith(self._skip):
@@ -119,20 +142,7 @@ class CountingNotifier(PassingNotifier):
                     self.count(-1)
 
     def count(self, change: int) -> None:
-        self.parked += change
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def until_parked(self, at_least: int, timeout: float) -> int:
-        """Return how many waiters are parked, once at least ``at_least`` (or ``timeout`` s)."""
-        with_deadline = asyncio.timeout(timeout)
-        try:
-            async with with_deadline:
-                while self.parked < at_least:
-                    await self._changed.wait()
-        except TimeoutError:
-            pass
-        return self.parked
+        self.parked.add(change)
 
 
 class _CountedSubscription:
@@ -146,6 +156,29 @@ class _CountedSubscription:
             self.parked = True
             self.owner.count(1)
         await self.inner.wait()
+
+
+class CountingStorage:
+    """The instance's storage, counting its reads (which an idle waiter must not make)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:  # the rest, as the storage itself has it
+        return getattr(self.inner, name)
+
+    async def get(self, *args: Any) -> Any:
+        self.reads += 1
+        return await self.inner.get(*args)
+
+    async def find(self, *args: Any) -> Any:
+        self.reads += 1
+        return await self.inner.find(*args)
+
+    async def list(self, *args: Any) -> Any:
+        self.reads += 1
+        return await self.inner.list(*args)
 
 
 def instance_storage(kind: str, scope: str) -> Any:
@@ -164,14 +197,20 @@ def instance_storage(kind: str, scope: str) -> Any:
     return RedisStorage(REDIS_URL, prefix=scope)
 
 
-async def serve(kind: str, scope: str, port: int) -> None:
+async def serve(kind: str, scope: str, port: int, poll: float | None) -> None:
     """One instance: the middleware on its own storage object, under uvicorn, accepting far
-    more than 1,000 concurrent connections, with ``GET /bench/parked?at_least=N``."""
+    more than 1,000 concurrent connections. ``poll``: its ``wait_poll_interval`` in seconds
+    (None: the default). Beside magiclink's routes, for the load generator:
+
+    - ``GET /bench/parked?at_least=N``: the waiters parked, once at least N;
+    - ``GET /bench/park``: a trivial request held until ``GET /bench/release`` (the floor of a
+      long poll), and ``GET /bench/held?at_least=N``, how many are held;
+    - ``GET /bench/reads``: the storage reads made so far."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
     from starlette.requests import Request
-    from starlette.responses import JSONResponse
+    from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
     from magiclink_asgi import MagicLinkMiddleware
@@ -181,20 +220,49 @@ async def serve(kind: str, scope: str, port: int) -> None:
 
     from ._stores import settings
 
-    storage = instance_storage(kind, scope)
+    inner = instance_storage(kind, scope)
     # SQLite's wake-ups stay in the process (what MagicLinks uses for it when given none)
     notifier = CountingNotifier(
-        storage.notifier() if hasattr(storage, "notifier") else MemoryNotifier()
+        inner.notifier() if hasattr(inner, "notifier") else MemoryNotifier()
     )
-    config = settings(base_url=f"http://127.0.0.1:{port}", wait_poll_interval=timedelta(minutes=1))
+    storage = CountingStorage(inner)
+    polling = {} if poll is None else {"wait_poll_interval": timedelta(seconds=poll)}
+    config = settings(base_url=f"http://127.0.0.1:{port}", **polling)
     links = MagicLinks(config, storage=storage, mailer=MemoryMailer(), notifier=notifier)
+    held, released = Gauge(), asyncio.Event()
+
+    def at_least(request: Request) -> int:
+        return int(request.query_params.get("at_least", "0"))
 
     async def parked(request: Request) -> JSONResponse:
-        at_least = int(request.query_params.get("at_least", "0"))
-        return JSONResponse({"parked": await notifier.until_parked(at_least, timeout=10)})
+        return JSONResponse({"parked": await notifier.parked.until(at_least(request), 10)})
+
+    async def park(request: Request) -> PlainTextResponse:
+        held.add(1)
+        try:
+            await released.wait()
+        finally:
+            held.add(-1)
+        return PlainTextResponse("released")
+
+    async def held_now(request: Request) -> JSONResponse:
+        return JSONResponse({"held": await held.until(at_least(request), 10)})
+
+    async def release(request: Request) -> PlainTextResponse:
+        released.set()
+        return PlainTextResponse("released")
+
+    async def reads(request: Request) -> JSONResponse:
+        return JSONResponse({"reads": storage.reads})
 
     app = Starlette(
-        routes=[Route("/bench/parked", parked)],
+        routes=[
+            Route("/bench/parked", parked),
+            Route("/bench/park", park),
+            Route("/bench/held", held_now),
+            Route("/bench/release", release),
+            Route("/bench/reads", reads),
+        ],
         middleware=[Middleware(MagicLinkMiddleware, magiclinks=links, pages=False)],
     )
     server = uvicorn.Server(
@@ -255,23 +323,27 @@ class Instance:
             self.process.wait()
 
 
-def start_instance(name: str, kind: str, scope: str) -> Instance:
+def start_instance(name: str, kind: str, scope: str, poll: float | None) -> Instance:
     from .bench_mail import free_port
 
     port = free_port()
     command = [sys.executable, "-m", "benchmarks.bench_wake", "serve", kind, scope, str(port)]
+    if poll is not None:
+        command += ["--poll", f"{poll:g}"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return Instance(name, subprocess.Popen(command, cwd=root), port)
 
 
 @asynccontextmanager
-async def instances(kind: str, scope: str, count: int) -> AsyncIterator[tuple[Instance, Instance]]:
+async def instances(
+    kind: str, scope: str, count: int, poll: float | None
+) -> AsyncIterator[tuple[Instance, Instance]]:
     """Instances A and B on the database, schema or prefix ``scope``, stopped afterwards; with
     ``count`` 1, A only (given as both)."""
     started: list[Instance] = []
     try:
         for name in ("A", "B")[:count]:
-            started.append(start_instance(name, kind, scope))
+            started.append(start_instance(name, kind, scope, poll))
         for instance in started:
             await instance.until_listening()
         yield started[0], started[-1]
@@ -483,6 +555,13 @@ class Clicks:
         response = await self.control.get("/bench/parked", params={"at_least": at_least})
         return int(response.json()["parked"])
 
+    async def until_held(self, at_least: int) -> int:
+        response = await self.control.get("/bench/held", params={"at_least": at_least})
+        return int(response.json()["held"])
+
+    async def reads(self) -> int:
+        return int((await self.control.get("/bench/reads")).json()["reads"])
+
     async def one(self, held: int, into: Rounds) -> None:
         """One round: the phone confirms on B (or A) while A holds the desktop's long poll."""
         token, sign_in, path, code = await self.setup.sign_in()
@@ -555,10 +634,86 @@ async def bystanders_on(
     return held
 
 
+class ParkedRequests:
+    """Trivial requests held by an instance (``GET /bench/park``) until released: the floor a
+    held long poll is measured against."""
+
+    def __init__(self, instance: Instance, n: int) -> None:
+        self.http = _http(instance.base, connections=n + 16)
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    async def hold(self, n: int, clicks: Clicks, batch: int = 50) -> None:
+        """Hold ``n``, ``batch`` at a time, as the long polls are; return once all are held."""
+        for start in range(0, n, batch):
+            wanted = min(n, start + batch)
+            self.tasks += [
+                asyncio.create_task(self.http.get("/bench/park")) for _ in range(wanted - start)
+            ]
+            held = await clicks.until_held(wanted)
+            if held < wanted:
+                raise RuntimeError(f"instance A holds {held} of {wanted} parked requests")
+
+    async def release(self, clicks: Clicks) -> None:
+        """Answer them all, and return once they are answered."""
+        await clicks.control.get("/bench/release")
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.http.aclose()
+
+
+def loop_cpu(pid: int) -> float:
+    """CPU seconds of process ``pid``'s main thread (its event loop) so far, from the scheduler's
+    own count in nanoseconds (``/proc/<pid>/task/<pid>/schedstat``; ``/proc/<pid>/stat`` counts
+    whole clock ticks, too coarse for an idle second)."""
+    with open(f"/proc/{pid}/task/{pid}/schedstat") as stat:
+        return int(stat.read().split()[0]) / 1e9
+
+
+@dataclass
+class Idle:
+    """An instance left alone for a while, holding requests: its event loop's CPU (seconds)
+    and the storage reads it made meanwhile, and its resident memory before."""
+
+    cpu: float
+    reads: int
+    rss: int
+
+
+async def idle_window(instance: Instance, clicks: Clicks, seconds: float) -> Idle:
+    """Nothing is sent to ``instance`` for ``seconds``: what does it spend meanwhile?"""
+    pid = instance.process.pid
+    rss = rss_bytes(pid)
+    reads = await clicks.reads()
+    cpu = loop_cpu(pid)
+    await asyncio.sleep(seconds)  # the window itself: the instance is left alone
+    cpu = loop_cpu(pid) - cpu
+    return Idle(cpu, await clicks.reads() - reads, rss)
+
+
+@dataclass
+class IdleCosts:
+    """One instance holding ``n`` requests idle: parked trivial ones (its resident memory
+    before them in ``empty_rss``), then long polls (held on top of them when ``polls.rss`` is
+    read, alone during their window)."""
+
+    n: int
+    seconds: float
+    empty_rss: int
+    trivial: Idle
+    polls: Idle
+
+    @property
+    def trivial_bytes(self) -> float:
+        return (self.trivial.rss - self.empty_rss) / self.n
+
+    @property
+    def poll_bytes(self) -> float:
+        return (self.polls.rss - self.trivial.rss) / self.n
+
+
 @dataclass
 class Measured:
-    """One storage's figures: the floor (across two instances), and the rounds alone and with
-    bystanders."""
+    """One storage's figures: the floor (across two instances), the rounds alone and with
+    bystanders, and (one instance) what idle requests cost it."""
 
     instances: int
     floor: list[float]
@@ -566,6 +721,7 @@ class Measured:
     crowded: Rounds
     bystanders: int
     repolled: int
+    idle: IdleCosts | None = None
 
 
 FLOORS: dict[str, Callable[[int, str], Awaitable[list[float]]]] = {
@@ -574,8 +730,10 @@ FLOORS: dict[str, Callable[[int, str], Awaitable[list[float]]]] = {
 }
 
 
-async def measure(kind: str, count: int, rounds: int, bystanders: int) -> Measured:
-    """The rounds on ``count`` instances (1 or 2) of storage ``kind``.
+async def measure(kind: str, count: int, rounds: int, bystanders: int, window: float) -> Measured:
+    """The rounds on ``count`` instances (1 or 2) of storage ``kind``; with one instance (which
+    keeps the default ``wait_poll_interval``), also what ``bystanders`` idle requests cost it
+    over ``window`` seconds.
 
     :raises Unavailable: the storage's server or driver is not there."""
     async with open_store(kind) as storage:
@@ -583,11 +741,25 @@ async def measure(kind: str, count: int, rounds: int, bystanders: int) -> Measur
         scope = getattr(storage, {"sqlite": "path", "postgres": "schema", "redis": "prefix"}[kind])
         setup = await Setup.on(storage)
         floor = await FLOORS[kind](rounds, f"{scope}floor") if count == 2 else []
-        async with instances(kind, scope, count) as (a, b):
+        # across instances only a notification may wake A's waiters: A polls once a minute
+        async with instances(kind, scope, count, poll=None if count == 1 else 60) as (a, b):
             clicks = Clicks(setup, a, b)
+            idle: IdleCosts | None = None
             try:
                 alone = await clicks.rounds(rounds, held=0)
-                crowd = await bystanders_on(setup, a, bystanders, clicks)
+                if count == 1:
+                    empty = rss_bytes(a.process.pid)
+                    parked = ParkedRequests(a, bystanders)
+                    try:
+                        await parked.hold(bystanders, clicks)
+                        trivial = await idle_window(a, clicks, window)
+                        crowd = await bystanders_on(setup, a, bystanders, clicks)
+                    finally:
+                        await parked.release(clicks)
+                    polls = await idle_window(a, clicks, window)
+                    idle = IdleCosts(bystanders, window, empty, trivial, polls)
+                else:
+                    crowd = await bystanders_on(setup, a, bystanders, clicks)
                 before = crowd.answered
                 try:
                     crowded = await clicks.rounds(rounds, held=bystanders)
@@ -597,7 +769,7 @@ async def measure(kind: str, count: int, rounds: int, bystanders: int) -> Measur
                     await crowd.stop()
             finally:
                 await clicks.aclose()
-    return Measured(count, floor, alone, crowded, bystanders, repolled)
+    return Measured(count, floor, alone, crowded, bystanders, repolled, idle)
 
 
 # -- the section -------------------------------------------------------------------------------
@@ -651,11 +823,34 @@ def report(section: Section, kind: str, result: Measured) -> None:
         )
         for error in rounds.errors[:3]:
             section.note(f"{name}, {where}, {label}: {error}")
+    if result.idle is not None:
+        idle_rows(section, name, result.idle)
     if result.repolled:
         section.note(
             f"{name}, {where}: {result.repolled} idle long poll(s) ran out (30 s) and asked "
             "again during the rounds"
         )
+
+
+def idle_rows(section: Section, name: str, idle: IdleCosts) -> None:
+    """What ``idle.n`` held long polls cost one instance, beside as many parked trivial
+    requests (target 1: while idle, within 2× of them, and no storage reads)."""
+    polls, trivial = idle.polls, idle.trivial
+    section.add(
+        f"{name}, one instance: the event loop's CPU while {idle.n:,} long polls wait "
+        f"({idle.seconds:g} s, default wait_poll_interval)",
+        f"{polls.cpu * 1e3:.2f} ms; {polls.reads} storage reads",
+        f"{idle.n:,} parked trivial requests: {trivial.cpu * 1e3:.2f} ms; {trivial.reads} reads",
+        f"{polls.cpu / trivial.cpu:.2f}×" if trivial.cpu > 0 else "",
+        "≤ 2×, no reads",
+        polls.cpu <= 2 * trivial.cpu and polls.reads == 0,
+    )
+    section.add(
+        f"{name}, one instance: resident memory per held long poll ({idle.n:,} held)",
+        f"{idle.poll_bytes / 1024:.1f} KiB",
+        f"a parked trivial request: {idle.trivial_bytes / 1024:.1f} KiB",
+        f"{idle.poll_bytes / idle.trivial_bytes:.1f}×" if idle.trivial_bytes > 0 else "",
+    )
 
 
 async def run(quick: bool) -> Section:
@@ -664,13 +859,13 @@ async def run(quick: bool) -> Section:
     if missing is not None:
         section.add("click-to-wake over HTTP", "skipped", f"{missing} is not installed")
         return section
-    rounds, bystanders = (5, 20) if quick else (100, 1_000)
+    rounds, bystanders, window = (5, 20, 0.5) if quick else (100, 1_000, 3.0)
     raise_open_files(4 * bystanders + 1024)
     plan = [(kind, 1) for kind in ONE_INSTANCE] + [(kind, 2) for kind in TWO_INSTANCES]
     with pinned(1):
         for kind, count in plan:
             try:
-                result = await measure(kind, count, rounds, bystanders)
+                result = await measure(kind, count, rounds, bystanders, window)
             except (Unavailable, RuntimeError, OSError) as exc:
                 where = "one instance" if count == 1 else "two instances"
                 section.add(f"{NAMES[kind]}, {where}", "skipped", str(exc))
@@ -683,7 +878,13 @@ async def run(quick: bool) -> Section:
         "must find the one waiter to wake among them. With one instance the phone's confirm "
         "goes to A as well, whose notifier wakes A's own waiters in-process (PostgreSQL's and "
         "Redis's then tell the other instances through the server). The drivers' floors are "
-        "measured from the load generator in the same run."
+        "measured from the load generator in the same run. The single instance keeps the "
+        "default wait_poll_interval (2 s, the fallback of a notifier that is down); its idle "
+        "costs are read while nothing is sent to it: the CPU of its event loop's thread "
+        "(/proc schedstat) and its storage reads, first with the parked trivial requests held "
+        "(a route awaiting an event, through the middleware), then with the long polls alone; "
+        "its resident memory grows by each set in turn (the long polls are added while the "
+        "parked requests are still held)."
     )
     return section
 
@@ -694,6 +895,7 @@ if __name__ == "__main__":
     parser.add_argument("kind", choices=list(NAMES))
     parser.add_argument("scope")
     parser.add_argument("port", type=int)
+    parser.add_argument("--poll", type=float, default=None, help="wait_poll_interval, seconds")
     args = parser.parse_args()
     raise_open_files(8192)
-    asyncio.run(serve(args.kind, args.scope, args.port))
+    asyncio.run(serve(args.kind, args.scope, args.port, args.poll))
