@@ -123,10 +123,45 @@ async def test_a_caller_made_pool_is_used_and_left_open(schema: str) -> None:
         link = make_record(Link)
         await store.apply([Insert(link)])
         assert await store.get(Link, link.id) == link
+        # the caller's pool is shared with its other users: no connection is kept from it
+        assert pool.get_idle_size() == pool.get_size()
         await store.close()
         assert await pool.fetchval("SELECT count(*) FROM links") == 1
     finally:
         await pool.close()
+
+
+@pytest.mark.anyio
+async def test_calls_beyond_the_pool_take_turns_on_its_connections(schema: str) -> None:
+    """A connection kept between calls (parked, not given back to asyncpg's pool) must still
+    reach the calls waiting in that pool: with one connection and many calls at once, each is
+    served in turn, well within the wait for a connection."""
+    store = PostgresStorage(POSTGRES_DSN, schema=schema, max_connections=1, connect_timeout=3)
+    try:
+        await store.migrate()
+        links = [make_record(Link) for _ in range(30)]
+        async with anyio.create_task_group() as group:
+            for link in links:
+                group.start_soon(store.apply, [Insert(link)])
+        found = [await store.get(Link, link.id) for link in links]
+        assert found == links
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_closing_gives_back_the_connections_kept_between_calls(schema: str) -> None:
+    store = PostgresStorage(POSTGRES_DSN, schema=schema, max_connections=3)
+    await store.migrate()
+    links = [make_record(Link) for _ in range(9)]
+    async with anyio.create_task_group() as group:  # several connections open and kept
+        for link in links:
+            group.start_soon(store.apply, [Insert(link)])
+    pool = store._pool
+    assert pool is not None and pool.get_size() > 0
+    with anyio.fail_after(10):  # asyncpg's close waits for every connection given out
+        await store.close()
+    assert pool.get_size() == 0
 
 
 def test_a_dsn_or_a_pool_is_required() -> None:
