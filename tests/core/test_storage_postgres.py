@@ -11,7 +11,7 @@ import pytest
 
 from magiclink_core.domain.models import RECORD_TYPES, Link
 from magiclink_core.ports import Insert
-from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url
+from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url, postgres
 from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import make_record
 from tests.support import POSTGRES_DSN
@@ -162,6 +162,27 @@ async def test_closing_gives_back_the_connections_kept_between_calls(schema: str
     with anyio.fail_after(10):  # asyncpg's close waits for every connection given out
         await store.close()
     assert pool.get_size() == 0
+
+
+@pytest.mark.anyio
+async def test_a_kept_connection_still_goes_back_to_asyncpg_now_and_then(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So that asyncpg's pool still applies its own rules to it (``max_queries`` retires a
+    connection only when it is released)."""
+    monkeypatch.setattr(postgres, "_HAND_BACK_EVERY", 4)
+    store = PostgresStorage(POSTGRES_DSN, schema=schema, max_connections=2)
+    try:
+        await store.migrate()
+        given_back = []
+        for _ in range(12):
+            await store.get(Link, "lnk_none")
+            pool = store._pool
+            assert pool is not None
+            given_back.append(pool.get_idle_size() == pool.get_size())
+        assert given_back.count(True) == 3  # one call in four
+    finally:
+        await store.close()
 
 
 def test_a_dsn_or_a_pool_is_required() -> None:
