@@ -139,7 +139,8 @@ class PostgresStorage(ConnectionLimits):
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[PgConnection]:
-        """A pooled connection; connection failures become StorageUnavailableError."""
+        """A connection for one call (the one the last call kept, or one from the pool), kept
+        or given back after it; connection failures become StorageUnavailableError."""
         try:
             pool, connection = await self._take()
             healthy = False
