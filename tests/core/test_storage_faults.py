@@ -248,6 +248,22 @@ async def test_outage_fails_fast_and_recovers(proxied_store: tuple[Proxy, Storag
     assert await store.get(Link, link.id) == link
 
 
+@postgres_only
+@pytest.mark.anyio
+async def test_a_kept_connection_the_server_dropped_fails_as_unavailable(
+    proxied_store: tuple[Proxy, PostgresStorage],
+) -> None:
+    # the storage keeps its connection between calls; the next call is the first to find it
+    # gone (asyncpg reports that as a PostgresError, not as an answer of the server)
+    proxy, store = proxied_store
+    before = make_record(User)
+    await store.apply([Insert(before)])
+    await proxy.cut()
+    await _fails_fast(lambda: store.get(User, before.id))
+    await proxy.start()
+    assert await store.get(User, before.id) == before
+
+
 @pytest.mark.anyio
 async def test_server_that_stops_answering_fails_fast(
     proxied_store: tuple[Proxy, Storage],

@@ -147,8 +147,10 @@ class PostgresStorage(ConnectionLimits):
             try:
                 yield connection
                 healthy = True
-            except asyncpg.PostgresError:
-                healthy = True  # the server answered: the connection is fine
+            except asyncpg.PostgresError as exc:
+                # the server answered: the connection is fine, unless the error says it is gone
+                # (asyncpg's lost-connection errors are PostgresErrors too)
+                healthy = not is_unavailable(exc)
                 raise
             finally:
                 if healthy and self._may_park(pool, connection):
