@@ -132,6 +132,9 @@ class Proxy:
         self._pipes: set[asyncio.StreamWriter] = set()
         self._flowing = asyncio.Event()
         self._flowing.set()
+        self.sent = 0
+        """Reads of what clients sent on to the server: one per round trip of a driver that
+        sends a request and waits for its answer (messages far under 64 KiB)."""
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -166,9 +169,12 @@ class Proxy:
             return
         self._pipes.update((writer, up_writer))
 
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        async def pump(
+            src: asyncio.StreamReader, dst: asyncio.StreamWriter, upstream: bool
+        ) -> None:
             try:
                 while data := await src.read(65536):
+                    self.sent += upstream
                     await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
@@ -177,7 +183,7 @@ class Proxy:
             finally:
                 dst.transport.abort()
 
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        await asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
         self._pipes.difference_update((writer, up_writer))
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
 import pytest
 
 from magiclink_core import MagicLinks, Settings, StorageUnavailableError
 from magiclink_core.domain.models import Link, User
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.ports import Insert, Migratable, Notifier, Storage
+from magiclink_core.ports import Insert, Migratable, Notifier, Storage, Update
 from magiclink_core.storage import (
     MemoryStorage,
     PostgresStorage,
@@ -279,12 +280,93 @@ async def test_server_that_stops_answering_fails_fast(
     assert await store.get(User, before.id) == before
 
 
+async def _drop_the_batch_function(store: PostgresStorage) -> None:
+    """Make the schema one migrated before version 3, which has no ``magiclink_apply``."""
+    async with store._connection() as connection:
+        await connection.execute("DROP FUNCTION magiclink_apply(jsonb)")
+        await connection.execute("DELETE FROM schema_version WHERE version >= 3")
+
+
+@postgres_only
+@pytest.mark.anyio
+async def test_postgres_batches_take_one_round_trip(
+    proxied_store: tuple[Proxy, PostgresStorage],
+) -> None:
+    proxy, store = proxied_store
+
+    async def trips_of_a_batch() -> int:
+        users, link = [make_record(User) for _ in range(2)], make_record(Link)
+        sent = proxy.sent
+        await store.apply([Insert(users[0]), Insert(link), Insert(users[1])])
+        trips = proxy.sent - sent
+        assert await store.get(Link, link.id) == link
+        return trips
+
+    await trips_of_a_batch()  # the first prepares its statement
+    assert await trips_of_a_batch() == 1
+    # a schema migrated before version 3: a transaction, BEGIN + 3 statements + COMMIT
+    await _drop_the_batch_function(store)
+    await trips_of_a_batch()
+    assert await trips_of_a_batch() == 5
+    await store.migrate()  # the function is back, and used again
+    await trips_of_a_batch()
+    assert await trips_of_a_batch() == 1
+
+
+@postgres_only
+@pytest.mark.anyio
+async def test_postgres_batch_ended_by_the_server_mid_way_writes_nothing(
+    proxied_store: tuple[Proxy, PostgresStorage],
+) -> None:
+    _, store = proxied_store
+    held = make_record(User)
+    await store.apply([Insert(held)])
+    fresh, link = make_record(User), make_record(Link)
+    batch = [Insert(fresh), Insert(link), Update(held.bumped(held.created_at))]
+    holder = await asyncpg.connect(
+        POSTGRES_DSN, server_settings={"search_path": store.schema or ""}
+    )
+    try:
+        async with holder.transaction():
+            await holder.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", held.id)
+            failed: list[BaseException] = []
+
+            async def write() -> None:
+                try:
+                    await store.apply(batch)
+                except StorageUnavailableError as exc:
+                    failed.append(exc)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(write)
+                # the batch has inserted two rows and waits for the row lock held here
+                # (the server's state: no event of this process can tell, so it is polled)
+                with anyio.fail_after(10):
+                    while not (blocked := await holder.fetchval(_BLOCKED_ON_ME)):  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                await holder.execute("SELECT pg_terminate_backend($1)", blocked)
+        assert len(failed) == 1
+    finally:
+        await holder.close()
+    for record in (fresh, link):
+        assert await store.get(type(record), record.id) is None
+    assert await store.get(User, held.id) == held
+
+
+# the backend (if any) waiting for a lock the asking connection holds
+_BLOCKED_ON_ME = (
+    "SELECT pid FROM pg_stat_activity WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+)
+
+
 @postgres_only
 @pytest.mark.anyio
 async def test_postgres_connection_lost_mid_batch_writes_nothing(
     proxied_store: tuple[Proxy, PostgresStorage], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # a batch is a transaction on a schema migrated before version 3
     proxy, store = proxied_store
+    await _drop_the_batch_function(store)
     real_write = store._write
     written: list[object] = []
 

@@ -196,12 +196,73 @@ def v2(dialect: Dialect) -> list[str]:
     ]
 
 
-def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
-    """Every schema step as (version, statements), oldest first. Append only."""
+APPLY_BATCH_FUNCTION = "magiclink_apply"
+"""PostgreSQL's function (schema version 3) that writes a batch of changes in one statement."""
+
+BATCH_CONFLICT = "ML409"
+"""The SQLSTATE :data:`APPLY_BATCH_FUNCTION` raises when a change finds its row moved or gone;
+the error's DETAIL is that change's position in the batch, counted from 1."""
+
+
+def v3_postgres() -> list[str]:
+    """Version 3 (PostgreSQL): :data:`APPLY_BATCH_FUNCTION`, which applies a batch given as a
+    JSON array, change by change in order, with the statements a transaction would send
+    (``INSERT``, ``UPDATE ... WHERE id AND version``, ``DELETE ... WHERE id AND version``): one
+    round trip where ``BEGIN``, the statements and ``COMMIT`` take n + 2. Being one statement,
+    it is all or nothing. Table and column names come from the JSON quoted by ``format('%I')``;
+    the values go through ``jsonb_populate_record`` as the table's own column types."""
+    # the f-string fills in this module's two constants, nothing a caller gives
     return [
+        f"""CREATE OR REPLACE FUNCTION {APPLY_BATCH_FUNCTION}(changes jsonb) RETURNS void
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  change jsonb;
+  position integer := 0;
+  names text;
+  touched bigint;
+BEGIN
+  FOR change IN SELECT value FROM jsonb_array_elements(changes) LOOP
+    position := position + 1;
+    IF change->>'op' = 'delete' THEN
+      EXECUTE format('DELETE FROM %I WHERE id = $1 AND version = $2', change->>'table')
+        USING change->>'id', (change->>'version')::bigint;
+    ELSE
+      SELECT string_agg(format('%I', key), ', ') INTO names
+        FROM jsonb_object_keys(change->'row') AS key;
+      IF change->>'op' = 'insert' THEN
+        EXECUTE format(
+          'INSERT INTO %1$I (%2$s) SELECT %2$s FROM jsonb_populate_record(NULL::%1$I, $1)',
+          change->>'table', names
+        ) USING change->'row';
+      ELSE
+        EXECUTE format(
+          'UPDATE %1$I SET (%2$s) = (SELECT %2$s FROM jsonb_populate_record(NULL::%1$I, $1)) '
+          'WHERE id = $2 AND version = $3',
+          change->>'table', names
+        ) USING change->'row', change->>'id', (change->>'version')::bigint;
+      END IF;
+    END IF;
+    GET DIAGNOSTICS touched = ROW_COUNT;
+    IF touched <> 1 THEN
+      RAISE EXCEPTION 'magiclink: change % of the batch found its row moved or gone', position
+        USING ERRCODE = '{BATCH_CONFLICT}', DETAIL = position::text;
+    END IF;
+  END LOOP;
+END
+$fn$"""  # noqa: S608
+    ]
+
+
+def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
+    """Every schema step as (version, statements), oldest first. Append only. A step may be one
+    dialect's only (version 3 is PostgreSQL's)."""
+    steps = [
         (1, [*render_tables(V1_TABLES, dialect), counters_table(dialect)]),
         (2, v2(dialect)),
     ]
+    if dialect == "postgres":
+        steps.append((3, v3_postgres()))
+    return steps
 
 
 def steps_after(dialect: Dialect, current: int) -> tuple[int, list[tuple[int, list[str]]]]:
@@ -282,6 +343,28 @@ def to_row(record: Record, dialect: Dialect) -> dict[str, object]:
             row[name] = json.dumps(value.model_dump(mode="json"), separators=(",", ":"))
         elif type_ == "time":
             row[name] = sqlite_time(value) if dialect == "sqlite" else value
+        elif isinstance(value, Enum):
+            row[name] = value.value
+        else:
+            row[name] = value
+    return row
+
+
+def to_json_row(record: Record) -> dict[str, object]:
+    """The column values of ``record`` as JSON values, for PostgreSQL's
+    ``jsonb_populate_record``: times as ISO-8601 with their offset, JSON columns nested (not as
+    text, which would be stored as a JSON string)."""
+    row: dict[str, object] = {}
+    for name, type_ in field_types(type(record)).items():
+        value = getattr(record, name)
+        if value is None:
+            row[name] = None
+        elif type_ == "json":
+            row[name] = value.model_dump(mode="json")
+        elif type_ == "time":
+            if value.tzinfo is None:
+                raise ValueError("naive datetimes are not stored")
+            row[name] = value.isoformat()
         elif isinstance(value, Enum):
             row[name] = value.value
         else:

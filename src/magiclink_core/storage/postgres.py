@@ -5,7 +5,9 @@ that let NULLs be). Every :meth:`PostgresStorage.apply` is one transaction of co
 statements (``UPDATE ... WHERE id = $n AND version = $m``, inserts guarded by the primary key and
 unique indexes), never a read followed by a write: of two racing consumers of one link, the second
 finds the version moved and changes nothing. A batch of one change is one statement, atomic by
-itself, so it needs no ``BEGIN``/``COMMIT`` round trips.
+itself, so it needs no ``BEGIN``/``COMMIT`` round trips; a batch of several is one call of the
+schema's ``magiclink_apply`` function, which runs the same statements in order, in one round trip
+(on a schema migrated before version 3, the batch is a transaction as before).
 
 The schema is created and upgraded by :meth:`PostgresStorage.migrate` (``magiclink migrate
 --database postgresql://...``), under an advisory lock so two processes may migrate at once.
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -31,7 +34,7 @@ import anyio
 
 from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
-from ..ports import Change, Insert, R, Update, WriteConflict
+from ..ports import Change, Delete, Insert, R, Update, WriteConflict
 from . import _records, _sql
 from ._asyncpg import (
     PgConnection,
@@ -104,6 +107,8 @@ class PostgresStorage(ConnectionLimits):
         self._queued = 0  # calls waiting in the pool for a connection
         self._kept = 0  # calls that ended cleanly, for _HAND_BACK_EVERY
         self._notifier: PostgresNotifier | None = None
+        # False once a batch found no magiclink_apply (a schema not yet migrated to version 3)
+        self._batches_in_one_trip = True
 
     def __repr__(self) -> str:
         return f"PostgresStorage(schema={self.schema!r})"
@@ -259,6 +264,7 @@ class PostgresStorage(ConnectionLimits):
                 await connection.execute(
                     "INSERT INTO schema_version (version) VALUES ($1)", version
                 )
+        self._batches_in_one_trip = True
         return newest
 
     async def schema_version(self) -> int:
@@ -311,6 +317,15 @@ class PostgresStorage(ConnectionLimits):
                         await self._write(connection, changes[0])
                     _settled(scope)
                     return
+                if self._batches_in_one_trip:
+                    try:
+                        with settling() as scope:  # one statement, seen through as above
+                            await self._write_batch(connection, changes)
+                    except asyncpg.UndefinedFunctionError:
+                        self._batches_in_one_trip = False  # migrated before version 3
+                    else:
+                        _settled(scope)
+                        return
                 transaction = connection.transaction()
                 try:
                     await transaction.start()
@@ -331,28 +346,36 @@ class PostgresStorage(ConnectionLimits):
     async def _write(self, connection: PgConnection, change: Change) -> None:
         """One conditional statement (a seam the fault tests use to cut a batch in half)."""
         if isinstance(change, Insert):
-            kind: type[Record] = type(change.record)
             row = _sql.to_row(change.record, "postgres")
-            sql = _insert_sql(kind.table, tuple(row))
+            sql = _insert_sql(change.record.table, tuple(row))
             params = list(row.values())
-            record_id = change.record.id
         elif isinstance(change, Update):
-            kind = type(change.record)
             row = _sql.to_row(change.record, "postgres")
             del row["id"]
-            record_id = change.record.id
-            sql = _update_sql(kind.table, tuple(row))
-            params = [*row.values(), record_id, change.record.version - 1]
+            sql = _update_sql(change.record.table, tuple(row))
+            params = [*row.values(), change.record.id, change.record.version - 1]
         else:
-            kind, record_id = change.kind, change.id
-            sql = f"DELETE FROM {kind.table} WHERE id = $1 AND version = $2"  # noqa: S608
+            sql = f"DELETE FROM {change.kind.table} WHERE id = $1 AND version = $2"  # noqa: S608
             params = [change.id, change.version]
         try:
             status = await connection.execute(sql, *params)
         except asyncpg.UniqueViolationError as exc:
-            raise _unique_conflict(kind, exc.constraint_name or "") from None
+            raise _unique_conflict(exc) from None
         if not status.endswith(" 1"):  # "INSERT 0 1", "UPDATE 1", "DELETE 1"
-            raise WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
+            raise _changed_or_gone(change)
+
+    async def _write_batch(self, connection: PgConnection, changes: Sequence[Change]) -> None:
+        """Every change of a batch in one statement, one round trip: the schema's
+        ``magiclink_apply`` runs the statements :meth:`_write` would, in order, and raises
+        ``BATCH_CONFLICT`` naming the change whose row had moved or gone."""
+        try:
+            await connection.execute(_APPLY_BATCH_SQL, _batch_json(changes))
+        except asyncpg.UniqueViolationError as exc:
+            raise _unique_conflict(exc) from None
+        except asyncpg.PostgresError as exc:
+            if exc.sqlstate != _sql.BATCH_CONFLICT:
+                raise
+            raise _changed_or_gone(changes[int(exc.detail) - 1]) from None
 
     async def increment(
         self, key: str, *, window: timedelta, now: datetime, amount: int = 1
@@ -419,6 +442,51 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
     return f"UPDATE {table} SET {sets} WHERE id = ${n + 1} AND version = ${n + 2}"  # noqa: S608
 
 
+_APPLY_BATCH_SQL = f"SELECT {_sql.APPLY_BATCH_FUNCTION}($1::jsonb)"
+
+
+def _batch_json(changes: Sequence[Change]) -> str:
+    """The argument of ``magiclink_apply``: each change as its operation, table, the id and
+    version its row must still have (updates, deletes) and its columns (inserts, updates)."""
+    batch: list[dict[str, object]] = []
+    for change in changes:
+        if isinstance(change, Insert):
+            row = _sql.to_json_row(change.record)
+            batch.append({"op": "insert", "table": change.record.table, "row": row})
+        elif isinstance(change, Update):
+            row = _sql.to_json_row(change.record)
+            del row["id"]
+            record = change.record
+            batch.append(
+                {
+                    "op": "update",
+                    "table": record.table,
+                    "id": record.id,
+                    "version": record.version - 1,
+                    "row": row,
+                }
+            )
+        else:
+            batch.append(
+                {
+                    "op": "delete",
+                    "table": change.kind.table,
+                    "id": change.id,
+                    "version": change.version,
+                }
+            )
+    return json.dumps(batch, separators=(",", ":"))
+
+
+def _changed_or_gone(change: Change) -> WriteConflict:
+    """The conflict of a change whose conditional statement matched no row."""
+    if isinstance(change, Delete):
+        kind, record_id = change.kind, change.id
+    else:
+        kind, record_id = type(change.record), change.record.id
+    return WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
+
+
 def _settled(scope: anyio.CancelScope) -> None:
     late = timed_out(scope)
     if late is not None:
@@ -465,11 +533,17 @@ async def _rollback(connection: PgConnection, transaction: PgTransaction) -> Non
                 connection.terminate()
 
 
-def _unique_conflict(kind: type[Record], constraint: str) -> WriteConflict:
+def _unique_conflict(exc: asyncpg.UniqueViolationError) -> WriteConflict:
+    """The conflict of an insert or update that hit a unique index (or the primary key), named
+    by the kind of the table the server reports."""
+    table, constraint = exc.table_name or "", exc.constraint_name or "a unique value"
+    kind: type[Record] | None = _records.kinds_by_table().get(table)
+    if kind is None:
+        return WriteConflict(f"{table or 'a table'}: {constraint} is taken")
     for field in kind.unique_fields:
         if constraint == _sql.unique_index_name(kind.table, field):
             return WriteConflict(f"{kind.__name__}.{field} is taken", unique_field=field)
-    return WriteConflict(f"{kind.__name__}: {constraint or 'a unique value'} is taken")
+    return WriteConflict(f"{kind.__name__}: {constraint} is taken")
 
 
 __all__ = ["PostgresStorage"]

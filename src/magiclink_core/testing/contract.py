@@ -187,6 +187,42 @@ class StorageContract:
         assert await storage.get(Link, link.id) is None
         assert await storage.get(User, user.id) == user
 
+    async def test_one_batch_inserts_updates_and_deletes(self, storage: Storage) -> None:
+        from ..domain.flows import new_verification
+        from ..domain.models import RequestInfo
+
+        sign_in, session, gone = make_record(SignIn), make_record(Session), make_record(User)
+        await storage.apply([Insert(sign_in), Insert(session), Insert(gone)])
+        verification = new_verification(
+            now=T0,
+            ttl=timedelta(minutes=10),
+            link_id="e" * 64,
+            redirect_url="https://a.example/y",
+            confirmation_code="654321",
+            requested_by=RequestInfo(user_agent="UA", ip_address="10.0.0.2"),
+        )
+        moved = sign_in.bumped(T0 + timedelta(seconds=1), verification=verification)
+        ended = session.bumped(T0 + timedelta(seconds=2), ended_at=T0 + timedelta(seconds=2))
+        link = make_record(Link, consumed_at=None)
+        await storage.apply(
+            [Update(moved), Insert(link), Update(ended), Delete(User, gone.id, gone.version)]
+        )
+        assert await storage.get(SignIn, sign_in.id) == moved
+        assert await storage.get(Session, session.id) == ended
+        assert await storage.get(Link, link.id) == link
+        assert await storage.get(User, gone.id) is None
+
+    async def test_a_unique_clash_in_a_batch_names_its_field(self, storage: Storage) -> None:
+        holder = make_record(EmailAddress, user_id="user_a", claimed_email="ann@example.org")
+        await storage.apply([Insert(holder)])
+        fresh = make_record(User)
+        newcomer = make_record(EmailAddress, user_id="user_b", claimed_email="ann@example.org")
+        with pytest.raises(WriteConflict) as caught:
+            await storage.apply([Insert(fresh), Insert(newcomer)])
+        assert caught.value.unique_field == "claimed_email"
+        assert await storage.get(User, fresh.id) is None
+        assert await storage.get(EmailAddress, newcomer.id) is None
+
     async def test_unique_values_are_claimed_once(self, storage: Storage) -> None:
         first = make_record(EmailAddress, user_id="user_a", claimed_email="ann@example.org")
         second = make_record(EmailAddress, user_id="user_b", claimed_email="ann@example.org")
