@@ -354,6 +354,39 @@ class StorageContract:
         stored = await storage.get(Link, link.id)
         assert stored is not None and stored.consumed_by_client == wins[0]
 
+    async def test_of_concurrent_batches_on_one_record_one_wins_whole(
+        self, storage: Storage
+    ) -> None:
+        # as clicks of one link from many tabs: each batch consumes the link, completes the
+        # sign-in and makes a session; the losers must leave no session behind
+        link, sign_in = make_record(Link), make_record(SignIn)
+        await storage.apply([Insert(link), Insert(sign_in)])
+        sessions = {n: make_record(Session, client_id=f"client_{n}") for n in range(40)}
+        wins: list[int] = []
+
+        async def click(n: int) -> None:
+            try:
+                await storage.apply(
+                    [  # the insert first: a store that wrote part of a batch would keep it
+                        Insert(sessions[n]),
+                        Update(link.bumped(T0, consumed_at=T0, consumed_by_client=f"client_{n}")),
+                        Update(sign_in.bumped(T0, created_session_id=sessions[n].id)),
+                    ]
+                )
+            except WriteConflict:
+                return
+            wins.append(n)
+
+        async with anyio.create_task_group() as group:
+            for n in sessions:
+                group.start_soon(click, n)
+        assert len(wins) == 1
+        winner = wins[0]
+        stored = await storage.get(SignIn, sign_in.id)
+        assert stored is not None and stored.created_session_id == sessions[winner].id
+        for n, session in sessions.items():
+            assert (await storage.get(Session, session.id) is not None) == (n == winner)
+
     async def test_one_of_many_concurrent_address_claims_wins(self, storage: Storage) -> None:
         wins: list[str] = []
 
