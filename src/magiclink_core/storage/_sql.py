@@ -332,17 +332,23 @@ class Row(Protocol):
         ...
 
 
-def to_row(record: Record, dialect: Dialect) -> dict[str, object]:
-    """The column values of ``record``."""
+def to_row(record: Record, dialect: Dialect, *, as_json: bool = False) -> dict[str, object]:
+    """The column values of ``record``. ``as_json``: as JSON values, for PostgreSQL's
+    ``jsonb_populate_record`` (times as ISO-8601 with their offset; JSON columns nested, since
+    their text would be stored as a JSON string)."""
     row: dict[str, object] = {}
     for name, type_ in field_types(type(record)).items():
         value = getattr(record, name)
         if value is None:
             row[name] = None
         elif type_ == "json":
-            row[name] = json.dumps(value.model_dump(mode="json"), separators=(",", ":"))
+            dumped = value.model_dump(mode="json")
+            row[name] = dumped if as_json else json.dumps(dumped, separators=(",", ":"))
         elif type_ == "time":
-            row[name] = sqlite_time(value) if dialect == "sqlite" else value
+            if dialect == "sqlite":
+                row[name] = sqlite_time(value)
+            else:
+                row[name] = _iso_time(value) if as_json else value
         elif isinstance(value, Enum):
             row[name] = value.value
         else:
@@ -350,26 +356,10 @@ def to_row(record: Record, dialect: Dialect) -> dict[str, object]:
     return row
 
 
-def to_json_row(record: Record) -> dict[str, object]:
-    """The column values of ``record`` as JSON values, for PostgreSQL's
-    ``jsonb_populate_record``: times as ISO-8601 with their offset, JSON columns nested (not as
-    text, which would be stored as a JSON string)."""
-    row: dict[str, object] = {}
-    for name, type_ in field_types(type(record)).items():
-        value = getattr(record, name)
-        if value is None:
-            row[name] = None
-        elif type_ == "json":
-            row[name] = value.model_dump(mode="json")
-        elif type_ == "time":
-            if value.tzinfo is None:
-                raise ValueError("naive datetimes are not stored")
-            row[name] = value.isoformat()
-        elif isinstance(value, Enum):
-            row[name] = value.value
-        else:
-            row[name] = value
-    return row
+def _iso_time(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored")
+    return value.isoformat()
 
 
 def from_row(kind: type[R], row: Row) -> R:

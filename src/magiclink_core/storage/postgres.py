@@ -451,10 +451,10 @@ def _batch_json(changes: Sequence[Change]) -> str:
     batch: list[dict[str, object]] = []
     for change in changes:
         if isinstance(change, Insert):
-            row = _sql.to_json_row(change.record)
+            row = _sql.to_row(change.record, "postgres", as_json=True)
             batch.append({"op": "insert", "table": change.record.table, "row": row})
         elif isinstance(change, Update):
-            row = _sql.to_json_row(change.record)
+            row = _sql.to_row(change.record, "postgres", as_json=True)
             del row["id"]
             record = change.record
             batch.append(

@@ -20,10 +20,12 @@ from ..domain.models import (
     EmailAddress,
     Link,
     Record,
+    RequestInfo,
     Session,
     SignIn,
     SignUp,
     User,
+    Verification,
 )
 from ..domain.tokens import new_id
 from ..ports import Delete, Insert, Storage, Update, WriteConflict
@@ -70,6 +72,21 @@ def make_record(kind: type[Record], **fields: Any) -> Any:
     return kind.model_validate({**base, **defaults[kind], **fields})
 
 
+def _verification(digit: str, *, ip_address: str) -> Verification:
+    """A verification with every field set (a nested JSON column); its link id is ``digit``
+    64 times."""
+    from ..domain.flows import new_verification
+
+    return new_verification(
+        now=T0,
+        ttl=timedelta(minutes=10),
+        link_id=digit * 64,
+        redirect_url=f"https://a.example/{digit}",
+        confirmation_code="123456",
+        requested_by=RequestInfo(user_agent="UA", ip_address=ip_address),
+    )
+
+
 async def _refused_as_taken(
     storage: Storage, holder: EmailAddress, newcomer: EmailAddress, unique_field: str
 ) -> None:
@@ -98,17 +115,7 @@ class StorageContract:
     # -- reading what was written --------------------------------------------------------------
 
     async def test_every_record_kind_round_trips(self, storage: Storage) -> None:
-        from ..domain.flows import new_verification
-        from ..domain.models import RequestInfo
-
-        verification = new_verification(
-            now=T0,
-            ttl=timedelta(minutes=10),
-            link_id="d" * 64,
-            redirect_url="https://a.example/x",
-            confirmation_code="123456",
-            requested_by=RequestInfo(user_agent="UA", ip_address="::1"),
-        )
+        verification = _verification("d", ip_address="::1")
         records = [
             make_record(Client, sign_in_id="sia_9", purge_after=T0 + timedelta(days=365)),
             make_record(User, primary_email_address_id="idn_2"),
@@ -188,19 +195,9 @@ class StorageContract:
         assert await storage.get(User, user.id) == user
 
     async def test_one_batch_inserts_updates_and_deletes(self, storage: Storage) -> None:
-        from ..domain.flows import new_verification
-        from ..domain.models import RequestInfo
-
         sign_in, session, gone = make_record(SignIn), make_record(Session), make_record(User)
         await storage.apply([Insert(sign_in), Insert(session), Insert(gone)])
-        verification = new_verification(
-            now=T0,
-            ttl=timedelta(minutes=10),
-            link_id="e" * 64,
-            redirect_url="https://a.example/y",
-            confirmation_code="654321",
-            requested_by=RequestInfo(user_agent="UA", ip_address="10.0.0.2"),
-        )
+        verification = _verification("e", ip_address="10.0.0.2")
         moved = sign_in.bumped(T0 + timedelta(seconds=1), verification=verification)
         ended = session.bumped(T0 + timedelta(seconds=2), ended_at=T0 + timedelta(seconds=2))
         link = make_record(Link, consumed_at=None)
