@@ -1,5 +1,6 @@
-"""What stands around the click (``links.inspect`` and ``links.verify``): the client IP's
-budget of wrong confirmation codes, and each refused link as a ``link_refused`` event.
+"""What stands around the click (``links.inspect``, ``links.open_link``, ``links.verify``): the
+client IP's budget of wrong confirmation codes, and each refused link as a ``link_refused``
+event.
 
 A confirmation code (the one the starting device shows, typed on the device that opened the
 link) is guessed at most ``max_confirmation_code_attempts`` times per link; across links, one
@@ -26,6 +27,18 @@ async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPrevie
         return await links.inspect(ctx, token, client)
     except MagicLinkError as exc:
         await _refused(ctx, exc, client, None)
+        raise
+
+
+async def open_link(
+    ctx: Context, token: str, client: Client | None, *, request: RequestInfo | None
+) -> LinkPreview | LinkResult[Attempt]:
+    """:func:`links.open_link`, a refusal announced as an event (no code is typed, so no
+    budget is spent)."""
+    try:
+        return await links.open_link(ctx, token, client, request=request)
+    except MagicLinkError as exc:
+        await _refused(ctx, exc, client, request)
         raise
 
 

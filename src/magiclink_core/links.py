@@ -308,7 +308,30 @@ def rejection(decision: flows.ClickDecision) -> AuthError:
 async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPreview:
     """What a click would do; see :meth:`MagicLinks.inspect_link`."""
     link, attempt = await _load(ctx, token)
-    decision = _judge(ctx, link, attempt, client, None, confirmed=False)
+    return _preview(link, attempt, _judge(ctx, link, attempt, client, None, confirmed=False))
+
+
+async def open_link(
+    ctx: Context, token: str, client: Client | None, *, request: RequestInfo | None
+) -> LinkPreview | LinkResult[Attempt]:
+    """A link opened: :func:`inspect`, then :func:`verify` when no confirmation is due, on
+    one read of the link; see :meth:`MagicLinks.open_link`."""
+    for _ in range(RETRIES):
+        link, attempt = await _load(ctx, token)
+        decision = _judge(ctx, link, attempt, client, None, confirmed=False)
+        if decision.outcome is flows.ClickOutcome.ALREADY_COMPLETE and client is not None:
+            return await _again(ctx, link, attempt, client, decision)
+        if decision.outcome is not flows.ClickOutcome.COMPLETE:
+            # refused or to be confirmed: nothing is written (a scanner's GET changes nothing)
+            return _preview(link, attempt, decision)
+        result = await settle(ctx, attempt, decision, request)
+        if result is not None:
+            return result
+    raise ConflictError()
+
+
+def _preview(link: Link, attempt: Attempt, decision: flows.ClickDecision) -> LinkPreview:
+    """What ``decision`` would do, or its refusal raised (and nothing written)."""
     verification = attempt.verification
     if decision.outcome is flows.ClickOutcome.REJECTED or verification is None:
         raise rejection(decision)

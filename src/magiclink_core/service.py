@@ -347,6 +347,25 @@ class MagicLinks(AccountMethods, WaitMethods):
         """
         return await link_guard.inspect(self._ctx, token, client)
 
+    async def open_link(
+        self, token: str, client: Client | None, *, request: RequestInfo | None = None
+    ) -> LinkPreview | LinkResult[Attempt]:
+        """The emailed link opened (a GET of the landing): :meth:`inspect_link`, then
+        :meth:`verify_link` when the opener may complete without confirming, on one read of
+        the link and its attempt.
+
+        Returns a :class:`LinkResult` when the link was consumed now (the client that asked
+        for it opened it) or had been by this very client (``repeated``); else the
+        :class:`LinkPreview` of a click still to be confirmed on purpose, and nothing is
+        changed: a mail scanner's or another device's GET never completes, and under policy
+        ``deny`` it does not record the mismatch either (only :meth:`verify_link` does).
+
+        :raises MagicLinkError: as :meth:`inspect_link`, and as :meth:`verify_link` for the
+            click that completes.
+        :raises ConflictError: lost too many races with concurrent clicks.
+        """
+        return await link_guard.open_link(self._ctx, token, client, request=request)
+
     async def verify_link(
         self,
         token: str,

@@ -3,6 +3,7 @@ for the pure-domain tests, a link waiting to be clicked and the judging of a cli
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,19 @@ class CountingStorage:
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class ReadsByKind(CountingStorage):
+    """A counting storage that also counts each ``get`` per kind of record (``gets["Link"]``:
+    how often a link was read)."""
+
+    def __init__(self, inner: Storage | None = None) -> None:
+        super().__init__(inner if inner is not None else MemoryStorage())
+        self.gets: Counter[str] = Counter()
+
+    async def get(self, kind: type[R], id: str) -> R | None:
+        self.gets[kind.__name__] += 1
+        return await super().get(kind, id)
 
 
 def waiting(

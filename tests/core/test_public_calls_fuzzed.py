@@ -167,6 +167,7 @@ CALLS: dict[str, Call] = {
         s.client, s.sign_in.id, redirect_url=v
     ),
     "inspect_link": lambda s, v: s.links.inspect_link(v, s.client),
+    "open_link": lambda s, v: s.links.open_link(v, s.client),
     "verify_link(token)": lambda s, v: s.links.verify_link(v, s.client),
     "verify_link(confirmation_code)": lambda s, v: s.links.verify_link(
         s.link, None, confirmation_code=v

@@ -46,6 +46,7 @@ from magiclink_core import (
     EmailAddress,
     ErrorCode,
     Link,
+    LinkPreview,
     LinkResult,
     MagicLinkError,
     MagicLinks,
@@ -399,20 +400,24 @@ class MagicLinkMachine(PortalMachine):
 
     # -- clicks ------------------------------------------------------------------------------
 
-    def _click(self, link: MLink, clicker: MClient | None, code: str) -> MSession | None:
+    def _click(
+        self, link: MLink, clicker: MClient | None, code: str, *, opened: bool = False
+    ) -> MSession | None:
+        """Click ``link`` (``verify_link``; ``opened``: ``open_link``, where it completes)."""
         given = {"none": None, "right": link.code, "wrong": _wrong(link.code)}[code]
         clicker_id = clicker.id if clicker else None
         now = self.clock.now()
         expected = self.model.predict_click(link, clicker_id, given, now)
-        event(f"click: {expected.outcome} {expected.error or ''} {expected.records}")
+        what = "open" if opened else "click"
+        event(f"{what}: {expected.outcome} {expected.error or ''} {expected.records}")
         before = self.observe()
         try:
-            result: LinkResult = self.call(
-                self.ml.verify_link,
-                link.token,
-                clicker.record if clicker else None,
-                confirmation_code=given,
-            )
+            record = clicker.record if clicker else None
+            if opened:
+                result: LinkResult = self.call(self.ml.open_link, link.token, record)
+                assert isinstance(result, LinkResult), f"{result!r}, but {expected} was due"
+            else:
+                result = self.call(self.ml.verify_link, link.token, record, confirmation_code=given)
         except AuthError as exc:
             assert expected.outcome is not Outcome.COMPLETE, f"refused ({exc!r}), not completed"
             assert expected.outcome is not Outcome.AGAIN, f"refused ({exc!r}), not repeated"
@@ -626,17 +631,36 @@ class MagicLinkMachine(PortalMachine):
     @rule(link=links, by_starter=st.booleans(), other=st.none() | clients)
     def inspect(self, link: MLink, by_starter: bool, other: MClient | None) -> None:
         """What a click would do, read without changing anything (mail scanners do this)."""
-        clicker = self.model.clients[link.starter] if by_starter else other
+        self._previewed(self.ml.inspect_link, link, self._clicker(link, by_starter, other))
+
+    @rule(link=links, by_starter=st.booleans(), other=st.none() | clients)
+    def open(self, link: MLink, by_starter: bool, other: MClient | None) -> None:
+        """The link opened (the landing's GET): a click where no confirmation is due (the
+        client that asked, or a repeat by the one that used it), else what inspecting says,
+        changing nothing."""
+        clicker = self._clicker(link, by_starter, other)
+        expected = self.model.judge(
+            link, clicker.id if clicker else None, None, self.clock.now(), confirmed=False
+        )
+        if expected.outcome in (Outcome.COMPLETE, Outcome.AGAIN):
+            self._click(link, clicker, "none", opened=True)
+        else:
+            self._previewed(self.ml.open_link, link, clicker)
+
+    def _previewed(
+        self, fn: Callable[..., Awaitable[Any]], link: MLink, clicker: MClient | None
+    ) -> None:
+        """``fn`` (inspect_link, or open_link where it only looks) answers what a click would
+        do, or refuses as the model does, and changes nothing."""
         expected = self.model.judge(
             link, clicker.id if clicker else None, None, self.clock.now(), confirmed=False
         )
         before = self.observe()
         if expected.outcome is Outcome.REFUSED:
-            self.expect_refusal(
-                expected.error, self.ml.inspect_link, link.token, clicker and clicker.record
-            )
+            self.expect_refusal(expected.error, fn, link.token, clicker and clicker.record)
         else:
-            preview = self.call(self.ml.inspect_link, link.token, clicker and clicker.record)
+            preview = self.call(fn, link.token, clicker and clicker.record)
+            assert isinstance(preview, LinkPreview)
             v = link.attempt.verification
             assert v is not None
             assert preview.kind is link.attempt.kind and preview.email_address == link.attempt.email

@@ -1,0 +1,187 @@
+"""Opening a link (``MagicLinks.open_link``, the landing's GET): what inspecting then verifying
+would do, on one read of the link, and nothing changed unless the opener may complete."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+import pytest
+
+from magiclink_core import (
+    Client,
+    CrossDevicePolicy,
+    LinkPreview,
+    LinkResult,
+    MagicLinkError,
+    MagicLinks,
+    Settings,
+    SignInStatus,
+)
+from magiclink_core.domain.models import Link
+from magiclink_core.mailers import MemoryMailer
+from magiclink_core.ports import Change, R
+from magiclink_core.testing import FakeClock
+from tests.support import SECRET, token_in
+
+from ._support import BASE_URL, ReadsByKind
+
+pytestmark = pytest.mark.anyio
+BOUND = 20  # seconds: only to catch a hang
+DONE = f"{BASE_URL}/done"
+
+
+class HeldWrites(ReadsByKind):
+    """``hold_writes``: each write waits until the link has been read that many times (two
+    taps that both read before either writes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold_writes = 0
+        self._link_read = anyio.Event()
+
+    async def get(self, kind: type[R], id: str) -> R | None:
+        found = await super().get(kind, id)
+        if kind is Link:
+            self._link_read.set()
+        return found
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        with anyio.fail_after(BOUND):
+            while self.gets["Link"] < self.hold_writes:
+                self._link_read = read = anyio.Event()
+                await read.wait()
+        await super().apply(changes)
+
+
+class Opened:
+    def __init__(self, policy: CrossDevicePolicy = CrossDevicePolicy.CONFIRM) -> None:
+        self.storage = HeldWrites()
+        self.mailer = MemoryMailer()
+        self.clock = FakeClock()
+        self.links = MagicLinks(
+            Settings(secret=SECRET, base_url=BASE_URL, links_per_address=0, cross_device=policy),
+            storage=self.storage,
+            mailer=self.mailer,
+            clock=self.clock,
+        )
+
+    async def client(self) -> Client:
+        client, _ = await self.links.create_client()
+        return client
+
+    async def started(self, email: str = "ann@example.org") -> tuple[Client, str, str]:
+        """An account for ``email``, then a sign-in on a new browser, its link emailed: the
+        browser, the sign-in's id and the link's token."""
+        first = await self.client()
+        sign_up = await self.links.create_sign_up(first, email)
+        await self.links.prepare_sign_up_verification(first, sign_up.id, redirect_url="/")
+        await self.links.verify_link(self._token(email), first)
+        browser = await self.client()
+        sign_in = await self.links.create_sign_in(browser, email)
+        await self.links.prepare_first_factor(browser, sign_in.id, redirect_url="/done")
+        return browser, sign_in.id, self._token(email)
+
+    def _token(self, email: str) -> str:
+        message = self.mailer.last_to(email)
+        assert message is not None
+        return token_in(message.text)
+
+    async def version_of(self, browser: Client, sign_in_id: str) -> int:
+        return (await self.links.get_sign_in(browser, sign_in_id)).version
+
+
+async def test_the_browser_that_asked_signs_in_on_one_read_of_the_link() -> None:
+    world = Opened()
+    browser, sign_in_id, token = await world.started()
+    world.storage.gets.clear()
+    result = await world.links.open_link(token, browser)
+    assert isinstance(result, LinkResult) and not result.repeated
+    assert result.verified_from_the_same_client and result.redirect_url == DONE
+    assert result.session_token is not None
+    live = await world.links.authenticate(result.session_token)
+    assert live is not None and result.session is not None and live.id == result.session.id
+    # inspect_link then verify_link would read the link and its sign-in twice each
+    assert world.storage.gets["Link"] == 1 and world.storage.gets["SignIn"] == 1
+    done = await world.links.get_sign_in(browser, sign_in_id)
+    assert done.status is SignInStatus.COMPLETE
+
+
+@pytest.mark.parametrize("policy", list(CrossDevicePolicy))
+async def test_another_device_or_a_scanner_opening_it_changes_nothing(
+    policy: CrossDevicePolicy,
+) -> None:
+    world = Opened(policy)
+    browser, sign_in_id, token = await world.started()
+    before = await world.version_of(browser, sign_in_id)
+    phone = await world.client()
+    for opener in (phone, None, phone):
+        if policy is CrossDevicePolicy.DENY:
+            with pytest.raises(MagicLinkError) as refused:
+                await world.links.open_link(token, opener)
+            assert refused.value.code == "client_mismatch"
+            assert refused.value.redirect_url is None  # strangers are not sent into the app
+        else:
+            preview = await world.links.open_link(token, opener)
+            assert isinstance(preview, LinkPreview) and preview.needs_confirmation
+            assert preview.needs_code is (policy is CrossDevicePolicy.CONFIRM)
+            assert not preview.same_client and preview.redirect_url == DONE
+    # not even deny's mismatch is recorded on a GET: the link still works where it was asked
+    assert await world.version_of(browser, sign_in_id) == before
+    result = await world.links.open_link(token, browser)
+    assert isinstance(result, LinkResult) and result.session_token is not None
+
+
+async def test_opened_again_it_answers_the_same_sign_in_with_a_fresh_token() -> None:
+    world = Opened()
+    browser, _, token = await world.started()
+    first = await world.links.open_link(token, browser)
+    again = await world.links.open_link(token, browser)
+    assert isinstance(first, LinkResult) and isinstance(again, LinkResult)
+    assert again.repeated and not first.repeated
+    assert first.session is not None and again.session is not None
+    assert again.session.id == first.session.id
+    assert again.session_token is not None and again.session_token != first.session_token
+    live = await world.links.authenticate(again.session_token)
+    assert live is not None and live.id == first.session.id
+    # a used link opened by anyone else: refused, and not sent back into the app
+    with pytest.raises(MagicLinkError) as refused:
+        await world.links.open_link(token, await world.client())
+    assert refused.value.code == "failed" and refused.value.redirect_url is None
+
+
+async def test_an_expired_link_opened_sends_its_own_browser_back_to_the_app() -> None:
+    world = Opened()
+    browser, sign_in_id, token = await world.started()
+    world.clock.advance(seconds=world.links.settings.link_ttl.total_seconds())
+    before = await world.version_of(browser, sign_in_id)
+    with pytest.raises(MagicLinkError) as refused:
+        await world.links.open_link(token, browser)
+    assert refused.value.code == "expired" and refused.value.redirect_url == DONE
+    assert await world.version_of(browser, sign_in_id) == before
+
+
+async def test_a_double_tap_read_twice_before_either_writes_makes_one_session() -> None:
+    world = Opened()
+    browser, _, token = await world.started()
+    world.storage.gets.clear()
+    world.storage.hold_writes = 2  # the first tap's write waits until the second read the link
+    results: list[LinkPreview | LinkResult[Any]] = []
+
+    async def tap() -> None:
+        results.append(await world.links.open_link(token, browser))
+
+    with anyio.fail_after(BOUND):
+        async with anyio.create_task_group() as taps:
+            taps.start_soon(tap)
+            taps.start_soon(tap)
+    assert all(isinstance(r, LinkResult) for r in results)
+    done = [r for r in results if isinstance(r, LinkResult)]
+    assert sorted(r.repeated for r in done) == [False, True]  # the loser read again: used
+    assert done[0].session is not None and done[1].session is not None
+    assert done[0].session.id == done[1].session.id
+    assert world.storage.gets["Link"] == 3
+    repeated = next(r for r in done if r.repeated)  # its fresh token is the session's now
+    assert repeated.session_token is not None
+    assert await world.links.authenticate(repeated.session_token) is not None
