@@ -6,8 +6,8 @@ out of the URL into a short-lived HttpOnly cookie scoped to the landing, and a c
 asks for one tap (policy ``allow``) or the code the starting device shows (``confirm``); only
 that form's POST consumes. A link clicked again by the client that used it (a double tap, back
 and reload, a retry after a lost answer) gets the same result again. The rules themselves are
-the core's (``inspect_link`` / ``verify_link``); this module only carries tokens and renders
-pages, and every page that ends a way offers the next one.
+the core's (``open_link``, ``inspect_link``, ``verify_link``); this module only carries tokens
+and renders pages, and every page that ends a way offers the next one.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from magiclink_core import (
     Client,
     ConfirmationCodeError,
     ErrorCode,
+    InvalidStateError,
     LinkPreview,
     LinkResult,
     MagicLinkError,
@@ -61,6 +62,7 @@ ERROR_TEXT: dict[ErrorCode, tuple[str, str]] = {
     ),
 }
 MISSING = ("Open the link from your email", "This page needs the link from the email we sent you.")
+TYPE_THE_CODE = "Type the code shown on the other device."
 MALFORMED = ("This link is not valid", "It may have been cut short: open it again from the email.")
 
 
@@ -198,18 +200,9 @@ class Landing:
             call.cookies_out.append(self.names.set_client(token))
         return client
 
-    async def _consume(
-        self, call: Call, token: str, client: Client | None, preview: LinkPreview
-    ) -> Response:
-        try:
-            result = await self.magiclinks.verify_link(token, client, request=call.info)
-        except MagicLinkError as exc:
-            self._forget(call)
-            return redirect(with_status(preview.redirect_url, exc.code.value))
-        except StorageUnavailableError:
-            raise
-        except AuthError as exc:
-            return self._trouble(exc.status_hint, exc.long_message)
+    def _completed(self, call: Call, result: LinkResult[Any]) -> Response:
+        """A link used now, or again by the client that used it: its session's cookie set (if
+        it is this client's) and the way on."""
         created = None
         if result.session_token is not None and result.session is not None:
             call.cookies_out.append(self.names.set_session(result.session_token))
@@ -243,14 +236,22 @@ class Landing:
         if not is_link_token(token):  # refused before it reaches any header or cookie
             return self._malformed()
         client = await self._client(call)
+        opened: LinkPreview | LinkResult[Any] | None
         try:
-            preview = await self.magiclinks.inspect_link(token, client)
+            if call.request.method == "GET":  # completes only for the client that asked
+                opened = await self.magiclinks.open_link(token, client, request=call.info)
+            else:
+                opened = await self.magiclinks.inspect_link(token, client)
         except MagicLinkError as exc:
             if exc.redirect_url is not None:  # a dead link whose attempt is known: tell the app
                 return redirect(with_status(exc.redirect_url, exc.code.value))
-            preview = None
-        if preview is not None and not preview.needs_confirmation and call.request.method == "GET":
-            return await self._consume(call, token, client, preview)
+            opened = None
+        except StorageUnavailableError:
+            raise
+        except AuthError as exc:  # lost every race with concurrent clicks
+            return self._trouble(exc.status_hint, exc.long_message)
+        if isinstance(opened, LinkResult):
+            return self._completed(call, opened)
         # a HEAD, a stranger, a scanner or a dead link: the token leaves the URL, unconsumed
         call.cookies_out.append(self.names.set_landing(self.names.landing, token, self.path))
         self._csrf(call)
@@ -266,11 +267,16 @@ class Landing:
         client = await self._client(call)
         csrf = self._csrf(call)
         try:
-            preview = await self.magiclinks.inspect_link(token, client)
+            opened = await self.magiclinks.open_link(token, client, request=call.info)
         except MagicLinkError as exc:
             return self._dead(exc, csrf=csrf)
-        if not preview.needs_confirmation:
-            return await self._consume(call, token, client, preview)
+        except StorageUnavailableError:
+            raise
+        except AuthError as exc:
+            return self._trouble(exc.status_hint, exc.long_message)
+        if isinstance(opened, LinkResult):  # the client that asked, here by the cookie
+            return self._completed(call, opened)
+        preview = opened
         if client is None:
             await self._device(call)
         requested = preview.requested_by
@@ -307,28 +313,19 @@ class Landing:
         if not token:
             return self._missing()
         client = await self._device(call)
+        code: str | None = None
+        if "confirmation_code" in data:  # the page asks for it under policy confirm only
+            typed = data.get("confirmation_code")
+            if not isinstance(typed, str) or not typed.strip() or len(typed) > 16:
+                return await self.confirm_page(call, wrong=TYPE_THE_CODE, status=422)
+            code = typed.strip()
         try:
-            preview = await self.magiclinks.inspect_link(token, client)
-        except MagicLinkError as exc:
-            self._forget(call)
-            return self._dead(exc)
-        if preview.already_complete or not preview.needs_confirmation:
-            return await self._consume(call, token, client, preview)
-        code: object = None
-        if preview.needs_code:
-            code = data.get("confirmation_code")
-            if not isinstance(code, str) or not code.strip() or len(code) > 16:
-                return await self.confirm_page(
-                    call, wrong="Type the code shown on the other device.", status=422
-                )
-            code = code.strip()
-        try:
-            await self.magiclinks.verify_link(
-                token,
-                client,
-                confirmation_code=code if isinstance(code, str) else None,
-                request=call.info,
+            # one read: a used link, this client's own link or a confirmed one, judged at once
+            result = await self.magiclinks.verify_link(
+                token, client, confirmation_code=code, request=call.info
             )
+        except InvalidStateError:  # policy confirm, and the form carried no code
+            return await self.confirm_page(call, wrong=TYPE_THE_CODE, status=422)
         except ConfirmationCodeError as exc:
             return await self.confirm_page(call, wrong=exc.long_message, status=exc.status_hint)
         except RateLimitedError as exc:
@@ -340,9 +337,11 @@ class Landing:
             raise
         except AuthError as exc:
             return self._trouble(exc.status_hint, exc.long_message)
+        if result.repeated or result.verified_from_the_same_client:
+            return self._completed(call, result)
         # the landing cookie stays (no longer than the link could work): a second tap finds
         # the link done by this device and gets this page again
-        return self._done(preview.kind, preview.requested_by.described)
+        return self._done(result.kind, result.verification.requested_by.described)
 
     async def resend(self, call: Call) -> Response:
         """One click on the expired-link page: a fresh link to the same address."""

@@ -10,6 +10,7 @@ import pytest
 from magiclink_asgi.api import ROUTER, ROUTES
 from magiclink_asgi.openapi import SERVED_ROUTES
 from magiclink_core.testing import FakeClock
+from tests.core._support import ReadsByKind
 from tests.support import csrf_token, link_in
 
 from .harness import IPHONE, build_app, make_magiclinks
@@ -153,6 +154,35 @@ async def test_a_scanner_get_consumes_nothing() -> None:
         assert "__magiclink_status=verified" in landed.headers["location"]
 
 
+@pytest.mark.parametrize("policy", ["confirm", "allow"])
+async def test_a_click_and_a_confirmation_each_read_the_link_once(policy: str) -> None:
+    store = ReadsByKind()
+    magiclinks, mailer = make_magiclinks(BASE, storage=store, cross_device=policy)
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as asker:
+        await start(asker, "here@example.com")
+        store.gets.clear()
+        landed = await asker.get(link_of(mailer, "here@example.com"))
+        assert "__magiclink_status=verified" in landed.headers["location"]
+        assert (store.gets["Link"], store.gets["SignUp"]) == (1, 1)
+    async with browser_for(app) as asker, browser_for(app) as phone:
+        started = await start(asker, "there@example.com")
+        moved = await phone.get(link_of(mailer, "there@example.com"))
+        page = await phone.get(moved.headers["location"])
+        form = {"csrf_token": csrf_token(page.text)}
+        if policy == "confirm":
+            form["confirmation_code"] = started["verifications"]["email_address"][
+                "confirmation_code"
+            ]
+        store.gets.clear()
+        done = await phone.post("/auth/v1/verify/confirm", data=form)
+        assert done.status_code == 200 and "You're all set" in done.text
+        assert (store.gets["Link"], store.gets["SignUp"]) == (1, 1)
+        assert (await asker.get("/auth/v1/client")).json()["sign_up"]["status"] == "complete"
+        again = await phone.post("/auth/v1/verify/confirm", data=form)  # a second tap
+        assert again.status_code == 200 and "You're all set" in again.text
+
+
 async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -> None:
     magiclinks, mailer = make_magiclinks(BASE)
     app = build_app("starlette", magiclinks)
@@ -169,7 +199,11 @@ async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -
         )
         assert forged.status_code == 403
         empty = await phone.post("/auth/v1/verify/confirm", data={"csrf_token": csrf})
-        assert empty.status_code == 422
+        assert empty.status_code == 422 and "Type the code shown" in empty.text
+        blank = await phone.post(
+            "/auth/v1/verify/confirm", data={"confirmation_code": " ", "csrf_token": csrf}
+        )
+        assert blank.status_code == 422 and "Type the code shown" in blank.text
         wrong = "9" * len(code) if code != "9" * len(code) else "1" * len(code)
         for left in ("2 tries left", "1 try left"):
             answer = await phone.post(
