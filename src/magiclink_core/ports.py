@@ -73,6 +73,9 @@ class Storage(Protocol):
         A counter lives for ``window`` from its first increment, then starts again from zero; the
         primitive of rate limits shared across instances. A budget is checked with ``amount=0``
         before the work it limits, and spent with the default afterwards when the work counts.
+        A counter found past its window reads as zero. ``amount=0`` should be a plain read (it
+        is on the path of every email sent); the shipped adapters create, restart and lock
+        nothing for it.
         """
         ...
 

@@ -18,6 +18,8 @@ from magiclink_core.storage import PostgresNotifier, PostgresStorage, RedisNotif
 from magiclink_core.testing import NotifierContract, Outage, StorageContract
 from tests.support import POSTGRES_DSN, REDIS_URL, service_missing
 
+from ._support import CounterReads
+
 Server = Literal["postgres", "redis"]
 # parametrize a test or fixture over both servers, each test marked with the one it needs
 SERVERS = [
@@ -187,7 +189,7 @@ class Proxy:
         self._pipes.difference_update((writer, up_writer))
 
 
-class ServerStorageContract(StorageContract):
+class ServerStorageContract(StorageContract, CounterReads):
     """The storage contract on a real server (``server``), each test on a fresh, migrated
     schema or prefix."""
 

@@ -135,6 +135,25 @@ class ReadsByKind(CountingStorage):
         return await super().get(kind, id)
 
 
+class CounterReads:
+    """For the shipped adapters' contract suites, beyond what the public contract asks: reading
+    a counter (``increment(amount=0)``, before every email) writes nothing."""
+
+    async def test_reading_a_counter_starts_no_window(self, storage: Storage) -> None:
+        window = timedelta(minutes=10)
+        assert await storage.increment("read", window=window, now=NOW, amount=0) == (
+            0,
+            NOW + window,
+        )
+        # had the read made the counter, its window would run from NOW
+        first = NOW + timedelta(minutes=4)
+        assert await storage.increment("read", window=window, now=first) == (1, first + window)
+        assert await storage.increment("read", window=window, now=first, amount=0) == (
+            1,
+            first + window,
+        )
+
+
 def waiting(
     requested_by: RequestInfo | None = None, **changes: object
 ) -> tuple[Link, Verification]:

@@ -8,8 +8,10 @@ from magiclink_core.ports import Notifier, Storage
 from magiclink_core.storage import MemoryNotifier, MemoryStorage
 from magiclink_core.testing import NotifierContract, StorageContract
 
+from ._support import CounterReads
 
-class TestMemoryStorage(StorageContract):
+
+class TestMemoryStorage(StorageContract, CounterReads):
     @pytest.fixture
     async def storage(self) -> AsyncIterator[Storage]:
         yield MemoryStorage()

@@ -22,9 +22,10 @@ from magiclink_core.testing import StorageContract, make_record
 from magiclink_core.testing.contract import T0
 
 from ._flows import purge_lets_writes_in
+from ._support import CounterReads
 
 
-class TestSQLiteStorage(StorageContract):
+class TestSQLiteStorage(StorageContract, CounterReads):
     @pytest.fixture
     async def storage(self, tmp_path: Path) -> AsyncIterator[Storage]:
         store = SQLiteStorage(tmp_path / "magiclink.db")
@@ -32,7 +33,7 @@ class TestSQLiteStorage(StorageContract):
         await store.close()
 
 
-class TestSQLiteStorageInMemory(StorageContract):
+class TestSQLiteStorageInMemory(StorageContract, CounterReads):
     @pytest.fixture
     async def storage(self) -> AsyncIterator[Storage]:
         store = await SQLiteStorage.open(":memory:")

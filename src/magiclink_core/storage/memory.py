@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from ..domain.models import Record
 from ..local_notifier import LocalNotifier
 from ..ports import Change, Delete, Insert, R, WriteConflict
+from . import _records
 
 MemoryNotifier = LocalNotifier
 """Wake-ups within one process: the in-process notifier, under the name of its storage."""
@@ -137,10 +138,9 @@ class MemoryStorage:
     async def increment(
         self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
-        count, reset_at = self._counters.get(key, (0, now + window))
-        if now >= reset_at:
-            count, reset_at = 0, now + window
-        self._counters[key] = (count + amount, reset_at)
+        count, reset_at = _records.counter_as_read(self._counters.get(key), window=window, now=now)
+        if amount:
+            self._counters[key] = (count + amount, reset_at)
         return count + amount, reset_at
 
     async def purge(self, now: datetime, *, limit: int = 1000) -> int:

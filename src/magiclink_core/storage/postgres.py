@@ -380,7 +380,12 @@ class PostgresStorage(ConnectionLimits):
     async def increment(
         self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
-        """One upsert: a counter past its reset time starts again from ``amount``."""
+        """One upsert: a counter past its reset time starts again from ``amount``. A read
+        (``amount=0``) is a plain select: no row written, locked or committed."""
+        if not amount:
+            found = await self._fetchrow("SELECT count, reset_at FROM counters WHERE key = $1", key)
+            stored = None if found is None else (int(found["count"]), found["reset_at"])
+            return _records.counter_as_read(stored, window=window, now=now)
         sql = (
             "INSERT INTO counters (key, count, reset_at) VALUES ($1, $4, $2) "
             "ON CONFLICT (key) DO UPDATE SET "

@@ -393,7 +393,13 @@ class RedisStorage(ConnectionLimits):
         self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
         """One script: a counter past its reset time starts again from ``amount``. The key
-        expires a ``window`` after it (re)starts."""
+        expires a ``window`` after it (re)starts. A read (``amount=0``) is one ``HMGET``."""
+        if not amount:
+            held, until = await self._call(
+                self._client.hmget(f"{self.prefix}counter:{key}", ["count", "reset"])
+            )
+            stored = None if until is None else (_integer(held), _from_micros(_integer(until)))
+            return _records.counter_as_read(stored, window=window, now=now)
         reset_at = now + window
         reply = await self._run(
             self._increment,

@@ -284,7 +284,12 @@ class SQLiteStorage:
     async def increment(
         self, key: str, *, window: timedelta, now: datetime, amount: int = 1
     ) -> tuple[int, datetime]:
-        """One upsert: a counter past its reset time starts again from ``amount``."""
+        """One upsert: a counter past its reset time starts again from ``amount``. A read
+        (``amount=0``) is a select on the loop's reader, never a write."""
+        if not amount:
+            rows = await self._read("SELECT count, reset_at FROM counters WHERE key = ?", (key,))
+            stored = (int(rows[0][0]), datetime.fromisoformat(rows[0][1])) if rows else None
+            return _records.counter_as_read(stored, window=window, now=now)
         now_text = _sql.sqlite_time(now)
         sql = (
             "INSERT INTO counters (key, count, reset_at) VALUES (?, ?, ?) "
