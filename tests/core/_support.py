@@ -31,7 +31,7 @@ NOW = datetime(2030, 1, 1, tzinfo=UTC)  # the pure-domain tests' present
 @dataclass
 class World:
     links: MagicLinks
-    storage: MemoryStorage
+    storage: Storage
     mailer: MemoryMailer
     clock: FakeClock
 
@@ -58,9 +58,11 @@ class World:
         return client, sign_up, self.last_link(email)
 
 
-def make_world(**settings: Any) -> World:
+def make_world(storage: Storage | None = None, **settings: Any) -> World:
+    """A MagicLinks on ``storage`` (a new memory storage by default), a memory mailer and a
+    fake clock, with ``settings`` over the tests' defaults."""
     clock = FakeClock()
-    storage = MemoryStorage()
+    storage = storage if storage is not None else MemoryStorage()
     mailer = MemoryMailer()
     options: dict[str, Any] = {"secret": SECRET, "base_url": BASE_URL, "links_per_address": 0}
     options.update(settings)

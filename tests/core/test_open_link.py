@@ -15,17 +15,12 @@ from magiclink_core import (
     LinkPreview,
     LinkResult,
     MagicLinkError,
-    MagicLinks,
-    Settings,
     SignInStatus,
 )
 from magiclink_core.domain.models import Link
-from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Change, R
-from magiclink_core.testing import FakeClock
-from tests.support import SECRET, token_in
 
-from ._support import BASE_URL, ReadsByKind
+from ._support import BASE_URL, ReadsByKind, World, make_world, signed_up
 
 pytestmark = pytest.mark.anyio
 BOUND = 20  # seconds: only to catch a hang
@@ -55,47 +50,29 @@ class HeldWrites(ReadsByKind):
         await super().apply(changes)
 
 
-class Opened:
-    def __init__(self, policy: CrossDevicePolicy = CrossDevicePolicy.CONFIRM) -> None:
-        self.storage = HeldWrites()
-        self.mailer = MemoryMailer()
-        self.clock = FakeClock()
-        self.links = MagicLinks(
-            Settings(secret=SECRET, base_url=BASE_URL, links_per_address=0, cross_device=policy),
-            storage=self.storage,
-            mailer=self.mailer,
-            clock=self.clock,
-        )
+def held_world() -> tuple[World, HeldWrites]:
+    storage = HeldWrites()
+    return make_world(storage), storage
 
-    async def client(self) -> Client:
-        client, _ = await self.links.create_client()
-        return client
 
-    async def started(self, email: str = "ann@example.org") -> tuple[Client, str, str]:
-        """An account for ``email``, then a sign-in on a new browser, its link emailed: the
-        browser, the sign-in's id and the link's token."""
-        first = await self.client()
-        sign_up = await self.links.create_sign_up(first, email)
-        await self.links.prepare_sign_up_verification(first, sign_up.id, redirect_url="/")
-        await self.links.verify_link(self._token(email), first)
-        browser = await self.client()
-        sign_in = await self.links.create_sign_in(browser, email)
-        await self.links.prepare_first_factor(browser, sign_in.id, redirect_url="/done")
-        return browser, sign_in.id, self._token(email)
+async def started(world: World, email: str = "ann@example.org") -> tuple[Client, str, str]:
+    """An account for ``email``, then a sign-in on a new browser, its link emailed: the
+    browser, the sign-in's id and the link's token."""
+    await signed_up(world, email)
+    browser = await world.client()
+    sign_in = await world.links.create_sign_in(browser, email)
+    await world.links.prepare_first_factor(browser, sign_in.id, redirect_url="/done")
+    return browser, sign_in.id, world.last_link(email)
 
-    def _token(self, email: str) -> str:
-        message = self.mailer.last_to(email)
-        assert message is not None
-        return token_in(message.text)
 
-    async def version_of(self, browser: Client, sign_in_id: str) -> int:
-        return (await self.links.get_sign_in(browser, sign_in_id)).version
+async def version_of(world: World, browser: Client, sign_in_id: str) -> int:
+    return (await world.links.get_sign_in(browser, sign_in_id)).version
 
 
 async def test_the_browser_that_asked_signs_in_on_one_read_of_the_link() -> None:
-    world = Opened()
-    browser, sign_in_id, token = await world.started()
-    world.storage.gets.clear()
+    world, storage = held_world()
+    browser, sign_in_id, token = await started(world)
+    storage.gets.clear()
     result = await world.links.open_link(token, browser)
     assert isinstance(result, LinkResult) and not result.repeated
     assert result.verified_from_the_same_client and result.redirect_url == DONE
@@ -103,7 +80,7 @@ async def test_the_browser_that_asked_signs_in_on_one_read_of_the_link() -> None
     live = await world.links.authenticate(result.session_token)
     assert live is not None and result.session is not None and live.id == result.session.id
     # inspect_link then verify_link would read the link and its sign-in twice each
-    assert world.storage.gets["Link"] == 1 and world.storage.gets["SignIn"] == 1
+    assert storage.gets["Link"] == 1 and storage.gets["SignIn"] == 1
     done = await world.links.get_sign_in(browser, sign_in_id)
     assert done.status is SignInStatus.COMPLETE
 
@@ -112,9 +89,9 @@ async def test_the_browser_that_asked_signs_in_on_one_read_of_the_link() -> None
 async def test_another_device_or_a_scanner_opening_it_changes_nothing(
     policy: CrossDevicePolicy,
 ) -> None:
-    world = Opened(policy)
-    browser, sign_in_id, token = await world.started()
-    before = await world.version_of(browser, sign_in_id)
+    world = make_world(cross_device=policy)
+    browser, sign_in_id, token = await started(world)
+    before = await version_of(world, browser, sign_in_id)
     phone = await world.client()
     for opener in (phone, None, phone):
         if policy is CrossDevicePolicy.DENY:
@@ -128,14 +105,14 @@ async def test_another_device_or_a_scanner_opening_it_changes_nothing(
             assert preview.needs_code is (policy is CrossDevicePolicy.CONFIRM)
             assert not preview.same_client and preview.redirect_url == DONE
     # not even deny's mismatch is recorded on a GET: the link still works where it was asked
-    assert await world.version_of(browser, sign_in_id) == before
+    assert await version_of(world, browser, sign_in_id) == before
     result = await world.links.open_link(token, browser)
     assert isinstance(result, LinkResult) and result.session_token is not None
 
 
 async def test_opened_again_it_answers_the_same_sign_in_with_a_fresh_token() -> None:
-    world = Opened()
-    browser, _, token = await world.started()
+    world = make_world()
+    browser, _, token = await started(world)
     first = await world.links.open_link(token, browser)
     again = await world.links.open_link(token, browser)
     assert isinstance(first, LinkResult) and isinstance(again, LinkResult)
@@ -152,21 +129,21 @@ async def test_opened_again_it_answers_the_same_sign_in_with_a_fresh_token() -> 
 
 
 async def test_an_expired_link_opened_sends_its_own_browser_back_to_the_app() -> None:
-    world = Opened()
-    browser, sign_in_id, token = await world.started()
+    world = make_world()
+    browser, sign_in_id, token = await started(world)
     world.clock.advance(seconds=world.links.settings.link_ttl.total_seconds())
-    before = await world.version_of(browser, sign_in_id)
+    before = await version_of(world, browser, sign_in_id)
     with pytest.raises(MagicLinkError) as refused:
         await world.links.open_link(token, browser)
     assert refused.value.code == "expired" and refused.value.redirect_url == DONE
-    assert await world.version_of(browser, sign_in_id) == before
+    assert await version_of(world, browser, sign_in_id) == before
 
 
 async def test_a_double_tap_read_twice_before_either_writes_makes_one_session() -> None:
-    world = Opened()
-    browser, _, token = await world.started()
-    world.storage.gets.clear()
-    world.storage.hold_writes = 2  # the first tap's write waits until the second read the link
+    world, storage = held_world()
+    browser, _, token = await started(world)
+    storage.gets.clear()
+    storage.hold_writes = 2  # the first tap's write waits until the second read the link
     results: list[LinkPreview | LinkResult[Any]] = []
 
     async def tap() -> None:
@@ -181,7 +158,7 @@ async def test_a_double_tap_read_twice_before_either_writes_makes_one_session() 
     assert sorted(r.repeated for r in done) == [False, True]  # the loser read again: used
     assert done[0].session is not None and done[1].session is not None
     assert done[0].session.id == done[1].session.id
-    assert world.storage.gets["Link"] == 3
+    assert storage.gets["Link"] == 3
     repeated = next(r for r in done if r.repeated)  # its fresh token is the session's now
     assert repeated.session_token is not None
     assert await world.links.authenticate(repeated.session_token) is not None
