@@ -4,16 +4,19 @@ in a fresh schema; plus migrations, real columns and indexes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import anyio
 import pytest
 
-from magiclink_core.domain.models import RECORD_TYPES, Link
-from magiclink_core.ports import Insert
+from magiclink_core.domain.errors import StorageUnavailableError
+from magiclink_core.domain.models import RECORD_TYPES, Link, Session
+from magiclink_core.ports import Insert, Update
 from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url, postgres
 from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import make_record
+from magiclink_core.testing.contract import T0
 from tests.support import POSTGRES_DSN
 
 from ._flows import purge_lets_writes_in
@@ -106,6 +109,42 @@ async def test_a_missing_schema_says_to_migrate(schema: str) -> None:
         with pytest.raises(StorageUnavailableError) as caught:
             await store.apply([Insert(make_record(Link))])
         assert "migrate" in caught.value.long_message
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_schema_of_version_3_says_to_migrate_and_its_sessions_go_on_after(
+    schema: str,
+) -> None:
+    store = PostgresStorage(POSTGRES_DSN, schema=schema)
+    try:
+        await store.migrate()
+        session = make_record(Session)
+        await store.apply([Insert(session)])
+        async with store._connection() as connection:  # back to what version 3 made
+            await connection.execute(
+                "ALTER TABLE sessions DROP COLUMN previous_token_digest, "
+                "DROP COLUMN previous_token_until"
+            )
+            await connection.execute("DELETE FROM schema_version WHERE version > 3")
+        for call in (
+            store.get(Session, session.id),
+            store.apply([Insert(make_record(Session))]),
+        ):
+            with pytest.raises(StorageUnavailableError) as caught:
+                await call
+            assert "migrate" in caught.value.long_message
+        assert await store.migrate() == migrations("postgres")[-1][0]
+        assert await store.get(Session, session.id) == session
+        rotated = session.bumped(
+            T0,
+            token_digest="digest-new",
+            previous_token_digest=session.token_digest,
+            previous_token_until=T0 + timedelta(minutes=1),
+        )
+        await store.apply([Update(rotated)])
+        assert await store.find(Session, "previous_token_digest", session.token_digest) == rotated
     finally:
         await store.close()
 

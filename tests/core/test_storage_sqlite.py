@@ -14,7 +14,7 @@ import anyio.to_thread
 import pytest
 
 from magiclink_core.domain.errors import StorageUnavailableError
-from magiclink_core.domain.models import RECORD_TYPES, EmailAddress, Link, User
+from magiclink_core.domain.models import RECORD_TYPES, EmailAddress, Link, Session, User
 from magiclink_core.ports import Insert, Storage, Update
 from magiclink_core.storage import SQLiteStorage
 from magiclink_core.storage._sql import migrations
@@ -71,6 +71,45 @@ async def test_migrate_is_idempotent_and_versioned(tmp_path: Path) -> None:
             len(migrations("sqlite")),
         )
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+@pytest.mark.anyio
+async def test_a_version_2_database_is_upgraded_on_opening_and_its_sessions_go_on(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "m.db"
+    store = SQLiteStorage(path)
+    session = make_record(Session)
+    await store.apply([Insert(session)])
+    await store.close()
+    with sqlite3.connect(path) as db:  # back to what version 2 made
+        db.execute("DROP INDEX sessions_previous_token_digest_key")
+        db.execute("ALTER TABLE sessions DROP COLUMN previous_token_digest")
+        db.execute("ALTER TABLE sessions DROP COLUMN previous_token_until")
+        db.execute("DELETE FROM schema_version WHERE version > 2")
+    stale = SQLiteStorage(path, auto_migrate=False)
+    try:
+        with pytest.raises(StorageUnavailableError) as caught:
+            await stale.get(Session, session.id)
+        assert "migrate" in caught.value.long_message
+    finally:
+        await stale.close()
+    upgraded = await SQLiteStorage.open(path)
+    try:
+        assert await upgraded.schema_version() == migrations("sqlite")[-1][0]
+        assert await upgraded.get(Session, session.id) == session
+        rotated = session.bumped(
+            T0,
+            token_digest="digest-new",
+            previous_token_digest=session.token_digest,
+            previous_token_until=T0 + timedelta(minutes=1),
+        )
+        await upgraded.apply([Update(rotated)])
+        assert await upgraded.find(Session, "previous_token_digest", session.token_digest) == (
+            rotated
+        )
+    finally:
+        await upgraded.close()
 
 
 def _columns(db: sqlite3.Connection, table: str) -> set[str]:

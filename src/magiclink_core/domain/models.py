@@ -305,16 +305,23 @@ class EmailAddress(Record):
 
 class Session(Record):
     """A signed-in session on one client. ``token_digest`` is None until the client that owns it
-    collects its token (a session completed from another device is issued that way)."""
+    collects its token (a session completed from another device is issued that way).
+
+    When the session is given a new token (``activate_session``, or a repeated click), the
+    token it had is kept as ``previous_token_digest`` until ``previous_token_until``: the
+    answer that carried it may still be on its way to the same browser, which keeps whichever
+    cookie arrives last (see ``Settings.session_token_grace``)."""
 
     table = "sessions"
     id_prefix = "sess"
-    unique_fields = ("token_digest",)
+    unique_fields = ("token_digest", "previous_token_digest")
     list_fields = ("user_id", "client_id")
 
     user_id: str
     client_id: str
     token_digest: str | None = None
+    previous_token_digest: str | None = None
+    previous_token_until: datetime | None = None
     # the user's primary address, kept current: who is signed in, known without a read
     email_address: str = ""
     status: SessionStatus = SessionStatus.ACTIVE

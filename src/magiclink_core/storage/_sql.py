@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
+from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
 from ..ports import R
 from ._records import kinds_by_table
@@ -253,15 +254,31 @@ $fn$"""  # noqa: S608
     ]
 
 
+def v4(dialect: Dialect) -> list[str]:
+    """Version 4: a session given a new token keeps the one it had for a short grace
+    (``sessions.previous_token_digest``, unique, until ``previous_token_until``): a double
+    tap's first answer may reach the browser last."""
+    types_ = _SQL_TYPES[dialect]
+    add = "ADD COLUMN IF NOT EXISTS" if dialect == "postgres" else "ADD COLUMN"  # SQLite has none
+    return [
+        f"ALTER TABLE sessions {add} previous_token_digest {types_['text']}",
+        f"ALTER TABLE sessions {add} previous_token_until {types_['time']}",
+        "CREATE UNIQUE INDEX IF NOT EXISTS "
+        f"{unique_index_name('sessions', 'previous_token_digest')} "
+        "ON sessions (previous_token_digest) WHERE previous_token_digest IS NOT NULL",
+    ]
+
+
 def migrations(dialect: Dialect) -> list[tuple[int, list[str]]]:
     """Every schema step as (version, statements), oldest first. Append only. A step may be one
-    dialect's only (version 3 is PostgreSQL's)."""
+    dialect's only (version 3 is PostgreSQL's: SQLite goes from 2 to 4)."""
     steps = [
         (1, [*render_tables(V1_TABLES, dialect), counters_table(dialect)]),
         (2, v2(dialect)),
     ]
     if dialect == "postgres":
         steps.append((3, v3_postgres()))
+    steps.append((4, v4(dialect)))
     return steps
 
 
@@ -362,11 +379,24 @@ def _iso_time(value: datetime) -> str:
     return value.isoformat()
 
 
+def out_of_date() -> StorageUnavailableError:
+    """The error of a schema older than this magiclink's records (a column missing)."""
+    return StorageUnavailableError(
+        long_message="magiclink's tables are out of date: run `magiclink migrate`"
+    )
+
+
 def from_row(kind: type[R], row: Row) -> R:
-    """The record of ``kind`` a row holds."""
+    """The record of ``kind`` a row holds.
+
+    :raises StorageUnavailableError: the row lacks a column (the schema is not migrated).
+    """
     values: dict[str, object] = {}
     for name, type_ in field_types(kind).items():
-        value = row[name]
+        try:
+            value = row[name]
+        except (KeyError, IndexError):  # asyncpg.Record, sqlite3.Row
+            raise out_of_date() from None
         if type_ == "json" and isinstance(value, str):
             value = json.loads(value)
         values[name] = value

@@ -173,6 +173,8 @@ class PostgresStorage(ConnectionLimits):
             raise StorageUnavailableError(
                 long_message="magiclink's tables are missing: run `magiclink migrate`"
             ) from exc
+        except asyncpg.UndefinedColumnError as exc:
+            raise _sql.out_of_date() from exc
         except BaseException as exc:
             if is_unavailable(exc):
                 raise unavailable(exc) from exc

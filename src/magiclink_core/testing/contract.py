@@ -266,6 +266,33 @@ class StorageContract:
         await storage.apply([Delete(Session, other.id, other.version)])
         assert await storage.find(Session, "token_digest", "digest-1") is None
 
+    async def test_a_value_moves_between_two_unique_fields_of_one_record(
+        self, storage: Storage
+    ) -> None:
+        # a session's token and the one it replaced swap when the older one is presented again
+        session = make_record(
+            Session,
+            token_digest="digest-new",
+            previous_token_digest="digest-old",
+            previous_token_until=T0 + timedelta(minutes=1),
+        )
+        await storage.apply([Insert(session)])
+        assert await storage.find(Session, "previous_token_digest", "digest-old") == session
+        swapped = session.bumped(T0, token_digest="digest-old", previous_token_digest="digest-new")
+        await storage.apply([Update(swapped)])
+        assert await storage.find(Session, "token_digest", "digest-old") == swapped
+        assert await storage.find(Session, "previous_token_digest", "digest-new") == swapped
+        assert await storage.find(Session, "token_digest", "digest-new") is None
+        assert await storage.find(Session, "previous_token_digest", "digest-old") is None
+        clash = make_record(Session, previous_token_digest="digest-new")
+        with pytest.raises(WriteConflict) as refused:
+            await storage.apply([Insert(clash)])
+        assert refused.value.unique_field == "previous_token_digest"
+        cleared = swapped.bumped(T0, previous_token_digest=None, previous_token_until=None)
+        await storage.apply([Update(cleared)])
+        assert await storage.find(Session, "previous_token_digest", "digest-new") is None
+        assert await storage.find(Session, "token_digest", "digest-old") == cleared
+
     async def test_an_update_moves_a_record_between_lists(self, storage: Storage) -> None:
         session = make_record(Session, user_id="user_a")
         await storage.apply([Insert(session)])
