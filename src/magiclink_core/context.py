@@ -69,6 +69,7 @@ class Context:
             idle_timeout=s.session_idle_timeout,
             touch_interval=s.session_touch_interval,
             purge_grace=s.purge_grace,
+            token_grace=s.session_token_grace,
         )
         object.__setattr__(self, "session_terms", terms)  # derived once; the context is frozen
         cache = SessionCache(self.notifier, ttl=s.session_cache_ttl, size=s.session_cache_size)

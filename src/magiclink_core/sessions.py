@@ -40,7 +40,7 @@ async def authenticate(ctx: Context, session_token: str | None) -> Session | Non
         if session is not None:
             break
     if session is None:
-        return None
+        return await _by_previous_token(ctx, session_token)
     if session_rules.session_expiry_reason(session, now, terms.idle_timeout) is not None:
         return None
     if session_rules.needs_touch(session, now, terms.touch_interval):
@@ -51,6 +51,33 @@ async def authenticate(ctx: Context, session_token: str | None) -> Session | Non
     if key is not None:
         cache.put(key, session, now, epoch)
     return session
+
+
+async def _by_previous_token(ctx: Context, session_token: str) -> Session | None:
+    """The live session whose replaced token this is, while that token still works; the token
+    is made the session's own again (the client kept it), so it keeps working after the grace.
+    Never cached: this is the rare path of a double tap whose answers crossed."""
+    digests = ctx.keyring.candidate_digests(session_token, TokenPurpose.SESSION)
+    session: Session | None = None
+    for _ in range(RETRIES):
+        for digest in digests:
+            session = await ctx.storage.find(Session, "previous_token_digest", digest)
+            if session is not None:
+                break
+        else:
+            # made current again by a request that raced this one, or never a token at all
+            for digest in digests:
+                session = await ctx.storage.find(Session, "token_digest", digest)
+                if session is not None:
+                    return session if _live(ctx, session) else None
+            return None
+        now = ctx.now()
+        if not (session_rules.previous_token_live(session, now) and _live(ctx, session)):
+            return None
+        readopted = session_rules.readopt_previous(session, now, ctx.session_terms.token_grace)
+        if await ctx.try_write([Update(readopted)]):
+            return readopted
+    return session  # live when read: a session written this busily is not worth refusing
 
 
 def _live(ctx: Context, session: Session | None) -> bool:
@@ -72,10 +99,11 @@ async def activate(ctx: Context, client: Client, session_id: str) -> tuple[Sessi
         if session is None or session.client_id != client.id or not _live(ctx, session):
             raise NotFoundError(long_message="No such session.")
         token = new_token(TokenPurpose.SESSION)
-        activated = session.bumped(
+        activated = session_rules.with_new_token(
+            session,
+            ctx.keyring.digest(token, TokenPurpose.SESSION),
             now,
-            token_digest=ctx.keyring.digest(token, TokenPurpose.SESSION),
-            last_active_at=now,
+            ctx.session_terms.token_grace,
         )
         others = [
             s

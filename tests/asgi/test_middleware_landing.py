@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 
@@ -63,6 +64,42 @@ async def test_cookies_over_http() -> None:
         landed = await browser.get(link_of(mailer, "c@example.com"))
         session = cookie_header(landed, "magiclink_session")
         assert "HttpOnly" in session and "SameSite=Lax" in session and "Path=/" in session
+
+
+async def test_a_double_tap_whose_first_answer_comes_last_leaves_the_browser_signed_in() -> None:
+    # a browser keeps the session cookie of the answer it gets last: here the first tap's,
+    # held back by the app's hook, while the second tap is answered at once as a repeat
+    clock = FakeClock()
+    magiclinks, mailer = make_magiclinks(BASE, clock=clock)
+    second_answered = anyio.Event()
+
+    @magiclinks.on("sign_up_completed")
+    async def slow_hook(event: Any) -> None:
+        await second_answered.wait()
+
+    answers: list[httpx.Response] = []
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        link = await emailed_link(browser, mailer, "tap@example.com")
+
+        async def tap() -> None:
+            answers.append(await browser.get(link))
+            second_answered.set()
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as taps:
+                taps.start_soon(tap)
+                await anyio.wait_all_tasks_blocked()  # the first tap waits in the hook
+                taps.start_soon(tap)
+        repeat, first = answers
+        assert repeat.status_code == 200 and "You're signed in" in repeat.text
+        assert first.status_code == 303
+        assert cookie_header(repeat, "magiclink_session") != cookie_header(
+            first, "magiclink_session"
+        )
+        assert browser.cookies["magiclink_session"] in cookie_header(first, "magiclink_session")
+        assert (await browser.get("/whoami")).json()["authenticated"] is True
+        clock.advance(hours=1)  # long past the grace of a replaced token
+        assert (await browser.get("/whoami")).json()["authenticated"] is True
 
 
 async def test_cookies_over_https_are_host_prefixed_and_secure() -> None:

@@ -24,6 +24,7 @@ TERMS = session_rules.SessionTerms(
     idle_timeout=timedelta(days=7),
     touch_interval=timedelta(minutes=1),
     purge_grace=timedelta(days=1),
+    token_grace=timedelta(minutes=1),
 )
 
 

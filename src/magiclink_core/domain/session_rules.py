@@ -21,6 +21,7 @@ class SessionTerms:
     idle_timeout: timedelta
     touch_interval: timedelta
     purge_grace: timedelta
+    token_grace: timedelta  # how long a replaced token keeps working
 
 
 def new_session(
@@ -64,6 +65,45 @@ def session_expiry_reason(
 def needs_touch(session: Session, now: datetime, interval: timedelta) -> bool:
     """Whether a request should record activity (at most once per ``interval``)."""
     return now - session.last_active_at >= interval
+
+
+def with_new_token(session: Session, digest: str, now: datetime, grace: timedelta) -> Session:
+    """``session`` given the token of ``digest`` (and its activity recorded). The token it had
+    keeps working for ``grace``: the answer that carried it to the same client may still be on
+    its way, and arrive after this one. One replaced token is kept: one still in its grace
+    stays (the first answer of a double tap is the slow one: it completed the sign-in and ran
+    the app's hooks, so a third tap does not push it out); otherwise the one replaced now."""
+    if previous_token_live(session, now):
+        return session.bumped(now, token_digest=digest, last_active_at=now)
+    return _replacing(session, digest, now, grace)
+
+
+def previous_token_live(session: Session, now: datetime) -> bool:
+    """Whether the token ``session`` had before its current one still works."""
+    until = session.previous_token_until
+    return session.previous_token_digest is not None and until is not None and now < until
+
+
+def readopt_previous(session: Session, now: datetime, grace: timedelta) -> Session:
+    """``session`` with its previous token made current again: the client presented it, so it
+    is the cookie that client kept (the answer that carried it came last). The token it
+    replaces keeps working for ``grace`` in turn, for a request already on its way."""
+    previous = session.previous_token_digest
+    if previous is None:
+        raise ValueError("the session has no previous token")
+    return _replacing(session, previous, now, grace)
+
+
+def _replacing(session: Session, digest: str, now: datetime, grace: timedelta) -> Session:
+    """``session`` with the token of ``digest``, its current one kept for ``grace``."""
+    kept = session.token_digest if grace > timedelta(0) else None
+    return session.bumped(
+        now,
+        token_digest=digest,
+        previous_token_digest=kept,
+        previous_token_until=None if kept is None else now + grace,
+        last_active_at=now,
+    )
 
 
 def end_session(

@@ -69,6 +69,11 @@ class Settings(BaseModel):
     # notifier is healthy; any change of it on any instance drops it (0 turns the cache off)
     session_cache_ttl: timedelta = timedelta(seconds=5)
     session_cache_size: Annotated[int, Field(ge=0)] = 10_000
+    # how long a session's token keeps working once the session is given a new one (a repeated
+    # click, activate_session): a double tap's two answers may reach the browser in either order,
+    # and it keeps the cookie of the last. Presenting that older token in this time makes it the
+    # session's token again (0: a replaced token stops at once)
+    session_token_grace: timedelta = timedelta(minutes=1)
     attempt_ttl: timedelta = timedelta(hours=24)
     client_ttl: timedelta = timedelta(days=365)
     # expired records stay readable this long, so a late click still reads "expired"
@@ -172,6 +177,11 @@ class Settings(BaseModel):
             raise ValueError(
                 "session_touch_interval must be shorter than session_idle_timeout, or an active "
                 "session would time out between two recorded touches"
+            )
+        if not timedelta(0) <= self.session_token_grace <= self.session_idle_timeout:
+            raise ValueError(
+                "session_token_grace must be between 0 and session_idle_timeout "
+                "(0: a replaced token stops at once)"
             )
         if self.session_cache_ttl < timedelta(0):
             raise ValueError("session_cache_ttl cannot be negative (0 turns the cache off)")
