@@ -6,7 +6,8 @@ A confirmation code (the one the starting device shows, typed on the device that
 link) is guessed at most ``max_confirmation_code_attempts`` times per link; across links, one
 client IP may type ``confirmation_code_failures_per_ip`` wrong ones per window. The budget is
 checked before any comparison and spent by every refused try that carried a code, so a network
-that guesses is stopped even with a fresh link each time.
+that guesses is stopped even with a fresh link each time. A try that compares no code (a second
+tap on Confirm after success) is answered even past the budget.
 """
 
 from __future__ import annotations
@@ -61,10 +62,18 @@ async def verify(
         else []
     )
     client_id = client.id if client is not None else None
-    await throttle.check(ctx, budget, ip_address=ip_address, client_id=client_id)
+
+    async def within_budget() -> None:
+        await throttle.check(ctx, budget, ip_address=ip_address, client_id=client_id)
+
     try:
         return await links.verify(
-            ctx, token, client, confirmation_code=confirmation_code, request=request
+            ctx,
+            token,
+            client,
+            confirmation_code=confirmation_code,
+            request=request,
+            before_code=within_budget if budget else None,
         )
     except (MagicLinkError, ConfirmationCodeError) as exc:
         await throttle.spend(ctx, budget)

@@ -5,6 +5,7 @@ module reads, asks, and writes each once-only change with one ``Storage.apply``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar, cast
@@ -356,10 +357,20 @@ async def verify(
     *,
     confirmation_code: str | None,
     request: RequestInfo | None,
+    before_code: Callable[[], Awaitable[None]] | None = None,
 ) -> LinkResult[Attempt]:
-    """Consume a link; see :meth:`MagicLinks.verify_link`."""
+    """Consume a link; see :meth:`MagicLinks.verify_link`. ``before_code`` is awaited before
+    ``confirmation_code`` is compared, only when it is (it may refuse: a spent budget); a
+    link used already, or one that needs no code, is answered without it."""
     for _ in range(RETRIES):
         link, attempt = await _load(ctx, token)
+        # judged without the code first (pure: no read more): is the code compared at all?
+        if (
+            confirmation_code is not None
+            and before_code is not None
+            and _judge(ctx, link, attempt, client, None, confirmed=True).needs_code
+        ):
+            await before_code()
         decision = _judge(ctx, link, attempt, client, confirmation_code, confirmed=True)
         if decision.outcome is flows.ClickOutcome.NEEDS_CONFIRMATION:
             raise InvalidStateError(

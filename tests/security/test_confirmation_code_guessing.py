@@ -80,3 +80,30 @@ async def test_right_codes_spend_nothing() -> None:
         for n in range(3):
             code, link = await start(app, owner, f"ann{n}@example.org")
             assert (await confirm(phone, link, code)).status_code == 200
+
+
+async def test_a_second_tap_on_confirm_past_the_budget_still_gets_its_done_page() -> None:
+    # the budget stops codes being compared; a second tap after success compares none (a
+    # resubmitted form, a double tap), so a phone on a network over the limit still gets its
+    # answer, while the network's next code is refused
+    app = make_app(confirmation_code_failures_per_ip=3, links_per_address=0)
+    network = "203.0.113.7"
+    async with (
+        app.browser("198.51.100.20") as owner,
+        app.browser(network) as phone,
+        app.browser(network) as guesser,
+    ):
+        code, link = await start(app, owner, "ann@example.org")
+        moved = await phone.get(link)
+        page = await phone.get(moved.headers["location"])
+        form = {"confirmation_code": code, "csrf_token": csrf_token(page.text)}
+        first = await phone.post("/auth/v1/verify/confirm", data=form)
+        assert first.status_code == 200 and "You're all set" in first.text
+        _, other = await start(app, owner, "bob@example.org")
+        for _ in range(3):
+            assert (await confirm(guesser, other, "000000")).status_code == 422
+        fresh_code, fresh = await start(app, owner, "cy@example.org")
+        assert (await confirm(guesser, fresh, fresh_code)).status_code == 429
+        again = await phone.post("/auth/v1/verify/confirm", data=form)
+        assert again.status_code == 200, again.text
+        assert "You're all set" in again.text
