@@ -274,3 +274,35 @@ async def _reads_of(links: MagicLinks, token: str) -> int:
     finally:
         object.__setattr__(links._ctx, "storage", real)
     return counting.reads
+
+
+async def test_a_replaced_token_made_current_again_stops_the_cached_other_at_its_grace() -> None:
+    # a cached copy that outlives the grace (no touch due either): only the drop on
+    # readoption stops the other token
+    storage, mailer, clock = CountingWrites(MemoryStorage()), MemoryMailer(), FakeClock()
+    settings = make_links(
+        storage,
+        mailer,
+        session_cache_ttl=timedelta(minutes=10),
+        session_touch_interval=timedelta(minutes=5),
+    ).settings
+    links = MagicLinks(settings, storage=storage, mailer=mailer, clock=clock)
+    async with links:
+        client, _ = await links.create_client()
+        attempt = await links.create_sign_up(client, "ann@example.org")
+        await links.prepare_sign_up_verification(client, attempt.id, redirect_url="/")
+        await links.mail_sent()
+        result = await links.verify_link(last_token(mailer, "ann@example.org"), client)
+        replaced = result.session_token
+        assert result.session is not None and replaced is not None
+        _, replacing = await links.activate_session(client, result.session.id)
+        assert await links.authenticate(replacing) is not None  # cached now
+        clock.advance(seconds=30)
+        assert await links.authenticate(replaced) is not None  # the browser kept this one
+        clock.advance(settings.session_token_grace)
+        assert await links.authenticate(replacing) is None
+        assert await links.authenticate(replaced) is not None  # read, and kept
+        reads = storage.reads
+        for _ in range(3):  # the session's own token again: served from the cache
+            assert await links.authenticate(replaced) is not None
+        assert storage.reads == reads
