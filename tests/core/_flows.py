@@ -9,9 +9,9 @@ from typing import Any
 import anyio
 
 from magiclink_core import Client, MagicLinks, Settings
-from magiclink_core.domain.models import Link, User
+from magiclink_core.domain.models import Link, Session, User
 from magiclink_core.mailers import MemoryMailer
-from magiclink_core.ports import Insert, Notifier, Storage
+from magiclink_core.ports import Insert, Notifier, Storage, Update
 from magiclink_core.testing import make_record
 from magiclink_core.testing.contract import T0
 from tests.support import SECRET, token_in
@@ -47,6 +47,20 @@ async def sign_up(links: MagicLinks, mailer: MemoryMailer, email: str) -> Client
     await links.prepare_sign_up_verification(client, attempt.id, redirect_url="/welcome")
     await links.verify_link(last_token(mailer, email), client)
     return client
+
+
+async def upgraded_session_goes_on(store: Storage, session: Session) -> None:
+    """``session``, stored before a migration, reads back whole after it and can be given a new
+    token that keeps the one it had (the columns the migration added)."""
+    assert await store.get(Session, session.id) == session
+    rotated = session.bumped(
+        T0,
+        token_digest="digest-new",
+        previous_token_digest=session.token_digest,
+        previous_token_until=T0 + timedelta(minutes=1),
+    )
+    await store.apply([Update(rotated)])
+    assert await store.find(Session, "previous_token_digest", session.token_digest) == rotated
 
 
 async def purge_lets_writes_in(store: Storage) -> None:

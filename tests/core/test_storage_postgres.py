@@ -4,7 +4,6 @@ in a fresh schema; plus migrations, real columns and indexes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import anyio
@@ -12,14 +11,13 @@ import pytest
 
 from magiclink_core.domain.errors import StorageUnavailableError
 from magiclink_core.domain.models import RECORD_TYPES, Link, Session
-from magiclink_core.ports import Insert, Update
+from magiclink_core.ports import Insert
 from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url, postgres
 from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import make_record
-from magiclink_core.testing.contract import T0
 from tests.support import POSTGRES_DSN
 
-from ._flows import purge_lets_writes_in
+from ._flows import purge_lets_writes_in, upgraded_session_goes_on
 from ._services import ProxiedNotifierContract, ServerStorageContract, storages
 
 pytestmark = pytest.mark.postgres
@@ -136,15 +134,7 @@ async def test_a_schema_of_version_3_says_to_migrate_and_its_sessions_go_on_afte
                 await call
             assert "migrate" in caught.value.long_message
         assert await store.migrate() == migrations("postgres")[-1][0]
-        assert await store.get(Session, session.id) == session
-        rotated = session.bumped(
-            T0,
-            token_digest="digest-new",
-            previous_token_digest=session.token_digest,
-            previous_token_until=T0 + timedelta(minutes=1),
-        )
-        await store.apply([Update(rotated)])
-        assert await store.find(Session, "previous_token_digest", session.token_digest) == rotated
+        await upgraded_session_goes_on(store, session)
     finally:
         await store.close()
 

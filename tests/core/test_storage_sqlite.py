@@ -21,7 +21,7 @@ from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import StorageContract, make_record
 from magiclink_core.testing.contract import T0
 
-from ._flows import purge_lets_writes_in
+from ._flows import purge_lets_writes_in, upgraded_session_goes_on
 from ._support import CounterReads
 
 
@@ -97,17 +97,7 @@ async def test_a_version_2_database_is_upgraded_on_opening_and_its_sessions_go_o
     upgraded = await SQLiteStorage.open(path)
     try:
         assert await upgraded.schema_version() == migrations("sqlite")[-1][0]
-        assert await upgraded.get(Session, session.id) == session
-        rotated = session.bumped(
-            T0,
-            token_digest="digest-new",
-            previous_token_digest=session.token_digest,
-            previous_token_until=T0 + timedelta(minutes=1),
-        )
-        await upgraded.apply([Update(rotated)])
-        assert await upgraded.find(Session, "previous_token_digest", session.token_digest) == (
-            rotated
-        )
+        await upgraded_session_goes_on(upgraded, session)
     finally:
         await upgraded.close()
 
