@@ -207,6 +207,8 @@ class Landing:
         if result.session_token is not None and result.session is not None:
             call.cookies_out.append(self.names.set_session(result.session_token))
             created = result.session.id
+        elif result.session is not None and result.session == call.session:
+            created = result.session.id  # signed in to it already: the cookie it has works
         if result.repeated:
             return self._again(result, created)
         self._forget(call)
@@ -239,7 +241,9 @@ class Landing:
         opened: LinkPreview | LinkResult[Any] | None
         try:
             if call.request.method == "GET":  # completes only for the client that asked
-                opened = await self.magiclinks.open_link(token, client, request=call.info)
+                opened = await self.magiclinks.open_link(
+                    token, client, request=call.info, signed_in=call.session
+                )
             else:
                 opened = await self.magiclinks.inspect_link(token, client)
         except MagicLinkError as exc:
@@ -267,7 +271,9 @@ class Landing:
         client = await self._client(call)
         csrf = self._csrf(call)
         try:
-            opened = await self.magiclinks.open_link(token, client, request=call.info)
+            opened = await self.magiclinks.open_link(
+                token, client, request=call.info, signed_in=call.session
+            )
         except MagicLinkError as exc:
             return self._dead(exc, csrf=csrf)
         except StorageUnavailableError:
@@ -322,7 +328,7 @@ class Landing:
         try:
             # one read: a used link, this client's own link or a confirmed one, judged at once
             result = await self.magiclinks.verify_link(
-                token, client, confirmation_code=code, request=call.info
+                token, client, confirmation_code=code, request=call.info, signed_in=call.session
             )
         except InvalidStateError:  # policy confirm, and the form carried no code
             return await self.confirm_page(call, wrong=TYPE_THE_CODE, status=422)

@@ -17,7 +17,7 @@ from .context import Context
 from .domain import limits
 from .domain.errors import ConfirmationCodeError, InvalidRequestError, MagicLinkError
 from .domain.events import AuthEvent, Event
-from .domain.models import Attempt, Client, RequestInfo
+from .domain.models import Attempt, Client, RequestInfo, Session
 from .domain.tokens import is_text
 from .links import LinkPreview, LinkResult
 
@@ -32,12 +32,17 @@ async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPrevie
 
 
 async def open_link(
-    ctx: Context, token: str, client: Client | None, *, request: RequestInfo | None
+    ctx: Context,
+    token: str,
+    client: Client | None,
+    *,
+    request: RequestInfo | None,
+    signed_in: Session | None = None,
 ) -> LinkPreview | LinkResult[Attempt]:
     """:func:`links.open_link`, a refusal announced as an event (no code is typed, so no
     budget is spent)."""
     try:
-        return await links.open_link(ctx, token, client, request=request)
+        return await links.open_link(ctx, token, client, request=request, signed_in=signed_in)
     except MagicLinkError as exc:
         await _refused(ctx, exc, client, request)
         raise
@@ -50,6 +55,7 @@ async def verify(
     *,
     confirmation_code: str | None,
     request: RequestInfo | None,
+    signed_in: Session | None = None,
 ) -> LinkResult[Attempt]:
     """:func:`links.verify` within the client IP's budget of wrong confirmation codes."""
     if confirmation_code is not None and not is_text(confirmation_code, max_chars=64):
@@ -74,6 +80,7 @@ async def verify(
             confirmation_code=confirmation_code,
             request=request,
             before_code=within_budget if budget else None,
+            signed_in=signed_in,
         )
     except (MagicLinkError, ConfirmationCodeError) as exc:
         await throttle.spend(ctx, budget)

@@ -96,7 +96,8 @@ class LinkResult(Generic[AttemptT]):
     repeated: bool = False
     """The link had been used already by this very client (or for it): nothing was completed
     now; for the starting client whose session still lives, ``session_token`` is a fresh token
-    for that same session (an answer lost on the way is not a lost sign-in)."""
+    for that same session (an answer lost on the way is not a lost sign-in), or None when the
+    request was signed in to that session already (``session`` is then the one it holds)."""
 
 
 # -- issuing -----------------------------------------------------------------------------------
@@ -313,7 +314,12 @@ async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPrevie
 
 
 async def open_link(
-    ctx: Context, token: str, client: Client | None, *, request: RequestInfo | None
+    ctx: Context,
+    token: str,
+    client: Client | None,
+    *,
+    request: RequestInfo | None,
+    signed_in: Session | None = None,
 ) -> LinkPreview | LinkResult[Attempt]:
     """A link opened: :func:`inspect`, then :func:`verify` when no confirmation is due, on
     one read of the link; see :meth:`MagicLinks.open_link`."""
@@ -321,7 +327,7 @@ async def open_link(
         link, attempt = await _load(ctx, token)
         decision = _judge(ctx, link, attempt, client, None, confirmed=False)
         if decision.outcome is flows.ClickOutcome.ALREADY_COMPLETE and client is not None:
-            return await _again(ctx, link, attempt, client, decision)
+            return await _again(ctx, link, attempt, client, decision, signed_in)
         if decision.outcome is not flows.ClickOutcome.COMPLETE:
             # refused or to be confirmed: nothing is written (a scanner's GET changes nothing)
             return _preview(link, attempt, decision)
@@ -358,6 +364,7 @@ async def verify(
     confirmation_code: str | None,
     request: RequestInfo | None,
     before_code: Callable[[], Awaitable[None]] | None = None,
+    signed_in: Session | None = None,
 ) -> LinkResult[Attempt]:
     """Consume a link; see :meth:`MagicLinks.verify_link`. ``before_code`` is awaited before
     ``confirmation_code`` is compared, only when it is (it may refuse: a spent budget); a
@@ -377,7 +384,7 @@ async def verify(
                 long_message="Type the code shown on the device that asked for this link."
             )
         if decision.outcome is flows.ClickOutcome.ALREADY_COMPLETE and client is not None:
-            return await _again(ctx, link, attempt, client, decision)
+            return await _again(ctx, link, attempt, client, decision, signed_in)
         result = await settle(ctx, attempt, decision, request)
         if result is not None:
             return result
@@ -385,19 +392,32 @@ async def verify(
 
 
 async def _again(
-    ctx: Context, link: Link, attempt: Attempt, client: Client, decision: flows.ClickDecision
+    ctx: Context,
+    link: Link,
+    attempt: Attempt,
+    client: Client,
+    decision: flows.ClickDecision,
+    signed_in: Session | None,
 ) -> LinkResult[Attempt]:
     """A repeated click by the client that used the link (or that it was used for): the same
     result again. The starting client gets a fresh token for the session the link made, if that
-    session still lives (it never gets a second session); once that session has ended, the
-    link is used up like any other."""
+    session still lives (it never gets a second session), unless the request is signed in to
+    it already (``signed_in``: its cookie works, so nothing is written); once that session has
+    ended, the link is used up like any other."""
     verification = attempt.verification
     if verification is None:  # never: ALREADY_COMPLETE is judged of a verified attempt
         raise rejection(decision)
     session: Session | None = None
     token: str | None = None
     created = attempt.created_session_id if isinstance(attempt, SignUp | SignIn) else None
-    if decision.same_client and created is not None:
+    if (
+        decision.same_client
+        and isinstance(signed_in, Session)  # anything else a caller passed: not signed in
+        and signed_in.id == created
+        and signed_in.client_id == client.id
+    ):
+        session = signed_in
+    elif decision.same_client and created is not None:
         try:
             session, token = await sessions.activate(ctx, client, created)
         except NotFoundError:

@@ -348,7 +348,12 @@ class MagicLinks(AccountMethods, WaitMethods):
         return await link_guard.inspect(self._ctx, token, client)
 
     async def open_link(
-        self, token: str, client: Client | None, *, request: RequestInfo | None = None
+        self,
+        token: str,
+        client: Client | None,
+        *,
+        request: RequestInfo | None = None,
+        signed_in: Session | None = None,
     ) -> LinkPreview | LinkResult[Attempt]:
         """The emailed link opened (a GET of the landing): :meth:`inspect_link`, then
         :meth:`verify_link` when the opener may complete without confirming, on one read of
@@ -360,11 +365,15 @@ class MagicLinks(AccountMethods, WaitMethods):
         changed: a mail scanner's or another device's GET never completes, and under policy
         ``deny`` it does not record the mismatch either (only :meth:`verify_link` does).
 
+        ``signed_in``: as in :meth:`verify_link`.
+
         :raises MagicLinkError: as :meth:`inspect_link`, and as :meth:`verify_link` for the
             click that completes.
         :raises ConflictError: lost too many races with concurrent clicks.
         """
-        return await link_guard.open_link(self._ctx, token, client, request=request)
+        return await link_guard.open_link(
+            self._ctx, token, client, request=request, signed_in=signed_in
+        )
 
     async def verify_link(
         self,
@@ -373,8 +382,14 @@ class MagicLinks(AccountMethods, WaitMethods):
         *,
         confirmation_code: str | None = None,
         request: RequestInfo | None = None,
+        signed_in: Session | None = None,
     ) -> LinkResult[Attempt]:
         """Consume a link: the one click that completes its attempt.
+
+        A link used already by this very client is answered again (``repeated``): the starting
+        client gets a fresh token for the session the link made, unless ``signed_in`` (the
+        session the request's own cookie authenticated) is that session: its cookie works,
+        so no token is made and nothing is written (a Back, a reload).
 
         :raises MagicLinkError: expired, used, unknown, tampered with, superseded, abandoned, or
             refused by the cross-device policy (``client_mismatch``).
@@ -382,11 +397,16 @@ class MagicLinks(AccountMethods, WaitMethods):
             (some tries left; the last wrong one raises ``MagicLinkFailedError``).
         :raises InvalidStateError: policy ``confirm``, another client, and no code given.
         :raises ConflictError: lost too many races with concurrent clicks.
-        :raises RateLimitedError: a code was given and the client IP's budget of wrong
-            confirmation codes is spent (nothing is compared).
+        :raises RateLimitedError: a code was given, it was to be compared, and the client IP's
+            budget of wrong confirmation codes is spent (nothing is compared).
         """
         return await link_guard.verify(
-            self._ctx, token, client, confirmation_code=confirmation_code, request=request
+            self._ctx,
+            token,
+            client,
+            confirmation_code=confirmation_code,
+            request=request,
+            signed_in=signed_in,
         )
 
     async def resend_link(self, token: str, *, request: RequestInfo | None = None) -> AttemptKind:

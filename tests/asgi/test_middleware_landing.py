@@ -102,6 +102,29 @@ async def test_a_double_tap_whose_first_answer_comes_last_leaves_the_browser_sig
         assert (await browser.get("/whoami")).json()["authenticated"] is True
 
 
+async def test_a_link_opened_again_by_the_browser_it_signed_in_keeps_its_cookie() -> None:
+    # a Back or a reload: the session cookie the browser has works, so none is set (nothing is
+    # written); a browser that lost its cookie (an answer lost on the way) gets a fresh one
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        link = await emailed_link(browser, mailer, "k@example.com")
+        await browser.get(link)
+        kept = browser.cookies["magiclink_session"]
+        again = await browser.get(link)
+        assert again.status_code == 200 and "You're signed in" in again.text
+        assert "__magiclink_created_session=sess_" in again.text
+        assert not [
+            c for c in again.headers.get_list("set-cookie") if c.startswith("magiclink_session=")
+        ]
+        assert browser.cookies["magiclink_session"] == kept
+        assert (await browser.get("/whoami")).json()["authenticated"] is True
+        browser.cookies.delete("magiclink_session")
+        lost = await browser.get(link)
+        assert "You're signed in" in lost.text
+        assert cookie_header(lost, "magiclink_session") != f"magiclink_session={kept}"
+        assert (await browser.get("/whoami")).json()["authenticated"] is True
+
+
 async def test_cookies_over_https_are_host_prefixed_and_secure() -> None:
     base = "https://app.example.com"
     magiclinks, mailer = make_magiclinks(base)

@@ -18,6 +18,7 @@ from magiclink_core import (
     SignInStatus,
 )
 from magiclink_core.domain.models import Link
+from magiclink_core.domain.models import Session as SessionRecord
 from magiclink_core.ports import Change, R
 
 from ._support import BASE_URL, ReadsByKind, World, make_world, signed_up
@@ -193,3 +194,38 @@ async def test_a_double_tap_whose_first_answer_comes_last_stays_signed_in() -> N
     assert await world.links.authenticate(last.session_token) is not None
     world.clock.advance(hours=1)  # long past the grace: the cookie the browser kept still works
     assert await world.links.authenticate(last.session_token) is not None
+
+
+async def test_a_repeat_by_a_browser_signed_in_to_that_session_writes_nothing() -> None:
+    # a Back or a reload of the link: the cookie the browser has works, so it is kept
+    world = make_world()
+    browser, _, token = await started(world)
+    first = await world.links.open_link(token, browser)
+    assert isinstance(first, LinkResult) and first.session_token is not None
+    signed_in = await world.links.authenticate(first.session_token)
+    assert signed_in is not None
+    again = await world.links.open_link(token, browser, signed_in=signed_in)
+    confirmed = await world.links.verify_link(token, browser, signed_in=signed_in)
+    for answer in (again, confirmed):
+        assert isinstance(answer, LinkResult) and answer.repeated
+        assert answer.session_token is None and answer.session == signed_in
+    assert await world.storage.get(SessionRecord, signed_in.id) == signed_in  # nothing written
+    world.clock.advance(hours=1)  # no token was replaced: none has a grace to run out
+    assert await world.links.authenticate(first.session_token) is not None
+
+
+async def test_a_repeat_signed_in_elsewhere_still_gets_a_token_for_its_own_session() -> None:
+    world = make_world()
+    _, other_token = await signed_up(world, "bob@example.org")
+    other = await world.links.authenticate(other_token)
+    browser, _, token = await started(world)
+    first = await world.links.open_link(token, browser)
+    assert isinstance(first, LinkResult) and first.session is not None
+    again = await world.links.open_link(token, browser, signed_in=other)
+    assert isinstance(again, LinkResult) and again.repeated
+    assert again.session is not None and again.session.id == first.session.id
+    assert again.session_token is not None
+    assert await world.links.authenticate(again.session_token) is not None
+    junk: Any = "sess_not_a_session"  # whatever an app passes that is no Session: not signed in
+    anyhow = await world.links.open_link(token, browser, signed_in=junk)
+    assert isinstance(anyhow, LinkResult) and anyhow.session_token is not None
