@@ -296,9 +296,13 @@ class Api:
 
     async def touch_session(self, call: Call, params: dict[str, str]) -> Response:
         await call.request.body()
-        session, token = await self.magiclinks.activate_session(
-            await self._owner(call), params["id"]
-        )
+        client = await self._owner(call)
+        current = call.session
+        if current is not None and current.id == params["id"] and current.client_id == client.id:
+            # the session this browser's cookie already works for (the hosted completion page
+            # collects the one its link just made): kept as it is, nothing written
+            return json_response(session_json(current, current.id))
+        session, token = await self.magiclinks.activate_session(client, params["id"])
         call.cookies_out.append(self.names.set_session(token))
         return json_response(session_json(session, session.id))
 

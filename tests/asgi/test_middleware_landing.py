@@ -10,6 +10,7 @@ import pytest
 
 from magiclink_asgi.api import ROUTER, ROUTES
 from magiclink_asgi.openapi import SERVED_ROUTES
+from magiclink_core.domain.models import Session
 from magiclink_core.testing import FakeClock
 from tests.core._support import ReadsByKind
 from tests.support import csrf_token, link_in
@@ -469,3 +470,27 @@ async def test_without_the_hosted_pages_what_the_landing_links_to_is_served() ->
         refused = await browser.post("/auth/static/magiclink.css")
         assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
         assert (await browser.get("/auth/sign-in")).status_code == 404  # no pages: no page
+
+
+async def test_collecting_the_session_the_cookie_already_holds_changes_nothing() -> None:
+    # the hosted completion page collects the session its link made (setSession): the browser
+    # that clicked holds that session's cookie already, so it is kept and nothing is written
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        link = await emailed_link(browser, mailer, "t@example.com")
+        landed = await browser.get(link)
+        created = re.search(r"__magiclink_created_session=(sess_\w+)", landed.headers["location"])
+        assert created is not None
+        kept = browser.cookies["magiclink_session"]
+        stored = await magiclinks.storage.get(Session, created.group(1))
+        touched = await browser.post(f"/auth/v1/client/sessions/{created.group(1)}/touch")
+        assert touched.status_code == 200 and touched.json()["id"] == created.group(1)
+        assert not touched.headers.get_list("set-cookie")
+        assert browser.cookies["magiclink_session"] == kept
+        assert await magiclinks.storage.get(Session, created.group(1)) == stored
+        assert (await browser.get("/whoami")).json()["session"] == created.group(1)
+        browser.cookies.delete("magiclink_session")  # lost: collecting it sets a fresh cookie
+        again = await browser.post(f"/auth/v1/client/sessions/{created.group(1)}/touch")
+        assert again.status_code == 200
+        assert cookie_header(again, "magiclink_session") != f"magiclink_session={kept}"
+        assert (await browser.get("/whoami")).json()["session"] == created.group(1)
