@@ -456,8 +456,8 @@ def _batch_json(changes: Sequence[Change]) -> str:
 class _Borrowed:
     """One call's connection (:meth:`PostgresStorage._connection`). A class rather than an
     ``asynccontextmanager``: the generator, its context object and the ``StopAsyncIteration``
-    ending it cost about 20k instructions on every storage call (callgrind), a twentieth of a
-    one-statement write."""
+    ending it cost about 10k instructions on every storage call (callgrind; a one-statement
+    write costs about 465k in all)."""
 
     __slots__ = ("_held", "_pool", "_storage")
 
