@@ -75,6 +75,9 @@ class LinkPreview:
     already_complete: bool = False
     """The link was used already, by this very client or for it: a repeated click, answered
     with the same result again (see :attr:`LinkResult.repeated`)."""
+    code_tries_left: int | None = None
+    """With ``needs_code``: how many wrong codes the link may still take (wrong ones typed
+    before are counted on it); the next wrong one past them fails it."""
 
 
 AttemptT = TypeVar("AttemptT", bound=SignUp | SignIn | EmailAddress)
@@ -310,7 +313,7 @@ def rejection(decision: flows.ClickDecision) -> AuthError:
 async def inspect(ctx: Context, token: str, client: Client | None) -> LinkPreview:
     """What a click would do; see :meth:`MagicLinks.inspect_link`."""
     link, attempt = await _load(ctx, token)
-    return _preview(link, attempt, _judge(ctx, link, attempt, client, None, confirmed=False))
+    return _preview(ctx, link, attempt, _judge(ctx, link, attempt, client, None, confirmed=False))
 
 
 async def open_link(
@@ -330,18 +333,21 @@ async def open_link(
             return await _again(ctx, link, attempt, client, decision, signed_in)
         if decision.outcome is not flows.ClickOutcome.COMPLETE:
             # refused or to be confirmed: nothing is written (a scanner's GET changes nothing)
-            return _preview(link, attempt, decision)
+            return _preview(ctx, link, attempt, decision)
         result = await settle(ctx, attempt, decision, request)
         if result is not None:
             return result
     raise ConflictError()
 
 
-def _preview(link: Link, attempt: Attempt, decision: flows.ClickDecision) -> LinkPreview:
+def _preview(
+    ctx: Context, link: Link, attempt: Attempt, decision: flows.ClickDecision
+) -> LinkPreview:
     """What ``decision`` would do, or its refusal raised (and nothing written)."""
     verification = attempt.verification
     if decision.outcome is flows.ClickOutcome.REJECTED or verification is None:
         raise rejection(decision)
+    tries = ctx.settings.max_confirmation_code_attempts - verification.failed_code_attempts
     return LinkPreview(
         kind=link.attempt_kind,
         same_client=decision.same_client,
@@ -353,6 +359,7 @@ def _preview(link: Link, attempt: Attempt, decision: flows.ClickDecision) -> Lin
         expire_at=min(link.expire_at, verification.expire_at),
         email_address=flows.email_of(attempt),
         redirect_url=verification.redirect_url,
+        code_tries_left=tries if decision.needs_code else None,
     )
 
 

@@ -114,6 +114,30 @@ async def test_a_few_wrong_codes_make_the_link_fail() -> None:
     assert seen.verification is not None and seen.verification.status is VerificationStatus.FAILED
 
 
+@pytest.mark.parametrize("limit", [1, 3, 5])
+async def test_the_preview_tells_the_code_tries_the_link_has_left(limit: int) -> None:
+    """What the confirmation page says after a wrong code is read from the link."""
+    world = make_world(max_confirmation_code_attempts=limit)
+    await signed_up(world)
+    starter, sign_in, token = await start_sign_in(world)
+    code = sign_in.verification.confirmation_code
+    wrong = "000000" if code != "000000" else "111111"
+    phone = await world.client()
+    for typed in range(limit - 1):
+        preview = await world.links.open_link(token, phone)
+        assert preview.code_tries_left == limit - typed
+        with pytest.raises(ConfirmationCodeError) as caught:
+            await world.links.verify_link(token, phone, confirmation_code=wrong)
+        assert caught.value.attempts_left == limit - typed - 1  # the page and the error agree
+    assert (await world.links.inspect_link(token, phone)).code_tries_left == 1
+    # nothing to count where no code is asked: the browser that asked, policy allow
+    assert (await world.links.inspect_link(token, starter)).code_tries_left is None
+    allow = make_world(cross_device="allow")
+    await signed_up(allow)
+    _, _, other = await start_sign_in(allow)
+    assert (await allow.links.inspect_link(other, await allow.client())).code_tries_left is None
+
+
 async def test_the_starter_itself_needs_no_code() -> None:
     world = make_world()
     await signed_up(world)
