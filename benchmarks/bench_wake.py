@@ -11,7 +11,8 @@ a phone opens the sign-in's link and types the code on its confirmation page (``
 from sending that POST to the long poll's answer arriving: p50 and p99 over the rounds, alone and
 with 1,000 other idle long polls held by A (each its own browser and sign-in, all through one
 httpx client). Beside it, measured in the same run: for one instance, the phone's own answer
-to its confirm (the waiter is woken in-process, once the click is written); across two, the raw
+to its confirm (its redirect to the done page; the waiter is woken in-process, once the click
+is written); across two, the raw
 driver's NOTIFY → LISTEN (asyncpg, two connections) and PUBLISH → subscriber (redis-py), the
 least any wake-up across instances can take.
 
@@ -589,7 +590,9 @@ class Clicks:
         )
         confirmed = time.perf_counter()
         answered, status = await poll
-        if done.status_code != 200:
+        # the form answers with a redirect to the done page (Post/Redirect/Get), which the
+        # phone's browser would then load: the confirm's own answer is that redirect
+        if done.status_code != 303 or done.headers.get("location") != "/auth/v1/verify/confirm":
             raise RuntimeError(f"the phone's confirm: {done.status_code} {done.text[:200]}")
         if status != "complete":
             into.not_woken += 1  # the wait ran out: no notification woke it

@@ -150,3 +150,16 @@ class StartedServer(uvicorn.Server):
         await super().startup(sockets=sockets)
         if self.started:
             self._on_started()
+
+
+CONFIRM_PAGE = "/auth/v1/verify/confirm"
+
+
+async def after_confirm(browser: Any, answer: Any, *, retry: str | None = None) -> Any:
+    """The page a browser shows after the confirm form's POST: the POST answers a confirmation
+    or a wrong code (``retry="wrong"``) with a redirect to the confirmation page, which
+    ``browser`` (an httpx client) then loads."""
+    expected = CONFIRM_PAGE if retry is None else f"{CONFIRM_PAGE}?retry={retry}"
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == expected
+    return await browser.get(expected)

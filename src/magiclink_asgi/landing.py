@@ -4,7 +4,8 @@ The starting client's click is consumed and redirected. Any other client (a phon
 scanner, a link preview) consumes nothing on GET or HEAD, under every policy: the token moves
 out of the URL into a short-lived HttpOnly cookie scoped to the landing, and a confirmation page
 asks for one tap (policy ``allow``) or the code the starting device shows (``confirm``); only
-that form's POST consumes. A link clicked again by the client that used it (a double tap, back
+that form's POST consumes, and it answers with a redirect (Post/Redirect/Get) so that Back and
+reload never send it again. A link clicked again by the client that used it (a double tap, back
 and reload, a retry after a lost answer) gets the same result again. The rules themselves are
 the core's (``open_link``, ``inspect_link``, ``verify_link``); this module only carries tokens
 and renders pages, and every page that ends a way offers the next one.
@@ -200,9 +201,10 @@ class Landing:
             call.cookies_out.append(self.names.set_client(token))
         return client
 
-    def _completed(self, call: Call, result: LinkResult[Any]) -> Response:
+    def _completed(self, call: Call, result: LinkResult[Any], *, posted: bool = False) -> Response:
         """A link used now, or again by the client that used it: its session's cookie set (if
-        it is this client's) and the way on."""
+        it is this client's) and the way on. ``posted``: the answer to the confirm form, where
+        the done page is reached by a redirect (Post/Redirect/Get)."""
         created = None
         if result.session_token is not None and result.session is not None:
             call.cookies_out.append(self.names.set_session(result.session_token))
@@ -210,14 +212,18 @@ class Landing:
         elif result.session is not None and result.session == call.session:
             created = result.session.id  # signed in to it already: the cookie it has works
         if result.repeated:
-            return self._again(result, created)
+            return self._again(result, created, posted=posted)
         self._forget(call)
         return redirect(with_status(result.redirect_url, "verified", created))
 
-    def _again(self, result: LinkResult[Any], created: str | None) -> Response:
+    def _again(
+        self, result: LinkResult[Any], created: str | None, *, posted: bool = False
+    ) -> Response:
         """A link used already by this very client (or for it), reached again: said so."""
         if not result.verified_from_the_same_client and created is None:
             # the device that confirmed for another one: the same success page again
+            if posted:
+                return redirect(f"{self.path}/confirm")
             return self._done(result.kind, result.verification.requested_by.described)
         return self._page(
             "signed_in.html",
@@ -261,10 +267,24 @@ class Landing:
         self._csrf(call)
         return redirect(f"{self.path}/confirm")
 
-    async def confirm_page(
-        self, call: Call, *, wrong: str | None = None, status: int = 200
+    async def confirm_page(self, call: Call) -> Response:
+        """The page asking for the code shown on the device that asked for the link. The form's
+        POST answers a wrong code or a confirmation with a redirect back here (``?retry=wrong``
+        for the former), so Back and reload never send the form again; the tries left are read
+        from the link, not from the URL."""
+        after_wrong_code = call.request.query.get("retry") == "wrong"
+        return await self._confirm_form(call, after_wrong_code=after_wrong_code)
+
+    async def _confirm_form(
+        self,
+        call: Call,
+        *,
+        wrong: str | None = None,
+        after_wrong_code: bool = False,
+        status: int = 200,
     ) -> Response:
-        """The page asking for the code shown on the device that asked for the link."""
+        """The confirmation page; ``wrong``: why the form is shown again; ``after_wrong_code``:
+        it says the tries the link has left."""
         token = call.request.cookies.get(self.names.landing, "")
         if not token:
             return self._missing()
@@ -286,6 +306,8 @@ class Landing:
         if client is None:
             await self._device(call)
         requested = preview.requested_by
+        if after_wrong_code and preview.code_tries_left is not None:
+            wrong = ConfirmationCodeError(preview.code_tries_left).long_message
         return self._page(
             "confirm.html",
             status,
@@ -323,7 +345,8 @@ class Landing:
         if "confirmation_code" in data:  # the page asks for it under policy confirm only
             typed = data.get("confirmation_code")
             if not isinstance(typed, str) or not typed.strip() or len(typed) > 16:
-                return await self.confirm_page(call, wrong=TYPE_THE_CODE, status=422)
+                # not a code (the page's field requires one): refused as it is, nothing counted
+                return await self._confirm_form(call, wrong=TYPE_THE_CODE, status=422)
             code = typed.strip()
         try:
             # one read: a used link, this client's own link or a confirmed one, judged at once
@@ -331,9 +354,9 @@ class Landing:
                 token, client, confirmation_code=code, request=call.info, signed_in=call.session
             )
         except InvalidStateError:  # policy confirm, and the form carried no code
-            return await self.confirm_page(call, wrong=TYPE_THE_CODE, status=422)
-        except ConfirmationCodeError as exc:
-            return await self.confirm_page(call, wrong=exc.long_message, status=exc.status_hint)
+            return await self._confirm_form(call, wrong=TYPE_THE_CODE, status=422)
+        except ConfirmationCodeError:  # counted on the link: the page reads what is left
+            return redirect(f"{self.path}/confirm?retry=wrong")
         except RateLimitedError as exc:
             return self._limited(exc)
         except MagicLinkError as exc:
@@ -344,10 +367,11 @@ class Landing:
         except AuthError as exc:
             return self._trouble(exc.status_hint, exc.long_message)
         if result.repeated or result.verified_from_the_same_client:
-            return self._completed(call, result)
-        # the landing cookie stays (no longer than the link could work): a second tap finds
-        # the link done by this device and gets this page again
-        return self._done(result.kind, result.verification.requested_by.described)
+            return self._completed(call, result, posted=True)
+        # the landing cookie stays (no longer than the link could work): the confirmation page
+        # finds the link done by this device and shows the done page, after this redirect and
+        # on every later tap, Back or reload
+        return redirect(f"{self.path}/confirm")
 
     async def resend(self, call: Call) -> Response:
         """One click on the expired-link page: a fresh link to the same address."""

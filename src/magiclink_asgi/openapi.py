@@ -124,7 +124,7 @@ _LANDING_STATUSES: dict[str, dict[int, str]] = {
         503: "storage_unavailable",
     },
     "confirm_page": {
-        200: "the confirmation form (or the done page)",
+        200: "the confirmation form (?retry=wrong: with the tries left), or the done page",
         303: "consumed at once: to the attempt's redirect_url",
         400: "no link cookie: open the link from the email",
         403: "client_mismatch: the link works only on the device that asked",
@@ -133,14 +133,18 @@ _LANDING_STATUSES: dict[str, dict[int, str]] = {
         503: "storage_unavailable",
     },
     "confirm": {
-        200: "done: the device that asked is signed in",
+        200: "a repeat by the device that asked: the page saying it is signed in",
+        303: "to the confirmation page (Post/Redirect/Get): with ?retry=wrong after a wrong "
+        "code (the form again, with the tries left), without after a confirmation (the done "
+        "page); or, for the device that asked, to the attempt's redirect_url",
         400: "no link cookie, or a body that is not a form",
         403: "csrf_failed (the form's token is not the cookie's) or client_mismatch",
         409: "the link's attempt cannot be completed now",
         410: "the link expired",
         413: "the body is over the server's limit",
         415: "not form-encoded",
-        422: "a wrong confirmation code (the form again), or a link that no longer works",
+        422: "no code (the form again), or the link no longer works (used, replaced, or failed "
+        "by its last wrong code)",
         429: "too many wrong codes from this network (Retry-After)",
         503: "storage_unavailable",
     },

@@ -13,7 +13,7 @@ from magiclink_asgi.openapi import SERVED_ROUTES
 from magiclink_core.domain.models import Session
 from magiclink_core.testing import FakeClock
 from tests.core._support import ReadsByKind
-from tests.support import csrf_token, link_in
+from tests.support import after_confirm, csrf_token, link_in
 
 from .harness import IPHONE, build_app, make_magiclinks
 
@@ -236,12 +236,14 @@ async def test_a_click_and_a_confirmation_each_read_the_link_once(policy: str) -
                 "confirmation_code"
             ]
         store.gets.clear()
-        done = await phone.post("/auth/v1/verify/confirm", data=form)
-        assert done.status_code == 200 and "You're all set" in done.text
+        posted = await phone.post("/auth/v1/verify/confirm", data=form)
         assert (store.gets["Link"], store.gets["SignUp"]) == (1, 1)
+        done = await after_confirm(phone, posted)
+        assert done.status_code == 200 and "You're all set" in done.text
         assert (await asker.get("/auth/v1/client")).json()["sign_up"]["status"] == "complete"
         again = await phone.post("/auth/v1/verify/confirm", data=form)  # a second tap
-        assert again.status_code == 200 and "You're all set" in again.text
+        again_page = await after_confirm(phone, again)
+        assert again_page.status_code == 200 and "You're all set" in again_page.text
 
 
 async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -> None:
@@ -259,6 +261,7 @@ async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -
             "/auth/v1/verify/confirm", data={"confirmation_code": code, "csrf_token": "forged"}
         )
         assert forged.status_code == 403
+        # no code at all (the page's field requires one): refused as it is, nothing counted
         empty = await phone.post("/auth/v1/verify/confirm", data={"csrf_token": csrf})
         assert empty.status_code == 422 and "Type the code shown" in empty.text
         blank = await phone.post(
@@ -270,8 +273,16 @@ async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -
             answer = await phone.post(
                 "/auth/v1/verify/confirm", data={"confirmation_code": wrong, "csrf_token": csrf}
             )
-            assert answer.status_code == 422 and left in answer.text
-            assert 'aria-invalid="true"' in answer.text
+            page = await after_confirm(phone, answer, retry="wrong")
+            assert page.status_code == 200 and left in page.text
+            assert 'aria-invalid="true"' in page.text
+            reloaded = await phone.get(answer.headers["location"])  # a reload counts nothing
+            assert left in reloaded.text
+        # the URL says only why the form is back; the tries left are read from the link
+        asked = await phone.get("/auth/v1/verify/confirm")
+        assert "tries left" not in asked.text and "try left" not in asked.text
+        forged = await phone.get("/auth/v1/verify/confirm?retry=anything")
+        assert 'aria-invalid="true"' not in forged.text
         last = await phone.post(
             "/auth/v1/verify/confirm", data={"confirmation_code": wrong, "csrf_token": csrf}
         )
@@ -392,8 +403,10 @@ async def test_allow_policy_completes_on_another_client_by_one_tap_without_a_ses
         landed = await other.post(
             "/auth/v1/verify/confirm", data={"csrf_token": csrf_token(page.text)}
         )
-        assert landed.status_code == 200 and "You're all set" in landed.text
         assert not [c for c in landed.headers.get_list("set-cookie") if "session" in c]
+        done = await after_confirm(other, landed)
+        assert done.status_code == 200 and "You're all set" in done.text
+        assert not [c for c in done.headers.get_list("set-cookie") if "session" in c]
         sign_up = (await owner.get("/auth/v1/client")).json()["sign_up"]
         assert sign_up["status"] == "complete"
         assert sign_up["verifications"]["email_address"]["verified_from_the_same_client"] is False

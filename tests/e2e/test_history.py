@@ -10,8 +10,16 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import expect
 
-from tests.e2e._steps import create_account, lands_signed_in, signed_in, start_sign_in
-from tests.e2e.conftest import Server
+from tests.e2e._steps import (
+    confirm_on_other_device,
+    create_account,
+    lands_signed_in,
+    not_this,
+    signed_in,
+    signing_in,
+    start_sign_in,
+)
+from tests.e2e.conftest import PHONE, Server
 
 SIGN_IN_HEADING = "Sign in to magiclink demo"
 
@@ -90,6 +98,35 @@ def test_completing_sign_in_replaces_the_sign_in_page(device: Any, server: Serve
     page.get_by_role("button", name="Verify code").click()
     lands_signed_in(page, server, email)
     assert history_length(page) == length  # Back leads to the page before sign-in
+
+
+def test_back_and_reload_on_the_phone_never_send_the_confirm_form_again(
+    device: Any, server: Server
+) -> None:
+    """The confirm form answers with a redirect, a wrong code as well as the right one: the
+    phone's history holds only pages it can load again, so Back after "You're all set" shows
+    that page again, never the browser's "Confirm Form Resubmission"."""
+    email, _, waiting, code = signing_in(device, server, "prg")
+    phone = device(PHONE).new_page()
+    phone.goto(server.wait_for_link(email, count=2))
+    expect(phone.get_by_role("heading", name=re.compile("Did you ask to"))).to_be_visible()
+    confirm_on_other_device(phone, not_this(code))
+    expect(phone.get_by_role("alert")).to_contain_text("2 tries left")
+    assert urlsplit(phone.url).query == "retry=wrong"
+    confirm_on_other_device(phone, code)
+    done = phone.get_by_role("heading", name="You're all set")
+    expect(done).to_be_visible()
+    lands_signed_in(waiting, server, email)
+
+    sent: list[str] = []
+    phone.on("request", lambda r: r.is_navigation_request() and sent.append(r.method))
+    phone.go_back()  # the form as it was after the wrong code: the link is done now
+    expect(done).to_be_visible()
+    phone.reload()
+    expect(done).to_be_visible()
+    phone.go_back()  # the form as it was first shown
+    expect(done).to_be_visible()
+    assert sent == ["GET", "GET", "GET"]  # nothing sent the form again
 
 
 def test_a_signed_in_visitor_of_a_sign_in_component_is_sent_on(device: Any, server: Server) -> None:

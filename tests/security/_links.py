@@ -98,11 +98,17 @@ async def open_landing(browser: httpx.AsyncClient, link: str) -> httpx.Response:
 async def confirm(
     browser: httpx.AsyncClient, page: httpx.Response, code: str | None = None
 ) -> httpx.Response:
-    """Submit the confirmation form of ``page`` (with ``code`` when the policy asks one)."""
+    """Submit the confirmation form of ``page`` (with ``code`` when the policy asks one) and,
+    as a browser does, follow its redirect back to the confirmation page (the done page, or the
+    form again): the page the person sees."""
     data = {"csrf_token": csrf_token(page.text)}
     if code is not None:
         data["confirmation_code"] = code
-    return await browser.post("/auth/v1/verify/confirm", data=data)
+    answer = await browser.post("/auth/v1/verify/confirm", data=data)
+    location = answer.headers.get("location", "")
+    if answer.status_code == 303 and location.startswith("/auth/v1/verify/confirm"):
+        return await browser.get(location)
+    return answer
 
 
 async def status_of(browser: httpx.AsyncClient, kind: str = "sign_up") -> str:
