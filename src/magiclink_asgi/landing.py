@@ -89,6 +89,7 @@ class Landing:
         self.prefix = prefix
         self.names = names
         self.path = f"{prefix}/v1/verify"
+        self.confirm_url = f"{self.path}/confirm"  # the confirmation page, and its form's target
         self.sign_in_url: str | None = None
         """Where a dead end sends a person to start again (the hosted sign-in page, when
         served); the app's home page is offered always."""
@@ -145,7 +146,7 @@ class Landing:
         """A storage outage: nothing more than "temporarily unavailable" (the details are in
         the log), and a way to try again. A GET is tried again as it is (the link works once
         the storage is back); a form goes back to its page."""
-        retry = "" if call.request.method == "GET" else f"{self.path}/confirm"
+        retry = "" if call.request.method == "GET" else self.confirm_url
         response = self._page(
             "error.html",
             error.status_hint,
@@ -223,7 +224,7 @@ class Landing:
         if not result.verified_from_the_same_client and created is None:
             # the device that confirmed for another one: the same success page again
             if posted:
-                return redirect(f"{self.path}/confirm")
+                return redirect(self.confirm_url)
             return self._done(result.kind, result.verification.requested_by.described)
         return self._page(
             "signed_in.html",
@@ -265,7 +266,7 @@ class Landing:
         # a HEAD, a stranger, a scanner or a dead link: the token leaves the URL, unconsumed
         call.cookies_out.append(self.names.set_landing(self.names.landing, token, self.path))
         self._csrf(call)
-        return redirect(f"{self.path}/confirm")
+        return redirect(self.confirm_url)
 
     async def confirm_page(self, call: Call) -> Response:
         """The page asking for the code shown on the device that asked for the link. The form's
@@ -356,7 +357,7 @@ class Landing:
         except InvalidStateError:  # policy confirm, and the form carried no code
             return await self._confirm_form(call, wrong=TYPE_THE_CODE, status=422)
         except ConfirmationCodeError:  # counted on the link: the page reads what is left
-            return redirect(f"{self.path}/confirm?retry=wrong")
+            return redirect(f"{self.confirm_url}?retry=wrong")
         except RateLimitedError as exc:
             return self._limited(exc)
         except MagicLinkError as exc:
@@ -371,7 +372,7 @@ class Landing:
         # the landing cookie stays (no longer than the link could work): the confirmation page
         # finds the link done by this device and shows the done page, after this redirect and
         # on every later tap, Back or reload
-        return redirect(f"{self.path}/confirm")
+        return redirect(self.confirm_url)
 
     async def resend(self, call: Call) -> Response:
         """One click on the expired-link page: a fresh link to the same address."""
