@@ -256,3 +256,36 @@ async def test_migrate_url_migrates_the_schema_it_names(schema: str) -> None:
         assert await store.schema_version() == newest
     finally:
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_notifier_without_its_listener_publishes_on_the_storage_pool(
+    pg: PostgresStorage,
+) -> None:
+    """A storage's notifier that has no listening connection (never entered, or between
+    reconnections) sends its NOTIFY on a pooled connection of the storage, not on a connection
+    opened for each publish: every wake-up of a click would otherwise cost a new server
+    backend (a process, on PostgreSQL)."""
+    import asyncpg
+
+    heard: list[int] = []  # the backend that sent each NOTIFY
+    enough = anyio.Event()
+
+    def on_notify(_connection: object, pid: int, _channel: str, _payload: str) -> None:
+        heard.append(pid)
+        if len(heard) == 5:
+            enough.set()
+
+    notifier = pg.notifier()  # never entered: no listening connection
+    listener = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await listener.add_listener(notifier.channel, on_notify)
+        async with pg._connection() as connection:
+            storage_backend = connection.get_server_pid()
+        for _ in range(5):
+            await notifier.publish("magiclink:sign_in:sia_1")
+        with anyio.fail_after(5):
+            await enough.wait()
+    finally:
+        await listener.close()
+    assert heard == [storage_backend] * 5

@@ -206,10 +206,17 @@ class PostgresStorage(ConnectionLimits):
                     channel=self.notify_channel,
                     connect_timeout=self.connect_timeout,
                     server_settings=self.server_settings(),
+                    notify=self._notify,  # not a new server backend per publish
                 )
             else:
                 self._notifier = PostgresNotifier(pool=self._pool, channel=self.notify_channel)
         return self._notifier
+
+    async def _notify(self, channel: str, payload: str) -> None:
+        """A ``NOTIFY`` on one of this storage's connections: how its notifier publishes while
+        it has no listening connection (never entered, or reconnecting)."""
+        async with self._connection() as connection:
+            await connection.execute("SELECT pg_notify($1, $2)", channel, payload)
 
     # -- migrations ----------------------------------------------------------------------------
 

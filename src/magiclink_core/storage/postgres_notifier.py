@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -21,13 +21,17 @@ class PostgresNotifier(SharedNotifier):
     is back (see :class:`~magiclink_core.shared_notifier.SharedNotifier`).
 
     A publish goes out on the listening connection; while there is none (an outage, or a
-    notifier never entered) on a connection of its own for that one statement.
+    notifier never entered) through ``notify`` if given (a storage's notifier sends it on a
+    pooled connection of that storage), else on a connection of its own for that one statement.
 
     :param dsn: the database, as for :class:`PostgresStorage`; or
     :param pool: a pool to borrow one connection from, for as long as the listener runs.
     :param keepalive: seconds of silence after which the listening connection is checked with a
         ``SELECT 1``, which must be answered within ``connect_timeout``.
     :param backoff: the delays between reconnection attempts.
+    :param notify: sends a ``NOTIFY`` (the channel, the payload) while there is no listening
+        connection; it raises :class:`StorageUnavailableError` when the database cannot be
+        reached.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class PostgresNotifier(SharedNotifier):
         server_settings: dict[str, str] | None = None,
         keepalive: float = 30.0,
         backoff: Backoff | None = None,
+        notify: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         if (dsn is None) == (pool is None):
             raise ValueError("give PostgresNotifier a dsn or a pool, not both")
@@ -49,6 +54,7 @@ class PostgresNotifier(SharedNotifier):
         self.connect_timeout = connect_timeout
         self.keepalive = keepalive
         self._pool = pool
+        self._notify = notify
         self._server_settings = server_settings or {"application_name": "magiclink"}
         self._connection: Any = None  # the listening connection, while it is up
         self._in_use = anyio.Lock()  # one statement at a time on the listening connection
@@ -125,10 +131,13 @@ class PostgresNotifier(SharedNotifier):
             except Exception as exc:
                 if not is_unavailable(exc):
                     raise
-                # the listening connection just went: send it on a connection of its own
+                # the listening connection just went: send it without it
         await self._publish_alone(channel)
 
     async def _publish_alone(self, channel: str) -> None:
+        if self._notify is not None:
+            await self._notify(self.channel, channel)
+            return
         try:
             if self._pool is not None:
                 await self._pool.execute(
