@@ -361,8 +361,13 @@ class Landing:
         except RateLimitedError as exc:
             return self._limited(exc)
         except MagicLinkError as exc:
-            self._forget(call)
-            return self._dead(exc)
+            if code is None:  # a tap without a code: answered at once, as a form without one
+                self._forget(call)
+                return self._dead(exc)
+            # the last wrong code, or a link that died while the form was open: the page saying
+            # so is the confirmation page's (it reads the link, and offers a resend when the
+            # link expired), reached by a redirect like the answer to every other code
+            return redirect(self.confirm_url)
         except StorageUnavailableError:
             raise
         except AuthError as exc:

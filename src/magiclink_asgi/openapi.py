@@ -136,15 +136,17 @@ _LANDING_STATUSES: dict[str, dict[int, str]] = {
         200: "a repeat by the device that asked: the page saying it is signed in",
         303: "to the confirmation page (Post/Redirect/Get): with ?retry=wrong after a wrong "
         "code (the form again, with the tries left), without after a confirmation (the done "
-        "page); or, for the device that asked, to the attempt's redirect_url",
+        "page) or after a code the link did not survive (its last wrong one, or a link that "
+        "died meanwhile: the page saying so); or, for the device that asked, to the attempt's "
+        "redirect_url",
         400: "no link cookie, or a body that is not a form",
         403: "csrf_failed (the form's token is not the cookie's) or client_mismatch",
         409: "the link's attempt cannot be completed now",
         410: "the link expired",
         413: "the body is over the server's limit",
         415: "not form-encoded",
-        422: "no code (the form again), or the link no longer works (used, replaced, or failed "
-        "by its last wrong code)",
+        422: "no code (the form again), or a tap without a code on a link that no longer works "
+        "(used or replaced)",
         429: "too many wrong codes from this network (Retry-After)",
         503: "storage_unavailable",
     },

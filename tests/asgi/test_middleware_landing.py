@@ -286,7 +286,11 @@ async def test_confirm_form_needs_its_csrf_token_and_fails_after_wrong_codes() -
         last = await phone.post(
             "/auth/v1/verify/confirm", data={"confirmation_code": wrong, "csrf_token": csrf}
         )
-        assert last.status_code == 422 and "no longer works" in last.text
+        # the link failed: said by the confirmation page, after a redirect like every answer
+        assert last.status_code == 303 and last.headers["location"] == "/auth/v1/verify/confirm"
+        dead = await phone.get(last.headers["location"])
+        assert dead.status_code == 422 and "no longer works" in dead.text
+        assert "confirmation_code" not in dead.text  # no form to type into
         state = (await owner.get("/auth/v1/client")).json()["sign_up"]
         assert state["verifications"]["email_address"]["status"] == "failed"
 
@@ -313,6 +317,33 @@ async def test_an_expired_link_offers_a_one_click_resend() -> None:
         assert fresh != old
         landed = await asker.get(fresh)  # the new link serves the browser that asked
         assert "__magiclink_status=verified" in landed.headers["location"]
+
+
+async def test_a_link_that_expires_while_its_form_is_open_offers_the_resend() -> None:
+    """The code typed after the link expired: the answer is a redirect to the confirmation
+    page, which says the link expired and offers its one-click resend (a POST answer would
+    offer none, and Back to it would ask to send the form again)."""
+    clock = FakeClock()
+    magiclinks, mailer = make_magiclinks(BASE, clock=clock)
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as asker, browser_for(app) as phone:
+        link = await emailed_link(asker, mailer, "slow@example.com")
+        moved = await phone.get(link)
+        form = await phone.get(moved.headers["location"])
+        assert form.status_code == 200 and "confirmation_code" in form.text
+        clock.advance(timedelta(minutes=11))
+        answer = await phone.post(
+            "/auth/v1/verify/confirm",
+            data={"confirmation_code": "123456", "csrf_token": csrf_token(form.text)},
+        )
+        assert answer.status_code == 303
+        page = await phone.get(answer.headers["location"])
+        assert page.status_code == 410 and "expired" in page.text
+        sent = await phone.post(
+            "/auth/v1/verify/resend", data={"csrf_token": csrf_token(page.text)}
+        )
+        assert sent.status_code == 200 and "Check your email" in sent.text
+        assert link_of(mailer, "slow@example.com") != link
 
 
 async def test_deny_policy_and_missing_tokens() -> None:

@@ -129,6 +129,35 @@ def test_back_and_reload_on_the_phone_never_send_the_confirm_form_again(
     assert sent == ["GET", "GET", "GET"]  # nothing sent the form again
 
 
+def test_the_page_of_a_link_failed_by_wrong_codes_is_one_to_come_back_to(
+    device: Any, server: Server
+) -> None:
+    """The last wrong code fails the link, and that answer is a redirect too: the page saying
+    so is loaded by GET, so following its way on and pressing Back shows it again, not the
+    browser's "Confirm Form Resubmission", and a reload types no code again."""
+    email, _, _, code = signing_in(device, server, "prg-dead")
+    phone = device(PHONE).new_page()
+    phone.goto(server.wait_for_link(email, count=2))
+    for left in ("2 tries left", "1 try left"):
+        confirm_on_other_device(phone, not_this(code))
+        expect(phone.get_by_role("alert")).to_contain_text(left)
+    sent: list[str] = []
+    phone.on("request", lambda r: r.is_navigation_request() and sent.append(r.method))
+    confirm_on_other_device(phone, not_this(code))
+    dead = phone.get_by_role("heading", name="This link no longer works")
+    expect(dead).to_be_visible()
+    assert urlsplit(phone.url).path == "/auth/v1/verify/confirm"
+    assert sent == ["POST", "GET"]  # the form, then the page its answer pointed to
+
+    phone.reload()
+    expect(dead).to_be_visible()
+    phone.get_by_role("link", name="Go to magiclink demo").click()
+    phone.wait_for_url(server.url + "/")
+    phone.go_back()
+    expect(dead).to_be_visible()
+    assert sent == ["POST", "GET", "GET", "GET", "GET"]  # the form was sent once
+
+
 def test_a_signed_in_visitor_of_a_sign_in_component_is_sent_on(device: Any, server: Server) -> None:
     email, _, page = signed_in(device, server, "sent-on")
     page.goto("/protected")
