@@ -181,10 +181,11 @@ class HostedPages:
         return self._auth_flow(scope, _SIGN_UP, self.after_sign_up_url, self.sign_in_url)
 
     def _auth_flow(self, scope: Scope, flow: _Flow, after: str, other_url: str) -> Response:
-        """The sign-in or sign-up page; a signed-in visitor goes on at once."""
+        """The sign-in or sign-up page. Its element sends a signed-in visitor on (the page
+        replaced in the history), once: an app page that sends signed-in people back here (a
+        rule of its own, say a role) finds the page saying "You're already signed in" instead
+        of a redirect loop, which a redirect from here could not tell apart."""
         after = self.next_url(query_of(scope).get("redirect_url"), after)
-        if _signed_in(scope):
-            return redirect(after)
         return self.page(
             "pages/auth_flow.html", scope, **asdict(flow), after_url=after, other_url=other_url
         )

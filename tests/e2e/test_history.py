@@ -187,6 +187,27 @@ def test_a_sign_in_component_does_not_bounce_back_and_forth(device: Any, server:
     expect(page.get_by_role("link", name="Continue")).to_have_attribute("href", "/admin")
 
 
+def test_the_hosted_sign_in_page_does_not_bounce_back_and_forth(
+    device: Any, server: Server
+) -> None:
+    """An app page that sends signed-in people to the hosted sign-in page (its own rule, say a
+    role): the page sends the visitor on once, then stays and says so, instead of a redirect
+    loop the browser gives up on."""
+    _, context, page = signed_in(device, server, "hosted-bounce")
+    sent_back: list[str] = []
+
+    def back_to_sign_in(route: Any) -> None:
+        sent_back.append(route.request.url)
+        route.fulfill(status=303, headers={"Location": "/auth/sign-in?redirect_url=/admin"})
+
+    context.route(lambda url: urlsplit(url).path == "/admin", back_to_sign_in)
+    page.goto("/auth/sign-in?redirect_url=/admin")
+    expect(page.get_by_role("heading", name="You're already signed in")).to_be_visible()
+    assert page.url == server.url + "/auth/sign-in?redirect_url=/admin"
+    assert len(sent_back) == 1
+    expect(page.get_by_role("link", name="Continue")).to_have_attribute("href", "/admin")
+
+
 def test_the_hosted_sign_in_page_sends_a_signed_in_visitor_on(device: Any, server: Server) -> None:
     email, _, page = signed_in(device, server, "hosted")
     page.goto("/auth/sign-in?redirect_url=/protected")
