@@ -11,6 +11,7 @@ of :class:`HostedPages` (a plain ASGI app: no framework imported).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from urllib.parse import quote
 from magiclink_core import InvalidRedirectError, MagicLinks, StorageUnavailableError
 
 from . import security
+from .cookies import serialise_cookie
 from .devmail import DevMailbox
 from .http import (
     Receive,
@@ -28,6 +30,7 @@ from .http import (
     Scope,
     Send,
     html_response,
+    parse_cookies,
     query_of,
     read_only,
     redirect,
@@ -114,6 +117,9 @@ class HostedPages:
         if dev_mailbox:
             self.mailbox = DevMailbox(magiclinks)
         self.static = load_static_files()
+        # path-scoped, so over https ``__Secure-`` (``__Host-`` needs the path /)
+        self._https = magiclinks.settings.is_https
+        self._sent_on_name = f"{'__Secure-' if self._https else ''}{SENT_ON_COOKIE}"
         self._pages: dict[str, Page] = {
             "/sign-in": self._sign_in,
             "/sign-up": self._sign_up,
@@ -181,13 +187,38 @@ class HostedPages:
         return self._auth_flow(scope, _SIGN_UP, self.after_sign_up_url, self.sign_in_url)
 
     def _auth_flow(self, scope: Scope, flow: _Flow, after: str, other_url: str) -> Response:
-        """The sign-in or sign-up page. Its element sends a signed-in visitor on (the page
-        replaced in the history), once: an app page that sends signed-in people back here (a
-        rule of its own, say a role) finds the page saying "You're already signed in" instead
-        of a redirect loop, which a redirect from here could not tell apart."""
+        """The sign-in or sign-up page; a signed-in visitor goes on at once, unless it was sent
+        there from here seconds ago: an app page that sends signed-in people back (a rule of
+        its own, say a role) then finds the page saying "You're already signed in", with a
+        way on, instead of a redirect loop the browser gives up on."""
         after = self.next_url(query_of(scope).get("redirect_url"), after)
-        return self.page(
-            "pages/auth_flow.html", scope, **asdict(flow), after_url=after, other_url=other_url
+        bounced = False
+        if _signed_in(scope):
+            mark = _sent_on_mark(after)
+            if parse_cookies(scope).get(self._sent_on_name) != mark:
+                response = redirect(after)
+                response.add("Set-Cookie", self._sent_on(mark, SENT_ON_SECONDS))
+                return response
+            bounced = True
+        response = self.page(
+            "pages/auth_flow.html",
+            scope,
+            **asdict(flow),
+            after_url=after,
+            other_url=other_url,
+            no_redirect=bounced,  # its element then says so, and sends nobody on
+        )
+        if bounced:  # said once: the next visit is sent on again
+            response.add("Set-Cookie", self._sent_on("", 0))
+        return response
+
+    def _sent_on(self, mark: str, seconds: int) -> str:
+        return serialise_cookie(
+            self._sent_on_name,
+            mark,
+            path=self.prefix or "/",
+            max_age=seconds,
+            secure=self._https,
         )
 
     def _user(self, scope: Scope) -> Response:
@@ -238,6 +269,16 @@ class HostedPages:
         base.update(context)
         response = html_response(render(template, **base), status)
         return response.defaults(security.hosted_page(nonce))
+
+
+SENT_ON_COOKIE = "magiclink_sent_on"
+"""Where the sign-in or sign-up page just sent a signed-in visitor (a digest of the URL), for
+:data:`SENT_ON_SECONDS`, on the hosted pages' path only (``__Secure-`` prefixed over https)."""
+SENT_ON_SECONDS = 10
+
+
+def _sent_on_mark(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
 def _signed_in(scope: Scope) -> bool:

@@ -89,19 +89,49 @@ async def test_profile_for_a_signed_in_user(pages: HostedPages) -> None:
     assert "<magiclink-user-profile " in r.text
 
 
-async def test_signed_in_visitors_get_the_page_whose_element_sends_them_on(
+async def test_signed_in_visitors_skip_sign_in_and_sign_up(pages: HostedPages) -> None:
+    async with client(pages, signed_in=True) as c:
+        assert (await c.get("/auth/sign-in")).headers["location"] == "/home"
+        assert (await c.get("/auth/sign-up")).headers["location"] == "/"
+        r = await c.get("/auth/sign-in?redirect_url=/deep/page%3Fx%3D1")
+        assert r.headers["location"] == "/deep/page?x=1"
+
+
+async def test_a_visitor_sent_back_at_once_is_told_instead_of_sent_on_again(
     pages: HostedPages,
 ) -> None:
-    """No redirect from the server, which could not tell an app bouncing its visitor back from
-    a first visit: the element sends a signed-in visitor on once (tests/e2e/test_history.py)."""
+    """An app page that sends signed-in people back to sign in (a rule of its own): the second
+    visit within seconds, for the same destination, gets the page, whose element then says
+    "You're already signed in" (no-redirect) instead of a redirect loop; once."""
     async with client(pages, signed_in=True) as c:
-        sign_in = await c.get("/auth/sign-in")
-        sign_up = await c.get("/auth/sign-up")
-        deep = await c.get("/auth/sign-in?redirect_url=/deep/page%3Fx%3D1")
-    assert sign_in.status_code == sign_up.status_code == deep.status_code == 200
-    assert 'after-sign-in-url="/home"' in sign_in.text
-    assert 'after-sign-up-url="/"' in sign_up.text
-    assert 'after-sign-in-url="/deep/page?x=1"' in deep.text
+        sent = await c.get("/auth/sign-in?redirect_url=/admin")
+        assert sent.status_code == 303 and sent.headers["location"] == "/admin"
+        mark = sent.headers["set-cookie"]
+        assert "Max-Age=10" in mark and "Path=/auth" in mark and "HttpOnly" in mark
+        back = await c.get("/auth/sign-in?redirect_url=/admin")
+        assert back.status_code == 200
+        assert 'after-sign-in-url="/admin"' in back.text and " no-redirect>" in back.text
+        assert "Max-Age=0" in back.headers["set-cookie"]  # said once
+        again = await c.get("/auth/sign-in?redirect_url=/admin")
+        assert again.status_code == 303
+        # elsewhere, or another destination: sent on as ever
+        other = await c.get("/auth/sign-in?redirect_url=/elsewhere")
+        assert other.status_code == 303 and other.headers["location"] == "/elsewhere"
+    async with client(pages) as c:  # signed out: the form, never told it is signed in
+        c.cookies.set("magiclink_sent_on", mark.split(";")[0].split("=", 1)[1], path="/auth")
+        form = await c.get("/auth/sign-in?redirect_url=/admin")
+        assert form.status_code == 200 and "no-redirect" not in form.text
+
+
+async def test_over_https_the_sent_on_mark_is_a_secure_prefixed_cookie() -> None:
+    pages = HostedPages(make_links("https://app.example"), after_sign_in_url="/home")
+    transport = httpx.ASGITransport(app=with_user(pages, True))
+    async with httpx.AsyncClient(transport=transport, base_url="https://app.example") as c:
+        sent = await c.get("/auth/sign-in")
+        mark = sent.headers["set-cookie"]
+        assert mark.startswith("__Secure-magiclink_sent_on=") and "Secure" in mark
+        back = await c.get("/auth/sign-in")  # the browser sends it back over https
+        assert back.status_code == 200 and " no-redirect>" in back.text
 
 
 async def test_after_urls_reach_the_components(pages: HostedPages) -> None:

@@ -113,8 +113,9 @@ class Server:
 
 
 @contextmanager
-def serve_demo(**settings: Any) -> Iterator[Server]:
-    """The demo app under uvicorn on a free port, with ``settings`` over the tests' own."""
+def serve_demo(wrap: Callable[[Any], Any] | None = None, **settings: Any) -> Iterator[Server]:
+    """The demo app under uvicorn on a free port, with ``settings`` over the tests' own;
+    ``wrap``: an ASGI app of the test's around it (pages of a host app)."""
     import uvicorn
 
     from magiclink_asgi.demo import DemoConfig, build_app
@@ -143,7 +144,7 @@ def serve_demo(**settings: Any) -> Iterator[Server]:
         )
     )
     config = uvicorn.Config(
-        app,
+        app if wrap is None else wrap(app),
         host="127.0.0.1",
         port=port,
         log_level="warning",
