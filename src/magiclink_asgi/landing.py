@@ -361,7 +361,9 @@ class Landing:
         except RateLimitedError as exc:
             return self._limited(exc)
         except MagicLinkError as exc:
-            if code is None:  # a tap without a code: answered at once, as a form without one
+            if code is None or not is_link_token(token):
+                # a tap without a code (answered at once, as a form without one), or a cookie
+                # that never held a link: no page to come back to
                 self._forget(call)
                 return self._dead(exc)
             # the last wrong code, or a link that died while the form was open: the page saying

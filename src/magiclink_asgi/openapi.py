@@ -198,6 +198,11 @@ def _body(name: str) -> dict[str, Any]:
     return {"required": name not in BODY_OPTIONAL, "content": content}
 
 
+# a cookie's value as RFC 6265 spells it (cookie-octets: no space, '"', ',', ';' or '\\'), which
+# is what a browser sends and the landing reads; anything else is no cookie at all
+_COOKIE_VALUE = {"type": "string", "pattern": r"^[!#-+\--:<-\[\]-~]{1,256}$"}
+
+
 def _parameters(name: str, template: str, names: CookieNames) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     if "{id}" in template:
@@ -248,7 +253,7 @@ def _parameters(name: str, template: str, names: CookieNames) -> list[dict[str, 
                 "required": True,
                 "description": "The link's token, moved out of the URL by the landing "
                 f"(HttpOnly, Path={{prefix}}/v1/verify, Max-Age {names.landing_max_age}).",
-                "schema": {"type": "string", "pattern": "^[!-~]{1,256}$"},
+                "schema": _COOKIE_VALUE,
             }
         )
     if name in {"confirm", "resend"}:
@@ -259,7 +264,7 @@ def _parameters(name: str, template: str, names: CookieNames) -> list[dict[str, 
                 "required": True,
                 "description": "The landing's CSRF cookie (double submit: the form's "
                 "csrf_token must equal it).",
-                "schema": {"type": "string", "pattern": "^[!-~]{1,256}$"},
+                "schema": _COOKIE_VALUE,
             }
         )
     return params
