@@ -49,6 +49,7 @@ class CookieNames:
     session: str
     landing: str
     csrf: str
+    sent_on: str
     client_max_age: int
     session_max_age: int
     landing_max_age: int
@@ -64,6 +65,8 @@ class CookieNames:
             session=f"{host}magiclink_session",
             landing=f"{tail}magiclink_link",
             csrf=f"{tail}magiclink_csrf",
+            # the hosted pages' mark of where a signed-in visitor was just sent (their path)
+            sent_on=f"{tail}magiclink_sent_on",
             client_max_age=int(settings.client_ttl.total_seconds()),
             session_max_age=int(settings.session_lifetime.total_seconds()),
             # the landing holds a link's token no longer than the link can work
@@ -88,6 +91,10 @@ class CookieNames:
 
     def clear_landing(self, name: str, path: str) -> str:
         return serialise_cookie(name, "", path=path, max_age=0, secure=self.secure)
+
+    def set_sent_on(self, mark: str, path: str, max_age: int) -> str:
+        """The hosted pages' sent-on mark (``max_age=0`` deletes it)."""
+        return serialise_cookie(self.sent_on, mark, path=path, max_age=max_age, secure=self.secure)
 
 
 def new_csrf_token() -> str:

@@ -368,6 +368,7 @@ _DEFAULT_NAMES = CookieNames(
     session="magiclink_session",
     landing="magiclink_link",
     csrf="magiclink_csrf",
+    sent_on="magiclink_sent_on",
     client_max_age=0,
     session_max_age=0,
     landing_max_age=0,

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from magiclink_core import InvalidRedirectError, MagicLinks, StorageUnavailableError
 
 from . import security
-from .cookies import serialise_cookie
+from .cookies import CookieNames
 from .devmail import DevMailbox
 from .http import (
     Receive,
@@ -117,9 +117,7 @@ class HostedPages:
         if dev_mailbox:
             self.mailbox = DevMailbox(magiclinks)
         self.static = load_static_files()
-        # path-scoped, so over https ``__Secure-`` (``__Host-`` needs the path /)
-        self._https = magiclinks.settings.is_https
-        self._sent_on_name = f"{'__Secure-' if self._https else ''}{SENT_ON_COOKIE}"
+        self._pages_path = self.prefix or "/"
         self._pages: dict[str, Page] = {
             "/sign-in": self._sign_in,
             "/sign-up": self._sign_up,
@@ -192,33 +190,34 @@ class HostedPages:
         its own, say a role) then finds the page saying "You're already signed in", with a
         way on, instead of a redirect loop the browser gives up on."""
         after = self.next_url(query_of(scope).get("redirect_url"), after)
-        bounced = False
-        if _signed_in(scope):
-            mark = _sent_on_mark(after)
-            if parse_cookies(scope).get(self._sent_on_name) != mark:
-                response = redirect(after)
-                response.add("Set-Cookie", self._sent_on(mark, SENT_ON_SECONDS))
-                return response
-            bounced = True
-        response = self.page(
+        if not _signed_in(scope):
+            return self._auth_page(scope, flow, after, other_url)
+        # the middleware's cookie names (its secure_cookies choice included)
+        names: CookieNames | None = getattr(scope.get("magiclink"), "cookies", None)
+        mark = _sent_on_mark(after)
+        if names is None or parse_cookies(scope).get(names.sent_on) != mark:
+            response = redirect(after)
+            if names is not None:
+                response.add(
+                    "Set-Cookie", names.set_sent_on(mark, self._pages_path, SENT_ON_SECONDS)
+                )
+            return response
+        # back within seconds: its element says so and sends nobody on; said once, the next
+        # visit is sent on again
+        response = self._auth_page(scope, flow, after, other_url, no_redirect=True)
+        response.add("Set-Cookie", names.set_sent_on("", self._pages_path, 0))
+        return response
+
+    def _auth_page(
+        self, scope: Scope, flow: _Flow, after: str, other_url: str, *, no_redirect: bool = False
+    ) -> Response:
+        return self.page(
             "pages/auth_flow.html",
             scope,
             **asdict(flow),
             after_url=after,
             other_url=other_url,
-            no_redirect=bounced,  # its element then says so, and sends nobody on
-        )
-        if bounced:  # said once: the next visit is sent on again
-            response.add("Set-Cookie", self._sent_on("", 0))
-        return response
-
-    def _sent_on(self, mark: str, seconds: int) -> str:
-        return serialise_cookie(
-            self._sent_on_name,
-            mark,
-            path=self.prefix or "/",
-            max_age=seconds,
-            secure=self._https,
+            no_redirect=no_redirect,
         )
 
     def _user(self, scope: Scope) -> Response:
@@ -271,10 +270,9 @@ class HostedPages:
         return response.defaults(security.hosted_page(nonce))
 
 
-SENT_ON_COOKIE = "magiclink_sent_on"
-"""Where the sign-in or sign-up page just sent a signed-in visitor (a digest of the URL), for
-:data:`SENT_ON_SECONDS`, on the hosted pages' path only (``__Secure-`` prefixed over https)."""
 SENT_ON_SECONDS = 10
+"""How long the sign-in or sign-up page remembers where it just sent a signed-in visitor
+(:attr:`CookieNames.sent_on`: a digest of the URL, on the hosted pages' path only)."""
 
 
 def _sent_on_mark(url: str) -> str:

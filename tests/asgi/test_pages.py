@@ -10,6 +10,8 @@ import httpx
 import jinja2
 import pytest
 
+from magiclink_asgi.cookies import CookieNames
+from magiclink_asgi.identity import MagicLinkState
 from magiclink_asgi.pages import HostedPages, template_loader
 from magiclink_core import MagicLinks, Settings
 from magiclink_core.mailers import MemoryMailer
@@ -28,13 +30,17 @@ def make_links(base_url: str = "http://localhost:8000", **settings: Any) -> Magi
 
 
 def with_user(app: Any, signed_in: bool) -> Any:
-    """What the middleware does before calling the pages: identity into the scope."""
+    """What the middleware does before calling the pages: identity into the scope, with its
+    state (the cookie names, secure as the base URL says)."""
     user = SimpleNamespace(
         is_authenticated=signed_in, identity="user_1", display_name="ada@example.com"
     )
+    settings = app.magiclinks.settings
+    names = CookieNames.build(settings, secure=settings.is_https)
+    state = MagicLinkState(app.prefix, app.magiclinks, names, None, None)
 
     async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        scope = dict(scope, user=user, auth=None)
+        scope = dict(scope, user=user, auth=None, magiclink=state)
         await app(scope, receive, send)
 
     return wrapped
