@@ -1,11 +1,20 @@
 """Token crypto: 256-bit tokens, keyed digests per purpose, rotation, cheap junk rejection."""
 
 import base64
+from collections import Counter
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from magiclink_core.domain.tokens import Keyring, TokenPurpose, new_token, parse_token
+from magiclink_core.domain import tokens
+from magiclink_core.domain.tokens import (
+    Keyring,
+    TokenPurpose,
+    new_numeric_code,
+    new_token,
+    parse_token,
+)
 
 KEY_A = b"a" * 32
 KEY_B = b"b" * 32
@@ -16,6 +25,25 @@ def test_a_token_carries_256_random_bits() -> None:
     raw = parse_token(token, TokenPurpose.LINK)
     assert raw is not None and len(raw) == 32
     assert len({new_token(TokenPurpose.LINK) for _ in range(1000)}) == 1000
+
+
+@pytest.mark.parametrize("digits", range(4, 11))
+def test_a_numeric_code_has_its_digits_and_every_leading_digit_alike(digits: int) -> None:
+    codes = [new_numeric_code(digits) for _ in range(5000)]
+    assert all(len(code) == digits and code.isdigit() for code in codes)
+    # 500 expected per leading digit: a skew toward low digits (a bias) would show
+    assert all(380 <= n <= 620 for n in Counter(code[0] for code in codes).values())
+    assert len(Counter(code[0] for code in codes)) == 10
+
+
+def test_a_draw_past_the_last_whole_multiple_is_drawn_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 2**64 - 1 lies past the last multiple of 10**6 below 2**64: taken, it would favour the
+    # low codes; the draw after it (1,234,567) gives 234567
+    draws = iter([(2**64 - 1).to_bytes(8), (1_234_567).to_bytes(8)])
+    monkeypatch.setattr(tokens.os, "urandom", lambda n: next(draws))
+    assert new_numeric_code(6) == "234567"
 
 
 def test_a_token_of_one_purpose_is_refused_for_another() -> None:

@@ -45,13 +45,14 @@ _CANONICAL_LAST = frozenset("AEIMQUYcgkosw048")
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
+_PREFIXES = {purpose: f"ml{purpose.value}1_" for purpose in TokenPurpose}
 
 
 def new_token(purpose: TokenPurpose) -> str:
     """A fresh 256-bit bearer token for ``purpose`` (``secrets.token_urlsafe(32)``, whose source
     is ``os.urandom``, spelt out: the same bytes and alphabet, fewer calls)."""
     body = binascii.b2a_base64(os.urandom(TOKEN_BYTES), newline=False).translate(_URLSAFE)
-    return f"ml{purpose.value}1_{body[:-1].decode()}"  # 44 characters, the last one "="
+    return _PREFIXES[purpose] + body[:-1].decode()  # 44 characters, the last one "="
 
 
 def is_text(value: object, *, max_chars: int) -> TypeGuard[str]:
@@ -177,8 +178,20 @@ def new_id(prefix: str) -> str:
 
 def new_numeric_code(digits: int) -> str:
     """A short numeric code: the confirmation code (shown by the starting device, typed on the
-    clicking one) or the email code (in the email, typed on the starting device)."""
-    return f"{secrets.randbelow(10**digits):0{digits}d}"  # one draw, uniform over all codes
+    clicking one) or the email code (in the email, typed on the starting device), uniform over
+    all ``10**digits`` codes.
+
+    What ``secrets.randbelow`` does, in one call: 64 bits from ``os.urandom``, drawn again in
+    the rare case (under one in a billion for any length a setting allows) that they fall past the
+    last whole multiple of ``10**digits``, so no code is likelier than another."""
+    codes = 10**digits
+    if codes > 1 << 63:
+        return f"{secrets.randbelow(codes):0{digits}d}"
+    whole = (1 << 64) - (1 << 64) % codes
+    while True:
+        drawn = int.from_bytes(os.urandom(8))
+        if drawn < whole:
+            return f"{drawn % codes:0{digits}d}"
 
 
 TOKEN_IN_TEXT = re.compile(r"\bml([lsc])1_[A-Za-z0-9_-]{43}")
