@@ -85,8 +85,22 @@ class CrossDevicePolicy(StrEnum):
     CONFIRM = "confirm"
 
 
-_set = object.__setattr__
 _new = object.__new__
+# pydantic's four instance slots, set through their descriptors (what ``object.__setattr__``
+# finds by name, without the lookup: a record is made at every state change)
+_slots = BaseModel.__dict__
+_set_fields_set = _slots["__pydantic_fields_set__"].__set__
+_set_extra = _slots["__pydantic_extra__"].__set__
+_set_private = _slots["__pydantic_private__"].__set__
+
+
+def _instance(cls: type[Any], values: dict[str, Any], fields_set: Any) -> Any:
+    made = _new(cls)
+    object.__setattr__(made, "__dict__", values)
+    _set_fields_set(made, fields_set)
+    _set_extra(made, None)
+    _set_private(made, None)
+    return made
 
 
 class Frozen(BaseModel):
@@ -103,18 +117,15 @@ class Frozen(BaseModel):
         values = self.__dict__.copy()
         fields_set = self.__pydantic_fields_set__
         if update:
-            if not update.keys() <= cls.__pydantic_fields__.keys():
-                unknown = sorted(set(update) - set(cls.__pydantic_fields__))
+            shape = _SHAPES.get(cls) or _shape(cls)
+            if not update.keys() <= shape.names:
+                unknown = sorted(set(update) - shape.names)
                 raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
             values.update(update)
             fields_set = fields_set.union(update)
         else:
             fields_set = set(fields_set)
-        copied = _new(cls)
-        _set(copied, "__dict__", values)
-        _set(copied, "__pydantic_fields_set__", fields_set)
-        _set(copied, "__pydantic_extra__", None)
-        _set(copied, "__pydantic_private__", None)
+        copied: Self = _instance(cls, values, fields_set)
         return copied
 
     @classmethod
@@ -133,11 +144,7 @@ class Frozen(BaseModel):
         for name, factory in shape.factories:
             if name not in keys:
                 filled[name] = factory()
-        made = _new(cls)
-        _set(made, "__dict__", filled)
-        _set(made, "__pydantic_fields_set__", set(keys))
-        _set(made, "__pydantic_extra__", None)
-        _set(made, "__pydantic_private__", None)
+        made: Self = _instance(cls, filled, set(keys))
         return made
 
 
@@ -249,7 +256,9 @@ class Record(Frozen):
 
     def bumped(self, now: datetime, **changes: object) -> Self:
         """This record changed: ``changes`` applied, version and ``updated_at`` advanced."""
-        return self.model_copy(update={**changes, "version": self.version + 1, "updated_at": now})
+        changes["version"] = self.version + 1
+        changes["updated_at"] = now
+        return self.model_copy(update=changes)
 
 
 class Client(Record):
