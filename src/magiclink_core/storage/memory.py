@@ -15,6 +15,17 @@ from . import _records
 MemoryNotifier = LocalNotifier
 """Wake-ups within one process: the in-process notifier, under the name of its storage."""
 
+_INDEXED: dict[type[Record], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+"""Each record class's unique and list fields, read once: a pydantic class's own attributes are
+read through its metaclass, slowly, and ``apply`` asks for them for every record it writes."""
+
+
+def _indexed(kind: type[Record]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    fields = _INDEXED.get(kind)
+    if fields is None:
+        fields = _INDEXED[kind] = (kind.unique_fields, kind.list_fields)
+    return fields
+
 
 class MemoryStorage:
     """Records in dicts. ``apply`` runs without awaiting, so it is atomic on the event loop."""
@@ -36,16 +47,20 @@ class MemoryStorage:
         return record if isinstance(record, kind) else None
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
-        if field not in kind.unique_fields:
+        if field not in _indexed(kind)[0]:
             raise ValueError(f"{kind.__name__}.{field} is not a unique field")
         record_id = self._unique[(kind, field)].get(value)
-        return None if record_id is None else await self.get(kind, record_id)
+        record = None if record_id is None else self._records[kind].get(record_id)
+        return record if isinstance(record, kind) else None
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
-        if field not in kind.list_fields:
+        if field not in _indexed(kind)[1]:
             raise ValueError(f"{kind.__name__}.{field} is not a list field")
+        holders = self._listed[(kind, field)].get(value)
+        if not holders:
+            return []
         records = self._records[kind]
-        found = [records[rid] for rid in self._listed[(kind, field)].get(value, ())]
+        found = [records[rid] for rid in holders]
         found.sort(key=lambda r: (r.created_at, r.id))
         return [r for r in found if isinstance(r, kind)]
 
@@ -73,16 +88,16 @@ class MemoryStorage:
             elif old is None or old.version != record.version - 1:
                 raise WriteConflict(f"{kind.__name__} {rid} changed or is gone")
             staged[key] = record
-            unique = unique or bool(kind.unique_fields)
+            unique = unique or bool(_indexed(kind)[0])
         if unique:
             self._check_unique(staged)
         for (kind, rid), new in staged.items():
             kept = records[kind]
-            fields = kind.unique_fields
-            if fields or kind.list_fields:
+            fields, listed = _indexed(kind)
+            if fields or listed:
                 old = kept.get(rid)
-                if kind.list_fields:
-                    self._relist(kind, rid, old, new)
+                if listed:
+                    self._relist(kind, listed, rid, old, new)
             for field in fields:
                 before = None if old is None else getattr(old, field)
                 after = None if new is None else getattr(new, field)
@@ -98,8 +113,15 @@ class MemoryStorage:
             else:
                 kept[rid] = new
 
-    def _relist(self, kind: type[Record], rid: str, old: Record | None, new: Record | None) -> None:
-        for field in kind.list_fields:
+    def _relist(
+        self,
+        kind: type[Record],
+        listed: tuple[str, ...],
+        rid: str,
+        old: Record | None,
+        new: Record | None,
+    ) -> None:
+        for field in listed:
             before = None if old is None else getattr(old, field)
             after = None if new is None else getattr(new, field)
             if before == after:
@@ -119,7 +141,7 @@ class MemoryStorage:
         for (kind, rid), record in staged.items():
             if record is None:
                 continue
-            for field in kind.unique_fields:
+            for field in _indexed(kind)[0]:
                 value = getattr(record, field)
                 if value is None:
                     continue
