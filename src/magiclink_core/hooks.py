@@ -41,6 +41,12 @@ class Hooks:
         self._events: dict[Event, list[EventHook]] = defaultdict(list)
         self._vetoes: dict[AttemptKind, list[VetoHook]] = defaultdict(list)
 
+    @property
+    def listening(self) -> bool:
+        """Whether any event hook is registered. With none, an event that is not a refusal
+        (refusals are logged) goes nowhere, and need not be made."""
+        return bool(self._events)
+
     @overload
     def on(self, event: Event | str, hook: EventHook) -> EventHook: ...
 

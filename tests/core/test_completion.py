@@ -160,3 +160,65 @@ def test_a_sign_in_ends_the_clients_other_live_sessions_in_the_same_batch() -> N
     assert ended[0].status.value == "ended" and ended[0].version == live.version + 1
     assert Event.SESSION_ENDED in [e.event for e in done.events]
     assert done.session is not None and done.session.id not in {s.id for s in ended}
+
+
+def test_unannounced_the_batch_is_the_same_and_no_event_is_made() -> None:
+    # with no hook registered the service completes unannounced: what is written must not change
+    sign_in, decision = clicked(SignIn, identifier="ann@example.org", user_id="user_a")
+    account = make_record(
+        EmailAddress, user_id="user_a", email="ann@example.org", claimed_email="ann@example.org"
+    )
+    live = make_record(
+        Session,
+        user_id="user_a",
+        client_id="client_a",
+        last_active_at=NOW,
+        expire_at=NOW + timedelta(days=1),
+    )
+
+    def completing(announce: bool) -> Completion:
+        return complete(
+            sign_in,
+            decision,
+            now=NOW,
+            account=account,
+            user=None,
+            session_token_digest="s" * 64,
+            device=RequestInfo(),
+            terms=TERMS,
+            client_sessions=[live],
+            announce=announce,
+        )
+
+    def shape(done: Completion) -> list[tuple[str, str, object]]:
+        return [
+            (type(c).__name__, type(c.record).__name__, getattr(c.record, "status", None))
+            for c in done.changes
+            if isinstance(c, Insert | Update)
+        ]
+
+    loud, quiet = completing(True), completing(False)
+    assert [e.event for e in loud.events] == [
+        Event.SESSION_ENDED,
+        Event.SIGN_IN_COMPLETED,
+        Event.SESSION_CREATED,
+    ]
+    assert quiet.events == () and shape(quiet) == shape(loud) and len(quiet.changes) == 4
+    assert quiet.attempt.status is SignInStatus.COMPLETE and quiet.session is not None
+
+    address, verified = clicked(EmailAddress, user_id="user_ann", email="work@example.org")
+    user = make_record(User, id="user_ann")
+    quietly = complete(
+        address,
+        verified,
+        now=NOW,
+        account=None,
+        user=user,
+        session_token_digest=None,
+        device=None,
+        terms=TERMS,
+        announce=False,
+    )
+    assert quietly.events == () and len(quietly.changes) == len(
+        completed(address, verified, user=user).changes
+    )

@@ -77,6 +77,7 @@ def complete(
     terms: SessionTerms,
     primary_email: str | None = None,
     client_sessions: Sequence[Session] = (),
+    announce: bool = True,
 ) -> Completion:
     """Complete ``attempt`` after ``decision`` (outcome ``COMPLETE``).
 
@@ -91,6 +92,8 @@ def complete(
         the address just verified).
     :param client_sessions: the starting client's sessions, read just before: a sign-up or
         sign-in ends the live ones (one browser, one session).
+    :param announce: whether to make the events; False when nobody listens (no hook is
+        registered: completing announces no refusal, so there is nothing to log either).
     :raises MagicLinkFailedError: a sign-in whose account is gone.
     :raises InvalidStateError: the decision or attempt does not allow completing.
     """
@@ -100,13 +103,13 @@ def complete(
     if isinstance(attempt, EmailAddress):
         if user is None or user.id != attempt.user_id:
             raise ValueError("an address is completed with the user it belongs to")
-        return _verify_address(attempt, verification, link, user, now)
+        return _verify_address(attempt, verification, link, user, now, announce)
     # sign-up and sign-in end alike: a session for the address's user, made if need be; the
     # client's sessions before it end
     email = email_of(attempt)
     client_id = attempt.client_id  # the session is always the starting client's
     changes: list[Change] = _consumed(link)
-    events: list[AuthEvent] = []
+    created_user = False
     if account is not None:
         user_id = account.user_id
     elif isinstance(attempt, SignIn):
@@ -115,7 +118,7 @@ def complete(
     else:
         user_id = new_id(User.id_prefix)
         changes += _new_user(user_id, email, verification, client_id, now)
-        events.append(AuthEvent(Event.USER_CREATED, user_id=user_id, email_address=email))
+        created_user = True
     session = new_session(
         user_id=user_id,
         client_id=client_id,
@@ -126,15 +129,12 @@ def complete(
         email_address=primary_email or email,
     )
     changes.append(Insert(session))
+    ended: list[Session] = []
     for old in client_sessions:
         if old.client_id != client_id or session_expiry_reason(old, now, terms.idle_timeout):
             continue  # another client's, or over already
         changes.append(Update(end_session(old, now, SessionStatus.ENDED, terms.purge_grace)))
-        events.append(
-            AuthEvent(
-                Event.SESSION_ENDED, user_id=old.user_id, session_id=old.id, client_id=client_id
-            )
-        )
+        ended.append(old)
     if isinstance(attempt, SignUp):
         check_transition(SIGN_UP_TRANSITIONS, attempt.status, SignUpStatus.COMPLETE)
         done: SignUp | SignIn = attempt.bumped(
@@ -155,6 +155,15 @@ def complete(
         )
         completed = Event.SIGN_IN_COMPLETED
     changes.append(Update(done))
+    if not announce:
+        return Completion(done, verification, tuple(changes), (), session)
+    events: list[AuthEvent] = []
+    if created_user:
+        events.append(AuthEvent(Event.USER_CREATED, user_id=user_id, email_address=email))
+    events += [
+        AuthEvent(Event.SESSION_ENDED, user_id=old.user_id, session_id=old.id, client_id=client_id)
+        for old in ended
+    ]
     events += [
         AuthEvent(
             completed,
@@ -182,11 +191,14 @@ def _verify_address(
     link: Link | None,
     user: User,
     now: datetime,
+    announce: bool,
 ) -> Completion:
     done = address.bumped(now, verification=verification, claimed_email=address.email)
     changes: list[Change] = [*_consumed(link), Update(done)]
     if user.primary_email_address_id is None:
         changes.append(Update(user.bumped(now, primary_email_address_id=address.id)))
+    if not announce:
+        return Completion(done, verification, tuple(changes), ())
     event = AuthEvent(
         Event.EMAIL_ADDRESS_VERIFIED,
         user_id=address.user_id,
