@@ -61,6 +61,8 @@ class Context:
     session_cache: SessionCache = field(init=False)
     now: Callable[[], datetime] = field(init=False, repr=False, compare=False)
     """The current time: the clock's own ``now``, bound once (a flow reads it a dozen times)."""
+    keyring: Keyring = field(init=False, repr=False, compare=False)
+    """The settings' keyring, read once (every token minted or looked up digests with it)."""
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -75,10 +77,7 @@ class Context:
         cache = SessionCache(self.notifier, ttl=s.session_cache_ttl, size=s.session_cache_size)
         object.__setattr__(self, "session_cache", cache)
         object.__setattr__(self, "now", self.clock.now)
-
-    @property
-    def keyring(self) -> Keyring:
-        return self.settings.keyring
+        object.__setattr__(self, "keyring", s.keyring)
 
     async def write(self, changes: Sequence[Change]) -> None:
         """Apply ``changes``; a lost race is a :class:`ConflictError` (nothing was written)."""

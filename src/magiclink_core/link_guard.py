@@ -67,10 +67,12 @@ async def verify(
         if confirmation_code is not None
         else []
     )
-    client_id = client.id if client is not None else None
+    within_budget = None
+    if budget:
+        client_id = client.id if client is not None else None
 
-    async def within_budget() -> None:
-        await throttle.check(ctx, budget, ip_address=ip_address, client_id=client_id)
+        async def within_budget() -> None:
+            await throttle.check(ctx, budget, ip_address=ip_address, client_id=client_id)
 
     try:
         return await links.verify(
@@ -79,7 +81,7 @@ async def verify(
             client,
             confirmation_code=confirmation_code,
             request=request,
-            before_code=within_budget if budget else None,
+            before_code=within_budget,
             signed_in=signed_in,
         )
     except (MagicLinkError, ConfirmationCodeError) as exc:

@@ -138,14 +138,17 @@ async def send(
     now = ctx.now()
     asker_ip = (asked_by or request or _NOBODY).ip_address
     per_address = limits.links_to_address(settings, email)
-    subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
-    await throttle.check(ctx, per_address, now=now, **subject)  # counted once handed to mail
-    await throttle.take(ctx, limits.links_from_ip(settings, asker_ip), now=now, **subject)
+    from_ip = limits.links_from_ip(settings, asker_ip)
+    if per_address or from_ip:  # budgets that are off cost nothing, not even a call
+        subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
+        await throttle.check(ctx, per_address, now=now, **subject)  # counted once handed to mail
+        await throttle.take(ctx, from_ip, now=now, **subject)
     # an address with no account gets an email saying so, and a verification like any other:
     # its code digest is of a code never sent, so typing codes behaves the same either way
     account = flows.has_account(attempt)
+    keyring = ctx.keyring
     token = new_token(TokenPurpose.LINK)
-    digest = ctx.keyring.digest(token, TokenPurpose.LINK)
+    digest = keyring.digest(token, TokenPurpose.LINK)
     code = new_numeric_code(settings.email_code_digits) if with_code else None
     request = request or _NOBODY
     verification = flows.new_verification(
@@ -156,7 +159,7 @@ async def send(
         confirmation_code=new_numeric_code(settings.confirmation_code_digits),
         requested_by=request,
         strategy="email_link" if with_link else "email_code",
-        email_code_digest=None if code is None else ctx.keyring.code_digest(digest, code),
+        email_code_digest=None if code is None else keyring.code_digest(digest, code),
     )
     kind = flows.kind_of(attempt)
     link = (
@@ -193,7 +196,8 @@ async def send(
     queued = ctx.delivery.running
 
     async def delivered() -> None:  # only what reached the mail server counts against the address
-        await throttle.spend(ctx, per_address)
+        if per_address:
+            await throttle.spend(ctx, per_address)
 
     async def undeliverable() -> None:
         # no link may exist that was never sent. Inline, the caller hears of it and the attempt
@@ -488,6 +492,11 @@ async def _complete(
         device = request
     else:  # the session is the starting client's: remember where it asked, not where it clicked
         device = attempt.verification.requested_by if attempt.verification else None
+    client_sessions = (
+        await ctx.storage.list(Session, "client_id", attempt.client_id)
+        if signs_in and attempt.client_id
+        else []
+    )
     completion = complete(
         attempt,
         decision,
@@ -500,21 +509,19 @@ async def _complete(
         device=device,
         terms=ctx.session_terms,
         primary_email=primary_email,
-        client_sessions=(
-            await ctx.storage.list(Session, "client_id", attempt.client_id)
-            if signs_in and attempt.client_id
-            else []
-        ),
+        client_sessions=client_sessions,
+        announce=ctx.hooks.listening,
     )
-    ended = [
-        c.record.id
-        for c in completion.changes
-        if isinstance(c, Update) and isinstance(c.record, Session)
-    ]
+    ended = (  # the client's live sessions, ended by this sign-in (a first one ends none)
+        [c.record.id for c in completion.changes if type(c) is Update and type(c.record) is Session]
+        if client_sessions
+        else []
+    )
     await ctx.storage.apply(completion.changes)
     if ended:  # no instance may serve an ended session from its cache
         await ctx.forget_sessions(ended)
-    await ctx.hooks.emit(*completion.events)
+    if completion.events:
+        await ctx.hooks.emit(*completion.events)
     kind = flows.kind_of(attempt)
     await ctx.publish(kind, attempt.id)
     done: A = cast(A, completion.attempt)  # the same attempt, completed

@@ -383,35 +383,27 @@ def judge_click(
     # else gets the generic page, so a scanner is never sent into the app
     back_to = verification.redirect_url if same_client and verification is not None else None
 
-    def reject(
-        error: MagicLinkError | ConfirmationCodeError, changed: Verification | None = None
-    ) -> ClickDecision:
-        return ClickDecision(ClickOutcome.REJECTED, same_client, verification=changed, error=error)
-
-    def failed(message: str) -> ClickDecision:
-        return reject(MagicLinkFailedError(message, redirect_url=back_to))
-
     if link.consumed_at is not None:
         if clicking_client_id is not None and completed_by(attempt, link):
             by = link.consumed_by_client
             if same_client or (by is not None and hmac.compare_digest(clicking_client_id, by)):
                 return ClickDecision(ClickOutcome.ALREADY_COMPLETE, same_client)
-        return failed("This link has already been used.")
+        return _failed(same_client, "This link has already been used.", back_to)
     if verification is None or verification.link_id != link.id:
-        return failed("A newer link was sent; use that one.")
+        return _failed(same_client, "A newer link was sent; use that one.", back_to)
     if now >= link.expire_at or effective_status(verification, now) is VerificationStatus.EXPIRED:
-        return reject(
-            MagicLinkExpiredError(min(link.expire_at, verification.expire_at), redirect_url=back_to)
-        )
+        expired = min(link.expire_at, verification.expire_at)
+        return _rejected(same_client, MagicLinkExpiredError(expired, redirect_url=back_to))
     if verification.status is VerificationStatus.CLIENT_MISMATCH:
-        return reject(ClientMismatchError(redirect_url=back_to))
+        return _rejected(same_client, ClientMismatchError(redirect_url=back_to))
     if not in_progress_at(attempt, now) or verification.status is not VerificationStatus.UNVERIFIED:
-        return failed("This link can no longer be used.")
+        return _failed(same_client, "This link can no longer be used.", back_to)
 
     if same_client or (policy is CrossDevicePolicy.ALLOW and confirmed):
         return completing(verification, link, clicking_client_id, "email_link", same_client, now)
     if policy is CrossDevicePolicy.DENY:
-        return reject(ClientMismatchError(), move(verification, VerificationStatus.CLIENT_MISMATCH))
+        mismatch = move(verification, VerificationStatus.CLIENT_MISMATCH)
+        return _rejected(same_client, ClientMismatchError(), mismatch)
     if policy is CrossDevicePolicy.ALLOW:
         return ClickDecision(ClickOutcome.NEEDS_CONFIRMATION, same_client)
     if confirmation_code is None:
@@ -433,6 +425,18 @@ def judge_click(
         ),
         wrong=ConfirmationCodeError,
     )
+
+
+def _rejected(
+    same_client: bool,
+    error: MagicLinkError | ConfirmationCodeError,
+    changed: Verification | None = None,
+) -> ClickDecision:
+    return ClickDecision(ClickOutcome.REJECTED, same_client, verification=changed, error=error)
+
+
+def _failed(same_client: bool, message: str, back_to: str | None) -> ClickDecision:
+    return _rejected(same_client, MagicLinkFailedError(message, redirect_url=back_to))
 
 
 def completing(

@@ -239,11 +239,11 @@ class Settings(BaseModel):
     def sends_codes(self) -> bool:
         return self.email_verification != "link"
 
-    @property
+    @cached_property
     def verify_url(self) -> str:
         return f"{self.base_url}{self.verify_path}"
 
-    @property
+    @cached_property
     def sign_up_page_url(self) -> str:
         """The absolute URL the "no account" email points to (``sign_up_url``, or the hosted
         sign-up page: ``/auth/sign-up`` for ``verify_path`` ``/auth/v1/verify``)."""
