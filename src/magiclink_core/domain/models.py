@@ -114,16 +114,17 @@ class Frozen(BaseModel):
         if deep:
             return super().model_copy(update=update, deep=True)
         cls = type(self)
+        shape = _SHAPES.get(cls) or _shape(cls)
         values = self.__dict__.copy()
         fields_set = self.__pydantic_fields_set__
         if update:
-            shape = _SHAPES.get(cls) or _shape(cls)
             if not update.keys() <= shape.names:
                 unknown = sorted(set(update) - shape.names)
                 raise TypeError(f"{cls.__name__} has no field {', '.join(unknown)}")
             values.update(update)
-            fields_set = fields_set.union(update)
-        else:
+            if fields_set is not shape.every:
+                fields_set = fields_set.union(update)
+        elif fields_set is not shape.every:
             fields_set = set(fields_set)
         copied: Self = _instance(cls, values, fields_set)
         return copied
@@ -133,7 +134,10 @@ class Frozen(BaseModel):
         """An instance of ``values`` this library made itself (never what it read or was sent):
         pydantic's ``model_construct`` the short way, the defaults filled in, unknown or missing
         fields refused. What storage reads, and every model with a validator of its own, still
-        goes through validation."""
+        goes through validation.
+
+        Every field counts as set (``model_fields_set``), as in a record read back from storage,
+        whose every column is given: made or read, a record looks the same."""
         shape = _SHAPES.get(cls) or _shape(cls)
         if shape.validated:
             return cls.model_validate(values)
@@ -144,18 +148,22 @@ class Frozen(BaseModel):
         for name, factory in shape.factories:
             if name not in keys:
                 filled[name] = factory()
-        made: Self = _instance(cls, filled, set(keys))
+        made: Self = _instance(cls, filled, shape.every)
         return made
 
 
 class _Shape:
     """What :meth:`Frozen.made` needs of a model class, worked out once."""
 
-    __slots__ = ("factories", "names", "required", "template", "validated")
+    __slots__ = ("every", "factories", "names", "required", "template", "validated")
 
     def __init__(self, cls: type[BaseModel]) -> None:
         fields = cls.__pydantic_fields__
         self.names = frozenset(fields)
+        # the fields set of each instance made or copied here: every field. One set shared by
+        # them all, as no one changes it: a frozen model refuses every assignment, and pydantic
+        # copies a fields set before it adds to it (model_copy, pickling)
+        self.every = set(fields)
         self.required = frozenset(n for n, f in fields.items() if f.is_required())
         # each field in order (a dump lists them so), with its default; a required field's
         # placeholder is always overwritten

@@ -15,16 +15,17 @@ from . import _records
 MemoryNotifier = LocalNotifier
 """Wake-ups within one process: the in-process notifier, under the name of its storage."""
 
-_INDEXED: dict[type[Record], tuple[tuple[str, ...], tuple[str, ...]]] = {}
-"""Each record class's unique and list fields, read once: a pydantic class's own attributes are
-read through its metaclass, slowly, and ``apply`` asks for them for every record it writes."""
+
+class _Indexed(dict[type[Record], tuple[tuple[str, ...], tuple[str, ...]]]):
+    """Each record class's unique and list fields, read once: a pydantic class's own attributes
+    are read through its metaclass, slowly, and ``apply`` asks for them for every record."""
+
+    def __missing__(self, kind: type[Record]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        fields = self[kind] = (kind.unique_fields, kind.list_fields)
+        return fields
 
 
-def _indexed(kind: type[Record]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    fields = _INDEXED.get(kind)
-    if fields is None:
-        fields = _INDEXED[kind] = (kind.unique_fields, kind.list_fields)
-    return fields
+_INDEXED = _Indexed()
 
 
 class MemoryStorage:
@@ -47,14 +48,14 @@ class MemoryStorage:
         return record if isinstance(record, kind) else None
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
-        if field not in _indexed(kind)[0]:
+        if field not in _INDEXED[kind][0]:
             raise ValueError(f"{kind.__name__}.{field} is not a unique field")
         record_id = self._unique[(kind, field)].get(value)
         record = None if record_id is None else self._records[kind].get(record_id)
         return record if isinstance(record, kind) else None
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
-        if field not in _indexed(kind)[1]:
+        if field not in _INDEXED[kind][1]:
             raise ValueError(f"{kind.__name__}.{field} is not a list field")
         holders = self._listed[(kind, field)].get(value)
         if not holders:
@@ -88,12 +89,12 @@ class MemoryStorage:
             elif old is None or old.version != record.version - 1:
                 raise WriteConflict(f"{kind.__name__} {rid} changed or is gone")
             staged[key] = record
-            unique = unique or bool(_indexed(kind)[0])
+            unique = unique or bool(_INDEXED[kind][0])
         if unique:
             self._check_unique(staged)
         for (kind, rid), new in staged.items():
             kept = records[kind]
-            fields, listed = _indexed(kind)
+            fields, listed = _INDEXED[kind]
             if fields or listed:
                 old = kept.get(rid)
                 if listed:
@@ -141,7 +142,7 @@ class MemoryStorage:
         for (kind, rid), record in staged.items():
             if record is None:
                 continue
-            for field in _indexed(kind)[0]:
+            for field in _INDEXED[kind][0]:
                 value = getattr(record, field)
                 if value is None:
                     continue
