@@ -17,7 +17,7 @@ from email.utils import format_datetime, make_msgid
 
 import pytest
 from aiosmtplib.email import flatten_message
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from magiclink_core.mailers._smtp_message import HEADERS, POLICY, UTF8_POLICY, flatten, text_part
@@ -42,6 +42,8 @@ def _head_and_text(part: MIMEPart | MIMEMessage) -> tuple[list[tuple[str, str]],
 
 
 @given(BODIES, st.sampled_from(["plain", "html"]))
+@example("x" * 74 + " ", "html")
+@example("x" * 73 + "\t\n" + "é" * 30 + " ", "plain")
 def test_a_part_carries_what_the_one_set_content_makes_carries(body: str, subtype: str) -> None:
     stock = MIMEPart(policy=SMTP)
     stock.set_content(body, subtype=subtype, cte="quoted-printable")
@@ -58,6 +60,8 @@ def _sent(part: MIMEPart, policy: Policy) -> MIMEMessage:
 
 
 @given(BODIES)
+@example("x" * 74 + " ")  # a space ending a line, encoded "=20" past the 76th character
+@example("é" * 24 + "x" * 2 + "\t\r\nnext")
 def test_a_part_is_in_lines_rfc_2045_allows(body: str) -> None:
     # ASCII, and at most 76 characters a line (the email package's own encoder writes 78)
     sent = text_part(body, "html").as_bytes(policy=POLICY)

@@ -248,7 +248,28 @@ def quoted_printable(body: str) -> bytes:
     """``body`` in UTF-8, its lines ended by LF, quoted-printable (lines of at most 76)."""
     lines = body.encode("utf-8").splitlines()
     # istext: a line break stays a line break; a lone "." on a line is encoded as well
-    return binascii.b2a_qp(b"\n".join(lines) + b"\n", istext=True)
+    encoded = binascii.b2a_qp(b"\n".join(lines) + b"\n", istext=True)
+    # the C encoder writes a space or tab that ends a line as "=20" or "=09" without checking
+    # the line's length: a line of 74 characters and a space comes out 77 long
+    if b"=20\n" in encoded or b"=09\n" in encoded:
+        encoded = b"\n".join(_within_76(line) for line in encoded.split(b"\n"))
+    return encoded
+
+
+def _within_76(line: bytes) -> bytes:
+    """An encoded line cut by soft line breaks ("=" at the end) into lines of at most 76, never
+    inside an escape ("=XX")."""
+    pieces = []
+    while len(line) > 76:
+        cut = 75  # and the "=" of the soft break makes 76
+        if line[cut - 1 : cut] == b"=":
+            cut -= 1
+        elif line[cut - 2 : cut - 1] == b"=":
+            cut -= 2
+        pieces.append(line[:cut] + b"=")
+        line = line[cut:]
+    pieces.append(line)
+    return b"\n".join(pieces)
 
 
 _PART_HEADS = {
