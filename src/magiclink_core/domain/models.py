@@ -89,6 +89,7 @@ _new = object.__new__
 # pydantic's four instance slots, set through their descriptors (what ``object.__setattr__``
 # finds by name, without the lookup: a record is made at every state change)
 _slots = BaseModel.__dict__
+_set_dict = _slots["__dict__"].__set__
 _set_fields_set = _slots["__pydantic_fields_set__"].__set__
 _set_extra = _slots["__pydantic_extra__"].__set__
 _set_private = _slots["__pydantic_private__"].__set__
@@ -96,7 +97,7 @@ _set_private = _slots["__pydantic_private__"].__set__
 
 def _instance(cls: type[Any], values: dict[str, Any], fields_set: Any) -> Any:
     made = _new(cls)
-    object.__setattr__(made, "__dict__", values)
+    _set_dict(made, values)
     _set_fields_set(made, fields_set)
     _set_extra(made, None)
     _set_private(made, None)
@@ -257,10 +258,12 @@ class Record(Frozen):
     @classmethod
     def new(cls, now: datetime, **fields: object) -> Self:
         """A record made at ``now``: version 1, a fresh id unless ``fields`` name one."""
-        values: dict[str, object] = {"created_at": now, "updated_at": now, **fields}
+        # ``fields`` is this call's own dict: filled in place, not copied
         if "id" not in fields:  # a link's id is its token's digest: no draw for it
-            values["id"] = new_id(cls.id_prefix)
-        return cls.made(values)
+            fields["id"] = new_id(cls.id_prefix)
+        fields.setdefault("created_at", now)
+        fields.setdefault("updated_at", now)
+        return cls.made(fields)
 
     def bumped(self, now: datetime, **changes: object) -> Self:
         """This record changed: ``changes`` applied, version and ``updated_at`` advanced."""

@@ -69,9 +69,12 @@ def well_formed(token: object, purpose: TokenPurpose) -> TypeGuard[str]:
     digest or storage read."""
     if not isinstance(token, str) or len(token) != 5 + _BODY_CHARS:
         return False
-    match = _TOKEN_RE.match(token)
     # a non-canonical last character would give one token two spellings
-    return match is not None and match.group(1) == purpose.value and token[-1] in _CANONICAL_LAST
+    return (
+        token.startswith(_PREFIXES[purpose])
+        and token[-1] in _CANONICAL_LAST
+        and _TOKEN_RE.match(token) is not None
+    )
 
 
 def parse_token(token: object, purpose: TokenPurpose) -> bytes | None:
