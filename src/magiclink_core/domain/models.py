@@ -95,15 +95,6 @@ _set_extra = _slots["__pydantic_extra__"].__set__
 _set_private = _slots["__pydantic_private__"].__set__
 
 
-def _instance(cls: type[Any], values: dict[str, Any], fields_set: Any) -> Any:
-    made = _new(cls)
-    _set_dict(made, values)
-    _set_fields_set(made, fields_set)
-    _set_extra(made, None)
-    _set_private(made, None)
-    return made
-
-
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -127,7 +118,11 @@ class Frozen(BaseModel):
                 fields_set = fields_set.union(update)
         elif fields_set is not shape.every:
             fields_set = set(fields_set)
-        copied: Self = _instance(cls, values, fields_set)
+        copied = _new(cls)
+        _set_dict(copied, values)
+        _set_fields_set(copied, fields_set)
+        _set_extra(copied, None)
+        _set_private(copied, None)
         return copied
 
     @classmethod
@@ -149,7 +144,11 @@ class Frozen(BaseModel):
         for name, factory in shape.factories:
             if name not in keys:
                 filled[name] = factory()
-        made: Self = _instance(cls, filled, shape.every)
+        made = _new(cls)
+        _set_dict(made, filled)
+        _set_fields_set(made, shape.every)
+        _set_extra(made, None)
+        _set_private(made, None)
         return made
 
 

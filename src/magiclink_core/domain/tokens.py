@@ -109,13 +109,14 @@ class Keyring:
 
     def digest(self, token: str, purpose: TokenPurpose) -> str:
         """The digest to store for a token (under the newest key)."""
-        return _hmac(self._keys[purpose][0], token)
+        return self._keys[purpose][0].hexdigest(token.encode())
 
     def candidate_digests(self, token: str, purpose: TokenPurpose) -> list[str]:
         """Digests of ``token`` under every key, newest first; empty for a malformed token."""
         if not well_formed(token, purpose):
             return []
-        return [_hmac(key, token) for key in self._keys[purpose]]
+        message = token.encode()
+        return [key.hexdigest(message) for key in self._keys[purpose]]
 
     def code_digest(self, binding: str, code: str) -> str:
         """The digest to store for an emailed code (under the newest key). ``binding`` ties it to

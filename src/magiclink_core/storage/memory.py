@@ -135,7 +135,11 @@ class MemoryStorage:
                     if not holders:
                         del index[before]
             if after is not None:
-                index.setdefault(after, set()).add(rid)
+                holders = index.get(after)
+                if holders is None:
+                    index[after] = {rid}
+                else:
+                    holders.add(rid)
 
     def _check_unique(self, staged: dict[tuple[type[Record], str], Record | None]) -> None:
         claimed: dict[tuple[type[Record], str, str], str] = {}
