@@ -44,6 +44,7 @@ def completed(
     session_token_digest: str | None = None,
     device: RequestInfo | None = None,
     client_sessions: list[Session] | None = None,
+    announce: bool = True,
 ) -> Completion:
     """``complete`` at NOW under TERMS."""
     return complete(
@@ -56,6 +57,7 @@ def completed(
         device=device,
         terms=TERMS,
         client_sessions=client_sessions or [],
+        announce=announce,
     )
 
 
@@ -177,15 +179,12 @@ def test_unannounced_the_batch_is_the_same_and_no_event_is_made() -> None:
     )
 
     def completing(announce: bool) -> Completion:
-        return complete(
+        return completed(
             sign_in,
             decision,
-            now=NOW,
             account=account,
-            user=None,
             session_token_digest="s" * 64,
             device=RequestInfo(),
-            terms=TERMS,
             client_sessions=[live],
             announce=announce,
         )
@@ -208,17 +207,7 @@ def test_unannounced_the_batch_is_the_same_and_no_event_is_made() -> None:
 
     address, verified = clicked(EmailAddress, user_id="user_ann", email="work@example.org")
     user = make_record(User, id="user_ann")
-    quietly = complete(
-        address,
-        verified,
-        now=NOW,
-        account=None,
-        user=user,
-        session_token_digest=None,
-        device=None,
-        terms=TERMS,
-        announce=False,
-    )
+    quietly = completed(address, verified, user=user, announce=False)
     assert quietly.events == () and len(quietly.changes) == len(
         completed(address, verified, user=user).changes
     )
