@@ -512,14 +512,9 @@ async def _complete(
         client_sessions=client_sessions,
         announce=ctx.hooks.listening,
     )
-    ended = (  # the client's live sessions, ended by this sign-in (a first one ends none)
-        [c.record.id for c in completion.changes if type(c) is Update and type(c.record) is Session]
-        if client_sessions
-        else []
-    )
     await ctx.storage.apply(completion.changes)
-    if ended:  # no instance may serve an ended session from its cache
-        await ctx.forget_sessions(ended)
+    if completion.ended:  # no instance may serve an ended session from its cache
+        await ctx.forget_sessions(list(completion.ended))
     if completion.events:
         await ctx.hooks.emit(*completion.events)
     kind = flows.kind_of(attempt)

@@ -159,6 +159,7 @@ def test_a_sign_in_ends_the_clients_other_live_sessions_in_the_same_batch() -> N
         c.record for c in done.changes if isinstance(c, Update) and isinstance(c.record, Session)
     ]
     assert [s.id for s in ended] == [live.id]  # not the idle one (over already), not client_b's
+    assert done.ended == (live.id,)  # named for the caches that must drop it
     assert ended[0].status.value == "ended" and ended[0].version == live.version + 1
     assert Event.SESSION_ENDED in [e.event for e in done.events]
     assert done.session is not None and done.session.id not in {s.id for s in ended}

@@ -63,6 +63,7 @@ class Completion:
     changes: tuple[Change, ...]
     events: tuple[AuthEvent, ...]
     session: Session | None = None  # the session created for the starting client
+    ended: tuple[str, ...] = ()  # the client's live sessions this completion ends (their ids)
 
 
 def complete(
@@ -155,8 +156,9 @@ def complete(
         )
         completed = Event.SIGN_IN_COMPLETED
     changes.append(Update(done))
+    ended_ids = tuple(old.id for old in ended)
     if not announce:
-        return Completion(done, verification, tuple(changes), (), session)
+        return Completion(done, verification, tuple(changes), (), session, ended_ids)
     events: list[AuthEvent] = []
     if created_user:
         events.append(AuthEvent(Event.USER_CREATED, user_id=user_id, email_address=email))
@@ -177,7 +179,7 @@ def complete(
             Event.SESSION_CREATED, user_id=user_id, session_id=session.id, client_id=client_id
         ),
     ]
-    return Completion(done, verification, tuple(changes), tuple(events), session)
+    return Completion(done, verification, tuple(changes), tuple(events), session, ended_ids)
 
 
 def _consumed(link: Link | None) -> list[Change]:
