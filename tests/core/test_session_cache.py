@@ -264,6 +264,33 @@ async def test_revoking_on_one_instance_stops_the_session_on_the_other(
     assert ended is not None and ended.status is SessionStatus.REVOKED
 
 
+async def test_signing_in_again_on_a_browser_stops_its_old_session_on_the_other(
+    two_instances: tuple[MagicLinks, MagicLinks, MemoryMailer, FakeClock],
+) -> None:
+    # one browser, one session: the sign-in ends the one it had, which B must stop serving
+    a, b, mailer, _ = two_instances
+    client, _ = await a.create_client()
+    attempt = await a.create_sign_up(client, "ann@example.org")
+    await a.prepare_sign_up_verification(client, attempt.id, redirect_url="/")
+    await a.mail_sent()
+    first = (await a.verify_link(last_token(mailer, "ann@example.org"), client)).session_token
+    assert first is not None
+    old = await b.authenticate(first)
+    assert old is not None and await _reads_of(b, first) == 0  # B serves it from its cache
+    sign_in = await a.create_sign_in(client, "ann@example.org")
+    await a.prepare_first_factor(client, sign_in.id, redirect_url="/")
+    await a.mail_sent()
+    with anyio.fail_after(BOUND):
+        async with b.notifier.subscribe(session_channel(shard_of(old.id))) as subscription:
+            second = await a.verify_link(last_token(mailer, "ann@example.org"), client)
+            await subscription.wait()
+            await anyio.wait_all_tasks_blocked()
+    assert second.session_token is not None and second.session is not None
+    assert second.session.id != old.id
+    assert await b.authenticate(first) is None
+    assert await b.authenticate(second.session_token) is not None
+
+
 async def _reads_of(links: MagicLinks, token: str) -> int:
     """How many storage reads one more check of ``token`` makes on ``links``."""
     counting = CountingStorage(links.storage)
