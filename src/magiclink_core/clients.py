@@ -10,12 +10,14 @@ from .context import RETRIES, Context
 from .domain import flows, limits, session_rules
 from .domain.errors import ConflictError, NotFoundError
 from .domain.models import AttemptKind, Client, RequestInfo, Session, SignIn, SignUp
+from .domain.quick_init import quick_init
 from .domain.tokens import TokenPurpose, new_token
 from .ports import Insert, Update
 
 P = TypeVar("P", SignUp, SignIn)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClientState:
     """A client's view of itself (``GET /v1/client``)."""

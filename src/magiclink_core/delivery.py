@@ -26,6 +26,7 @@ import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from .domain.errors import MailDeliveryError
+from .domain.quick_init import quick_init
 from .ports import Clock, EmailMessage, Mailer
 
 logger = logging.getLogger("magiclink.delivery")
@@ -33,6 +34,7 @@ logger = logging.getLogger("magiclink.delivery")
 Outcome = Callable[[], Awaitable[None]]
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Parcel:
     """One queued email, what to do once it is handed over, and what to do if it never is."""

@@ -39,6 +39,7 @@ from .domain.models import (
     Verification,
     VerificationStatus,
 )
+from .domain.quick_init import quick_init
 from .domain.tokens import TokenPurpose, new_numeric_code, new_token
 from .emails import LinkEmail
 from .ports import Change, Delete, Insert, Update, WriteConflict
@@ -57,6 +58,7 @@ ATTEMPT_TYPES: dict[AttemptKind, type[SignUp] | type[SignIn] | type[EmailAddress
 }
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LinkPreview:
     """What a click would do, read without changing anything (the link landing's GET)."""
@@ -83,6 +85,7 @@ class LinkPreview:
 AttemptT = TypeVar("AttemptT", bound=SignUp | SignIn | EmailAddress)
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LinkResult(Generic[AttemptT]):
     """A verification that worked, by link or by emailed code. ``session_token`` is set only

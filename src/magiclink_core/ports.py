@@ -20,6 +20,7 @@ from .domain.changes import Delete as Delete
 from .domain.changes import Insert as Insert
 from .domain.changes import Update as Update
 from .domain.models import Record
+from .domain.quick_init import quick_init
 
 R = TypeVar("R", bound=Record)
 
@@ -159,6 +160,7 @@ class HasNotifier(Protocol):
     def notifier(self) -> Notifier: ...
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class EmailMessage:
     """One email, ready to send: both bodies rendered, no header yet built."""

@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .models import Record
+from .quick_init import quick_init
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Insert:
     """Create ``record``; fails if its id, or a value of one of its ``unique_fields``, is taken."""
@@ -15,6 +17,7 @@ class Insert:
     record: Record
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Update:
     """Replace the stored record of the same id, which must be at ``record.version - 1``.
@@ -25,6 +28,7 @@ class Update:
     record: Record
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Delete:
     """Remove the record, which must be at ``version``."""

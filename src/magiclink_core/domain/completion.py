@@ -50,10 +50,12 @@ from .models import (
     Verification,
     VerificationStatus,
 )
+from .quick_init import quick_init
 from .session_rules import SessionTerms, end_session, new_session, session_expiry_reason
 from .tokens import new_id
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Completion:
     """A completed attempt: the batch to store atomically and the events to publish after."""

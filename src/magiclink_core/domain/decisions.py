@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from .errors import ConfirmationCodeError, EmailCodeError, MagicLinkError
 from .models import Link, Verification
+from .quick_init import quick_init
 
 
 class ClickOutcome(StrEnum):
@@ -17,6 +18,7 @@ class ClickOutcome(StrEnum):
     REJECTED = "rejected"
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class ClickDecision:
     """What a click does.

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from .quick_init import quick_init
+
 
 class Event(StrEnum):
     USER_CREATED = "user_created"
@@ -46,6 +48,7 @@ REFUSALS = frozenset(
 """The events of something refused or failed: logged at warning as well as emitted."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class AuthEvent:
     """What happened. Fields not relevant to an event are None.

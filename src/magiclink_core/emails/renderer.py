@@ -17,6 +17,7 @@ import jinja2
 
 from ..domain.emails import envelope_address
 from ..domain.models import AttemptKind
+from ..domain.quick_init import quick_init
 from ..ports import EmailMessage
 
 TEMPLATES: dict[AttemptKind, str] = {
@@ -28,6 +29,7 @@ NO_ACCOUNT_TEMPLATE = "sign_in_no_account"
 """A sign-in of an address with no account: says so instead of carrying a link."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class LinkEmail:
     """What an email template gets to say."""
@@ -60,6 +62,7 @@ NOTICE_TEMPLATES = frozenset(
 change's event."""
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class NoticeEmail:
     """What an account-change notice gets to say: ``kind`` (one of :data:`NOTICE_TEMPLATES`)
