@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar, cast
+from typing import Final, Generic, TypeVar, cast
 
 from . import sessions, throttle
 from .context import RETRIES, Context
@@ -47,6 +47,10 @@ from .ports import Change, Delete, Insert, Update, WriteConflict
 logger = logging.getLogger("magiclink")
 
 A = TypeVar("A", bound=SignUp | SignIn | EmailAddress)
+
+# read once: Python 3.11 reads an enum class's member slowly (see flows.COMPLETE)
+LINK: Final = TokenPurpose.LINK
+SESSION: Final = TokenPurpose.SESSION
 
 _NOBODY = RequestInfo()
 """A request the caller did not describe (records are immutable: one serves every call)."""
@@ -150,8 +154,8 @@ async def send(
     # its code digest is of a code never sent, so typing codes behaves the same either way
     account = flows.has_account(attempt)
     keyring = ctx.keyring
-    token = new_token(TokenPurpose.LINK)
-    digest = keyring.digest(token, TokenPurpose.LINK)
+    token = new_token(LINK)
+    digest = keyring.digest(token, LINK)
     code = new_numeric_code(settings.email_code_digits) if with_code else None
     request = request or _NOBODY
     verification = flows.new_verification(
@@ -275,7 +279,7 @@ async def resend(ctx: Context, token: str, *, request: RequestInfo | None) -> At
 
 
 async def _load(ctx: Context, token: str) -> tuple[Link, Attempt]:
-    for digest in ctx.keyring.candidate_digests(token, TokenPurpose.LINK):
+    for digest in ctx.keyring.candidate_digests(token, LINK):
         link = await ctx.storage.get(Link, digest)
         if link is not None:
             break
@@ -393,11 +397,11 @@ async def verify(
         ):
             await before_code()
         decision = _judge(ctx, link, attempt, client, confirmation_code, confirmed=True)
-        if decision.outcome is flows.ClickOutcome.NEEDS_CONFIRMATION:
+        if decision.outcome is flows.NEEDS_CONFIRMATION:
             raise InvalidStateError(
                 long_message="Type the code shown on the device that asked for this link."
             )
-        if decision.outcome is flows.ClickOutcome.ALREADY_COMPLETE and client is not None:
+        if decision.outcome is flows.ALREADY_COMPLETE and client is not None:
             return await _again(ctx, link, attempt, client, decision, signed_in)
         result = await settle(ctx, attempt, decision, request)
         if result is not None:
@@ -457,7 +461,7 @@ async def settle(
     """Carry out a decision of a click or a code: refused, record what it changed (a wrong code
     counted, a mismatch recorded) and raise why; complete, write the completion. None when a
     concurrent change won the race (nothing was written: read and decide again)."""
-    if decision.outcome is flows.ClickOutcome.REJECTED:
+    if decision.outcome is flows.REJECTED:
         if decision.verification is not None:
             updated = attempt.bumped(ctx.now(), verification=decision.verification)
             if not await ctx.try_write([Update(updated)]):
@@ -490,7 +494,7 @@ async def _complete(
         primary_email = await _primary_email(ctx, account)
     # a session's token goes to the clicking client only if it is the one the session is for
     signs_in = not isinstance(attempt, EmailAddress)
-    token = new_token(TokenPurpose.SESSION) if owner_clicked and signs_in else None
+    token = new_token(SESSION) if owner_clicked and signs_in else None
     if owner_clicked:
         device = request
     else:  # the session is the starting client's: remember where it asked, not where it clicked
@@ -506,9 +510,7 @@ async def _complete(
         now=ctx.now(),
         account=account,
         user=user,
-        session_token_digest=(
-            ctx.keyring.digest(token, TokenPurpose.SESSION) if token is not None else None
-        ),
+        session_token_digest=(ctx.keyring.digest(token, SESSION) if token is not None else None),
         device=device,
         terms=ctx.session_terms,
         primary_email=primary_email,

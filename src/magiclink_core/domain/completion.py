@@ -22,15 +22,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from .changes import Change, Insert, Update
 from .errors import MagicLinkFailedError
 from .events import AuthEvent, Event
 from .flows import (
+    COMPLETE,
     SIGN_IN_TRANSITIONS,
     SIGN_UP_TRANSITIONS,
     ClickDecision,
-    ClickOutcome,
     check_transition,
     email_of,
 )
@@ -53,6 +54,9 @@ from .models import (
 from .quick_init import quick_init
 from .session_rules import SessionTerms, end_session, new_session, session_expiry_reason
 from .tokens import new_id
+
+SIGN_UP_COMPLETE: Final = SignUpStatus.COMPLETE  # read once: see flows.COMPLETE
+SIGN_IN_COMPLETE: Final = SignInStatus.COMPLETE
 
 
 @quick_init
@@ -100,7 +104,7 @@ def complete(
     :raises MagicLinkFailedError: a sign-in whose account is gone.
     :raises InvalidStateError: the decision or attempt does not allow completing.
     """
-    if decision.outcome is not ClickOutcome.COMPLETE or decision.verification is None:
+    if decision.outcome is not COMPLETE or decision.verification is None:
         raise ValueError("only a decision of COMPLETE completes an attempt")
     verification, link = decision.verification, decision.link
     if isinstance(attempt, EmailAddress):
@@ -139,20 +143,20 @@ def complete(
         changes.append(Update(end_session(old, now, SessionStatus.ENDED, terms.purge_grace)))
         ended.append(old)
     if isinstance(attempt, SignUp):
-        check_transition(SIGN_UP_TRANSITIONS, attempt.status, SignUpStatus.COMPLETE)
+        check_transition(SIGN_UP_TRANSITIONS, attempt.status, SIGN_UP_COMPLETE)
         done: SignUp | SignIn = attempt.bumped(
             now,
-            status=SignUpStatus.COMPLETE,
+            status=SIGN_UP_COMPLETE,
             verification=verification,
             created_user_id=user_id,
             created_session_id=session.id,
         )
         completed = Event.SIGN_UP_COMPLETED
     else:
-        check_transition(SIGN_IN_TRANSITIONS, attempt.status, SignInStatus.COMPLETE)
+        check_transition(SIGN_IN_TRANSITIONS, attempt.status, SIGN_IN_COMPLETE)
         done = attempt.bumped(
             now,
-            status=SignInStatus.COMPLETE,
+            status=SIGN_IN_COMPLETE,
             verification=verification,
             created_session_id=session.id,
         )
