@@ -23,7 +23,7 @@ from .domain.emails import normalise_email
 from .domain.errors import ConflictError, InvalidEmailError, NotFoundError
 from .domain.models import AttemptKind, EmailAddress, Session, SignIn, SignUp
 from .domain.redirects import check_redirect_url
-from .domain.settings import Settings
+from .domain.settings import LinkTerms, Settings
 from .domain.tokens import Keyring
 from .emails import EmailRenderer
 from .hooks import Hooks
@@ -63,6 +63,8 @@ class Context:
     """The current time: the clock's own ``now``, bound once (a flow reads it a dozen times)."""
     keyring: Keyring = field(init=False, repr=False, compare=False)
     """The settings' keyring, read once (every token minted or looked up digests with it)."""
+    link_terms: LinkTerms = field(init=False, repr=False, compare=False)
+    """The settings a link is issued and judged by, read once (see :class:`LinkTerms`)."""
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -78,6 +80,7 @@ class Context:
         object.__setattr__(self, "session_cache", cache)
         object.__setattr__(self, "now", self.clock.now)
         object.__setattr__(self, "keyring", s.keyring)
+        object.__setattr__(self, "link_terms", s.link_terms)
 
     async def write(self, changes: Sequence[Change]) -> None:
         """Apply ``changes``; a lost race is a :class:`ConflictError` (nothing was written)."""
@@ -122,10 +125,9 @@ class Context:
 
     def check_redirect_url(self, url: str) -> str:
         """The absolute URL to send a clicker to. :raises InvalidRedirectError: not allowed."""
+        terms = self.link_terms
         return check_redirect_url(
-            url,
-            base_url=self.settings.base_url,
-            allowed_origins=self.settings.allowed_redirect_origins,
+            url, base_url=terms.base_url, allowed_origins=terms.allowed_redirect_origins
         )
 
     async def email(self, raw: object) -> str:

@@ -133,9 +133,9 @@ async def send(
     :raises InvalidRequestError: a link without ``redirect_url``, or nothing the app sends.
     :raises InvalidRedirectError, RateLimitedError, MailDeliveryError:
     """
-    settings = ctx.settings
-    with_link = strategy == "email_link" and settings.sends_links
-    with_code = settings.sends_codes
+    terms = ctx.link_terms
+    with_link = strategy == "email_link" and terms.sends_links
+    with_code = terms.sends_codes
     if not (with_link or with_code):
         raise InvalidRequestError(long_message="This app sends links only: use email_link.")
     if with_link and not redirect_url:
@@ -144,9 +144,10 @@ async def send(
     email = flows.email_of(attempt)
     now = ctx.now()
     asker_ip = (asked_by or request or _NOBODY).ip_address
-    per_address = limits.links_to_address(settings, email)
-    from_ip = limits.links_from_ip(settings, asker_ip)
-    if per_address or from_ip:  # budgets that are off cost nothing, not even a call
+    per_address: list[limits.Limit] = []
+    if terms.links_limited:  # budgets that are off cost nothing, not even a call
+        per_address = limits.links_to_address(ctx.settings, email)
+        from_ip = limits.links_from_ip(ctx.settings, asker_ip)
         subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
         await throttle.check(ctx, per_address, now=now, **subject)  # counted once handed to mail
         await throttle.take(ctx, from_ip, now=now, **subject)
@@ -156,14 +157,14 @@ async def send(
     keyring = ctx.keyring
     token = new_token(LINK)
     digest = keyring.digest(token, LINK)
-    code = new_numeric_code(settings.email_code_digits) if with_code else None
+    code = new_numeric_code(terms.email_code_digits) if with_code else None
     request = request or _NOBODY
     verification = flows.new_verification(
         now=now,
-        ttl=settings.link_ttl,
+        ttl=terms.link_ttl,
         link_id=digest,
         redirect_url=redirect if with_link else "",
-        confirmation_code=new_numeric_code(settings.confirmation_code_digits),
+        confirmation_code=new_numeric_code(terms.confirmation_code_digits),
         requested_by=request,
         strategy="email_link" if with_link else "email_code",
         email_code_digest=None if code is None else keyring.code_digest(digest, code),
@@ -177,7 +178,7 @@ async def send(
             attempt_id=attempt.id,
             client_id=attempt.client_id or "",
             expire_at=verification.expire_at,
-            purge_after=verification.expire_at + settings.purge_grace,
+            purge_after=verification.expire_at + terms.purge_grace,
         )
         if with_link and account
         else None
@@ -189,12 +190,12 @@ async def send(
             kind=kind,
             has_account=account,
             to=email,
-            app_name=settings.app_name,
-            base_url=settings.base_url,
-            link_url=f"{settings.verify_url}?token={token}" if link is not None else None,
-            sign_up_url=settings.sign_up_page_url,
+            app_name=terms.app_name,
+            base_url=terms.base_url,
+            link_url=f"{terms.verify_url}?token={token}" if link is not None else None,
+            sign_up_url=terms.sign_up_page_url,
             code=code if account else None,
-            valid_for=settings.link_ttl,
+            valid_for=terms.link_ttl,
             device=request.described,
             ip_address=request.ip_address,
             requested_at=now,
@@ -306,9 +307,9 @@ def _judge(
         link=link,
         attempt=attempt,
         clicking_client_id=client.id if client else None,
-        policy=ctx.settings.cross_device,
+        policy=ctx.link_terms.cross_device,
         confirmation_code=code,
-        max_code_attempts=ctx.settings.max_confirmation_code_attempts,
+        max_code_attempts=ctx.link_terms.max_confirmation_code_attempts,
         now=ctx.now(),
         confirmed=confirmed,
     )
@@ -358,7 +359,7 @@ def _preview(
     verification = attempt.verification
     if decision.outcome is flows.ClickOutcome.REJECTED or verification is None:
         raise rejection(decision)
-    tries = ctx.settings.max_confirmation_code_attempts - verification.failed_code_attempts
+    tries = ctx.link_terms.max_confirmation_code_attempts - verification.failed_code_attempts
     return LinkPreview(
         kind=link.attempt_kind,
         same_client=decision.same_client,

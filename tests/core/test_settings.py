@@ -87,3 +87,30 @@ def test_the_secret_signs_and_the_fallbacks_only_verify() -> None:
     signed_before = old.keyring.digest(token, TokenPurpose.SESSION)
     assert rotated.keyring.digest(token, TokenPurpose.SESSION) != signed_before
     assert signed_before in rotated.keyring.candidate_digests(token, TokenPurpose.SESSION)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {
+            "email_verification": "code",
+            "links_per_address": 0,
+            "links_per_ip": 0,
+            "allowed_redirect_origins": ["https://shop.example.org"],
+            "cross_device": "deny",
+            "app_name": "Shop",
+        },
+        {"email_verification": "link", "links_per_address": 0, "links_per_ip": 3},
+    ],
+)
+def test_link_terms_say_what_the_settings_say(overrides: dict[str, object]) -> None:
+    """What the link flow reads once (``Settings.link_terms``) is the settings' own values."""
+    settings = Settings(secret=SECRET, base_url="https://app.example.org", **overrides)
+    terms = settings.link_terms
+    for name in terms.__slots__:
+        if name == "links_limited":
+            continue
+        value = getattr(settings, name)
+        assert getattr(terms, name) == (tuple(value) if isinstance(value, list) else value), name
+    assert terms.links_limited == bool(settings.links_per_address or settings.links_per_ip)

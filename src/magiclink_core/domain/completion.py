@@ -162,7 +162,7 @@ def complete(
         )
         completed = Event.SIGN_IN_COMPLETED
     changes.append(Update(done))
-    ended_ids = tuple(old.id for old in ended)
+    ended_ids = tuple([old.id for old in ended]) if ended else ()
     if not announce:
         return Completion(done, verification, tuple(changes), (), session, ended_ids)
     events: list[AuthEvent] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from typing import Annotated, Literal
@@ -24,6 +25,29 @@ MIN_SECRET_BYTES = 32
 _VERIFY_SUFFIX = "/v1/verify"  # the hosted routes live below verify_path minus this
 
 EmailVerification = Literal["link_and_code", "link", "code"]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTerms:
+    """The settings every link issued or clicked reads, read from :class:`Settings` once: a
+    pydantic model's attribute costs a slow hook on Python 3.11 (pydantic's ``__getattr__``),
+    and issuing a link read about twenty of them."""
+
+    sends_links: bool
+    sends_codes: bool
+    link_ttl: timedelta
+    purge_grace: timedelta
+    email_code_digits: int
+    confirmation_code_digits: int
+    app_name: str
+    base_url: str
+    verify_url: str
+    sign_up_page_url: str
+    allowed_redirect_origins: tuple[str, ...]
+    cross_device: CrossDevicePolicy
+    max_confirmation_code_attempts: int
+    links_limited: bool
+    """Whether a link spends a budget at all (``links_per_address`` or ``links_per_ip``)."""
 
 
 class Settings(BaseModel):
@@ -230,6 +254,26 @@ class Settings(BaseModel):
         """The per-purpose keys: ``secret`` first (it signs), then the fallbacks."""
         secrets = [self.secret, *self.secret_fallbacks]
         return Keyring([s.get_secret_value().encode() for s in secrets])
+
+    @cached_property
+    def link_terms(self) -> LinkTerms:
+        """What issuing and clicking a link read of these settings, in one plain object."""
+        return LinkTerms(
+            sends_links=self.sends_links,
+            sends_codes=self.sends_codes,
+            link_ttl=self.link_ttl,
+            purge_grace=self.purge_grace,
+            email_code_digits=self.email_code_digits,
+            confirmation_code_digits=self.confirmation_code_digits,
+            app_name=self.app_name,
+            base_url=self.base_url,
+            verify_url=self.verify_url,
+            sign_up_page_url=self.sign_up_page_url,
+            allowed_redirect_origins=tuple(self.allowed_redirect_origins),
+            cross_device=self.cross_device,
+            max_confirmation_code_attempts=self.max_confirmation_code_attempts,
+            links_limited=bool(self.links_per_address or self.links_per_ip),
+        )
 
     @property
     def sends_links(self) -> bool:
