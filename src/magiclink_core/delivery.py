@@ -41,7 +41,7 @@ class Parcel:
 
     message: EmailMessage
     deadline: datetime
-    delivered: Outcome
+    delivered: Outcome | None  # None: nothing to do once it is handed over
     undeliverable: Outcome
 
 
@@ -125,7 +125,7 @@ class Delivery:
         message: EmailMessage,
         *,
         deadline: datetime,
-        delivered: Outcome,
+        delivered: Outcome | None,
         undeliverable: Outcome,
     ) -> None:
         """Send ``message``: queued while running, else inline.
@@ -159,7 +159,8 @@ class Delivery:
             if isinstance(exc, MailDeliveryError):
                 raise
             raise MailDeliveryError() from exc
-        await parcel.delivered()
+        if parcel.delivered is not None:
+            await parcel.delivered()
 
     async def _work(self, inbox: MemoryObjectReceiveStream[Parcel]) -> None:
         async with inbox:
@@ -188,7 +189,8 @@ class Delivery:
                     await anyio.sleep(pause * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
                     pause = min(pause * 2, self.max_retry.total_seconds())
                 else:
-                    await parcel.delivered()
+                    if parcel.delivered is not None:
+                        await parcel.delivered()
                     return
         except anyio.get_cancelled_exc_class():
             await self._give_up(parcel, "the app stopped while it was being sent")

@@ -204,8 +204,7 @@ async def send(
     queued = ctx.delivery.running
 
     async def delivered() -> None:  # only what reached the mail server counts against the address
-        if per_address:
-            await throttle.spend(ctx, per_address)
+        await throttle.spend(ctx, per_address)
 
     async def undeliverable() -> None:
         # no link may exist that was never sent. Inline, the caller hears of it and the attempt
@@ -224,7 +223,7 @@ async def send(
     await ctx.delivery.send(
         message,
         deadline=verification.expire_at,
-        delivered=delivered,
+        delivered=delivered if per_address else None,
         undeliverable=undeliverable,
     )
     await ctx.publish(kind, attempt.id)
