@@ -8,6 +8,7 @@ import dataclasses
 import inspect
 import pickle
 from dataclasses import KW_ONLY, InitVar, dataclass, field
+from typing import Any
 
 import pytest
 
@@ -23,23 +24,23 @@ import magiclink_core.ports
 from magiclink_core.domain.quick_init import quick_init
 
 
-@dataclass(frozen=True, slots=True)
-class Plain:
-    a: int
-    b: str = "b"
-    _: KW_ONLY
-    c: tuple[int, ...] = ()
-    d: float | None = None
+def shape(name: str) -> type:
+    """One set of fields, made into a class twice: by dataclass alone, and with quick_init
+    (named as the module names it, so that pickle finds it)."""
+
+    class Shape:
+        a: int
+        b: str = "b"
+        _: KW_ONLY
+        c: tuple[int, ...] = ()
+        d: float | None = None
+
+    Shape.__name__ = Shape.__qualname__ = name
+    return Shape
 
 
-@quick_init
-@dataclass(frozen=True, slots=True)
-class Quicker:
-    a: int
-    b: str = "b"
-    _: KW_ONLY
-    c: tuple[int, ...] = ()
-    d: float | None = None
+Plain: Any = dataclass(frozen=True, slots=True)(shape("Plain"))
+Quicker: Any = quick_init(dataclass(frozen=True, slots=True)(shape("Quicker")))
 
 
 @quick_init
