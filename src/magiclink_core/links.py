@@ -340,9 +340,9 @@ async def open_link(
     for _ in range(RETRIES):
         link, attempt = await _load(ctx, token)
         decision = _judge(ctx, link, attempt, client, None, confirmed=False)
-        if decision.outcome is flows.ClickOutcome.ALREADY_COMPLETE and client is not None:
+        if decision.outcome is flows.ALREADY_COMPLETE and client is not None:
             return await _again(ctx, link, attempt, client, decision, signed_in)
-        if decision.outcome is not flows.ClickOutcome.COMPLETE:
+        if decision.outcome is not flows.COMPLETE:
             # refused or to be confirmed: nothing is written (a scanner's GET changes nothing)
             return _preview(ctx, link, attempt, decision)
         result = await settle(ctx, attempt, decision, request)
@@ -356,15 +356,15 @@ def _preview(
 ) -> LinkPreview:
     """What ``decision`` would do, or its refusal raised (and nothing written)."""
     verification = attempt.verification
-    if decision.outcome is flows.ClickOutcome.REJECTED or verification is None:
+    if decision.outcome is flows.REJECTED or verification is None:
         raise rejection(decision)
     tries = ctx.link_terms.max_confirmation_code_attempts - verification.failed_code_attempts
     return LinkPreview(
         kind=link.attempt_kind,
         same_client=decision.same_client,
-        needs_confirmation=decision.outcome is flows.ClickOutcome.NEEDS_CONFIRMATION,
+        needs_confirmation=decision.outcome is flows.NEEDS_CONFIRMATION,
         needs_code=decision.needs_code,
-        already_complete=decision.outcome is flows.ClickOutcome.ALREADY_COMPLETE,
+        already_complete=decision.outcome is flows.ALREADY_COMPLETE,
         requested_by=verification.requested_by,
         requested_at=verification.requested_at,
         expire_at=min(link.expire_at, verification.expire_at),

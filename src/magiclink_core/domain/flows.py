@@ -278,7 +278,7 @@ def verified_from_the_same_client(attempt: Attempt) -> bool:
     v = attempt.verification
     return (
         v is not None
-        and v.status is VerificationStatus.VERIFIED
+        and v.status is VERIFIED
         and v.verified_at_client is not None
         and v.verified_at_client == attempt.client_id
     )
@@ -310,7 +310,7 @@ def abandon(attempt: SignUp | SignIn, now: datetime) -> SignUp | SignIn:
     else:
         check_transition(SIGN_IN_TRANSITIONS, attempt.status, SignInStatus.ABANDONED)
     verification = attempt.verification
-    if verification is not None and verification.status is VerificationStatus.UNVERIFIED:
+    if verification is not None and verification.status is UNVERIFIED:
         verification = move(
             verification, VerificationStatus.FAILED, failure_reason=FailureReason.REPLACED
         )
@@ -416,12 +416,12 @@ def judge_click(
     if same_client or (policy is CrossDevicePolicy.ALLOW and confirmed):
         return completing(verification, link, clicking_client_id, "email_link", same_client, now)
     if policy is CrossDevicePolicy.DENY:
-        mismatch = move(verification, VerificationStatus.CLIENT_MISMATCH)
+        mismatch = move(verification, CLIENT_MISMATCH)
         return _rejected(same_client, ClientMismatchError(), mismatch)
     if policy is CrossDevicePolicy.ALLOW:
-        return ClickDecision(ClickOutcome.NEEDS_CONFIRMATION, same_client)
+        return ClickDecision(NEEDS_CONFIRMATION, same_client)
     if confirmation_code is None:
-        return ClickDecision(ClickOutcome.NEEDS_CONFIRMATION, same_client, needs_code=True)
+        return ClickDecision(NEEDS_CONFIRMATION, same_client, needs_code=True)
     if hmac.compare_digest(
         confirmation_code.strip().encode(), verification.confirmation_code.encode()
     ):
@@ -511,4 +511,4 @@ def count_wrong_code(
     else:
         changed = verification.model_copy(update={tries_field: tries})
         error = wrong(attempts_left=limit - tries)
-    return ClickDecision(ClickOutcome.REJECTED, same_client, verification=changed, error=error)
+    return ClickDecision(REJECTED, same_client, verification=changed, error=error)
