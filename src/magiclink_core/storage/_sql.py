@@ -16,13 +16,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
-from functools import cache
 from typing import Any, Literal, Protocol, Union, get_args, get_origin
 
-from pydantic import BaseModel
-
 from ..domain.errors import StorageUnavailableError
-from ..domain.models import Record
+from ..domain.models import Frozen, Record
 from ..ports import R
 from ._records import kinds_by_table
 
@@ -324,15 +321,22 @@ def _column_type(annotation: object) -> ColumnType:
         return "time"
     if annotation is int:
         return "int"
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+    if isinstance(annotation, type) and issubclass(annotation, Frozen):
         return "json"
     return "text"
 
 
-@cache
 def field_types(kind: type[Record]) -> dict[str, ColumnType]:
-    """Each field of ``kind`` and how it is stored."""
-    return {name: _column_type(info.annotation) for name, info in kind.model_fields.items()}
+    """Each field of ``kind`` and how it is stored (worked out once per kind)."""
+    known = _FIELD_TYPES.get(kind)
+    if known is None:
+        fields = kind.model_fields.items()
+        known = _FIELD_TYPES[kind] = {name: _column_type(f.annotation) for name, f in fields}
+    return known
+
+
+# a dict, not functools.cache: mypy reads a frozen dataclass's class as unhashable
+_FIELD_TYPES: dict[type[Record], dict[str, ColumnType]] = {}
 
 
 def sqlite_time(value: datetime) -> str:

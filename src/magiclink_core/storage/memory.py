@@ -17,8 +17,8 @@ MemoryNotifier = LocalNotifier
 
 
 class _Indexed(dict[type[Record], tuple[tuple[str, ...], tuple[str, ...]]]):
-    """Each record class's unique and list fields, read once: a pydantic class's own attributes
-    are read through its metaclass, slowly, and ``apply`` asks for them for every record."""
+    """Each record class's unique and list fields, as one pair: ``apply`` asks for both for
+    every record it writes."""
 
     def __missing__(self, kind: type[Record]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         fields = self[kind] = (kind.unique_fields, kind.list_fields)
