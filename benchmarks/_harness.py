@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import statistics
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -86,19 +87,27 @@ def side_by_side_sync(
     return best
 
 
-async def side_by_side_wall(
-    variants: dict[str, Callable[[], Awaitable[object]]], *, n: int, rounds: int
+async def interleaved_wall(
+    variants: dict[str, Callable[[], Awaitable[object]]], *, calls: int
 ) -> dict[str, float]:
-    """As :func:`side_by_side`, in wall-clock time: for calls that wait on another process (a
-    database server, a thread), whose work this process's CPU time would not see."""
-    best = dict.fromkeys(variants, float("inf"))
-    for _ in range(rounds):
-        for name, call in variants.items():
+    """Median wall-clock seconds per call of each variant, for calls that wait on another
+    process (a database server, a thread), whose work this process's CPU time would not see.
+
+    The variants take turns call by call, the order rotated at every turn, so each pair of
+    neighbouring calls meets the same disk, server and neighbours: a write whose time is mostly
+    a commit's ``fsync`` varies by tens of percent from one moment to the next, and rounds of
+    hundreds of calls by one variant (best round kept) compared moments more than code. The
+    median, because an occasional stall (a WAL checkpoint, the server's own background work)
+    lands on whichever call is running, not on the code that made it."""
+    names = list(variants)
+    taken: dict[str, list[float]] = {name: [] for name in names}
+    for turn in range(calls):
+        shift = turn % len(names)
+        for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
-            for _ in range(n):
-                await call()
-            best[name] = min(best[name], (time.perf_counter() - start) / n)
-    return best
+            await variants[name]()
+            taken[name].append(time.perf_counter() - start)
+    return {name: statistics.median(times) for name, times in taken.items()}
 
 
 def not_installed(*modules: str) -> str | None:
