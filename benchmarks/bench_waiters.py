@@ -3,7 +3,8 @@
 - memory: the heap traced (tracemalloc) per idle ``MagicLinks.wait_for_sign_in`` waiter, with
   N waiters parked at once, each on its own sign-in; beside it the floor, N parked tasks that
   each wait on an ``anyio.Event`` (the least any waiter can hold), and a waiter given a
-  ``cancelled`` event as the HTTP API does;
+  ``cancelled`` event (the core's option for a caller that ends waits by an event: a task group
+  and a watching task per wait; the HTTP API cancels the wait's scope instead, since 2c98408);
 - CPU while idle: process time spent over a few seconds with the N waiters parked, beside the N
   parked tasks (a waiter that polled or kept a timer would show here);
 - storage reads made by the parked waiters over that time (zero while the notifier is healthy);
@@ -120,7 +121,7 @@ async def memory_and_idle_cpu(n: int, idle_for: float) -> None:
     cancellable, _ = await traced_per_task(n, partial(start_waiters, cancellable=True), 0)
     print(f"{n:,} idle waiters on memory storage (tracemalloc):")
     print(f"  floor, a task parked on an Event     {kib(floor):>10} per task")
-    for what, size in (("", waiter), (", with cancelled", cancellable)):
+    for what, size in (("", waiter), (", cancelled=Event", cancellable)):
         print(f"  wait_for_sign_in{what:<20} {kib(size):>10} per waiter  ({size / floor:.1f}x)")
     print(f"CPU while idle for {idle_for:g} s (process time):")
     print(
