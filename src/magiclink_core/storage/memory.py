@@ -16,18 +16,6 @@ MemoryNotifier = LocalNotifier
 """Wake-ups within one process: the in-process notifier, under the name of its storage."""
 
 
-class _Indexed(dict[type[Record], tuple[tuple[str, ...], tuple[str, ...]]]):
-    """Each record class's unique and list fields, as one pair: ``apply`` asks for both for
-    every record it writes."""
-
-    def __missing__(self, kind: type[Record]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        fields = self[kind] = (kind.unique_fields, kind.list_fields)
-        return fields
-
-
-_INDEXED = _Indexed()
-
-
 class MemoryStorage:
     """Records in dicts. ``apply`` runs without awaiting, so it is atomic on the event loop."""
 
@@ -48,14 +36,14 @@ class MemoryStorage:
         return record if isinstance(record, kind) else None
 
     async def find(self, kind: type[R], field: str, value: str) -> R | None:
-        if field not in _INDEXED[kind][0]:
+        if field not in kind.unique_fields:
             raise ValueError(f"{kind.__name__}.{field} is not a unique field")
         record_id = self._unique[(kind, field)].get(value)
         record = None if record_id is None else self._records[kind].get(record_id)
         return record if isinstance(record, kind) else None
 
     async def list(self, kind: type[R], field: str, value: str) -> list[R]:
-        if field not in _INDEXED[kind][1]:
+        if field not in kind.list_fields:
             raise ValueError(f"{kind.__name__}.{field} is not a list field")
         holders = self._listed[(kind, field)].get(value)
         if not holders:
@@ -89,12 +77,12 @@ class MemoryStorage:
             elif old is None or old.version != record.version - 1:
                 raise WriteConflict(f"{kind.__name__} {rid} changed or is gone")
             staged[key] = record
-            unique = unique or bool(_INDEXED[kind][0])
+            unique = unique or bool(kind.unique_fields)
         if unique:
             self._check_unique(staged)
         for (kind, rid), new in staged.items():
             kept = records[kind]
-            fields, listed = _INDEXED[kind]
+            fields, listed = kind.unique_fields, kind.list_fields
             if fields or listed:
                 old = kept.get(rid)
                 if listed:
@@ -146,7 +134,7 @@ class MemoryStorage:
         for (kind, rid), record in staged.items():
             if record is None:
                 continue
-            for field in _INDEXED[kind][0]:
+            for field in kind.unique_fields:
                 value = getattr(record, field)
                 if value is None:
                     continue
