@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final, Generic, TypeVar, cast
+from typing import Generic, TypeVar, cast
 
 from . import sessions, throttle
 from .context import RETRIES, Context
@@ -40,17 +40,13 @@ from .domain.models import (
     VerificationStatus,
 )
 from .domain.quick_init import quick_init
-from .domain.tokens import TokenPurpose, new_numeric_code, new_token
+from .domain.tokens import LINK, SESSION, new_numeric_code, new_token
 from .emails import LinkEmail
 from .ports import Change, Delete, Insert, Update, WriteConflict
 
 logger = logging.getLogger("magiclink")
 
 A = TypeVar("A", bound=SignUp | SignIn | EmailAddress)
-
-# read once: Python 3.11 reads an enum class's member slowly (see flows.COMPLETE)
-LINK: Final = TokenPurpose.LINK
-SESSION: Final = TokenPurpose.SESSION
 
 _NOBODY = RequestInfo()
 """A request the caller did not describe (records are immutable: one serves every call)."""

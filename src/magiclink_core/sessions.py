@@ -7,7 +7,7 @@ from .domain import session_rules
 from .domain.errors import ConflictError, NotFoundError
 from .domain.events import AuthEvent, Event
 from .domain.models import Client, Session, SessionStatus
-from .domain.tokens import TokenPurpose, new_token
+from .domain.tokens import SESSION, new_token
 from .ports import Change, Update
 
 
@@ -25,7 +25,7 @@ async def authenticate(ctx: Context, session_token: str | None) -> Session | Non
     key = None
     if cache.enabled and cache.serving:
         # keyed by the digest under the newest key, whichever key's digest storage holds
-        key = ctx.keyring.digest(session_token, TokenPurpose.SESSION)
+        key = ctx.keyring.digest(session_token, SESSION)
         cached = cache.get(key, now)
         if cached is not None and not session_rules.needs_touch(cached, now, terms.touch_interval):
             return (
@@ -35,7 +35,7 @@ async def authenticate(ctx: Context, session_token: str | None) -> Session | Non
             )
     epoch = cache.epoch
     session = None
-    for digest in ctx.keyring.candidate_digests(session_token, TokenPurpose.SESSION):
+    for digest in ctx.keyring.candidate_digests(session_token, SESSION):
         session = await ctx.storage.find(Session, "token_digest", digest)
         if session is not None:
             break
@@ -57,7 +57,7 @@ async def _by_previous_token(ctx: Context, session_token: str) -> Session | None
     """The live session whose replaced token this is, while that token still works; the token
     is made the session's own again (the client kept it), so it keeps working after the grace.
     Never cached: this is the rare path of a double tap whose answers crossed."""
-    digests = ctx.keyring.candidate_digests(session_token, TokenPurpose.SESSION)
+    digests = ctx.keyring.candidate_digests(session_token, SESSION)
     session: Session | None = None
     for _ in range(RETRIES):
         for digest in digests:
@@ -98,10 +98,10 @@ async def activate(ctx: Context, client: Client, session_id: str) -> tuple[Sessi
         session = await ctx.storage.get(Session, session_id)
         if session is None or session.client_id != client.id or not _live(ctx, session):
             raise NotFoundError(long_message="No such session.")
-        token = new_token(TokenPurpose.SESSION)
+        token = new_token(SESSION)
         activated = session_rules.with_new_token(
             session,
-            ctx.keyring.digest(token, TokenPurpose.SESSION),
+            ctx.keyring.digest(token, SESSION),
             now,
             ctx.session_terms.token_grace,
         )

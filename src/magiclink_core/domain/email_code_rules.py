@@ -17,8 +17,8 @@ from .errors import (
     MagicLinkFailedError,
 )
 from .flows import (
+    REJECTED,
     ClickDecision,
-    ClickOutcome,
     completing,
     count_wrong_code,
     effective_status,
@@ -49,7 +49,7 @@ def judge_email_code(
     def reject(
         error: MagicLinkError | EmailCodeError, changed: Verification | None = None
     ) -> ClickDecision:
-        return ClickDecision(ClickOutcome.REJECTED, same_client, verification=changed, error=error)
+        return ClickDecision(REJECTED, same_client, verification=changed, error=error)
 
     if not same_client:
         return reject(ClientMismatchError("Type this code on the device where you asked for it."))

@@ -22,7 +22,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import TypeGuard
+from typing import Final, TypeGuard
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -37,6 +37,12 @@ class TokenPurpose(StrEnum):
     CLIENT = "c"
     EMAIL_CODE = "e"  # not a token: keys the digests of emailed codes (see Keyring.code_digest)
     PSEUDO_ID = "p"  # not a token: keys the ids of addresses with no account (Keyring.pseudo_id)
+
+
+# the purposes a link click and a session check name, read once: Python 3.11 reads an enum
+# class's member through ``EnumType.__getattr__``, slowly (see flows.COMPLETE)
+LINK: Final = TokenPurpose.LINK
+SESSION: Final = TokenPurpose.SESSION
 
 
 _TOKEN_RE = re.compile(r"^ml([lsc])1_([A-Za-z0-9_-]{43})$")
