@@ -60,13 +60,13 @@ class Outbox(MemoryMailer):
 
 
 def crypto_floor() -> Any:
-    key_a, key_b = secrets.token_bytes(32), secrets.token_bytes(32)
+    """The floor as target 4 defines it: one token, two HMAC-SHA256, one comparison."""
+    key = secrets.token_bytes(32)
 
     def floor() -> bool:
         token = secrets.token_urlsafe(32)
-        stored = hmac.new(key_a, token.encode(), hashlib.sha256).digest()
-        clicked = hmac.new(key_a, token.encode(), hashlib.sha256).digest()
-        hmac.new(key_b, token.encode(), hashlib.sha256)
+        stored = hmac.new(key, token.encode(), hashlib.sha256).digest()
+        clicked = hmac.new(key, token.encode(), hashlib.sha256).digest()
         return hmac.compare_digest(stored, clicked)
 
     return floor
