@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FunctionType, ModuleType
 
@@ -37,3 +38,13 @@ def test_the_state_diagrams_in_the_docs_match_the_tables() -> None:
     script = SRC.parent / "docs" / "make_state_diagrams.py"
     done = subprocess.run([sys.executable, str(script), "--check"], check=False)
     assert done.returncode == 0, "run: python docs/make_state_diagrams.py"
+
+
+def test_the_system_clock_reads_the_current_time_in_utc() -> None:
+    clock = magiclink_core.SystemClock()
+    before = datetime.now(UTC)
+    read = clock.now()
+    after = datetime.now(UTC)
+    assert read.utcoffset() == timedelta(0)
+    assert before <= read <= after
+    assert clock.now() >= read  # each read is the time now, not one fixed at construction
