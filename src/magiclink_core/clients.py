@@ -11,7 +11,7 @@ from .domain import flows, limits, session_rules
 from .domain.errors import ConflictError, NotFoundError
 from .domain.models import AttemptKind, Client, RequestInfo, Session, SignIn, SignUp
 from .domain.quick_init import quick_init
-from .domain.tokens import TokenPurpose, new_token
+from .domain.tokens import TokenPurpose, new_token_and_id
 from .ports import Insert, Update
 
 P = TypeVar("P", SignUp, SignIn)
@@ -31,9 +31,10 @@ class ClientState:
 async def create(ctx: Context) -> tuple[Client, str]:
     """A new client and its token (the plaintext goes only into the client's cookie)."""
     now = ctx.now()
-    token = new_token(TokenPurpose.CLIENT)
+    token, client_id = new_token_and_id(TokenPurpose.CLIENT, Client.id_prefix)
     client = Client.new(
         now,
+        id=client_id,
         token_digest=ctx.keyring.digest(token, TokenPurpose.CLIENT),
         last_active_at=now,
         purge_after=now + ctx.settings.client_ttl,

@@ -40,7 +40,7 @@ from .domain.models import (
     VerificationStatus,
 )
 from .domain.quick_init import quick_init
-from .domain.tokens import LINK, SESSION, new_numeric_code, new_token
+from .domain.tokens import LINK, SESSION, new_numeric_code, new_token_and_code, new_token_and_id
 from .emails import LinkEmail
 from .ports import Change, Delete, Insert, Update, WriteConflict
 
@@ -151,7 +151,7 @@ async def send(
     # its code digest is of a code never sent, so typing codes behaves the same either way
     account = flows.has_account(attempt)
     keyring = ctx.keyring
-    token = new_token(LINK)
+    token, confirmation_code = new_token_and_code(LINK, terms.confirmation_code_digits)
     digest = keyring.digest(token, LINK)
     code = new_numeric_code(terms.email_code_digits) if with_code else None
     request = request or _NOBODY
@@ -160,7 +160,7 @@ async def send(
         ttl=terms.link_ttl,
         link_id=digest,
         redirect_url=redirect if with_link else "",
-        confirmation_code=new_numeric_code(terms.confirmation_code_digits),
+        confirmation_code=confirmation_code,
         requested_by=request,
         strategy="email_link" if with_link else "email_code",
         email_code_digest=None if code is None else keyring.code_digest(digest, code),
@@ -490,7 +490,10 @@ async def _complete(
         primary_email = await _primary_email(ctx, account)
     # a session's token goes to the clicking client only if it is the one the session is for
     signs_in = not isinstance(attempt, EmailAddress)
-    token = new_token(SESSION) if owner_clicked and signs_in else None
+    token: str | None = None
+    session_id: str | None = None
+    if owner_clicked and signs_in:
+        token, session_id = new_token_and_id(SESSION, Session.id_prefix)
     if owner_clicked:
         device = request
     else:  # the session is the starting client's: remember where it asked, not where it clicked
@@ -507,6 +510,7 @@ async def _complete(
         account=account,
         user=user,
         session_token_digest=(ctx.keyring.digest(token, SESSION) if token is not None else None),
+        session_id=session_id,
         device=device,
         terms=ctx.session_terms,
         primary_email=primary_email,

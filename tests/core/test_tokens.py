@@ -13,6 +13,9 @@ from magiclink_core.domain.tokens import (
     TokenPurpose,
     new_numeric_code,
     new_token,
+    new_token_and_code,
+    new_token_and_id,
+    numeric_code,
     parse_token,
 )
 
@@ -44,6 +47,82 @@ def test_a_draw_past_the_last_whole_multiple_is_drawn_again(
     draws = iter([(2**64 - 1).to_bytes(8), (1_234_567).to_bytes(8)])
     monkeypatch.setattr(tokens.os, "urandom", lambda n: next(draws))
     assert new_numeric_code(6) == "234567"
+
+
+@given(st.binary(min_size=8, max_size=8), st.integers(4, 10))
+def test_a_code_of_eight_random_bytes_is_their_value_unless_past_the_last_multiple(
+    drawn: bytes, digits: int
+) -> None:
+    value, codes = int.from_bytes(drawn), 10**digits
+    code = numeric_code(drawn, digits)
+    if value >= 2**64 - 2**64 % codes:
+        assert code is None  # taken, it would favour the low codes
+    else:
+        assert code == str(value % codes).zfill(digits)
+
+
+def test_a_code_is_not_made_of_the_wrong_number_of_bytes_or_past_64_bits() -> None:
+    assert numeric_code(bytes(7), 6) is None
+    assert numeric_code(bytes(9), 6) is None
+    assert numeric_code(bytes(8), 20) is None  # 10**20 codes: 64 bits cannot cover them evenly
+
+
+def test_a_token_drawn_with_an_id_takes_each_from_its_own_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn = bytes(range(48))
+    calls: list[int] = []
+
+    def urandom(n: int) -> bytes:
+        calls.append(n)
+        return drawn[:n]
+
+    monkeypatch.setattr(tokens.os, "urandom", urandom)
+    token, record_id = new_token_and_id(TokenPurpose.SESSION, "sess")
+    assert calls == [48]  # one system call for both
+    assert parse_token(token, TokenPurpose.SESSION) == drawn[:32]
+    assert record_id == "sess_" + drawn[32:].hex()
+
+
+def test_tokens_and_ids_drawn_together_are_all_distinct() -> None:
+    pairs = [new_token_and_id(TokenPurpose.CLIENT, "client") for _ in range(1000)]
+    assert len({token for token, _ in pairs}) == len({i for _, i in pairs}) == 1000
+    assert all(len(i) == len("client_") + 32 and i.startswith("client_") for _, i in pairs)
+
+
+def test_a_token_drawn_with_a_code_takes_each_from_its_own_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    drawn = bytes(range(32)) + (1_234_567).to_bytes(8)
+    calls: list[int] = []
+
+    def urandom(n: int) -> bytes:
+        calls.append(n)
+        return drawn[:n]
+
+    monkeypatch.setattr(tokens.os, "urandom", urandom)
+    token, code = new_token_and_code(TokenPurpose.LINK, 6)
+    assert calls == [40]
+    assert parse_token(token, TokenPurpose.LINK) == drawn[:32]
+    assert code == "234567"
+
+
+def test_a_code_drawn_with_a_token_past_the_last_multiple_is_drawn_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    draws = iter([bytes(32) + (2**64 - 1).to_bytes(8), (7).to_bytes(8)])
+    monkeypatch.setattr(tokens.os, "urandom", lambda n: next(draws))
+    token, code = new_token_and_code(TokenPurpose.LINK, 6)
+    assert parse_token(token, TokenPurpose.LINK) == bytes(32)
+    assert code == "000007"
+
+
+@pytest.mark.parametrize("digits", [4, 6, 8])
+def test_codes_drawn_with_tokens_have_every_leading_digit_alike(digits: int) -> None:
+    codes = [new_token_and_code(TokenPurpose.LINK, digits)[1] for _ in range(5000)]
+    assert all(len(code) == digits and code.isdigit() for code in codes)
+    assert all(380 <= n <= 620 for n in Counter(code[0] for code in codes).values())
+    assert len(Counter(code[0] for code in codes)) == 10
 
 
 def test_a_token_of_one_purpose_is_refused_for_another() -> None:

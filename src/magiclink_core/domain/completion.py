@@ -81,6 +81,7 @@ def complete(
     user: User | None,
     session_token_digest: str | None,
     device: RequestInfo | None,
+    session_id: str | None = None,
     terms: SessionTerms,
     primary_email: str | None = None,
     client_sessions: Sequence[Session] = (),
@@ -94,6 +95,8 @@ def complete(
     :param session_token_digest: the new session's token digest when the starting client itself
         clicked (it gets the token now); None for a click elsewhere (the session is collected
         later by the starting client).
+    :param session_id: the new session's id, when it was drawn with its token (default: a
+        fresh one).
     :param device: what to remember about where the session was asked for.
     :param primary_email: the account's primary address, which the session carries (default:
         the address just verified).
@@ -134,6 +137,7 @@ def complete(
         device=device,
         terms=terms,
         email_address=primary_email or email,
+        session_id=session_id,
     )
     changes.append(Insert(session))
     ended: list[Session] = []

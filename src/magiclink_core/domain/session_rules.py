@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from .flows import SESSION_TRANSITIONS, check_transition
 from .models import RequestInfo, Session, SessionStatus
+from .tokens import new_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +34,15 @@ def new_session(
     device: RequestInfo | None,
     terms: SessionTerms,
     email_address: str = "",
+    session_id: str | None = None,
 ) -> Session:
     """A live session of ``user_id`` on ``client_id``; without a digest until collected.
-    ``email_address`` is the user's primary address, carried so nobody reads it per request."""
+    ``email_address`` is the user's primary address, carried so nobody reads it per request;
+    ``session_id`` its id when drawn with its token (default: a fresh one)."""
     expire_at = now + terms.lifetime
     return Session.new(
         now,
+        id=session_id or new_id(Session.id_prefix),
         user_id=user_id,
         client_id=client_id,
         token_digest=token_digest,
