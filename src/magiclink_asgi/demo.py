@@ -209,7 +209,8 @@ def _layout(title: str, body: str, user: Any, head: str = "") -> str:
 <title>{escape(title)} · {APP_NAME}</title>
 <link rel="icon" type="image/svg+xml" href="{PREFIX}/static/favicon.svg">
 <link rel="stylesheet" href="{PREFIX}/static/magiclink.css">
-<style>.demo nav {{ margin: -0.75rem 0 1.25rem; }} .demo form {{ margin-bottom: 1rem; }}</style>
+<style>.demo nav {{ margin: -0.75rem 0 1.25rem; }} .demo form {{ margin-bottom: 1rem; }}
+.demo .ml-card {{ overflow-wrap: anywhere; }}</style>
 {head}
 </head>
 <body class="ml-page demo">
