@@ -125,8 +125,18 @@ def us(seconds: float) -> str:
     return f"{seconds * 1e6:,.1f} µs"
 
 
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}×"
+def ratio(a: float, b: float, *, line: float | None = None, places: int = 2) -> str:
+    """``a / b`` as ``1.23×``. Beside a target's ``line`` (its bound), a figure that would round
+    onto the line gets the places it needs to show which side of it the verdict found: 1.054×
+    is over 1.05, where "1.05×" beside "NOT met" reads as a contradiction."""
+    value = a / b
+    if line is not None and value != line:
+        while places < _MOST_PLACES and f"{value:.{places}f}" == f"{line:.{places}f}":
+            places += 1
+    return f"{value:.{places}f}×"
+
+
+_MOST_PLACES = 6
 
 
 # -- the machine -------------------------------------------------------------------------------

@@ -268,7 +268,7 @@ async def run(quick: bool) -> Section:
         "session",
         us(path),
         f"floor {us(floor)}",
-        f"{ratio(path, floor)} floor",
+        f"{ratio(path, floor, line=10)} floor",
         "≤ 10× floor",
         path <= 10 * floor,
     )
@@ -286,7 +286,7 @@ async def run(quick: bool) -> Section:
             "django-sesame get_token + get_user (one-time), Django ORM on SQLite in memory",
             us(peer),
             f"link path {us(path)}",
-            f"{peer / path:.1f}× the link path",
+            f"{ratio(peer, path, line=6, places=1)} the link path",
             "≥ 6× the link path",
             peer >= 6 * path,
         )
@@ -295,7 +295,7 @@ async def run(quick: bool) -> Section:
         "the link path, the email rendered",
         us(whole),
         f"link path + one render {us(path + render)}",
-        ratio(whole, path + render),
+        ratio(whole, path + render, line=2),
         "≤ 2×",
         whole <= 2 * (path + render),
     )

@@ -35,7 +35,7 @@ from magiclink_core.emails import EmailRenderer
 from magiclink_core.mailers import SMTPMailer
 from magiclink_core.ports import EmailMessage
 
-from ._harness import Section, sample_sign_in_email, us
+from ._harness import Section, ratio, sample_sign_in_email, us
 
 SERVER_CORE, CLIENT_CORE = 0, 1
 
@@ -158,7 +158,7 @@ async def run(quick: bool) -> Section:
                 f"{over}: SMTPMailer, its connection reused ({opened['reused']} opened for {n})",
                 f"{reused:,.0f} messages/s",
                 "one connection per message",
-                f"{reused / each:.1f}×",
+                ratio(reused, each, line=3, places=1),
                 "≥ 3×" if tls == "starttls" else "",
                 reused >= 3 * each if tls == "starttls" else None,
             )

@@ -111,7 +111,7 @@ async def run(quick: bool) -> Section:
             what,
             us(times[name]),
             "floor" if peer_time is None else f"itsdangerous {us(peer_time)}",
-            ratio(times[name], peer_time or base),
+            ratio(times[name], peer_time or base, line=1 if cached and peer_time else None),
             "≤ 1.00× peer" if cached and peer_time else "",
             times[name] <= peer_time if cached and peer_time else None,
         )

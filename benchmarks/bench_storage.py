@@ -278,7 +278,7 @@ async def run(quick: bool) -> Section:
             f"{name}: Storage.apply of a consumed link",
             us(mine),
             f"the same through the driver {us(theirs)}",
-            ratio(mine, theirs),
+            ratio(mine, theirs, line=1.10),
             "≤ 1.10×",
             mine <= 1.10 * theirs,
         )

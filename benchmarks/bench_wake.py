@@ -46,7 +46,7 @@ from urllib.parse import urlsplit
 
 from magiclink_core.testing import PassingNotifier
 
-from ._harness import Section, not_installed
+from ._harness import Section, not_installed, ratio
 from ._stores import POSTGRES_DSN, REDIS_URL, Unavailable, open_store
 from .bench_http import p99, rss_bytes
 
@@ -853,7 +853,7 @@ def idle_rows(section: Section, name: str, idle: IdleCosts) -> None:
         f"(the quietest of {idle.windows} × {idle.seconds:g} s, default wait_poll_interval)",
         f"{polls.cpu * 1e3:.2f} ms; {polls.reads} storage reads",
         f"{idle.n:,} parked trivial requests: {trivial.cpu * 1e3:.2f} ms; {trivial.reads} reads",
-        f"{polls.cpu / trivial.cpu:.2f}×" if trivial.cpu > 0 else "",
+        ratio(polls.cpu, trivial.cpu, line=2) if trivial.cpu > 0 else "",
         "≤ 2×, no reads",
         polls.cpu <= 2 * trivial.cpu and polls.reads == 0,
     )
