@@ -158,7 +158,7 @@ async def run(quick: bool) -> Section:
                 f"{over}: SMTPMailer, its connection reused ({opened['reused']} opened for {n})",
                 f"{reused:,.0f} messages/s",
                 "one connection per message",
-                ratio(reused, each, line=3, places=1),
+                ratio(reused, each, line=3 if tls == "starttls" else None, places=1),
                 "≥ 3×" if tls == "starttls" else "",
                 reused >= 3 * each if tls == "starttls" else None,
             )
