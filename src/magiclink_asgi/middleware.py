@@ -45,6 +45,7 @@ from .identity import (
     credentials_type,
 )
 from .landing import Landing
+from .lifespan import run_lifespan
 from .peers import TrustedProxies, describe_device
 from .routing import VERIFY, prefix_of
 from .static_files import load_static_files, serve
@@ -170,8 +171,7 @@ class MagicLinkMiddleware:
             if kind == "lifespan":
                 # the app's whole life: wake-ups from other instances are heard, and at
                 # shutdown the storage, the notifier and the mail connection are closed
-                async with self.magiclinks:
-                    await self.app(scope, receive, send)
+                await run_lifespan(self.magiclinks, self.app, scope, receive, send)
             else:
                 await self.app(scope, receive, send)
             return
