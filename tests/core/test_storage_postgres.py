@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
+import asyncpg
 import pytest
 
 from magiclink_core.domain.errors import StorageUnavailableError
@@ -289,3 +290,36 @@ async def test_a_notifier_without_its_listener_publishes_on_the_storage_pool(
     finally:
         await listener.close()
     assert heard == [storage_backend] * 5
+
+
+@pytest.mark.anyio
+async def test_connections_the_server_dropped_while_kept_cost_no_call(
+    pg: PostgresStorage,
+) -> None:
+    """The storage keeps connections between calls. A server that drops them meanwhile (a
+    restart, ``pg_terminate_backend``, an idle-session timeout) fails no later call: asyncpg
+    hands a lost connection back to its pool, and a kept one is then no longer usable."""
+    async with anyio.create_task_group() as group:  # a burst: several connections kept after
+        for _ in range(4):
+            group.start_soon(pg.get, Link, "nobody")
+    kept = list(pg._parked)
+    assert len(kept) >= 2
+    pids = [await connection.fetchval("SELECT pg_backend_pid()") for connection in kept]
+    all_lost, lost = anyio.Event(), []
+
+    def seen_lost(connection: object) -> None:
+        lost.append(connection)
+        if len(lost) == len(kept):
+            all_lost.set()
+
+    for connection in kept:
+        connection.add_termination_listener(seen_lost)
+    admin = await asyncpg.connect(POSTGRES_DSN)
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+    finally:
+        await admin.close()
+    with anyio.fail_after(10):
+        await all_lost.wait()
+    for _ in range(len(kept) + 1):
+        assert await pg.get(Link, "nobody") is None

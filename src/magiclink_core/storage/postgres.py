@@ -155,7 +155,7 @@ class PostgresStorage(ConnectionLimits):
         parked = self._parked
         while parked and pool is not None:
             connection = parked.pop()
-            if not connection.is_closed():
+            if _usable(connection):
                 return pool, connection
             await _release(pool, connection, _RELEASE_AFTER_FAILURE)  # the server dropped it
         pool = await self._get_pool()
@@ -531,6 +531,16 @@ def _changed_or_gone(change: Change) -> WriteConflict:
     else:
         kind, record_id = type(change.record), change.record.id
     return WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
+
+
+def _usable(connection: PgConnection) -> bool:
+    """Whether a kept connection can serve a call. One the server dropped while it was kept
+    (a restart, ``pg_terminate_backend``, an idle-session timeout) is closed, or already handed
+    back to the pool by asyncpg, which then refuses every call on it, ``is_closed`` included."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
 
 
 def _settled(scope: anyio.CancelScope) -> None:
