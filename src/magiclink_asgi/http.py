@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -58,9 +59,21 @@ def parse_cookies(scope: Scope) -> dict[str, str]:
 
 
 def query_of(scope: Scope) -> dict[str, str]:
-    """The query string's parameters (the first value of each)."""
-    raw = scope.get("query_string", b"").decode("latin-1")
-    return {k: v[0] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+    """The query string's parameters (the first value of each).
+
+    :raises InvalidRequestError: the query is not UTF-8, as it stands or %-escaped.
+    """
+    try:
+        return _parameters(bytes(scope.get("query_string", b"")).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidRequestError(long_message="The query is not UTF-8.") from None
+
+
+def _parameters(text: str) -> dict[str, str]:
+    """``a=1&b=2`` as a dict (the first value of each); a %-escape that is not UTF-8 raises
+    UnicodeDecodeError, as the same byte sent raw does, instead of reading as U+FFFD."""
+    parsed = parse_qs(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    return {k: v[0] for k, v in parsed.items()}
 
 
 class Request:
@@ -73,7 +86,15 @@ class Request:
         self.method: str = scope["method"]
         self.path: str = scope["path"]
         self.cookies = parse_cookies(scope)
-        self.query = query_of(scope)
+
+    @cached_property
+    def query(self) -> dict[str, str]:
+        """The query's parameters, read on first use (so a handler's typed error refuses a
+        query that is not UTF-8).
+
+        :raises InvalidRequestError: the query is not UTF-8.
+        """
+        return query_of(self.scope)
 
     def header(self, name: str) -> str | None:
         return header(self.scope, name)
@@ -115,10 +136,9 @@ class Request:
             return data
         if content_type == "application/x-www-form-urlencoded":
             try:
-                text = body.decode("utf-8")
+                return _parameters(body.decode("utf-8"))
             except UnicodeDecodeError:
                 raise InvalidRequestError(long_message="The form is not UTF-8.") from None
-            return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
         raise UnsupportedMediaTypeError()
 
 

@@ -19,7 +19,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import quote
 
-from magiclink_core import InvalidRedirectError, MagicLinks, StorageUnavailableError
+from magiclink_core import (
+    InvalidRedirectError,
+    InvalidRequestError,
+    MagicLinks,
+    StorageUnavailableError,
+)
 
 from . import security
 from .cookies import CookieNames
@@ -189,7 +194,7 @@ class HostedPages:
         there from here seconds ago: an app page that sends signed-in people back (a rule of
         its own, say a role) then finds the page saying "You're already signed in", with a
         way on, instead of a redirect loop the browser gives up on."""
-        after = self.next_url(query_of(scope).get("redirect_url"), after)
+        after = self.next_url(_query(scope).get("redirect_url"), after)
         if not _signed_in(scope):
             return self._auth_page(scope, flow, after, other_url)
         # the middleware's cookie names (its secure_cookies choice included)
@@ -226,7 +231,7 @@ class HostedPages:
         return self.page("pages/user.html", scope, after_url=self.home_url, title="Your account")
 
     def _verify(self, scope: Scope) -> Response:
-        query = query_of(scope)
+        query = _query(scope)
         return self.page(
             "pages/verify.html",
             scope,
@@ -277,6 +282,15 @@ SENT_ON_SECONDS = 10
 
 def _sent_on_mark(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def _query(scope: Scope) -> dict[str, str]:
+    """A page's query; one that is not UTF-8 reads as none: the page's defaults, as for a
+    ``redirect_url`` the app does not allow (a page only reads where to go on from it)."""
+    try:
+        return query_of(scope)
+    except InvalidRequestError:
+        return {}
 
 
 def _signed_in(scope: Scope) -> bool:

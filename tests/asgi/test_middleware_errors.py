@@ -38,6 +38,13 @@ def error_code(response: httpx.Response) -> str:
         (b"identifier=a@example.com", "text/plain", 415, "unsupported_media_type"),
         (b"\xff\xfe", "application/x-www-form-urlencoded", 400, "invalid_request"),
         (b"\xff\xfe", "application/json", 400, "invalid_request"),
+        # the same byte as a %-escape: refused alike, never read as U+FFFD
+        (
+            b"identifier=jo%e9@example.org",
+            "application/x-www-form-urlencoded",
+            400,
+            "invalid_request",
+        ),
     ],
 )
 async def test_bad_bodies(
@@ -48,6 +55,30 @@ async def test_bad_bodies(
     )
     assert response.status_code == status, response.text
     assert error_code(response) == code
+
+
+async def test_a_form_byte_that_is_not_utf8_is_refused_escaped_or_raw_and_nothing_is_sent() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with same_origin(build_app("starlette", magiclinks), BASE) as browser:
+        for content in (b"email_address=jo%e9@example.org", b"email_address=jo\xe9@example.org"):
+            refused = await browser.post(
+                "/auth/v1/client/sign_ups",
+                content=content,
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+            assert refused.status_code == 400 and error_code(refused) == "invalid_request"
+        assert (await browser.get("/auth/v1/client")).json()["sign_up"] is None
+        created = await browser.post("/auth/v1/client/sign_ups", json={"email_address": "jo@e.com"})
+        prepared = await browser.post(
+            f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification",
+            content=b"strategy=email_link&redirect_url=%2Fwelcome%ff",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert prepared.status_code == 400 and error_code(prepared) == "invalid_request"
+        assert not mailer.outbox
+        assert (await browser.get("/auth/v1/client")).json()["sign_up"]["verifications"][
+            "email_address"
+        ] is None
 
 
 async def test_oversized_bodies_declared_or_streamed(browser: httpx.AsyncClient) -> None:
@@ -111,6 +142,8 @@ async def test_unknown_ids_and_other_clients_attempts_are_not_found(
         ("GET", "/auth/v1/client/sign_ins/x?wait=31", 400, "invalid_request"),
         ("GET", "/auth/v1/client/sign_ins/x?wait=soon", 400, "invalid_request"),
         ("GET", "/auth/v1/client/sign_ins/x?version=one", 400, "invalid_request"),
+        ("GET", "/auth/v1/client/sign_ins/x?wait=%ff", 400, "invalid_request"),
+        ("GET", "/auth/v1/client/sign_ins/x?wait=1&note=%e9", 400, "invalid_request"),
         ("POST", "/auth/v1/openapi.json", 405, "method_not_allowed"),
     ],
 )

@@ -101,6 +101,9 @@ async def test_signed_in_visitors_skip_sign_in_and_sign_up(pages: HostedPages) -
         assert (await c.get("/auth/sign-up")).headers["location"] == "/"
         r = await c.get("/auth/sign-in?redirect_url=/deep/page%3Fx%3D1")
         assert r.headers["location"] == "/deep/page?x=1"
+        # a query that is not UTF-8 reads as none: the default, as for a redirect not allowed
+        r = await c.get("/auth/sign-in?redirect_url=/deep/page%ff")
+        assert r.headers["location"] == "/home"
 
 
 async def test_a_visitor_sent_back_at_once_is_told_instead_of_sent_on_again(
