@@ -235,6 +235,18 @@ class Landing:
     def _done(self, kind: AttemptKind, device: str) -> Response:
         return self._page("done.html", action=ACTIONS.get(kind, "sign in"), device=device)
 
+    async def _open(
+        self, call: Call, token: str, client: Client | None
+    ) -> LinkPreview | LinkResult[Any]:
+        """The link opened (it completes for the client that asked, or clicks again for the
+        one that used it), or only read, for a HEAD: a HEAD never consumes a link, nor writes
+        anything (no session cookie renewed, no client made)."""
+        if call.request.method == "HEAD":
+            return await self.magiclinks.inspect_link(token, client)
+        return await self.magiclinks.open_link(
+            token, client, request=call.info, signed_in=call.session
+        )
+
     # -- routes ---------------------------------------------------------------------------------
 
     async def click(self, call: Call) -> Response:
@@ -247,12 +259,7 @@ class Landing:
         client = await self._client(call)
         opened: LinkPreview | LinkResult[Any] | None
         try:
-            if call.request.method == "GET":  # completes only for the client that asked
-                opened = await self.magiclinks.open_link(
-                    token, client, request=call.info, signed_in=call.session
-                )
-            else:
-                opened = await self.magiclinks.inspect_link(token, client)
+            opened = await self._open(call, token, client)
         except MagicLinkError as exc:
             if exc.redirect_url is not None:  # a dead link whose attempt is known: tell the app
                 return redirect(with_status(exc.redirect_url, exc.code.value))
@@ -291,10 +298,9 @@ class Landing:
             return self._missing()
         client = await self._client(call)
         csrf = self._csrf(call)
+        opened: LinkPreview | LinkResult[Any]
         try:
-            opened = await self.magiclinks.open_link(
-                token, client, request=call.info, signed_in=call.session
-            )
+            opened = await self._open(call, token, client)
         except MagicLinkError as exc:
             return self._dead(exc, csrf=csrf)
         except StorageUnavailableError:
@@ -304,7 +310,7 @@ class Landing:
         if isinstance(opened, LinkResult):  # the client that asked, here by the cookie
             return self._completed(call, opened)
         preview = opened
-        if client is None:
+        if client is None and call.request.method != "HEAD":  # a HEAD makes no client
             await self._device(call)
         requested = preview.requested_by
         if after_wrong_code and preview.code_tries_left is not None:

@@ -8,11 +8,14 @@ import anyio
 import httpx
 import pytest
 
+from magiclink_asgi import landing
 from magiclink_asgi.api import ROUTER, ROUTES
 from magiclink_asgi.openapi import SERVED_ROUTES
 from magiclink_core.domain.models import Session
+from magiclink_core.ports import Change
+from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
-from tests.core._support import ReadsByKind
+from tests.core._support import CountingStorage, ReadsByKind
 from tests.support import after_confirm, csrf_token, link_in
 
 from .harness import IPHONE, build_app, make_magiclinks
@@ -406,6 +409,61 @@ async def test_head_never_consumes_and_a_stale_session_cookie_is_cleared() -> No
         client = await browser.get("/auth/v1/client")
         assert 'magiclink_session=""' in cookie_header(client, "magiclink_session")
         assert (await browser.get("/whoami")).json()["authenticated"] is False
+
+
+class RecordsWrites(CountingStorage):
+    """A memory storage that records every write: a batch applied, a counter spent."""
+
+    def __init__(self) -> None:
+        super().__init__(MemoryStorage())
+        self.writes: list[Any] = []
+
+    async def apply(self, changes: Any) -> None:
+        self.writes.append(list[Change](changes))
+        await super().apply(changes)
+
+    async def increment(self, key: str, *, window: Any, now: Any, amount: int = 1) -> Any:
+        if amount:
+            self.writes.append(key)
+        return await super().increment(key, window=window, now=now, amount=amount)
+
+
+async def head_every_landing_route(browser: httpx.AsyncClient, link: str) -> None:
+    """HEAD the link (its token then travels in the landing cookie, as after a GET), then every
+    route of the landing's table, with the link's query: each answers, none fails."""
+    token = link.split("token=")[1]
+    assert (await browser.head(link)).status_code == 303
+    for route in landing.ROUTES:
+        answer = await browser.head(f"/auth{route.template}?token={token}")
+        assert answer.status_code < 500 and answer.content == b"", route
+        if not any(r.method == "GET" and r.template == route.template for r in landing.ROUTES):
+            assert answer.status_code == 405, route  # a POST-only route: no GET to answer
+
+
+@pytest.mark.parametrize("policy", ["confirm", "allow", "deny"])
+async def test_a_head_on_any_landing_route_consumes_and_writes_nothing(policy: str) -> None:
+    """ "A HEAD never consumes a link": not from the browser that asked (whose GET would
+    complete), nor from another (whose GET would make it a client, or record a mismatch), nor
+    after the link was used (a GET would give the browser that asked a fresh session cookie)."""
+    store = RecordsWrites()
+    magiclinks, mailer = make_magiclinks(BASE, storage=store, cross_device=policy)
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as asker, browser_for(app) as stranger:
+        link = await emailed_link(asker, mailer, f"head-{policy}@example.com")
+        sent = len(mailer.outbox)
+        store.writes.clear()
+        for browser in (asker, stranger):
+            await head_every_landing_route(browser, link)
+        assert store.writes == [] and len(mailer.outbox) == sent
+        sign_up = (await asker.get("/auth/v1/client")).json()["sign_up"]
+        assert sign_up["verifications"]["email_address"]["status"] == "unverified"
+        landed = await asker.get(link)  # the link still works for the browser that asked
+        assert "__magiclink_status=verified" in landed.headers["location"]
+        asker.cookies.delete("magiclink_session")
+        store.writes.clear()
+        for browser in (asker, stranger):
+            await head_every_landing_route(browser, link)
+        assert store.writes == [] and len(mailer.outbox) == sent
 
 
 async def test_other_paths_under_the_prefix_go_to_the_hosted_pages() -> None:
