@@ -388,7 +388,8 @@ class Landing:
         return redirect(self.confirm_url)
 
     async def resend(self, call: Call) -> Response:
-        """One click on the expired-link page: a fresh link to the same address."""
+        """One click on the expired-link page: a fresh link to the same address. A link that
+        still works is not replaced: the answer is a redirect to its confirmation page."""
         data = await call.request.form()
         if not self._form_allowed(call, data):
             return self._form_refused("This form expired or came from elsewhere.")
@@ -399,6 +400,10 @@ class Landing:
             # the new link is for the device that asked for the old one: the core reuses its
             # request details, so a confirmation page never names the resending device
             await self.magiclinks.resend_link(token, request=call.info)
+        except InvalidStateError:
+            # the link (or a newer one) still works: nothing was sent; its own page says what
+            # it is now (its form, or that a newer link replaced it)
+            return redirect(self.confirm_url)
         except RateLimitedError as exc:
             return self._limited(exc)
         except StorageUnavailableError:

@@ -40,6 +40,7 @@ from .domain.models import (
     VerificationStatus,
 )
 from .domain.quick_init import quick_init
+from .domain.resend_rules import judge_resend
 from .domain.tokens import LINK, SESSION, new_numeric_code, new_token_and_code, new_token_and_id
 from .emails import LinkEmail
 from .ports import Change, Delete, Insert, Update, WriteConflict
@@ -249,15 +250,15 @@ async def _withdraw(
 
 
 async def resend(ctx: Context, token: str, *, request: RequestInfo | None) -> AttemptKind:
-    """Email a fresh link for the attempt of an expired (or superseded) link; see
-    :meth:`MagicLinks.resend_link`."""
+    """Email a fresh link for the attempt of an expired link (or a superseded one whose newer
+    link expired too); see :meth:`MagicLinks.resend_link`. The rule is ``judge_resend``'s."""
     link, attempt = await _load(ctx, token)
+    refused = judge_resend(link, attempt, ctx.now())
+    if refused is not None:
+        logger.debug("resend refused: %s", refused.message)
+        raise refused
     verification = attempt.verification
-    if (
-        not flows.in_progress_at(attempt, ctx.now())
-        or verification is None
-        or link.consumed_at is not None
-    ):
+    if verification is None:  # never: judge_resend refuses an attempt without one
         raise MagicLinkFailedError("This link can no longer be renewed.")
     # holding the old link proves nothing new: the new one goes to the same mailbox, for the same
     # client and redirect, named after the device that first asked

@@ -410,13 +410,18 @@ class MagicLinks(AccountMethods, WaitMethods):
         )
 
     async def resend_link(self, token: str, *, request: RequestInfo | None = None) -> AttemptKind:
-        """Email a fresh link for the attempt an expired (or superseded) link belonged to, to the
-        same address, for the same client and redirect. For the expired-link page's resend
-        button: holding the old link proves nothing new and reveals nothing, since the new link
-        goes to the same mailbox. The email names the device that asked for the first link;
-        ``request`` is who asks now (its client IP spends the ``links_per_ip`` budget).
+        """Email a fresh link for the attempt an expired link belonged to (or a superseded one,
+        once the newer link expired too), to the same address, for the same client and
+        redirect. For the expired-link page's resend button: holding the old link proves
+        nothing new and reveals nothing, since the new link goes to the same mailbox. A link
+        that still works is never replaced this way (that would only kill the one in the
+        inbox). The email names the device that asked for the first link; ``request`` is who
+        asks now (its client IP spends the ``links_per_ip`` budget).
 
-        :raises MagicLinkError: the link is unknown, or its attempt is no longer in progress.
+        :raises InvalidStateError: the link, or a newer one of its attempt, still works; nothing
+            is sent or changed.
+        :raises MagicLinkError: the link is unknown or used, its attempt is no longer in
+            progress, or its verification failed (not by time).
         :raises RateLimitedError, MailDeliveryError: as when preparing.
         """
         return await links.resend(self._ctx, token, request=request)

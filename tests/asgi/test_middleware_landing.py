@@ -349,6 +349,29 @@ async def test_a_link_that_expires_while_its_form_is_open_offers_the_resend() ->
         assert link_of(mailer, "slow@example.com") != link
 
 
+async def test_a_resend_of_a_link_that_still_works_sends_nothing_and_shows_that_link() -> None:
+    """Resend is the expired-link page's button: posted for a link that still works, it sends
+    no email and keeps that link alive, and goes back to the link's own confirmation page."""
+    magiclinks, mailer = make_magiclinks(BASE)
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as asker, browser_for(app) as phone:
+        link = await emailed_link(asker, mailer, "live@example.com")
+        moved = await phone.get(link)
+        form = await phone.get(moved.headers["location"])
+        assert form.status_code == 200 and "confirmation_code" in form.text
+        sent = len(mailer.outbox)
+        answer = await phone.post(
+            "/auth/v1/verify/resend", data={"csrf_token": csrf_token(form.text)}
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/auth/v1/verify/confirm"
+        again = await phone.get(answer.headers["location"])
+        assert again.status_code == 200 and "confirmation_code" in again.text
+        assert len(mailer.outbox) == sent
+        landed = await asker.get(link)  # the link in the inbox still works
+        assert "__magiclink_status=verified" in landed.headers["location"]
+
+
 async def test_deny_policy_and_missing_tokens() -> None:
     magiclinks, mailer = make_magiclinks(BASE, cross_device="deny")
     app = build_app("starlette", magiclinks)

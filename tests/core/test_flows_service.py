@@ -168,6 +168,30 @@ async def test_links_expire_after_the_configured_time() -> None:
     assert (await world.links.get_sign_up(client, sign_up.id)).status is SignUpStatus.COMPLETE
 
 
+async def test_a_resend_renews_only_a_link_whose_time_ran_out(world: World) -> None:
+    """The expired-link page's resend: a link that still works (or a newer one that does) is
+    refused and nothing changes, so a resend never kills the link in the inbox."""
+    client, sign_up, first = await world.sent_sign_up()
+    before = await world.links.get_sign_up(client, sign_up.id)
+    for live in (first, first):  # the second refusal is the same: the first changed nothing
+        with pytest.raises(InvalidStateError):
+            await world.links.resend_link(live)
+    assert len(world.mailer.outbox) == 1
+    assert await world.links.get_sign_up(client, sign_up.id) == before
+    world.clock.advance(minutes=11)
+    await world.links.resend_link(first)  # expired: renewed
+    second = world.last_link("ann@example.org")
+    with pytest.raises(InvalidStateError):  # superseded, but the newer link still works
+        await world.links.resend_link(first)
+    assert len(world.mailer.outbox) == 2
+    world.clock.advance(minutes=11)
+    await world.links.resend_link(first)  # superseded, and the newer one expired too
+    assert world.last_link("ann@example.org") not in (first, second)
+    await world.links.verify_link(world.last_link("ann@example.org"), client)
+    with pytest.raises(MagicLinkError):  # used: nothing left to renew
+        await world.links.resend_link(second)
+
+
 @pytest.mark.parametrize(
     "token",
     ["", "nonsense", "mll1_" + "A" * 43, "mls1_" + "A" * 43, "mll1_" + "A" * 42 + "!"],

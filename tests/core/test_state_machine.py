@@ -372,8 +372,19 @@ class MagicLinkMachine(PortalMachine):
         """The expired-link page's resend: a fresh link for the same attempt, same redirect."""
         attempt, now = link.attempt, self.clock.now()
         sent = len(self.mailer.outbox)
-        if attempt.removed or link.consumed or not attempt.open_at(now):
-            self.expect_refusal(ErrorCode.FAILED, self.ml.resend_link, link.token)
+        current = attempt.verification
+        status = None if current is None else current.status_at(now)
+        if current is not None and current.link_id == link.link_id and now >= link.expire_at:
+            status = VerificationStatus.EXPIRED
+        refusal: ErrorCode | None = None
+        if attempt.removed or link.consumed or not attempt.open_at(now) or current is None:
+            refusal = ErrorCode.FAILED
+        elif status is VerificationStatus.UNVERIFIED:  # a link in the inbox still works
+            refusal = ErrorCode.INVALID_STATE
+        elif status is not VerificationStatus.EXPIRED:  # failed by codes, or refused
+            refusal = ErrorCode.FAILED
+        if refusal is not None:
+            self.expect_refusal(refusal, self.ml.resend_link, link.token)
             assert len(self.mailer.outbox) == sent
             return multiple()
         kind = self.call(self.ml.resend_link, link.token)

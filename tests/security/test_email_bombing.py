@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from magiclink_core import Event, RateLimitedError, RequestInfo
+from magiclink_core.testing import FakeClock
 
 from ._http import assert_limited, make_app, send_link
 
@@ -55,7 +56,8 @@ async def test_other_networks_may_still_ask_for_their_own_emails() -> None:
 
 
 async def test_a_resend_from_the_expired_link_page_counts_against_the_asking_network() -> None:
-    app = make_app(links_per_ip=1)
+    clock = FakeClock()
+    app = make_app(links_per_ip=1, clock=clock)
     links = app.magiclinks
     client, _ = await links.create_client()
     sign_up = await links.create_sign_up(client, "ann@example.org")
@@ -63,9 +65,11 @@ async def test_a_resend_from_the_expired_link_page_counts_against_the_asking_net
     await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/", request=asked_by)
     token = app.mailer.outbox[-1].text.split("token=")[1].split()[0]
     resender = RequestInfo(ip_address="203.0.113.7")
+    clock.advance(minutes=11)  # the link expired: the page offers its resend
     await links.resend_link(token, request=resender)  # the resending network's one email
     newest = app.mailer.outbox[-1]
     assert "Firefox on Ubuntu" in newest.text  # named after the device that first asked
+    clock.advance(minutes=11)  # the new link expired too
     with pytest.raises(RateLimitedError):
         await links.resend_link(token, request=resender)
     assert len(app.mailer.outbox) == 2

@@ -2,8 +2,9 @@
 
 The transition tables and the click rules live here; beside them, in the same pure domain:
 what completing an attempt writes (``completion.py``), what typing the emailed code does
-(``email_code_rules.py``), how sessions live and end (``session_rules.py``), and the decision
-the click and code rules return (``decisions.py``). The service only reads, asks, and writes.
+(``email_code_rules.py``), how sessions live and end (``session_rules.py``), when a link may
+be renewed (``resend_rules.py``), and the decision the click and code rules return
+(``decisions.py``). The service only reads, asks, and writes.
 
 Model
 -----
