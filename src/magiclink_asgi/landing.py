@@ -27,6 +27,7 @@ from magiclink_core import (
     InvalidStateError,
     LinkPreview,
     LinkResult,
+    LinkStillWorksError,
     MagicLinkError,
     MagicLinks,
     NotFoundError,
@@ -389,7 +390,8 @@ class Landing:
 
     async def resend(self, call: Call) -> Response:
         """One click on the expired-link page: a fresh link to the same address. A link that
-        still works is not replaced: the answer is a redirect to its confirmation page."""
+        still works is not replaced: the answer is a redirect to its confirmation page; when a
+        newer link works (a double tap: the first tap sent it), "check your email" again."""
         data = await call.request.form()
         if not self._form_allowed(call, data):
             return self._form_refused("This form expired or came from elsewhere.")
@@ -400,10 +402,10 @@ class Landing:
             # the new link is for the device that asked for the old one: the core reuses its
             # request details, so a confirmation page never names the resending device
             await self.magiclinks.resend_link(token, request=call.info)
-        except InvalidStateError:
-            # the link (or a newer one) still works: nothing was sent; its own page says what
-            # it is now (its form, or that a newer link replaced it)
-            return redirect(self.confirm_url)
+        except LinkStillWorksError as exc:
+            if not exc.newer:  # nothing to renew: the link's own page (its form) again
+                return redirect(self.confirm_url)
+            # a newer link is in the inbox (a second tap finds the first one's): said the same
         except RateLimitedError as exc:
             return self._limited(exc)
         except StorageUnavailableError:

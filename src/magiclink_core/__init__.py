@@ -24,6 +24,7 @@ from .domain.errors import InvalidEmailError as InvalidEmailError
 from .domain.errors import InvalidRedirectError as InvalidRedirectError
 from .domain.errors import InvalidRequestError as InvalidRequestError
 from .domain.errors import InvalidStateError as InvalidStateError
+from .domain.errors import LinkStillWorksError as LinkStillWorksError
 from .domain.errors import MagicLinkError as MagicLinkError
 from .domain.errors import MagicLinkErrorCode as MagicLinkErrorCode
 from .domain.errors import MagicLinkExpiredError as MagicLinkExpiredError
@@ -102,6 +103,7 @@ __all__ = [
     "Link",
     "LinkPreview",
     "LinkResult",
+    "LinkStillWorksError",
     "MagicLinkError",
     "MagicLinkErrorCode",
     "MagicLinkExpiredError",

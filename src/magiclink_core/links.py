@@ -252,24 +252,31 @@ async def _withdraw(
 async def resend(ctx: Context, token: str, *, request: RequestInfo | None) -> AttemptKind:
     """Email a fresh link for the attempt of an expired link (or a superseded one whose newer
     link expired too); see :meth:`MagicLinks.resend_link`. The rule is ``judge_resend``'s."""
-    link, attempt = await _load(ctx, token)
-    refused = judge_resend(link, attempt, ctx.now())
-    if refused is not None:
-        logger.debug("resend refused: %s", refused.message)
-        raise refused
-    verification = attempt.verification
-    if verification is None:  # never: judge_resend refuses an attempt without one
-        raise MagicLinkFailedError("This link can no longer be renewed.")
-    # holding the old link proves nothing new: the new one goes to the same mailbox, for the same
-    # client and redirect, named after the device that first asked
-    await send(
-        ctx,
-        attempt,
-        redirect_url=verification.redirect_url,
-        request=verification.requested_by,
-        asked_by=request or RequestInfo(),
-    )
-    return link.attempt_kind
+    for _ in range(RETRIES):
+        link, attempt = await _load(ctx, token)
+        refused = judge_resend(link, attempt, ctx.now())
+        if refused is not None:
+            logger.debug("resend refused: %s", refused.message)
+            raise refused
+        verification = attempt.verification
+        if verification is None:  # never: judge_resend refuses an attempt without one
+            raise MagicLinkFailedError("This link can no longer be renewed.")
+        # holding the old link proves nothing new: the new one goes to the same mailbox, for the
+        # same client and redirect, named after the device that first asked
+        try:
+            await send(
+                ctx,
+                attempt,
+                redirect_url=verification.redirect_url,
+                request=verification.requested_by,
+                asked_by=request or RequestInfo(),
+            )
+        except ConflictError:
+            # the attempt changed under us (a second tap's resend won: nothing was written or
+            # sent here): judged again, it is refused with the link that now works
+            continue
+        return link.attempt_kind
+    raise ConflictError()
 
 
 # -- clicking ----------------------------------------------------------------------------------

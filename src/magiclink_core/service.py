@@ -418,11 +418,12 @@ class MagicLinks(AccountMethods, WaitMethods):
         inbox). The email names the device that asked for the first link; ``request`` is who
         asks now (its client IP spends the ``links_per_ip`` budget).
 
-        :raises InvalidStateError: the link, or a newer one of its attempt, still works; nothing
-            is sent or changed.
+        :raises LinkStillWorksError: the link, or a newer one of its attempt (``newer``: such
+            as the one a concurrent resend just sent), still works; nothing is sent or changed.
         :raises MagicLinkError: the link is unknown or used, its attempt is no longer in
             progress, or its verification failed (not by time).
         :raises RateLimitedError, MailDeliveryError: as when preparing.
+        :raises ConflictError: lost too many races with concurrent changes.
         """
         return await links.resend(self._ctx, token, request=request)
 

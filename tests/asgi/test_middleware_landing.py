@@ -322,6 +322,60 @@ async def test_an_expired_link_offers_a_one_click_resend() -> None:
         assert "__magiclink_status=verified" in landed.headers["location"]
 
 
+class ReadsTogether(CountingStorage):
+    """A memory storage that, once armed, holds back each sign-up it has read until
+    ``together`` of them have been read: so that many requests read the same version before
+    any of them writes."""
+
+    def __init__(self, together: int) -> None:
+        super().__init__(MemoryStorage())
+        self.together = together
+        self.armed = False
+        self._arrived = 0
+        self._all_in = anyio.Event()
+
+    async def get(self, kind: Any, id: str) -> Any:
+        record = await super().get(kind, id)
+        if self.armed and kind.__name__ == "SignUp":
+            self._arrived += 1
+            if self._arrived >= self.together:
+                self.armed = False
+                self._all_in.set()
+            await self._all_in.wait()
+        return record
+
+
+async def test_a_double_tap_on_resend_gets_check_your_email_twice_and_one_email() -> None:
+    # the two taps carry the same cookies and form, and read the expired link together: one
+    # sends the new link; the other finds it sent (a newer link that works) and says the same
+    store = ReadsTogether(2)
+    clock = FakeClock()
+    magiclinks, mailer = make_magiclinks(BASE, storage=store, clock=clock)
+    app = build_app("starlette", magiclinks)
+    async with browser_for(app) as asker, browser_for(app) as phone:
+        old = await emailed_link(asker, mailer, "twice@example.com")
+        clock.advance(timedelta(minutes=11))
+        page = await phone.get((await phone.get(old)).headers["location"])
+        assert page.status_code == 410
+        form = {"csrf_token": csrf_token(page.text)}
+        sent = len(mailer.outbox)
+        answers: list[httpx.Response] = []
+
+        async def tap() -> None:
+            answers.append(await phone.post("/auth/v1/verify/resend", data=form))
+
+        store.armed = True
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as taps:
+                taps.start_soon(tap)
+                taps.start_soon(tap)
+        assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+        assert all("Check your email" in a.text for a in answers)
+        assert len(mailer.outbox) == sent + 1
+        landed = await asker.get(link_of(mailer, "twice@example.com"))
+        assert "__magiclink_status=verified" in landed.headers["location"]
+
+
 async def test_a_link_that_expires_while_its_form_is_open_offers_the_resend() -> None:
     """The code typed after the link expired: the answer is a redirect to the confirmation
     page, which says the link expired and offers its one-click resend (a POST answer would

@@ -10,6 +10,7 @@ from magiclink_core import (
     IdentifierNotFoundError,
     InvalidStateError,
     Link,
+    LinkStillWorksError,
     MagicLinkError,
     NotFoundError,
     Session,
@@ -174,15 +175,17 @@ async def test_a_resend_renews_only_a_link_whose_time_ran_out(world: World) -> N
     client, sign_up, first = await world.sent_sign_up()
     before = await world.links.get_sign_up(client, sign_up.id)
     for live in (first, first):  # the second refusal is the same: the first changed nothing
-        with pytest.raises(InvalidStateError):
+        with pytest.raises(LinkStillWorksError) as still:
             await world.links.resend_link(live)
+        assert still.value.code == "invalid_state" and not still.value.newer
     assert len(world.mailer.outbox) == 1
     assert await world.links.get_sign_up(client, sign_up.id) == before
     world.clock.advance(minutes=11)
     await world.links.resend_link(first)  # expired: renewed
     second = world.last_link("ann@example.org")
-    with pytest.raises(InvalidStateError):  # superseded, but the newer link still works
+    with pytest.raises(LinkStillWorksError) as still:  # superseded; the newer link works
         await world.links.resend_link(first)
+    assert still.value.newer
     assert len(world.mailer.outbox) == 2
     world.clock.advance(minutes=11)
     await world.links.resend_link(first)  # superseded, and the newer one expired too

@@ -21,6 +21,7 @@ The base classes cannot be raised directly.
     ├── ReverificationRequiredError   reverification_required, 403 (sign in again first)
     ├── NotFoundError                 not_found, 404 (or not yours: the two are not told apart)
     ├── InvalidStateError             invalid_state, 409 (the attempt cannot do that now)
+    │   └── LinkStillWorksError       a resend of a link that works, or whose newer one does
     ├── ConflictError                 conflict, 409 (a concurrent change won; nothing written)
     ├── IdentifierExistsError         identifier_exists, 422 (enumeration protection off)
     ├── IdentifierNotFoundError       identifier_not_found, 422 (enumeration protection off)
@@ -251,6 +252,19 @@ class InvalidStateError(AuthError):
     code = ErrorCode.INVALID_STATE
     status_hint = 409
     default_message = "That cannot be done at this point of the flow."
+
+
+class LinkStillWorksError(InvalidStateError):
+    """A resend refused: the link still works, or (``newer``) a newer link of its attempt
+    does, such as the one a resend just sent. Nothing was sent: the email to use is in the
+    inbox already."""
+
+    def __init__(self, *, newer: bool) -> None:
+        self.newer = newer
+        which = "A newer link" if newer else "This link"
+        super().__init__(
+            f"{which} still works.", long_message=f"{which} still works: open it from your email."
+        )
 
 
 class ConflictError(AuthError):

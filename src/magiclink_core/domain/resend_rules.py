@@ -8,6 +8,7 @@ mailbox, so a resend reveals nothing either.
 
     link used, attempt not in progress, no verification  ->  failed: nothing to renew
     the attempt's newest link or code still works         ->  invalid_state: use it
+                                                              (LinkStillWorksError)
     its verification expired, or its email never went     ->  renewed
     its verification failed or was refused otherwise      ->  failed: start again
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from .errors import AuthError, InvalidStateError, MagicLinkFailedError
+from .errors import AuthError, LinkStillWorksError, MagicLinkFailedError
 from .flows import effective_status, in_progress_at
 from .models import Attempt, FailureReason, Link, VerificationStatus
 
@@ -31,11 +32,7 @@ def judge_resend(link: Link, attempt: Attempt, now: datetime) -> AuthError | Non
     if verification.link_id == link.id and now >= link.expire_at:
         status = VerificationStatus.EXPIRED  # the link's own time ran out (it may end first)
     if status is VerificationStatus.UNVERIFIED:
-        which = "This link" if verification.link_id == link.id else "A newer link"
-        return InvalidStateError(
-            f"{which} still works.",
-            long_message=f"{which} still works: open it from your email.",
-        )
+        return LinkStillWorksError(newer=verification.link_id != link.id)
     if status is VerificationStatus.EXPIRED or (
         status is VerificationStatus.FAILED
         and verification.failure_reason is FailureReason.UNDELIVERABLE
