@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote_plus, unquote_plus
 
 from magiclink_core import (
     AttemptKind,
@@ -69,17 +69,22 @@ MALFORMED = ("This link is not valid", "It may have been cut short: open it agai
 
 
 def with_status(url: str, status: str, session_id: str | None = None) -> str:
-    """``url`` with ``__magiclink_status`` (and ``__magiclink_created_session``) added."""
-    parts = urlsplit(url)
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.startswith("__magiclink_")
-    ]
-    query.append(("__magiclink_status", status))
+    """``url`` with ``__magiclink_status`` (and ``__magiclink_created_session``) added at the
+    end of its query. The rest of the URL stays byte for byte (the app's own escapes, blank
+    values and separators are its business), except parameters named ``__magiclink_…`` it
+    carried: they are the landing's to set, so they are replaced."""
+    rest, hash_sign, fragment = url.partition("#")
+    path, _, query = rest.partition("?")
+    kept = [pair for pair in query.split("&") if not _ours(pair)] if query else []
+    added = [f"__magiclink_status={quote_plus(status)}"]
     if session_id:
-        query.append(("__magiclink_created_session", session_id))
-    return urlunsplit(parts._replace(query=urlencode(query)))
+        added.append(f"__magiclink_created_session={quote_plus(session_id)}")
+    return f"{path}?{'&'.join([*kept, *added])}{hash_sign}{fragment}"
+
+
+def _ours(pair: str) -> bool:
+    """Whether a query's ``name=value`` is one of the landing's parameters (however escaped)."""
+    return unquote_plus(pair.partition("=")[0]).startswith("__magiclink_")
 
 
 class Landing:

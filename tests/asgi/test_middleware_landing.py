@@ -3,15 +3,21 @@
 import re
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote_plus
 
 import anyio
 import httpx
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from magiclink_asgi import landing
 from magiclink_asgi.api import ROUTER, ROUTES
+from magiclink_asgi.landing import with_status
 from magiclink_asgi.openapi import SERVED_ROUTES
+from magiclink_core import InvalidRedirectError
 from magiclink_core.domain.models import Session
+from magiclink_core.domain.redirects import check_redirect_url
 from magiclink_core.ports import Change
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
@@ -605,6 +611,63 @@ async def test_scope_for_websockets_and_lifespan() -> None:
     user = seen[1]["user"]
     assert isinstance(user, MagicLinkUser) and not user.is_authenticated
     assert seen[1]["auth"].scopes == [] and seen[1]["magiclink"].prefix == "/auth"
+
+
+async def test_the_landing_adds_its_status_to_the_apps_query_and_keeps_the_rest() -> None:
+    magiclinks, mailer = make_magiclinks(BASE)
+    async with browser_for(build_app("starlette", magiclinks)) as browser:
+        created = await browser.post("/auth/v1/client/sign_ups", json={"email_address": "q@e.com"})
+        prepared = await browser.post(
+            f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification",
+            json={"redirect_url": "/cb?sig=%ff&flag&a=1;b=2&q=a+b%2Bc#top"},
+        )
+        assert prepared.status_code == 200, prepared.text
+        landed = await browser.get(link_of(mailer, "q@e.com"))
+        location = landed.headers["location"]
+        assert location.startswith(
+            f"{BASE}/cb?sig=%ff&flag&a=1;b=2&q=a+b%2Bc&__magiclink_status=verified"
+            "&__magiclink_created_session=sess_"
+        ), location
+        assert location.endswith("#top")
+
+
+# what a query may hold: reserved and unreserved characters, %-escapes (any byte), and text
+_QUERY = st.lists(
+    st.one_of(
+        st.sampled_from(list("=&;+,/?:@!$'()*-._~")),
+        st.text(alphabet=st.characters(codec="utf-8", exclude_characters="#\\"), min_size=1),
+        st.integers(0, 255).map(lambda b: f"%{b:02x}"),
+    ),
+).map("".join)
+_FRAGMENT = st.none() | st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\\"))
+
+
+@given(query=_QUERY, fragment=_FRAGMENT)
+@example(query="sig=%ff&flag&a=1;b=2", fragment=None)
+@example(query="", fragment="")
+@example(query="a=1&", fragment="x?y=1")
+def test_with_status_adds_its_parameters_and_keeps_the_query_byte_for_byte(
+    query: str, fragment: str | None
+) -> None:
+    url = f"{BASE}/cb?{query}" + ("" if fragment is None else f"#{fragment}")
+    try:
+        url = check_redirect_url(url, base_url=BASE, allowed_origins=())
+    except InvalidRedirectError:
+        return  # not a URL an app could set
+    if any(
+        unquote_plus(pair.split("=")[0]).startswith("__magiclink_") for pair in query.split("&")
+    ):
+        return  # the landing's own parameters: replaced (see below)
+    added = "__magiclink_status=verified&__magiclink_created_session=sess_1"
+    expected = f"{BASE}/cb?{query}{'&' if query else ''}{added}"
+    expected += "" if fragment is None else f"#{fragment}"
+    assert with_status(url, "verified", "sess_1") == expected
+
+
+def test_with_status_replaces_the_landing_parameters_an_app_url_carried() -> None:
+    # an app cannot pass a status of its own: the one the landing adds is the only one
+    url = f"{BASE}/cb?__magiclink_status=verified&x=%ff&%5F%5Fmagiclink_created_session=s&y"
+    assert with_status(url, "expired") == f"{BASE}/cb?x=%ff&y&__magiclink_status=expired"
 
 
 async def test_a_used_link_redirects_to_the_app_with_its_status() -> None:
