@@ -116,7 +116,9 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"magiclink demo: {exc}", file=sys.stderr)
         return 1
     print("  press Ctrl+C to stop")
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    # the client IP is the socket's peer, as the middleware reads it without trusted_proxies:
+    # uvicorn would otherwise believe X-Forwarded-For/Proto from any local client
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=False)
     return 0
 
 

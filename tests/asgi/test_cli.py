@@ -23,6 +23,7 @@ def test_demo_starts_uvicorn_on_loopback_and_prints_the_urls(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import uvicorn
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
     seen: dict[str, object] = {}
 
@@ -34,6 +35,13 @@ def test_demo_starts_uvicorn_on_loopback_and_prints_the_urls(
     out = capsys.readouterr().out
     assert status == 0
     assert seen["host"] == "127.0.0.1" and seen["port"] == 8123
+    # the client IP is the socket's peer: uvicorn, by default, would take X-Forwarded-For and
+    # X-Forwarded-Proto from any local client (a spoofed IP in the email, a fresh code budget)
+    assert seen["proxy_headers"] is False
+    options = {name: value for name, value in seen.items() if name != "app"}
+    config = uvicorn.Config(seen["app"], **options)
+    config.load()
+    assert not isinstance(config.loaded_app, ProxyHeadersMiddleware)
     assert "http://127.0.0.1:8123" in out
     assert "http://127.0.0.1:8123/auth/dev/mailbox" in out
     assert (tmp_path / "d" / "secret").exists()
