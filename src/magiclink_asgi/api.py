@@ -77,8 +77,10 @@ def _optional(data: dict[str, Any], name: str) -> str | None:
     value = data.get(name)
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or len(value) > 2048:
+    if not isinstance(value, str):
         raise InvalidRequestError(long_message=f"{name} must be a string.")
+    if len(value) > MAX_TEXT:
+        raise InvalidRequestError(long_message=f"{name} must be at most {MAX_TEXT} characters.")
     return value
 
 
@@ -91,6 +93,8 @@ def _strategy(data: dict[str, Any], *allowed: Strategy) -> Strategy:
     raise InvalidRequestError(long_message=f"strategy must be {' or '.join(allowed)}.")
 
 
+MAX_TEXT = 2048
+"""The longest text field a body may carry (an address, a redirect URL), in characters."""
 _PREPARE: tuple[Strategy, ...] = ("email_link", "email_code")
 # a query's numbers as JSON writes them: no "nan", "inf", "1_000" or surrounding spaces
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")

@@ -28,13 +28,14 @@ class CSRFError(AuthError):
 
 
 class MethodNotAllowedError(AuthError):
-    """The path exists, not with this method; ``allow`` lists the methods it takes."""
+    """The path exists, not with this method; ``allow`` lists the methods it takes (HEAD
+    wherever GET is: it is answered as GET)."""
 
     code = ErrorCode.METHOD_NOT_ALLOWED
     status_hint = 405
 
     def __init__(self, method: str, allow: list[str]) -> None:
-        self.allow = sorted(allow)
+        self.allow = sorted({*allow, "HEAD"} if "GET" in allow else set(allow))
         super().__init__(f"{method} is not allowed here.")
 
 

@@ -156,6 +156,37 @@ async def test_wrong_methods_paths_and_queries(
     assert error_code(response) == code
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("DELETE", "/auth/v1/client", "GET, HEAD"),
+        ("PUT", "/auth/v1/client/sign_ins", "POST"),
+        ("POST", "/auth/v1/openapi.json", "GET, HEAD"),
+        ("DELETE", "/auth/v1/verify/confirm", "GET, HEAD, POST"),
+        ("GET", "/auth/v1/verify/resend", "POST"),
+    ],
+)
+async def test_a_405_allows_head_wherever_get_is(
+    browser: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    response = await browser.request(method, path)
+    assert response.status_code == 405 and response.headers["allow"] == allow
+    head = await browser.head(path)  # HEAD is answered where GET is, and only there
+    assert (head.status_code != 405) == ("GET" in allow)
+
+
+async def test_a_value_too_long_is_said_to_be_too_long(browser: httpx.AsyncClient) -> None:
+    created = await browser.post("/auth/v1/client/sign_ups", json={"email_address": "l@e.com"})
+    path = f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification"
+    long = await browser.post(path, json={"redirect_url": "/" + "a" * 2048})
+    assert long.status_code == 400 and error_code(long) == "invalid_request"
+    assert long.json()["errors"][0]["long_message"] == (
+        "redirect_url must be at most 2048 characters."
+    )
+    typed = await browser.post(path, json={"redirect_url": 42})
+    assert typed.json()["errors"][0]["long_message"] == "redirect_url must be a string."
+
+
 async def test_wrong_strategy_and_redirects(browser: httpx.AsyncClient) -> None:
     created = await browser.post("/auth/v1/client/sign_ups", json={"email_address": "b@e.com"})
     path = f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification"
