@@ -9,11 +9,16 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from http.cookies import SimpleCookie
 
 from magiclink_core import Settings, origin_of
 
 from .http import Request, Scope, header
+
+LANDING_GRACE = timedelta(hours=1)
+"""How much longer than a link works the landing keeps its token and CSRF cookies (the token
+signs nobody in once the link expired; it only lets this device ask for a new one)."""
 
 
 def serialise_cookie(
@@ -69,8 +74,10 @@ class CookieNames:
             sent_on=f"{tail}magiclink_sent_on",
             client_max_age=int(settings.client_ttl.total_seconds()),
             session_max_age=int(settings.session_lifetime.total_seconds()),
-            # the landing holds a link's token no longer than the link can work
-            landing_max_age=int(settings.link_ttl.total_seconds()),
+            # the landing holds a link's token a little longer than the link can work: a code
+            # form left open past the link's end is then told the link expired, and offered a
+            # new one, instead of being refused as a form that came from elsewhere
+            landing_max_age=int((settings.link_ttl + LANDING_GRACE).total_seconds()),
         )
 
     def set_client(self, token: str) -> str:

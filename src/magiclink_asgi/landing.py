@@ -88,7 +88,8 @@ def _ours(pair: str) -> bool:
 
 
 class Landing:
-    """``/v1/verify``, ``/v1/verify/confirm`` (GET, POST) and ``/v1/verify/resend`` (POST)."""
+    """``/v1/verify``, ``/v1/verify/confirm`` (GET, POST), ``/v1/verify/resend`` (POST) and
+    ``/v1/verify/sent``."""
 
     def __init__(self, magiclinks: MagicLinks, prefix: str, names: CookieNames) -> None:
         self.magiclinks = magiclinks
@@ -96,6 +97,7 @@ class Landing:
         self.names = names
         self.path = f"{prefix}/v1/verify"
         self.confirm_url = f"{self.path}/confirm"  # the confirmation page, and its form's target
+        self.sent_url = f"{self.path}/sent"  # "check your email", after a resend
         self.sign_in_url: str | None = None
         """Where a dead end sends a person to start again (the hosted sign-in page, when
         served); the app's home page is offered always."""
@@ -418,6 +420,11 @@ class Landing:
         except AuthError as exc:
             return self._trouble(400, exc.long_message, title="This link can no longer be renewed")
         self._forget(call)
+        # Post/Redirect/Get: a reload or Back shows the page again and sends nothing
+        return redirect(self.sent_url)
+
+    async def sent(self, call: Call) -> Response:
+        """Where a resend lands: "check your email" (it reads nothing and holds no state)."""
         return self._page("sent.html")
 
 
@@ -428,5 +435,6 @@ ROUTES: list[Route[Handler]] = [
     Route("GET", "/v1/verify/confirm", Landing.confirm_page),
     Route("POST", "/v1/verify/confirm", Landing.confirm),
     Route("POST", "/v1/verify/resend", Landing.resend),
+    Route("GET", "/v1/verify/sent", Landing.sent),
 ]
 ROUTER: Router[Handler] = Router(ROUTES)

@@ -151,13 +151,18 @@ _LANDING_STATUSES: dict[str, dict[int, str]] = {
         503: "storage_unavailable",
     },
     "resend": {
-        200: "check your email: a fresh link went to the same address",
+        303: "to the sent page (Post/Redirect/Get): a fresh link went to the same address, or "
+        "a newer one already works; to the confirmation page for a link that still works itself "
+        "(nothing sent)",
         400: "no link cookie, or the link can no longer be renewed",
         403: "csrf_failed",
         413: "the body is over the server's limit",
         415: "not form-encoded",
         429: "too many emails asked for from this network (Retry-After)",
         503: "storage_unavailable",
+    },
+    "sent": {
+        200: "check your email (where a resend lands)",
     },
 }
 
