@@ -3,6 +3,8 @@
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from magiclink_core import Settings
@@ -54,6 +56,15 @@ def test_defaults_follow_the_issue() -> None:
         {"reverification_window": timedelta(0)},
         {"sign_up_url": "//evil.example/join"},
         {"unknown_option": True},
+        # the delivery worker's pauses: none would retry a failing send in a busy loop, and a
+        # negative grace would crash the worker at shutdown with the unsent links left standing
+        {"mail_first_retry": timedelta(0)},
+        {"mail_first_retry": timedelta(seconds=-1)},
+        {"mail_max_retry": timedelta(0)},  # the pause after the first retry
+        {"mail_max_retry": timedelta(seconds=-1)},
+        {"mail_shutdown_grace": timedelta(seconds=-5)},
+        {"client_ttl": timedelta(0)},
+        {"client_ttl": timedelta(days=-1)},
     ],
 )
 def test_unsafe_or_malformed_settings_are_refused(bad: dict[str, object]) -> None:
@@ -114,3 +125,24 @@ def test_link_terms_say_what_the_settings_say(overrides: dict[str, object]) -> N
         value = getattr(settings, name)
         assert getattr(terms, name) == (tuple(value) if isinstance(value, list) else value), name
     assert terms.links_limited == bool(settings.links_per_address or settings.links_per_ip)
+
+
+MAIL_DURATIONS = st.timedeltas(min_value=timedelta(days=-2), max_value=timedelta(days=2))
+
+
+@given(first=MAIL_DURATIONS, most=MAIL_DURATIONS, grace=MAIL_DURATIONS)
+def test_mail_retry_pauses_are_positive_and_the_grace_is_not_negative(
+    first: timedelta, most: timedelta, grace: timedelta
+) -> None:
+    """The delivery worker sleeps ``mail_first_retry``, doubling up to ``mail_max_retry``,
+    between tries of a failing send, and waits ``mail_shutdown_grace`` at shutdown: settings
+    that would make it spin or crash are refused when built, naming the field."""
+    options = {"mail_first_retry": first, "mail_max_retry": most, "mail_shutdown_grace": grace}
+    sound = first > timedelta(0) and most > timedelta(0) and grace >= timedelta(0)
+    if sound:
+        built = Settings(secret=SECRET, base_url="https://app.example.com", **options)
+        assert (built.mail_first_retry, built.mail_max_retry) == (first, most)
+        assert built.mail_shutdown_grace == grace
+    else:
+        with pytest.raises(ValidationError, match="mail_"):
+            Settings(secret=SECRET, base_url="https://app.example.com", **options)

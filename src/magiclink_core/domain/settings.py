@@ -124,12 +124,13 @@ class Settings(BaseModel):
     # unavailable") instead of waiting on a storage that does not answer
     storage_timeout: timedelta = timedelta(seconds=3)
     # emails go out off the request path while MagicLinks runs: this many at once, a temporary
-    # failure tried again after mail_first_retry (doubling up to mail_max_retry) until the link
-    # would expire, then its link withdrawn
+    # failure tried again after mail_first_retry (doubling up to mail_max_retry; both positive)
+    # until the link would expire, then its link withdrawn
     mail_workers: Annotated[int, Field(ge=1, le=100)] = 4
     mail_first_retry: timedelta = timedelta(seconds=5)
     mail_max_retry: timedelta = timedelta(minutes=1)
-    # at shutdown, queued emails get this long to go out; the links of the rest are withdrawn
+    # at shutdown, queued emails get this long to go out (0 or more); the links of the rest
+    # are withdrawn
     mail_shutdown_grace: timedelta = timedelta(seconds=10)
     # where the emailed link points, below base_url (the ASGI middleware serves it there)
     verify_path: str = "/auth/v1/verify"
@@ -215,6 +216,17 @@ class Settings(BaseModel):
             raise ValueError("storage_timeout must be positive")
         if self.purge_grace < timedelta(0):
             raise ValueError("purge_grace cannot be negative")
+        if self.client_ttl <= timedelta(0):
+            raise ValueError("client_ttl must be positive")
+        # the delivery worker pauses this long between tries of a failing send: no pause would
+        # retry it in a busy loop
+        for name in ("mail_first_retry", "mail_max_retry"):
+            if getattr(self, name) <= timedelta(0):
+                raise ValueError(f"{name} must be positive")
+        if self.mail_shutdown_grace < timedelta(0):
+            raise ValueError(
+                "mail_shutdown_grace cannot be negative (0: withdraw unsent links at once)"
+            )
         if not self.verify_path.startswith("/") or self.verify_path.startswith("//"):
             raise ValueError(
                 "verify_path must be a path starting with one '/', such as /auth/v1/verify"
