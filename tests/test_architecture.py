@@ -35,6 +35,7 @@ SERVICE = {
     "magiclink_core.link_guard",
     "magiclink_core.notices",
     "magiclink_core.budgets",
+    "magiclink_core.port_checks",
 }
 # adapters of one backend, and the private modules only that backend uses
 FAMILIES = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -11,6 +10,7 @@ from typing import TypeVar, overload
 from .domain.errors import NotAllowedError
 from .domain.events import REFUSALS, AuthEvent, Event
 from .domain.models import AttemptKind
+from .port_checks import is_async_callable
 
 logger = logging.getLogger("magiclink")
 
@@ -26,10 +26,7 @@ _VETOED = {AttemptKind.SIGN_UP: Event.SIGN_UP_VETOED, AttemptKind.SIGN_IN: Event
 def _require_async(hook: Callable[..., object], what: str) -> None:
     """Refuse a sync callable when it is registered, not when it is first called (a sync veto
     would fail every sign-in with a TypeError; a sync event hook would be silently dropped)."""
-    if not (
-        inspect.iscoroutinefunction(hook)
-        or inspect.iscoroutinefunction(getattr(hook, "__call__", None))  # noqa: B004
-    ):
+    if not is_async_callable(hook):
         raise TypeError(f"{what} must be an async function (async def), got {hook!r}")
 
 

@@ -59,6 +59,7 @@ from .emails import EmailRenderer
 from .hooks import Hooks, VetoHook
 from .links import LinkPreview, LinkResult
 from .local_notifier import LocalNotifier
+from .port_checks import check_adapters, check_storage
 from .ports import Clock, HasNotifier, Mailer, Notifier, Storage, SystemClock
 
 logger = logging.getLogger("magiclink")
@@ -76,6 +77,9 @@ class MagicLinks(AccountMethods, WaitMethods):
         in-process one.
     :param clock: defaults to the system clock; tests pass a fake one.
     :param emails: an :class:`EmailRenderer`, to use your own templates.
+    :raises TypeError: an adapter's method is sync where the service awaits it (a storage's
+        port methods, ``mailer.send``, the notifier's), or async where it calls it
+        (``emails.render``, ``clock.now``), or missing.
     """
 
     def __init__(
@@ -88,9 +92,12 @@ class MagicLinks(AccountMethods, WaitMethods):
         clock: Clock | None = None,
         emails: EmailRenderer | None = None,
     ) -> None:
+        check_storage(storage)  # before its notifier() is called
         if notifier is None:
             notifier = storage.notifier() if isinstance(storage, HasNotifier) else LocalNotifier()
         clock = clock or SystemClock()
+        emails = emails or EmailRenderer()
+        check_adapters(mailer=mailer, notifier=notifier, clock=clock, emails=emails)
         self._storage = storage
         self._ctx = Context(
             settings=settings,
@@ -99,7 +106,7 @@ class MagicLinks(AccountMethods, WaitMethods):
             mailer=mailer,
             notifier=notifier,
             clock=clock,
-            emails=emails or EmailRenderer(),
+            emails=emails,
             delivery=Delivery(
                 mailer,
                 clock,
