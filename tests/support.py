@@ -13,14 +13,16 @@ import re
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 import uvicorn
 
-from magiclink_core import Notifier
-from magiclink_core.ports import Subscription
+from magiclink_core import EmailRenderer, Notifier
+from magiclink_core.emails import LinkEmail, NoticeEmail
+from magiclink_core.ports import EmailMessage, Subscription
 from magiclink_core.session_cache import CHANNEL_PREFIX as SESSION_CHANNELS
 from magiclink_core.testing import PassingNotifier
 
@@ -163,3 +165,27 @@ async def after_confirm(browser: Any, answer: Any, *, retry: str | None = None) 
     assert answer.status_code == 303, answer.text
     assert answer.headers["location"] == expected
     return await browser.get(expected)
+
+
+TEMPLATE_TYPOS = {
+    "sign_up.txt": '{% extends "_base.txt" %}{% block subject %}Join {{ app_name }}{% endblock %}'
+    "{% block body %}Sign up: {{ email.lnk_url }}{% endblock %}",
+    "email_address_added.txt": '{% extends "_base.txt" %}{% block subject %}Added{% endblock %}'
+    "{% block body %}{{ email.adress }} was added.{% endblock %}",
+}
+"""Templates with a typo (``lnk_url``, ``adress``): undefined names are errors."""
+
+
+class BreakableRenderer(EmailRenderer):
+    """The library's templates, or, once ``broken``, :data:`TEMPLATE_TYPOS` (written to
+    ``typo_dir``), as after a deploy of custom templates with a mistake in them."""
+
+    def __init__(self, typo_dir: Path) -> None:
+        super().__init__()
+        for name, text in TEMPLATE_TYPOS.items():
+            (typo_dir / name).write_text(text)
+        self.typo = EmailRenderer(typo_dir)
+        self.broken = False
+
+    def render(self, email: LinkEmail | NoticeEmail) -> EmailMessage:
+        return self.typo.render(email) if self.broken else super().render(email)

@@ -20,14 +20,24 @@ import anyio.to_thread
 from .delivery import Delivery
 from .domain import flows, session_rules
 from .domain.emails import normalise_email
-from .domain.errors import ConflictError, InvalidEmailError, NotFoundError
+from .domain.errors import ConflictError, InvalidEmailError, MailDeliveryError, NotFoundError
 from .domain.models import AttemptKind, EmailAddress, Session, SignIn, SignUp
 from .domain.redirects import check_redirect_url
 from .domain.settings import LinkTerms, Settings
 from .domain.tokens import Keyring
-from .emails import EmailRenderer
+from .emails import EmailRenderer, LinkEmail, NoticeEmail
 from .hooks import Hooks
-from .ports import Change, Clock, Delete, Mailer, Notifier, Storage, Update, WriteConflict
+from .ports import (
+    Change,
+    Clock,
+    Delete,
+    EmailMessage,
+    Mailer,
+    Notifier,
+    Storage,
+    Update,
+    WriteConflict,
+)
 from .session_cache import SessionCache
 
 logger = logging.getLogger("magiclink")
@@ -122,6 +132,24 @@ class Context:
             logger.warning(
                 "could not publish a wake-up for %s %s", kind.value, attempt_id, exc_info=True
             )
+
+    def render(self, email: LinkEmail | NoticeEmail) -> EmailMessage:
+        """``email`` rendered, by the app's renderer. Callers render before they write, so an
+        email that cannot be rendered (a custom template's typo: an undefined name) changes
+        nothing; it is logged once, with its traceback, and refused as permanent (asking again
+        cannot help until the template is fixed).
+
+        :raises MailDeliveryError: the renderer raised.
+        """
+        try:
+            return self.emails.render(email)
+        except Exception as exc:
+            # no token reaches the log: jinja2 names the undefined attribute, never a value, and
+            # a link rendered before its write was never stored, so its token opens nothing
+            logger.error(
+                "could not render the %s email; nothing was sent", email.template, exc_info=exc
+            )
+            raise MailDeliveryError(permanent=True) from exc
 
     def check_redirect_url(self, url: str) -> str:
         """The absolute URL to send a clicker to. :raises InvalidRedirectError: not allowed."""

@@ -122,7 +122,8 @@ async def send(
     """Prepare a verification of ``attempt`` and email it: a link (for ``email_link``, when
     the app sends links) and a code (when it sends codes), both of one verification. Their
     digests are stored; the plaintexts exist only in the email. Returns the attempt with its new
-    verification. What could not be sent is taken back, so no link exists unsent.
+    verification. What could not be sent is taken back, and an email that cannot be rendered
+    is found before anything is written, so no link exists unsent.
 
     ``request`` is the device the email names; ``asked_by`` (default: ``request``) is who asks
     now, whose client IP spends the ``links_per_ip`` budget.
@@ -141,6 +142,35 @@ async def send(
     email = flows.email_of(attempt)
     now = ctx.now()
     asker_ip = (asked_by or request or _NOBODY).ip_address
+    # an address with no account gets an email saying so, and a verification like any other:
+    # its code digest is of a code never sent, so typing codes behaves the same either way
+    account = flows.has_account(attempt)
+    sends_link = with_link and account  # the verification says email_link either way
+    keyring = ctx.keyring
+    token, confirmation_code = new_token_and_code(LINK, terms.confirmation_code_digits)
+    digest = keyring.digest(token, LINK)
+    code = new_numeric_code(terms.email_code_digits) if with_code else None
+    request = request or _NOBODY
+    kind = flows.kind_of(attempt)
+    # rendered before anything is written or spent: an email that cannot be rendered (a
+    # template's typo) leaves the attempt and its earlier link as they were, and the asker's
+    # budgets untouched
+    message = ctx.render(
+        LinkEmail(
+            kind=kind,
+            has_account=account,
+            to=email,
+            app_name=terms.app_name,
+            base_url=terms.base_url,
+            link_url=f"{terms.verify_url}?token={token}" if sends_link else None,
+            sign_up_url=terms.sign_up_page_url,
+            code=code if account else None,
+            valid_for=terms.link_ttl,
+            device=request.described,
+            ip_address=request.ip_address,
+            requested_at=now,
+        )
+    )
     per_address: list[limits.Limit] = []
     if terms.links_limited:  # budgets that are off cost nothing, not even a call
         per_address = limits.links_to_address(ctx.settings, email)
@@ -148,14 +178,6 @@ async def send(
         subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
         await throttle.check(ctx, per_address, now=now, **subject)  # counted once handed to mail
         await throttle.take(ctx, from_ip, now=now, **subject)
-    # an address with no account gets an email saying so, and a verification like any other:
-    # its code digest is of a code never sent, so typing codes behaves the same either way
-    account = flows.has_account(attempt)
-    keyring = ctx.keyring
-    token, confirmation_code = new_token_and_code(LINK, terms.confirmation_code_digits)
-    digest = keyring.digest(token, LINK)
-    code = new_numeric_code(terms.email_code_digits) if with_code else None
-    request = request or _NOBODY
     verification = flows.new_verification(
         now=now,
         ttl=terms.link_ttl,
@@ -166,7 +188,6 @@ async def send(
         strategy="email_link" if with_link else "email_code",
         email_code_digest=None if code is None else keyring.code_digest(digest, code),
     )
-    kind = flows.kind_of(attempt)
     link = (
         Link.new(
             now,
@@ -177,27 +198,11 @@ async def send(
             expire_at=verification.expire_at,
             purge_after=verification.expire_at + terms.purge_grace,
         )
-        if with_link and account
+        if sends_link
         else None
     )
     prepared = cast(A, attempt.bumped(now, verification=verification))  # bumped keeps the type
     await ctx.write([Update(prepared)] if link is None else [Insert(link), Update(prepared)])
-    message = ctx.emails.render(
-        LinkEmail(
-            kind=kind,
-            has_account=account,
-            to=email,
-            app_name=terms.app_name,
-            base_url=terms.base_url,
-            link_url=f"{terms.verify_url}?token={token}" if link is not None else None,
-            sign_up_url=terms.sign_up_page_url,
-            code=code if account else None,
-            valid_for=terms.link_ttl,
-            device=request.described,
-            ip_address=request.ip_address,
-            requested_at=now,
-        )
-    )
     queued = ctx.delivery.running
 
     async def delivered() -> None:  # only what reached the mail server counts against the address

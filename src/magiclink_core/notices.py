@@ -32,23 +32,21 @@ async def notify(
     request = request or RequestInfo()
     now = ctx.now()
     for to in recipients:
-        message = ctx.emails.render(
-            NoticeEmail(
-                kind=event.event.value,
-                to=to,
-                app_name=ctx.settings.app_name,
-                base_url=ctx.settings.base_url,
-                email_address=about,
-                device=request.described,
-                ip_address=request.ip_address,
-                requested_at=now,
-            )
+        notice = NoticeEmail(
+            kind=event.event.value,
+            to=to,
+            app_name=ctx.settings.app_name,
+            base_url=ctx.settings.base_url,
+            email_address=about,
+            device=request.described,
+            ip_address=request.ip_address,
+            requested_at=now,
         )
 
         async def delivered() -> None:
             return None
 
-        async def undeliverable(kind: str = message.kind, to: str = to) -> None:
+        async def undeliverable(kind: str = notice.template, to: str = to) -> None:
             await ctx.hooks.emit(
                 AuthEvent(
                     Event.MAIL_UNDELIVERABLE,
@@ -59,6 +57,11 @@ async def notify(
                 )
             )
 
+        try:
+            message = ctx.render(notice)
+        except MailDeliveryError:  # logged with its traceback; the change stands, as below
+            await undeliverable()
+            continue
         try:
             await ctx.delivery.send(
                 message,

@@ -285,7 +285,8 @@ class MagicLinks(AccountMethods, WaitMethods):
         :raises InvalidStateError: the sign-up is no longer in progress.
         :raises InvalidRedirectError: ``redirect_url`` is not allowed.
         :raises RateLimitedError: too many links were sent to the address lately.
-        :raises MailDeliveryError: the email could not be sent (the sign-up stays resendable).
+        :raises MailDeliveryError: the email could not be sent, or rendered (a template's
+            mistake: ``permanent``, and nothing was written); the sign-up stays resendable.
         """
         return await sign_ups.prepare(
             self._ctx,

@@ -29,9 +29,11 @@ IPHONE = (
 def make_magiclinks(
     base_url: str, *, storage: Storage | None = None, **settings: Any
 ) -> tuple[MagicLinks, MemoryMailer]:
-    """A MagicLinks over ``storage`` (memory by default) whose notifier a test can watch."""
+    """A MagicLinks over ``storage`` (memory by default) whose notifier a test can watch;
+    ``clock`` and ``emails`` (a renderer) may be given among ``settings``."""
     mailer = MemoryMailer()
     clock = settings.pop("clock", None)
+    emails = settings.pop("emails", None)
     options: dict[str, Any] = {"links_per_address": 0, **settings}
     store = storage if storage is not None else MemoryStorage()
     notifier = store.notifier() if isinstance(store, HasNotifier) else MemoryNotifier()
@@ -41,6 +43,7 @@ def make_magiclinks(
         mailer=mailer,
         clock=clock,
         notifier=WatchedNotifier(notifier),
+        emails=emails,
     )
     return magiclinks, mailer
 

@@ -14,7 +14,15 @@ import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis.stateful import RuleBasedStateMachine
 
-from magiclink_core import Client, CrossDevicePolicy, MagicLinks, RequestInfo, Settings, SignUp
+from magiclink_core import (
+    Client,
+    CrossDevicePolicy,
+    EmailRenderer,
+    MagicLinks,
+    RequestInfo,
+    Settings,
+    SignUp,
+)
 from magiclink_core.domain import flows
 from magiclink_core.domain.models import Attempt, Link, Verification
 from magiclink_core.mailers import MemoryMailer
@@ -58,15 +66,20 @@ class World:
         return client, sign_up, self.last_link(email)
 
 
-def make_world(storage: Storage | None = None, **settings: Any) -> World:
-    """A MagicLinks on ``storage`` (a new memory storage by default), a memory mailer and a
-    fake clock, with ``settings`` over the tests' defaults."""
+def make_world(
+    storage: Storage | None = None, *, emails: EmailRenderer | None = None, **settings: Any
+) -> World:
+    """A MagicLinks on ``storage`` (a new memory storage by default), a memory mailer, a fake
+    clock and ``emails`` (the library's templates by default), with ``settings`` over the
+    tests' defaults."""
     clock = FakeClock()
     storage = storage if storage is not None else MemoryStorage()
     mailer = MemoryMailer()
     options: dict[str, Any] = {"secret": SECRET, "base_url": BASE_URL, "links_per_address": 0}
     options.update(settings)
-    links = MagicLinks(Settings(**options), storage=storage, mailer=mailer, clock=clock)
+    links = MagicLinks(
+        Settings(**options), storage=storage, mailer=mailer, clock=clock, emails=emails
+    )
     return World(links, storage, mailer, clock)
 
 

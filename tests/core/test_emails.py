@@ -1,15 +1,30 @@
-"""The emails: subject naming the app, the link, its validity, the device; overridable."""
+"""The emails: subject naming the app, the link, its validity, the device; overridable; one
+that fails to render is a typed error that changes nothing."""
 
+import logging
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import pytest
 
-from magiclink_core import EmailRenderer, MagicLinks, RequestInfo, Settings
+from magiclink_core import (
+    AuthEvent,
+    EmailRenderer,
+    Event,
+    MagicLinks,
+    MailDeliveryError,
+    RequestInfo,
+    Settings,
+)
+from magiclink_core.domain.tokens import TOKEN_IN_TEXT
 from magiclink_core.mailers import ConsoleMailer, MemoryMailer
+from magiclink_core.ports import Change
 from magiclink_core.storage import MemoryStorage
-from tests.support import SECRET
+from magiclink_core.testing import FakeClock
+from tests.support import SECRET, BreakableRenderer, token_in
 
-from ._support import make_world
+from ._support import make_world, signed_up
 
 pytestmark = pytest.mark.anyio
 
@@ -79,3 +94,93 @@ async def test_the_console_mailer_prints_the_message(capsys: pytest.CaptureFixtu
     sign_up = await links.create_sign_up(client, "ann@example.org")
     await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
     assert "To: ann@example.org" in stream.getvalue() and "token=mll1_" in stream.getvalue()
+
+
+class WritesSeen(MemoryStorage):
+    """Memory storage that keeps every batch it was asked to write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[Sequence[Change]] = []
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        self.batches.append(changes)
+        await super().apply(changes)
+
+
+@pytest.mark.parametrize("running", [False, True], ids=["inline", "queued"])
+async def test_an_email_that_fails_to_render_writes_nothing_and_is_a_typed_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, running: bool
+) -> None:
+    """A template typo is found before anything is written: the sign-up keeps its verification
+    and the link already sent keeps working; the caller gets a permanent MailDeliveryError; the
+    log has the traceback once, and no token."""
+    renderer = BreakableRenderer(tmp_path)
+    storage, mailer = WritesSeen(), MemoryMailer()
+    links = MagicLinks(
+        Settings(secret=SECRET, base_url="https://app.example.com", links_per_address=0),
+        storage=storage,
+        mailer=mailer,
+        clock=FakeClock(),
+        emails=renderer,
+    )
+    async with AsyncExitStack() as stack:
+        if running:
+            await stack.enter_async_context(links)
+        client, _ = await links.create_client()
+        sign_up = await links.create_sign_up(client, "ann@example.org")
+        await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
+        await links.mail_sent()
+        token = token_in(mailer.outbox[-1].text)
+        before = await links.get_sign_up(client, sign_up.id)
+        writes = len(storage.batches)
+
+        renderer.broken = True
+        caplog.set_level(logging.DEBUG, logger="magiclink")
+        with pytest.raises(MailDeliveryError) as raised:
+            await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
+        await links.mail_sent()
+        assert raised.value.permanent  # asking again cannot help until the template is fixed
+        assert len(storage.batches) == writes  # no link, no verification: nothing at all
+        assert await links.get_sign_up(client, sign_up.id) == before
+        assert len(mailer.outbox) == 1
+
+        renderer.broken = False
+        result = await links.verify_link(token, client)
+        assert result.session_token is not None  # the link sent before still signs up
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(failures) == 1 and failures[0].exc_info is not None, caplog.text
+    assert "UndefinedError" in caplog.text and "lnk_url" in caplog.text
+    assert not TOKEN_IN_TEXT.search(caplog.text)
+
+
+async def test_a_notice_that_fails_to_render_leaves_the_change_standing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The change a notice tells of is written before the notice is rendered: a typo in its
+    template is the notice undeliverable (an event, the traceback logged once), and the change
+    stands, as when the mail server refuses it."""
+    renderer = BreakableRenderer(tmp_path)
+    world = make_world(emails=renderer)
+    undeliverable: list[AuthEvent] = []
+
+    async def record(event: AuthEvent) -> None:
+        undeliverable.append(event)
+
+    world.links.on(Event.MAIL_UNDELIVERABLE, record)
+    _, token = await signed_up(world, "ann@example.org")
+    session = await world.links.require_session(token)
+    sent = len(world.mailer.outbox)
+
+    renderer.broken = True
+    caplog.set_level(logging.DEBUG, logger="magiclink")
+    added = await world.links.add_email_address(session, "work@example.org")
+    addresses = await world.links.list_email_addresses(session.user_id)
+    assert {a.email for a in addresses} == {"ann@example.org", "work@example.org"}
+    assert added.email == "work@example.org"
+    assert len(world.mailer.outbox) == sent  # the notice to ann did not go
+    assert [(e.email_address, e.reason) for e in undeliverable] == [
+        ("ann@example.org", "email_address_added")
+    ]
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(failures) == 1 and failures[0].exc_info is not None, caplog.text
