@@ -142,6 +142,13 @@ async def send(
     email = flows.email_of(attempt)
     now = ctx.now()
     asker_ip = (asked_by or request or _NOBODY).ip_address
+    per_address: list[limits.Limit] = []
+    if terms.links_limited:  # budgets that are off cost nothing, not even a call
+        per_address = limits.links_to_address(ctx.settings, email)
+        from_ip = limits.links_from_ip(ctx.settings, asker_ip)
+        subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
+        await throttle.check(ctx, per_address, now=now, **subject)  # counted once handed to mail
+        await throttle.take(ctx, from_ip, now=now, **subject)
     # an address with no account gets an email saying so, and a verification like any other:
     # its code digest is of a code never sent, so typing codes behaves the same either way
     account = flows.has_account(attempt)
@@ -152,9 +159,9 @@ async def send(
     code = new_numeric_code(terms.email_code_digits) if with_code else None
     request = request or _NOBODY
     kind = flows.kind_of(attempt)
-    # rendered before anything is written or spent: an email that cannot be rendered (a
-    # template's typo) leaves the attempt and its earlier link as they were, and the asker's
-    # budgets untouched
+    # rendered before anything is written: an email that cannot be rendered (a template's
+    # typo) leaves the attempt and its earlier link as they were. After the budgets, so that a
+    # refused request (429) costs no render
     message = ctx.render(
         LinkEmail(
             kind=kind,
@@ -171,13 +178,6 @@ async def send(
             requested_at=now,
         )
     )
-    per_address: list[limits.Limit] = []
-    if terms.links_limited:  # budgets that are off cost nothing, not even a call
-        per_address = limits.links_to_address(ctx.settings, email)
-        from_ip = limits.links_from_ip(ctx.settings, asker_ip)
-        subject = {"email_address": email, "attempt_id": attempt.id, "ip_address": asker_ip}
-        await throttle.check(ctx, per_address, now=now, **subject)  # counted once handed to mail
-        await throttle.take(ctx, from_ip, now=now, **subject)
     verification = flows.new_verification(
         now=now,
         ttl=terms.link_ttl,

@@ -4,6 +4,7 @@ that fails to render is a typed error that changes nothing."""
 import logging
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,14 @@ from magiclink_core import (
     Event,
     MagicLinks,
     MailDeliveryError,
+    RateLimitedError,
     RequestInfo,
     Settings,
 )
 from magiclink_core.domain.tokens import TOKEN_IN_TEXT
+from magiclink_core.emails import LinkEmail, NoticeEmail
 from magiclink_core.mailers import ConsoleMailer, MemoryMailer
-from magiclink_core.ports import Change
+from magiclink_core.ports import Change, EmailMessage
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
 from tests.support import SECRET, BreakableRenderer, token_in
@@ -152,6 +155,43 @@ async def test_an_email_that_fails_to_render_writes_nothing_and_is_a_typed_error
     assert len(failures) == 1 and failures[0].exc_info is not None, caplog.text
     assert "UndefinedError" in caplog.text and "lnk_url" in caplog.text
     assert not TOKEN_IN_TEXT.search(caplog.text)
+
+
+class CountingRenderer(EmailRenderer):
+    """The library's templates, counting the emails it rendered (by recipient)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rendered: list[str] = []
+
+    def render(self, email: LinkEmail | NoticeEmail) -> EmailMessage:
+        self.rendered.append(email.to)
+        return super().render(email)
+
+
+async def test_a_request_its_budget_refuses_renders_no_email() -> None:
+    """The budgets refuse before the email is rendered: a flood of refused requests costs no
+    template work."""
+    renderer = CountingRenderer()
+    links = MagicLinks(
+        Settings(
+            secret=SECRET,
+            base_url="https://app.example.com",
+            links_per_address=1,
+            links_per_address_window=timedelta(minutes=10),
+        ),
+        storage=MemoryStorage(),
+        mailer=MemoryMailer(),
+        clock=FakeClock(),
+        emails=renderer,
+    )
+    client, _ = await links.create_client()
+    sign_up = await links.create_sign_up(client, "ann@example.org")
+    await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
+    for _ in range(3):
+        with pytest.raises(RateLimitedError):
+            await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
+    assert renderer.rendered == ["ann@example.org"]
 
 
 async def test_a_notice_that_fails_to_render_leaves_the_change_standing(
