@@ -69,8 +69,10 @@ def test_defaults_follow_the_issue() -> None:
 )
 def test_unsafe_or_malformed_settings_are_refused(bad: dict[str, object]) -> None:
     options: dict[str, object] = {"secret": SECRET, "base_url": "https://app.example.com", **bad}
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as refused:
         Settings(**options)  # type: ignore[arg-type]
+    # the error is logged with its traceback: it names the setting, never quotes a secret
+    assert SECRET[:8] not in str(refused.value), str(refused.value)
 
 
 def test_plain_http_is_fine_on_localhost() -> None:

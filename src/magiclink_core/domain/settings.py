@@ -60,7 +60,11 @@ class Settings(BaseModel):
     token made with it has expired (``session_lifetime``).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    # a refused setting's error (often logged with its traceback) must not quote the input:
+    # pydantic's would show the start of ``secret`` whenever a check of the whole model fails
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, hide_input_in_errors=True
+    )
 
     secret: SecretStr
     secret_fallbacks: list[SecretStr] = Field(default_factory=list)
