@@ -62,6 +62,14 @@ async def emailed_link(browser: httpx.AsyncClient, mailer: Any, email: str) -> s
     return link_of(mailer, email)
 
 
+async def code_form(phone: httpx.AsyncClient, link: str) -> tuple[httpx.Response, httpx.Response]:
+    """Open ``link`` on another device: the landing's redirect, and the code form it leads to."""
+    moved = await phone.get(link)
+    form = await phone.get(moved.headers["location"])
+    assert form.status_code == 200 and "confirmation_code" in form.text
+    return moved, form
+
+
 async def test_cookies_over_http() -> None:
     magiclinks, mailer = make_magiclinks(BASE)
     async with browser_for(build_app("starlette", magiclinks)) as browser:
@@ -397,9 +405,7 @@ async def test_a_link_that_expires_while_its_form_is_open_offers_the_resend() ->
     app = build_app("starlette", magiclinks)
     async with browser_for(app) as asker, browser_for(app) as phone:
         link = await emailed_link(asker, mailer, "slow@example.com")
-        moved = await phone.get(link)
-        form = await phone.get(moved.headers["location"])
-        assert form.status_code == 200 and "confirmation_code" in form.text
+        moved, form = await code_form(phone, link)
         clock.advance(timedelta(minutes=11))
         # a browser still holds the form's cookies then: they outlive the link
         held = [*moved.headers.get_list("set-cookie"), *form.headers.get_list("set-cookie")]
@@ -429,9 +435,7 @@ async def test_a_resend_of_a_link_that_still_works_sends_nothing_and_shows_that_
     app = build_app("starlette", magiclinks)
     async with browser_for(app) as asker, browser_for(app) as phone:
         link = await emailed_link(asker, mailer, "live@example.com")
-        moved = await phone.get(link)
-        form = await phone.get(moved.headers["location"])
-        assert form.status_code == 200 and "confirmation_code" in form.text
+        _, form = await code_form(phone, link)
         sent = len(mailer.outbox)
         answer = await phone.post(
             "/auth/v1/verify/resend", data={"csrf_token": csrf_token(form.text)}
