@@ -13,6 +13,8 @@ What a timeout means is decided here, once, for every caller of the service:
   an adapter raises (other than a lost race, :class:`~magiclink_core.ports.WriteConflict`) is
   also an outage to the caller. The details (backend, host, port, driver error) go to the
   ``magiclink`` log at warning level, once per request; the error the caller sees carries none.
+  A background job trying again through an outage (the withdrawal of an unsent link) logs the
+  outage once, not per try: its later tries run inside :func:`outage_logged`.
 
 A write stopped at the deadline has an unknown outcome: it may land after the request gave up.
 The click rules make that safe: the same client's retry of the link finds the attempt completed
@@ -51,6 +53,7 @@ class Budget:
 
 
 _current: ContextVar[Budget | None] = ContextVar("magiclink_storage_budget", default=None)
+_outage_logged: ContextVar[bool] = ContextVar("magiclink_outage_logged", default=False)
 
 
 @contextlib.contextmanager
@@ -62,6 +65,17 @@ def request_budget(timeout: timedelta) -> Iterator[Budget]:
         yield budget
     finally:
         _current.reset(reset)
+
+
+@contextlib.contextmanager
+def outage_logged() -> Iterator[None]:
+    """Inside the block, an outage met by a call with a budget of its own is not logged again:
+    the caller is trying again through an outage it has logged already."""
+    reset = _outage_logged.set(True)
+    try:
+        yield
+    finally:
+        _outage_logged.reset(reset)
 
 
 def budgeted(storage: Storage, timeout: timedelta) -> Storage:
@@ -89,6 +103,7 @@ class BudgetedStorage:
         budget = _current.get()
         if budget is None:  # outside a request's budget: this call has a budget of its own
             budget = Budget(self._seconds)
+            budget.logged = _outage_logged.get()
         if budget.spent_out or budget.left <= 0:
             budget.spent_out = True
             raise StorageUnavailableError()

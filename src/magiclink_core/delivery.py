@@ -5,7 +5,10 @@ lifespan), a prepare stores its link, queues its email and answers at once: the 
 answer does not depend on the mail server, nor on whether the address has an account. Workers
 send queued emails, retrying a temporary failure with backoff until the link would have expired;
 an email that cannot be sent by then (or is refused for good) has its link withdrawn and its
-verification marked failed, so a waiting page says so instead of waiting forever.
+verification marked failed, so a waiting page says so instead of waiting forever. A withdrawal
+that meets a storage outage is tried again with the same backoff until the storage is back, the
+link has expired (it is dead then anyway), or the app stops (within ``shutdown_grace``); the
+outage is logged once, and once more when it is over.
 
 Not running (a script, a test), or with a mailer that declares ``instant = True`` (the memory
 outbox and the console: they neither wait nor fail), an email is sent inline and a failure
@@ -25,7 +28,8 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .domain.errors import MailDeliveryError
+from .budgets import outage_logged
+from .domain.errors import MailDeliveryError, StorageUnavailableError
 from .domain.quick_init import quick_init
 from .ports import Clock, EmailMessage, Mailer
 
@@ -54,7 +58,9 @@ class Delivery:
     :param workers: emails sent at once.
     :param capacity: emails queued at most; beyond it a prepare sends inline (backpressure).
     :param first_retry: the pause before the first retry of a temporary failure (doubling, with
-        jitter, up to ``max_retry``).
+        jitter, up to ``max_retry``); also of a withdrawal that met a storage outage.
+    :param shutdown_grace: at shutdown, how long queued emails (and withdrawals waiting for the
+        storage) get before the rest are given up.
     """
 
     mailer: Mailer
@@ -73,6 +79,7 @@ class Delivery:
         self._pending = 0
         self._idle = anyio.Event()
         self._idle.set()
+        self._cut_off = anyio.Event()  # set once shutdown's grace is over: no more waiting
 
     @property
     def running(self) -> bool:
@@ -80,6 +87,7 @@ class Delivery:
 
     async def __aenter__(self) -> Delivery:
         send, receive = anyio.create_memory_object_stream[Parcel](self.capacity)
+        self._cut_off = anyio.Event()
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         for _ in range(self.workers):
@@ -101,6 +109,7 @@ class Delivery:
             inbox.close()
         with anyio.move_on_after(self.shutdown_grace.total_seconds()):
             await self.idle()
+        self._cut_off.set()  # a withdrawal waiting for the storage stops waiting
         group, self._group = self._group, None
         if group is not None:
             group.cancel_scope.cancel()
@@ -201,10 +210,49 @@ class Delivery:
             "a %s email could not be sent (%s); its link is withdrawn", parcel.message.kind, reason
         )
         with anyio.CancelScope(shield=True):
+            await self._withdraw(parcel)
+
+    async def _withdraw(self, parcel: Parcel) -> None:
+        """Run ``parcel.undeliverable``; while the storage is unavailable, again with backoff,
+        until the parcel's deadline or the end of the shutdown grace (then once more)."""
+        kind = parcel.message.kind
+        pause = self.first_retry.total_seconds()
+        waiting = False
+        while True:
             try:
-                await parcel.undeliverable()
+                if waiting:
+                    with outage_logged():
+                        await parcel.undeliverable()
+                else:
+                    await parcel.undeliverable()
+            except StorageUnavailableError:
+                left = (parcel.deadline - self.clock.now()).total_seconds()
+                if left <= 0 or self._cut_off.is_set():
+                    why = "its link has expired" if left <= 0 else "the app stopped"
+                    logger.error(
+                        "an unsent %s link could not be withdrawn: the storage is unavailable "
+                        "and %s",
+                        kind,
+                        why,
+                    )
+                    return
+                if not waiting:
+                    logger.warning(
+                        "the storage is unavailable: withdrawing an unsent %s link waits for it",
+                        kind,
+                    )
+                    waiting = True
+                jitter = random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+                with anyio.move_on_after(min(pause * jitter, left)):
+                    await self._cut_off.wait()
+                pause = min(pause * 2, self.max_retry.total_seconds())
             except Exception:
-                logger.exception("withdrawing an unsent %s link failed", parcel.message.kind)
+                logger.exception("withdrawing an unsent %s link failed", kind)
+                return
+            else:
+                if waiting:
+                    logger.info("the storage is back: an unsent %s link is withdrawn", kind)
+                return
 
     def _count(self, change: int) -> None:
         self._pending += change

@@ -237,8 +237,16 @@ async def _withdraw(
 ) -> None:
     """Undo a prepare whose email was not sent. The link goes on its own, so a concurrent change
     to the attempt cannot keep an unsent link alive; the attempt goes back to its previous
-    verification (or, ``failed``, has this one marked failed) only if nothing changed it."""
-    if link is not None and not await ctx.try_write([Delete(Link, link.id, link.version)]):
+    verification (or, ``failed``, has this one marked failed) only if nothing changed it.
+
+    Safe to run again after a storage outage (the delivery worker does), also when an earlier
+    try's writes landed and only their answer was lost: a link already gone is withdrawn, and an
+    attempt already as this would leave it is announced again."""
+    if (
+        link is not None
+        and not await ctx.try_write([Delete(Link, link.id, link.version)])
+        and await ctx.storage.get(Link, link.id) is not None
+    ):
         logger.error("could not withdraw an unsent link for %s", previous.id)
     verification = prepared.verification
     if failed and verification is not None:
@@ -250,8 +258,13 @@ async def _withdraw(
         )
     else:
         verification = previous.verification
+    kind = flows.kind_of(prepared)
     if await ctx.try_write([Update(prepared.bumped(ctx.now(), verification=verification))]):
-        await ctx.publish(flows.kind_of(prepared), prepared.id)
+        await ctx.publish(kind, prepared.id)
+        return
+    current = await ctx.storage.get(type(prepared), prepared.id)
+    if current is not None and current.verification == verification:
+        await ctx.publish(kind, prepared.id)  # an earlier try wrote it; its answer was lost
 
 
 async def resend(ctx: Context, token: str, *, request: RequestInfo | None) -> AttemptKind:

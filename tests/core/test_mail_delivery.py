@@ -4,19 +4,28 @@ link would expire, and an email that never goes out takes its link with it."""
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
 import pytest
 
-from magiclink_core import MagicLinkFailedError, MagicLinks, Settings, VerificationStatus
+from magiclink_core import (
+    FailureReason,
+    MagicLinkFailedError,
+    MagicLinks,
+    Settings,
+    StorageUnavailableError,
+    VerificationStatus,
+)
 from magiclink_core.domain.models import Link
 from magiclink_core.mailers import SMTPMailer
+from magiclink_core.ports import Change
 from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock
 from tests.support import SECRET, token_in
@@ -26,7 +35,37 @@ from ._smtp_server import Fate, SMTPServer, Transaction, running
 pytestmark = pytest.mark.anyio
 
 
-def make_links(server: SMTPServer, clock: FakeClock, **settings: Any) -> MagicLinks:
+class OutageStorage(MemoryStorage):
+    """Memory storage whose next ``failures`` writes fail as unavailable: ``"refused"`` (nothing
+    written) or ``"answer_lost"`` (written, but the answer never came: the outcome unknown).
+    Called through a storage budget like any storage that can wait."""
+
+    never_waits = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+        self.failed = 0
+        self.mode: Literal["refused", "answer_lost"] = "refused"
+        self.failing = anyio.Event()  # set at the first failed write
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        if self.failures <= 0:
+            return await super().apply(changes)
+        if self.mode == "answer_lost":
+            await super().apply(changes)  # a lost race stays a lost race
+        self.failures -= 1
+        self.failed += 1
+        self.failing.set()
+        raise StorageUnavailableError()
+
+
+def make_links(
+    server: SMTPServer,
+    clock: FakeClock,
+    storage: MemoryStorage | None = None,
+    **settings: Any,
+) -> MagicLinks:
     options: dict[str, Any] = {
         "mail_first_retry": timedelta(milliseconds=10),
         "mail_max_retry": timedelta(milliseconds=50),
@@ -34,7 +73,7 @@ def make_links(server: SMTPServer, clock: FakeClock, **settings: Any) -> MagicLi
     }
     return MagicLinks(
         Settings(secret=SECRET, base_url="http://localhost:8000", **options),
-        storage=MemoryStorage(),
+        storage=storage or MemoryStorage(),
         mailer=SMTPMailer(
             "127.0.0.1", server.port, sender="noreply@example.com", tls="none", max_attempts=1
         ),
@@ -156,3 +195,88 @@ async def test_not_running_a_failure_reaches_the_caller_and_the_attempt_stays_re
         with pytest.raises(MagicLinkFailedError):
             await links.verify_link("mll1_" + "A" * 43, client)
         await links.aclose()
+
+
+def refused_after(release: threading.Event) -> Callable[[Transaction], Fate]:
+    """A mail server that refuses every email for good, once ``release`` is set."""
+
+    def fate(transaction: Transaction) -> Fate:
+        release.wait(10)  # (in the server's own thread)
+        return "550"
+
+    return fate
+
+
+@pytest.mark.parametrize(("mode", "failures"), [("refused", 3), ("answer_lost", 2)])
+async def test_a_refused_email_is_withdrawn_once_the_storage_is_back(
+    mode: Literal["refused", "answer_lost"], failures: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "magiclink")
+    release = threading.Event()
+    storage = OutageStorage()
+    async with serving(refused_after(release)) as server:
+        links = make_links(server, FakeClock(), storage)
+        async with links:
+            client, prepared = await sign_up(links)
+            assert prepared.verification is not None
+            storage.failures, storage.mode = failures, mode  # an outage as the email is refused
+            release.set()
+            with anyio.fail_after(5):
+                waited = await links.wait_for_sign_up(
+                    client, prepared.id, since_version=prepared.version
+                )
+                await links.mail_sent()
+            assert storage.failed == failures
+            assert waited.verification is not None
+            assert waited.verification.status is VerificationStatus.FAILED
+            assert waited.verification.failure_reason is FailureReason.UNDELIVERABLE
+            assert await storage.get(Link, prepared.verification.link_id) is None
+    outage_lines = [
+        r
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "storage" in r.getMessage().lower()
+    ]
+    # once, not per try: the storage's detail, and the delivery's line that it waits
+    assert [r.name for r in outage_lines] == ["magiclink", "magiclink.delivery"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_withdrawal_is_given_up_when_the_link_expires() -> None:
+    clock = FakeClock()
+    release = threading.Event()
+    storage = OutageStorage()
+    async with serving(refused_after(release)) as server:
+        links = make_links(server, clock, storage)
+        async with links:
+            client, prepared = await sign_up(links)
+            storage.failures = 10**9  # the storage never comes back
+            release.set()
+            with anyio.fail_after(5):
+                await storage.failing.wait()
+                clock.advance(links.settings.link_ttl)  # the link is dead anyway
+                await links.mail_sent()
+            storage.failures = 0
+            after = await links.get_sign_up(client, prepared.id)
+            assert after.verification is not None
+            assert after.verification.status is VerificationStatus.EXPIRED
+
+
+async def test_a_withdrawal_waiting_for_the_storage_ends_within_the_shutdown_grace() -> None:
+    release = threading.Event()
+    storage = OutageStorage()
+    async with serving(refused_after(release)) as server:
+        links = make_links(
+            server,
+            FakeClock(),
+            storage,
+            mail_first_retry=timedelta(minutes=1),  # without the grace, a long wait
+            mail_max_retry=timedelta(minutes=1),
+            mail_shutdown_grace=timedelta(milliseconds=100),
+        )
+        with anyio.fail_after(5):
+            async with links:
+                await sign_up(links)
+                storage.failures = 10**9
+                release.set()
+                await storage.failing.wait()
+        assert storage.failed >= 1

@@ -129,12 +129,13 @@ class Settings(BaseModel):
     storage_timeout: timedelta = timedelta(seconds=3)
     # emails go out off the request path while MagicLinks runs: this many at once, a temporary
     # failure tried again after mail_first_retry (doubling up to mail_max_retry; both positive)
-    # until the link would expire, then its link withdrawn
+    # until the link would expire, then its link withdrawn (that too tried again so while the
+    # storage is down)
     mail_workers: Annotated[int, Field(ge=1, le=100)] = 4
     mail_first_retry: timedelta = timedelta(seconds=5)
     mail_max_retry: timedelta = timedelta(minutes=1)
-    # at shutdown, queued emails get this long to go out (0 or more); the links of the rest
-    # are withdrawn
+    # at shutdown, queued emails (and withdrawals waiting for the storage) get this long (0 or
+    # more); the links of the emails still unsent are withdrawn
     mail_shutdown_grace: timedelta = timedelta(seconds=10)
     # where the emailed link points, below base_url (the ASGI middleware serves it there)
     verify_path: str = "/auth/v1/verify"
