@@ -242,10 +242,32 @@ def numeric_code(drawn: bytes, digits: int) -> str | None:
     return f"{value % codes:0{digits}d}"
 
 
-TOKEN_IN_TEXT = re.compile(r"\bml([lsc])1_[A-Za-z0-9_-]{43}")
-"""A token anywhere in a text (a URL, a log line), for :func:`redact_tokens`."""
+TOKEN_IN_TEXT = re.compile(
+    r"""
+    (?: m (?<!\wm) | %6[Dd] )      # "m" not glued to a word (a \b, checked after the "m" so the
+                                   # search skips at C speed to the next "m" or "%")
+    (?: l | %6[Cc] )
+    (?P<purpose> [lsc] | %6[Cc] | %73 | %63 )
+    (?: 1 | %31 )
+    (?: _ | %5[Ff] )
+    (?: [A-Za-z0-9_-]              # 43 body characters of url-safe base64, each maybe encoded:
+      | %(?: 2[Dd] | 3[0-9] | [46][1-9A-Fa-f] | [57][0-9Aa] | 5[Ff] )  # - 0-9 A-Z a-z _
+    ){43}
+    """,
+    re.VERBOSE,
+)
+"""A token anywhere in a text (a URL, a log line), for :func:`redact_tokens`: as minted, or with
+any of its characters percent-encoded (the landing decodes the query, so it accepts those too)."""
+
+
+def _redacted(found: re.Match[str]) -> str:
+    purpose = found["purpose"]
+    if len(purpose) > 1:  # percent-encoded
+        purpose = chr(int(purpose[1:], 16))
+    return f"ml{purpose}1_[redacted]"
 
 
 def redact_tokens(text: str) -> str:
-    """``text`` with every token's secret body replaced: ``mll1_[redacted]`` keeps its kind."""
-    return TOKEN_IN_TEXT.sub(r"ml\g<1>1_[redacted]", text)
+    """``text`` with every token's secret body replaced: ``mll1_[redacted]`` keeps its kind (a
+    percent-encoded token is written plainly, its body redacted just the same)."""
+    return TOKEN_IN_TEXT.sub(_redacted, text)
