@@ -24,6 +24,7 @@ pytestmark = pytest.mark.anyio
         "\uff56ictim@example.org",  # full-width letter: NFKC makes it "victim"
         "\ufb01le@example.org",  # a ligature: NFKC makes it "file"
         "a" * 65 + "@example.org",  # a local part over 64 octets
+        "\u0130" * 32 + "@example.org",  # 64 octets as typed, 96 lower-cased ("i" + U+0307)
         "victim@example.org\nBcc: attacker@evil.example",
     ],
 )
@@ -54,10 +55,16 @@ async def test_the_envelope_recipient_is_the_stored_canonical_address() -> None:
     assert message.to == "ann@xn--bcher-kva.example"
 
 
-async def test_a_trick_address_creates_nothing_and_sends_nothing() -> None:
+@pytest.mark.parametrize(
+    "trick", ["victim@example.org, attacker@evil.example", "\u0130" * 32 + "@example.org"]
+)
+async def test_a_trick_address_creates_nothing_and_sends_nothing(trick: str) -> None:
     world = make_world()
     client = await world.client()
     with pytest.raises(InvalidEmailError):
-        await world.links.create_sign_in(client, "victim@example.org, attacker@evil.example")
+        await world.links.create_sign_in(client, trick)
+    with pytest.raises(InvalidEmailError):
+        await world.links.create_sign_up(client, trick)
     assert world.mailer.outbox == []
-    assert (await world.links.client_state(client)).sign_in is None
+    state = await world.links.client_state(client)
+    assert state.sign_in is None and state.sign_up is None

@@ -5,9 +5,13 @@ envelope recipient all use it, so no spelling of an address can reach another pe
 Refused, beyond what ``email-validator`` refuses (lists with ``,`` or ``;``, quoted local parts,
 display names, the full-width at-sign U+FF20):
 
-- a local part longer than 64 octets (RFC 5321);
+- a local part longer than 64 octets (RFC 5321), or an address longer than 254 octets, also in
+  the ASCII form of its domain;
 - a local part that Unicode compatibility normalisation (NFKC) would change (full-width letters for
   ``ann``, ligatures): mail systems disagree on whether such spellings are one mailbox.
+
+The limits hold for the canonical form, the one stored and sent to: lower-casing can lengthen
+an address (``"İ"`` is ``"i"`` + U+0307, 2 octets to 3), so they are checked after it.
 
 An internationalised domain is kept as typed (Unicode) for people to read and sent to in its
 ASCII form (:func:`envelope_address`).
@@ -53,17 +57,26 @@ def _canonical(candidate: str) -> str:
         info = validate_email(candidate, check_deliverability=False, allow_display_name=False)
     except EmailNotValidError as exc:
         raise InvalidEmailError(long_message=str(exc)) from exc
-    local = info.local_part
+    _check_spelling(info.local_part)  # as typed: the Kelvin sign is refused, not made a "k"
+    canonical = info.normalized.lower()
+    local, _, _ = canonical.rpartition("@")
+    _check_spelling(local)  # as stored
     if len(local.encode()) > MAX_LOCAL_PART_OCTETS:
         raise InvalidEmailError(
             long_message="The part before the @ is too long (at most 64 characters)."
         )
+    longest = max(len(canonical.encode()), len(f"{local}@{info.ascii_domain}".encode()))
+    if longest > MAX_EMAIL_LENGTH:
+        raise InvalidEmailError(long_message="That email address is too long.")
+    return canonical
+
+
+def _check_spelling(local: str) -> None:
     if unicodedata.normalize("NFKC", local) != local:
         raise InvalidEmailError(
             long_message="The part before the @ has look-alike characters (such as full-width "
             "letters); type it with plain characters."
         )
-    return info.normalized.lower()
 
 
 def envelope_address(canonical: str) -> str:
