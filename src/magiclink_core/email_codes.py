@@ -10,7 +10,6 @@ shared storage so the limits hold across instances, and checked before any compa
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable, Callable
 
 from . import throttle
@@ -19,10 +18,9 @@ from .domain import email_code_rules, flows, limits
 from .domain.errors import ConflictError, EmailCodeError, InvalidRequestError, MagicLinkError
 from .domain.events import AuthEvent, Event
 from .domain.models import Link, RequestInfo
-from .domain.tokens import is_text
+from .domain.tokens import is_text, typed_code
 from .links import A, LinkResult, settle
 
-_SEPARATORS = re.compile(r"[\s-]+")
 _MAX_CODE_CHARS = 32
 
 
@@ -30,7 +28,7 @@ def _typed(code: object) -> str:
     """The code as typed, without spaces or dashes. :raises InvalidRequestError: not a code."""
     if not is_text(code, max_chars=_MAX_CODE_CHARS):
         raise InvalidRequestError(long_message="code must be the code from the email.")
-    typed = _SEPARATORS.sub("", code)
+    typed = typed_code(code)
     if not typed:
         raise InvalidRequestError(long_message="Type the code from the email.")
     return typed

@@ -4,6 +4,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from magiclink_core import (
     ConfirmationCodeError,
@@ -68,6 +70,31 @@ def test_confirm_asks_for_the_code_then_takes_the_right_one() -> None:
     assert asked.outcome is flows.ClickOutcome.NEEDS_CONFIRMATION and asked.verification is None
     done = judge(link, verification, client="client_b", code=" 123456 ")
     assert done.outcome is flows.ClickOutcome.COMPLETE
+
+
+# what people type between the digits of a code they read out: spaces, dashes, tabs
+_GAPS = st.lists(
+    st.sampled_from(["", " ", "-", "  ", " - ", "\t", "\u00a0"]), min_size=7, max_size=7
+)
+
+
+@given(_GAPS)
+def test_the_confirmation_code_takes_any_spaces_and_dashes(gaps: list[str]) -> None:
+    """Spaced or dashed as it is read out, the right code completes, and spends no try."""
+    link, verification = waiting()
+    typed = "".join(gap + digit for gap, digit in zip(gaps, "123456", strict=False)) + gaps[-1]
+    decision = judge(link, verification, client="client_b", code=typed)
+    assert decision.outcome is flows.ClickOutcome.COMPLETE, repr(typed)
+    assert decision.verification is not None
+    assert decision.verification.failed_code_attempts == 0
+
+
+@given(_GAPS)
+def test_a_wrong_code_spaced_out_is_still_wrong(gaps: list[str]) -> None:
+    link, verification = waiting()
+    typed = "".join(gap + digit for gap, digit in zip(gaps, "123457", strict=False)) + gaps[-1]
+    decision = judge(link, verification, client="client_b", code=typed)
+    assert isinstance(decision.error, ConfirmationCodeError) and decision.error.attempts_left == 2
 
 
 def test_wrong_codes_count_down_then_fail_the_link() -> None:

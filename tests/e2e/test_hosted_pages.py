@@ -315,3 +315,20 @@ def test_the_completion_page_renews_an_expired_link_in_one_click(
     assert "/auth/sign-in" in page.url
     context.new_page().goto(server.wait_for_link(email, count=3))
     expect(page.get_by_role("heading", name="You signed in on another tab")).to_be_visible()
+
+
+def test_the_confirmation_code_may_be_typed_with_a_space_or_a_dash(
+    device: Any, server: Server
+) -> None:
+    """Typed as people read it out ("394 526", "394-526"): accepted, no try spent."""
+    email, _, page, code = signing_in(device, server, "spaced")
+    phone = device(PHONE).new_page()
+    phone.goto(server.wait_for_link(email, count=2))
+    field = phone.get_by_label("Code shown on the other device")
+    expect(field).to_have_attribute("inputmode", "numeric")
+    expect(field).to_have_attribute("autocomplete", "one-time-code")
+    field.press_sequentially(f"{code[:3]} {code[3:]}")  # keys, as a person types them
+    expect(field).to_have_value(f"{code[:3]} {code[3:]}")
+    field.press("Enter")
+    expect(phone.get_by_role("heading", name="You're all set")).to_be_visible()
+    lands_signed_in(page, server, email)

@@ -73,6 +73,7 @@ from .models import (
     Verification,
     VerificationStatus,
 )
+from .tokens import typed_code
 
 S = TypeVar("S", bound=StrEnum)
 A = TypeVar("A", SignUp, SignIn, EmailAddress)
@@ -424,7 +425,7 @@ def judge_click(
     if confirmation_code is None:
         return ClickDecision(NEEDS_CONFIRMATION, same_client, needs_code=True)
     if hmac.compare_digest(
-        confirmation_code.strip().encode(), verification.confirmation_code.encode()
+        typed_code(confirmation_code).encode(), verification.confirmation_code.encode()
     ):
         return completing(verification, link, clicking_client_id, "email_link", same_client, now)
     return count_wrong_code(

@@ -229,6 +229,16 @@ def new_numeric_code(digits: int) -> str:
     return code
 
 
+_CODE_SEPARATORS = re.compile(r"[\s-]+")
+
+
+def typed_code(text: str) -> str:
+    """A numeric code as a person typed it, without the spaces and dashes they put in reading
+    it out ("394 526", "394-526"): what is compared, for both codes (the one from the email and
+    the confirmation code). Typing it spaced out is not a wrong guess."""
+    return _CODE_SEPARATORS.sub("", text)
+
+
 def numeric_code(drawn: bytes, digits: int) -> str | None:
     """The code of ``digits`` digits that 8 random bytes make, or None when they cannot make
     one without bias (they fall past the last whole multiple of ``10**digits``, or the codes are
