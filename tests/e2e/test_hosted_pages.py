@@ -9,6 +9,7 @@ import re
 import time
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e._steps import (
@@ -315,6 +316,52 @@ def test_the_completion_page_renews_an_expired_link_in_one_click(
     assert "/auth/sign-in" in page.url
     context.new_page().goto(server.wait_for_link(email, count=3))
     expect(page.get_by_role("heading", name="You signed in on another tab")).to_be_visible()
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [
+        ("flow=email_address&__magiclink_status=verified", "Email address verified"),
+        ("flow=sign_in&__magiclink_status=verified", "You're signed in on your other device"),
+        ("flow=sign_in&__magiclink_status=expired", "Your link has expired"),
+        ("flow=sign_in&__magiclink_status=failed", "This link didn't work"),
+    ],
+)
+def test_the_completion_page_says_the_same_after_a_reload_back_and_forward(
+    device: Any, server: Server, query: str, name: str
+) -> None:
+    """The outcome leaves the address bar, but not the page: a reload (or Back to it) shows
+    what it showed, never "This link didn't work" for a link that did."""
+    page = device().new_page()
+    page.goto("/")
+    page.goto(f"/auth/verify?{query}")
+    heading = page.get_by_role("heading", name=name)
+    expect(heading).to_be_visible()
+    assert "__magiclink" not in page.url
+    page.reload()
+    expect(heading).to_be_visible()
+    page.go_back()
+    page.wait_for_url(server.url + "/")
+    page.go_forward()
+    expect(heading).to_be_visible()
+
+
+def test_an_added_address_verified_in_a_new_tab_stays_verified_on_reload(
+    device: Any, server: Server
+) -> None:
+    _, context, page = signed_in(device, server, "reload-verified")
+    second = server.email("second")
+    page.goto("/auth/user")
+    page.get_by_label("Add an email address").fill(second)
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator(f'[data-email="{second}"]')).to_contain_text("Check your email")
+    tab = context.new_page()
+    tab.goto(server.wait_for_link(second))
+    verified = tab.get_by_role("heading", name="Email address verified")
+    expect(verified).to_be_visible()
+    tab.reload()
+    expect(verified).to_be_visible()
+    expect(tab.get_by_role("heading", name="This link didn't work")).to_have_count(0)
 
 
 def test_the_confirmation_code_may_be_typed_with_a_space_or_a_dash(

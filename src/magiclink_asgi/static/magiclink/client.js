@@ -5,6 +5,10 @@
 
 let firstContact = null;
 
+// history.state: the outcome the verification page read from its URL (see
+// handleMagicLinkVerification)
+const OUTCOME_KEY = "magiclink:outcome";
+
 /** The browser client for one magiclink prefix. */
 export class MagicLink {
   /** `{prefix}`: where the middleware is mounted (default: taken from this module's URL). */
@@ -131,17 +135,24 @@ export class MagicLink {
    * Finish on the page the emailed link leads to. Verified with a session for this browser:
    * activate it and go to `redirectUrlComplete`. Verified, but completed for another device (or
    * an email verification): call `onVerifiedOnOtherDevice()` and resolve, staying on the page.
-   * Anything else throws a MagicLinkError (Expired, Failed, ClientMismatch).
+   * Anything else throws a MagicLinkError (Expired, Failed, ClientMismatch). The outcome is
+   * read from the URL once, then kept in `history.state`: the same page after a reload.
    */
   async handleMagicLinkVerification({ redirectUrl, redirectUrlComplete,
     onVerifiedOnOtherDevice } = {}) {
     const url = new URL(location.href);
-    const status = url.searchParams.get("__magiclink_status");
-    const created = url.searchParams.get("__magiclink_created_session");
+    let status = url.searchParams.get("__magiclink_status");
+    let created = url.searchParams.get("__magiclink_created_session");
+    const state = history.state && typeof history.state === "object" ? history.state : {};
     if (status) {
+      // out of the address bar, but kept with this page's history entry: a reload, or Back
+      // and Forward to it, shows the same outcome (not "this link didn't work")
       url.searchParams.delete("__magiclink_status");
       url.searchParams.delete("__magiclink_created_session");
-      history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+      history.replaceState({ ...state, [OUTCOME_KEY]: { status, created } }, "",
+        url.pathname + url.search + url.hash);
+    } else if (state[OUTCOME_KEY]) {
+      ({ status, created } = state[OUTCOME_KEY]);
     }
     if (status === "verified") {
       if (created) {
