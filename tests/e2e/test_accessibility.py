@@ -104,6 +104,18 @@ def profile(page: Any, server: Server, make_device: Any) -> None:
     expect(page.get_by_label("Code from the email")).to_be_visible()
 
 
+def replaced(page: Any, server: Server, make_device: Any) -> None:
+    """A sign-in whose place another tab's sign-in took."""
+    asked_for_a_link(page, server, make_device)
+    other = page.context.new_page()
+    other.goto("/auth/sign-in")
+    other.get_by_role("button", name="Use a different email").click()
+    other.get_by_label("Email address").fill(account(make_device, server, "axe"))
+    other.get_by_role("button", name="Continue").click()
+    heading(page, "You started another sign-in in another tab")
+    other.close()
+
+
 def already_signed_in(page: Any, server: Server, make_device: Any) -> None:
     """The component's card for a signed-in visitor it cannot send on (it would bounce)."""
     create_account(page.context, server, server.email("axe"))
@@ -182,6 +194,7 @@ PAGES: dict[str, Setup] = {
     "signed in on another tab": other_tab,
     "already signed in": already_signed_in,
     "profile": profile,
+    "started again in another tab": replaced,
     "verify: failed": opened("/auth/verify", "This link didn't work"),
     "verify: expired": opened(
         "/auth/verify?flow=sign_in&__magiclink_status=expired", "Your link has expired"

@@ -364,6 +364,40 @@ def test_an_added_address_verified_in_a_new_tab_stays_verified_on_reload(
     expect(tab.get_by_role("heading", name="This link didn't work")).to_have_count(0)
 
 
+def test_a_sign_in_started_in_another_tab_is_what_the_first_tab_says(
+    device: Any, server: Server
+) -> None:
+    """One sign-in at a time per browser (as the hosted service's client has it): a second tab
+    starting one for another address ends the first tab's, which says so, not that a link
+    failed, and starts again in one click."""
+    email, context, first, _ = signing_in(device, server, "tab-a")
+    other = account(device, server, "tab-b")
+    second = context.new_page()
+    second.goto("/auth/sign-in")  # it picks up the first tab's wait, as a reload would
+    expect(second.get_by_role("heading", name="Check your email")).to_be_visible()
+    second.get_by_role("button", name="Use a different email").click()
+    start_sign_in_here(second, other)
+
+    replaced = first.get_by_role("heading", name="You started another sign-in in another tab")
+    expect(replaced).to_be_visible()
+    expect(replaced).to_be_focused()
+    expect(first.get_by_text("didn't work")).to_have_count(0)
+    expect(first.get_by_text("did not work")).to_have_count(0)
+    # the second tab's sign-in goes on
+    second.goto(server.wait_for_link(other, count=2))
+    lands_signed_in(second, server, other)
+    # and the first one may start again
+    first.get_by_role("button", name="Start again").click()
+    expect(first.get_by_label("Email address")).to_have_value(email)
+
+
+def start_sign_in_here(page: Any, email: str) -> None:
+    """The sign-in form already on ``page``: ask for a link for ``email``."""
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+
+
 def test_the_confirmation_code_may_be_typed_with_a_space_or_a_dash(
     device: Any, server: Server
 ) -> None:

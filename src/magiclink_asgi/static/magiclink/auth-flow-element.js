@@ -1,7 +1,8 @@
 // auth-flow-element.js: <magiclink-sign-in> and <magiclink-sign-up>: the form, the wait for
 // the link (resumed after a reload) beside the field for the code from the email, resend, and
-// the outcome (complete, another tab, expired, failed). Whichever of the link and the code is
-// used first, the wait ends once and the view moves on once.
+// the outcome (complete, another tab, started again in another tab, expired, failed).
+// Whichever of the link and the code is used first, the wait ends once and the view moves on
+// once.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
 // sessionStorage: where and when this tab last sent a signed-in visitor on (see _sendOn)
@@ -289,6 +290,10 @@ class AuthFlowElement extends MagicLinkElement {
       this._showExpired();
       return;
     }
+    if (status === "failed" && v?.failureReason === "replaced") {
+      this._showReplaced();
+      return;
+    }
     if (status === "failed" || status === "client_mismatch") {
       this._showFailed(status, this._spentMessage || FAILURE_MESSAGES[v?.failureReason] || "");
       return;
@@ -329,6 +334,26 @@ class AuthFlowElement extends MagicLinkElement {
       h("h1", { className: "ml-title" }, done),
       h("p", { className: "ml-lead" }, "You can close this tab, or continue here."),
       h("p", {}, h("a", { className: "ml-button ml-primary", href: this.afterUrl }, "Continue")),
+    ));
+  }
+
+  // A newer sign-in or sign-up of this browser took this one's place (another tab started
+  // one, for any address): a browser has one at a time, as the hosted service's client does.
+  // Said as it is, as "You signed in on another tab" is, not as a link that failed.
+  _showReplaced() {
+    this._state("replaced");
+    const what = this.mode === "sign_in" ? "sign-in" : "sign-up";
+    this._show(this._card(
+      icon("mail"),
+      h("h1", { className: "ml-title" }, `You started another ${what} in another tab`),
+      h("p", { className: "ml-lead" }, "This browser waits for one email at a time, so the link ",
+        "and code sent from this tab no longer work. Carry on in the other tab (you can close ",
+        "this one), or start again here, which stops the other one."),
+      h("div", { className: "ml-actions" },
+        h("button", { className: "ml-button ml-primary", type: "button", onclick: () => {
+          this._showForm();
+          this.querySelector("input")?.focus();
+        } }, "Start again")),
     ));
   }
 
