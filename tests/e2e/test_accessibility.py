@@ -104,6 +104,15 @@ def profile(page: Any, server: Server, make_device: Any) -> None:
     expect(page.get_by_label("Code from the email")).to_be_visible()
 
 
+def profile_address_refused(page: Any, server: Server, make_device: Any) -> None:
+    """The profile once the server refused an address to add: the error under the field."""
+    create_account(page.context, server, server.email("axe"))
+    page.goto("/auth/user")
+    page.get_by_label("Add an email address").fill("ada@@example.com")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.get_by_role("alert")).to_be_visible()
+
+
 def replaced(page: Any, server: Server, make_device: Any) -> None:
     """A sign-in whose place another tab's sign-in took."""
     asked_for_a_link(page, server, make_device)
@@ -194,6 +203,7 @@ PAGES: dict[str, Setup] = {
     "signed in on another tab": other_tab,
     "already signed in": already_signed_in,
     "profile": profile,
+    "profile, address refused": profile_address_refused,
     "started again in another tab": replaced,
     "verify: failed": opened("/auth/verify", "This link didn't work"),
     "verify: expired": opened(

@@ -5,7 +5,6 @@ server says about an address is what the page shows."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -129,6 +128,7 @@ def test_the_profile_shows_the_servers_word_on_an_address(device: Any, server: S
     )
     assert said.status == 422
     message = said.json()["errors"][0]["long_message"]
-    expect(
-        page.get_by_role("status").filter(has_text=re.compile(re.escape(message)))
-    ).to_be_visible()
+    expect(page.get_by_role("alert")).to_have_text(message)
+    field = page.get_by_label("Add an email address")
+    expect(field).to_be_focused()
+    expect(field).to_have_attribute("aria-invalid", "true")

@@ -107,10 +107,7 @@ class AuthFlowElement extends MagicLinkElement {
     const t = this._texts();
     const id = uid("email");
     const errId = uid("error");
-    const input = this._emailField("Email address", id, {
-      value: this.email || "", "aria-describedby": error ? errId : undefined,
-      "aria-invalid": error ? "true" : undefined,
-    });
+    const [label, input] = this._emailField("Email address", id, { value: this.email || "" });
     const button = h("button", { className: "ml-button ml-primary", type: "submit" }, t.button);
     const form = h("form", { className: "ml-form", novalidate: true, onsubmit: (e) => {
       e.preventDefault();
@@ -129,9 +126,8 @@ class AuthFlowElement extends MagicLinkElement {
         this.querySelector("input")?.focus();
       });
     } },
-    ...input,
-    error ? h("p", { className: "ml-error", id: errId, role: "alert" }, error) : null,
-    button);
+    label, input, button);
+    if (error) showFieldError(form, input, { message: error, id: errId, before: button });
     const footer = this.hasAttribute("no-links") ? null : h("p", { className: "ml-switch" },
       `${t.otherText} `, h("a", { href: t.otherUrl }, t.otherLink));
     this._show(this._card(

@@ -117,16 +117,7 @@ class MagicLinkElement extends HTMLElement {
     const button = h("button", { className: "ml-button ml-primary", type: "submit" }, "Verify code");
     const showError = (message) => {
       state.error = message || "";
-      form.querySelector(`#${CSS.escape(errorId)}`)?.remove();
-      if (message) {
-        // a new alert each time, so a second wrong code is announced too
-        form.append(h("p", { className: "ml-error", id: errorId, role: "alert" }, message));
-        input.setAttribute("aria-invalid", "true");
-        input.setAttribute("aria-describedby", `${errorId} ${hintId}`);
-      } else {
-        input.removeAttribute("aria-invalid");
-        input.setAttribute("aria-describedby", hintId);
-      }
+      showFieldError(form, input, { message, id: errorId, hintId });
     };
     const form = h("form", { className: "ml-form ml-code-form", novalidate: true,
       onsubmit: async (e) => {

@@ -1,5 +1,5 @@
 // component-helpers.js: what the custom elements share besides their base class: h() to
-// build DOM, icons, ids, the same-site path check, wording for errors (the code from the
+// build DOM, the error under a field, icons, ids, the same-site path check, wording for errors (the code from the
 // email's too), devices and times, the stylesheet link.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
@@ -22,6 +22,24 @@ function h(tag, attrs = {}, ...children) {
 function emailInput(attrs = {}) {
   return h("input", { className: "ml-input", name: "email", type: "text", inputmode: "email",
     autocomplete: "email", spellcheck: "false", autocapitalize: "off", required: true, ...attrs });
+}
+
+// The error under a field, said the same way by every form of the components: a new
+// paragraph with id `id` (role=alert, so a second error is announced too), put before `before`
+// (a child of `container`) or at its end; the field marked aria-invalid and described by the
+// error (then by `hintId`, its hint). Without a message the error goes, and the field is
+// described by its hint alone.
+function showFieldError(container, input, { message, id, hintId = null, before = null }) {
+  container.querySelector(`#${CSS.escape(id)}`)?.remove();
+  if (message) {
+    container.insertBefore(h("p", { className: "ml-error", id, role: "alert" }, message), before);
+    input.setAttribute("aria-invalid", "true");
+    input.setAttribute("aria-describedby", hintId ? `${id} ${hintId}` : id);
+    return;
+  }
+  input.removeAttribute("aria-invalid");
+  if (hintId) input.setAttribute("aria-describedby", hintId);
+  else input.removeAttribute("aria-describedby");
 }
 
 // Icons as inline SVG (no font or emoji needed), drawn with the current colour.

@@ -78,14 +78,18 @@ class UserProfileElement extends MagicLinkElement {
     const headingId = uid("emails");
     const rows = user.emailAddresses.map((address) => this._emailRow(user, address));
     const inputId = uid("new-email");
-    const form = h("form", { className: "ml-form ml-inline", novalidate: true, onsubmit: (e) => {
-      e.preventDefault();
-      this._addEmail(form.querySelector("input").value.trim(), form);
-    } },
+    const input = emailInput({ id: inputId });
+    // busy while an address is being added (this view may be drawn again meanwhile)
+    const button = h("button", { className: "ml-button ml-primary", type: "submit",
+      disabled: Boolean(this._adding) }, this._adding ? "Adding…" : "Add");
+    const form = h("form", { className: "ml-form ml-inline", novalidate: true,
+      "data-ml-add-email": "", onsubmit: (e) => {
+        e.preventDefault();
+        if (this._adding) return; // one address at a time: a double click sends one request
+        this._addEmail(input.value.trim());
+      } },
     h("label", { className: "ml-label", for: inputId }, "Add an email address"),
-    h("div", { className: "ml-row-input" },
-      emailInput({ id: inputId }),
-      h("button", { className: "ml-button ml-primary", type: "submit" }, "Add")),
+    h("div", { className: "ml-row-input" }, input, button),
     );
     return h("section", { className: "ml-section", "aria-labelledby": headingId },
       h("h2", { className: "ml-subtitle", id: headingId }, "Email addresses"),
@@ -287,22 +291,43 @@ class UserProfileElement extends MagicLinkElement {
         h("button", { className: "ml-button ml-quiet", type: "button", onclick: cancel }, "Cancel"))));
   }
 
-  async _addEmail(email, form) {
-    const input = form.querySelector("input");
+  // Add `email`; busy ("Adding…", as "Continue" says "Sending…") until its email is sent or
+  // the server said no, which is then said under the field.
+  async _addEmail(email) {
     if (!email) { // anything else is the server's to judge
-      this._announce("Enter the email address to add, like ada@example.com.");
-      input.focus();
+      this._addError("Enter the email address to add, like ada@example.com.");
       return;
     }
+    this._addBusy(true);
     let address;
     try {
       address = await this._guarded(() => this.ml.user.createEmailAddress({ email }));
     } catch (err) {
-      this._announce(describeError(err));
-      input.focus();
+      this._addBusy(false);
+      this._addError(describeError(err));
       return;
     }
-    await this._verify(address);
+    await this._verify(address, () => this._addBusy(false));
+  }
+
+  _addBusy(busy) {
+    this._adding = busy;
+    const button = this.querySelector("[data-ml-add-email] button[type=submit]");
+    if (!button) return;
+    button.disabled = busy;
+    button.textContent = busy ? "Adding…" : "Add";
+  }
+
+  // The add form's error under its field, tied to it (as the sign-in form's), focus back in it.
+  _addError(message) {
+    const form = this.querySelector("[data-ml-add-email]");
+    const input = form?.querySelector("input");
+    if (!input) {
+      this._announce(message);
+      return;
+    }
+    showFieldError(form, input, { message, id: `${input.id}-error` });
+    input.focus();
   }
 
   // The code from the email, typed for `address`: done or spent, its flow ends and _verify
@@ -321,7 +346,9 @@ class UserProfileElement extends MagicLinkElement {
     return run;
   }
 
-  async _verify(address) {
+  // Send `address` its email and wait for its link or code; `onSent()` once the email is sent
+  // or could not be.
+  async _verify(address, onSent = () => {}) {
     const flow = this.ml.useMagicLink(address);
     this._flows.get(address.id)?.cancelMagicLinkFlow();
     this._flows.set(address.id, flow);
@@ -334,6 +361,7 @@ class UserProfileElement extends MagicLinkElement {
       result = await flow.startMagicLinkFlow({
         redirectUrl: redirect.href,
         onPrepared: () => {
+          onSent();
           this._pending.set(address.id, "waiting");
           this._codeStates.set(address.id, {});
           this._spent.delete(address.id);
@@ -344,6 +372,7 @@ class UserProfileElement extends MagicLinkElement {
       });
       await this._codeSubmits.get(address.id); // a code typed here has had its say
     } catch (err) {
+      onSent();
       this._pending.delete(address.id);
       await this.render(false);
       this._announce(describeError(err));
