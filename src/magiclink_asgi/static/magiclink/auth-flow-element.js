@@ -87,7 +87,7 @@ class AuthFlowElement extends MagicLinkElement {
     this._state("signed-in");
     this._show(this._card(
       h("h1", { className: "ml-title" }, "You're already signed in"),
-      h("p", { className: "ml-lead" }, `Signed in as ${ml_primary(this.ml)}.`),
+      h("p", { className: "ml-lead" }, "Signed in as ", primaryEmail(this.ml), "."),
       h("p", {}, h("a", { className: "ml-button", href: this.afterUrl }, "Continue")),
     ), false);
   }
@@ -361,7 +361,7 @@ class AuthFlowElement extends MagicLinkElement {
       icon("clock"),
       h("h1", { className: "ml-title" }, both ? "Your link and code have expired" : `Your ${sent} has expired`),
       h("p", { className: "ml-lead" }, `For your safety, ${both ? "they work" : `${sent}s work`} only for a short while. Get a new ${both ? "email" : "one"} sent to `,
-        h("strong", {}, this.email || "your address"), "."),
+        h("strong", { className: "ml-email" }, this.email || "your address"), "."),
       this._liveRegion(),
       h("div", { className: "ml-actions" },
         h("button", { className: "ml-button ml-primary", type: "button",

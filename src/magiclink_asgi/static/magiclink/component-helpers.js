@@ -169,6 +169,8 @@ function ensureStylesheet(prefix) {
   }
 }
 
-function ml_primary(ml) {
-  return ml.user?.primaryEmailAddress?.emailAddress || "you";
+// The signed-in user's address as the pages show an address: wrapped on a narrow screen.
+function primaryEmail(ml) {
+  return h("strong", { className: "ml-email" },
+    ml.user?.primaryEmailAddress?.emailAddress || "you");
 }

@@ -36,7 +36,7 @@ class SignOutElement extends MagicLinkElement {
     this._state("confirm");
     this._show(this._card(
       h("h1", { className: "ml-title" }, "Sign out?"),
-      h("p", { className: "ml-lead" }, `You're signed in as ${ml_primary(ml)}.`),
+      h("p", { className: "ml-lead" }, "You're signed in as ", primaryEmail(ml), "."),
       h("div", { className: "ml-actions" },
         h("button", { className: "ml-button ml-primary", type: "button",
           onclick: (e) => { e.currentTarget.disabled = true; signOut().catch((err) => this._fatal(err)); } },

@@ -54,7 +54,7 @@ class UserProfileElement extends MagicLinkElement {
     const view = h("section", { className: "ml-card ml-wide ml-profile" },
       h("h1", { className: "ml-title" }, "Your account"),
       h("p", { className: "ml-lead" }, "Signed in as ",
-        h("strong", {}, user.primaryEmailAddress?.emailAddress || "")),
+        h("strong", { className: "ml-email" }, user.primaryEmailAddress?.emailAddress || "")),
       live,
       this._emailsSection(user),
       this._sessionsSection(sessions),
@@ -130,7 +130,7 @@ class UserProfileElement extends MagicLinkElement {
     if (waiting) {
       const v = (this._waitingOn.get(address.id) || address).verification;
       const { link, code } = carried(v);
-      const email = h("strong", {}, address.emailAddress);
+      const email = h("strong", { className: "ml-email" }, address.emailAddress);
       const text = link && code
         ? [" Check your email: we sent a link and a code to ", email,
           ". Type the code here, or open the link: this page updates by itself."]

@@ -1,0 +1,124 @@
+"""A long email address on a 320 px wide phone: every page that shows one wraps it inside the
+page instead of making the page scroll sideways (or cutting the address off). The demo's own
+pages are checked in ``test_demo_pages.py``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e._steps import create_account, not_this, start_sign_in
+from tests.e2e.conftest import Server
+
+NARROW = {"width": 320, "height": 640}
+# one unbreakable word, as long as real addresses get
+LONG = "averyveryverylongemailaddressforeverypage{n}@subdomain.example-company-name.com"
+
+Setup = Callable[[Any, Server, Any, str], None]  # (page, server, make_device, address)
+
+
+def long_address(server: Server) -> str:
+    return LONG.format(n=re.sub(r"\D", "", server.email("n"))[-9:])
+
+
+def signing_in(page: Any, server: Server, make_device: Any, email: str) -> None:
+    create_account(make_device(), server, email)
+    start_sign_in(page, email)
+
+
+def expired(page: Any, server: Server, make_device: Any, email: str) -> None:
+    signing_in(page, server, make_device, email)
+    server.clock.advance(minutes=11)
+    expect(page.get_by_role("heading", name="Your link and code have expired")).to_be_visible()
+
+
+def landing_confirm(page: Any, server: Server, make_device: Any, email: str) -> None:
+    signing_in(make_device(NARROW).new_page(), server, make_device, email)
+    page.goto(server.wait_for_link(email, count=2))
+    expect(page.get_by_role("heading", name=re.compile("Did you ask to"))).to_be_visible()
+
+
+def landing_wrong_code(page: Any, server: Server, make_device: Any, email: str) -> None:
+    landing_confirm(page, server, make_device, email)
+    field = page.get_by_label("Code shown on the other device")
+    field.fill(not_this("000000"))
+    field.press("Enter")
+    expect(page.get_by_role("alert")).to_be_visible()
+
+
+def profile(page: Any, server: Server, make_device: Any, email: str) -> None:
+    """Signed in as the long address, a second long one added and waiting for its email."""
+    create_account(page.context, server, email)
+    page.goto("/auth/user")
+    second = "second" + email
+    page.get_by_label("Add an email address").fill(second)
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator(f'[data-email="{second}"]')).to_contain_text("Check your email")
+    expect(page.get_by_role("status").filter(has_text=f"We sent a link and a code to {second}"))
+
+
+def sign_out_question(page: Any, server: Server, make_device: Any, email: str) -> None:
+    create_account(page.context, server, email)
+    page.goto("/auth/sign-out")
+    expect(page.get_by_role("heading", name="Sign out?")).to_be_visible()
+
+
+def already_signed_in(page: Any, server: Server, make_device: Any, email: str) -> None:
+    create_account(page.context, server, email)
+    page.context.route(
+        lambda url: urlsplit(url).path == "/admin",
+        lambda route: route.fulfill(
+            status=303, headers={"Location": "/examples/components?redirect_url=/admin"}
+        ),
+    )
+    page.goto("/examples/components?redirect_url=/admin")
+    expect(page.get_by_role("heading", name="You're already signed in")).to_be_visible()
+
+
+def mailbox(page: Any, server: Server, make_device: Any, email: str) -> None:
+    create_account(make_device(), server, email)
+    page.goto("/auth/dev/mailbox")
+    expect(page.get_by_text(email)).to_be_visible()
+
+
+def mailbox_message(page: Any, server: Server, make_device: Any, email: str) -> None:
+    create_account(make_device(), server, email)
+    page.goto(f"/auth/dev/mailbox/{len(server.mailer.outbox)}")
+    expect(page.get_by_role("heading", name=re.compile("Finish signing up"))).to_be_visible()
+    page.get_by_text("Plain-text version").click()  # the email as sent, opened
+
+
+PAGES: dict[str, Setup] = {
+    "check your email": signing_in,
+    "expired": expired,
+    "landing: confirm": landing_confirm,
+    "landing: wrong code": landing_wrong_code,
+    "profile, an address waiting": profile,
+    "sign out?": sign_out_question,
+    "already signed in": already_signed_in,
+    "mailbox": mailbox,
+    "mailbox message": mailbox_message,
+}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_a_long_address_wraps_on_a_320_px_phone(device: Any, server: Server, name: str) -> None:
+    page = device(NARROW).new_page()
+    email = long_address(server)
+    PAGES[name](page, server, device, email)
+    assert email in page.locator("body").inner_text()
+    scroll = page.evaluate("document.scrollingElement.scrollWidth - window.innerWidth")
+    assert scroll <= 0, f"{name} scrolls sideways by {scroll}px"
+    # nor is anything cut off at the right edge (a box that hides its overflow scrolls not)
+    cut = page.evaluate(
+        """() => [...document.body.querySelectorAll('*')].filter(el => {
+            const box = el.getBoundingClientRect();
+            return box.width > 0 && box.right > window.innerWidth + 0.5;
+        }).map(el => el.outerHTML.slice(0, 100))"""
+    )
+    assert cut == [], name
