@@ -99,6 +99,11 @@ class CookieNames:
     def clear_landing(self, name: str, path: str) -> str:
         return serialise_cookie(name, "", path=path, max_age=0, secure=self.secure)
 
+    def set_csrf(self, token: str, path: str) -> str:
+        """A hosted page's CSRF cookie (the sign-out form's), on its path only, for as long as
+        the browser runs: the page may stay open a while before its form is sent."""
+        return serialise_cookie(self.csrf, token, path=path, secure=self.secure)
+
     def set_sent_on(self, mark: str, path: str, max_age: int) -> str:
         """The hosted pages' sent-on mark (``max_age=0`` deletes it)."""
         return serialise_cookie(self.sent_on, mark, path=path, max_age=max_age, secure=self.secure)

@@ -7,6 +7,10 @@ implementation. The pages call nothing but the HTTP API (docs/http-api.md); no r
 
 ``MagicLinkMiddleware`` sends every path under its prefix other than ``/v1/...`` to an instance
 of :class:`HostedPages` (a plain ASGI app: no framework imported).
+
+One page takes a form: the sign-out page, for a browser without JavaScript (its element signs
+out through the API). The form carries a CSRF token, checked as the landing checks its forms
+(double-submit, and a same-origin ``Origin``), and is answered by a redirect.
 """
 
 from __future__ import annotations
@@ -20,17 +24,20 @@ from typing import Any
 from urllib.parse import quote
 
 from magiclink_core import (
+    AuthError,
     InvalidRedirectError,
     InvalidRequestError,
     MagicLinks,
+    NotFoundError,
     StorageUnavailableError,
 )
 
 from . import security
-from .cookies import CookieNames
+from .cookies import CookieNames, csrf_token_matches, new_csrf_token, same_origin
 from .devmail import DevMailbox
 from .http import (
     Receive,
+    Request,
     Response,
     Scope,
     Send,
@@ -155,14 +162,21 @@ class HostedPages:
             if scope["type"] == "lifespan":
                 return
             raise RuntimeError("HostedPages serves only HTTP")
-        response = self.respond(scope)
+        if scope["method"] == "POST" and self._path(scope).rstrip("/") == "/sign-out":
+            response = await self._sign_out_form(scope, receive)
+        else:
+            response = self.respond(scope)
         await response(send, head=scope["method"] == "HEAD")
 
-    def respond(self, scope: Scope) -> Response:
-        """The response to one request below the prefix."""
+    def _path(self, scope: Scope) -> str:
         path: str = scope["path"]
         if self.prefix and path.startswith(self.prefix):
             path = path[len(self.prefix) :] or "/"
+        return path
+
+    def respond(self, scope: Scope) -> Response:
+        """The response to one request below the prefix (the sign-out form's POST aside)."""
+        path = self._path(scope)
         if scope["method"] not in {"GET", "HEAD"}:
             return read_only()
         if path.startswith("/static/"):
@@ -174,12 +188,15 @@ class HostedPages:
             return self.page("pages/not_found.html", scope, title="Page not found", status=404)
         if not getattr(scope.get("magiclink"), "available", True):
             # the session check found the storage down: who is signed in is unknown
-            response = self.page(
-                "pages/unavailable.html", scope, title="Temporarily unavailable", status=503
-            )
-            response.add("Retry-After", str(StorageUnavailableError.retry_after_seconds))
-            return response
+            return self._unavailable(scope)
         return page(scope)
+
+    def _unavailable(self, scope: Scope) -> Response:
+        response = self.page(
+            "pages/unavailable.html", scope, title="Temporarily unavailable", status=503
+        )
+        response.add("Retry-After", str(StorageUnavailableError.retry_after_seconds))
+        return response
 
     # -- pages ---------------------------------------------------------------------------------
 
@@ -240,8 +257,58 @@ class HostedPages:
             flow=query.get("flow", ""),
         )
 
-    def _sign_out(self, scope: Scope) -> Response:
-        return self.page("pages/sign_out.html", scope, title="Sign out")
+    def _sign_out(self, scope: Scope, *, refused: str = "", status: int = 200) -> Response:
+        """The sign-out page: its element, and for a browser without JavaScript (``noscript``)
+        the question as a form, with a CSRF token in it and in a cookie of the page's path."""
+        names: CookieNames | None = getattr(scope.get("magiclink"), "cookies", None)
+        if names is None or not _signed_in(scope):
+            return self.page("pages/sign_out.html", scope, title="Sign out", status=status)
+        token = parse_cookies(scope).get(names.csrf) or new_csrf_token()
+        response = self.page(
+            "pages/sign_out.html",
+            scope,
+            title="Sign out",
+            status=status,
+            csrf_token=token,
+            refused=refused,
+        )
+        response.add("Set-Cookie", names.set_csrf(token, self.sign_out_url))
+        return response
+
+    async def _sign_out_form(self, scope: Scope, receive: Receive) -> Response:
+        """The sign-out page's form (a browser without JavaScript): this browser's session
+        ends and its cookie goes, answered by a redirect (the sign-out page, which then says
+        "You're signed out", or ``after_sign_out_url``), so Back and reload never send it
+        again. A form without its token, or from another site, signs nobody out."""
+        state = scope.get("magiclink")
+        names: CookieNames | None = getattr(state, "cookies", None)
+        if names is None:  # not behind the middleware: no session to end
+            return read_only()
+        if not getattr(state, "available", True):
+            return self._unavailable(scope)
+        request = Request(scope, receive, max_body_bytes=FORM_BYTES)
+        try:
+            data = await request.form()
+        except AuthError:
+            data = {}
+        allowed = same_origin(
+            scope, self.magiclinks.settings.base_url, allow_missing=True
+        ) and csrf_token_matches(request, names, data.get("csrf_token"))
+        if not allowed:
+            refused = "This form expired or came from another site. Press Sign out again."
+            return self._sign_out(scope, refused=refused, status=403)
+        response = redirect(self.after_sign_out_url or self.sign_out_url)
+        session = getattr(scope.get("user"), "session", None)
+        if session is not None:
+            try:
+                await self.magiclinks.end_session(session.id, user_id=session.user_id)
+            except NotFoundError:
+                pass  # ended meanwhile (another tab, another device): signed out all the same
+            except StorageUnavailableError:
+                return self._unavailable(scope)
+            response.add("Set-Cookie", names.clear_session())
+            response.add(*security.SIGNED_OUT)
+        return response
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -274,6 +341,9 @@ class HostedPages:
         response = html_response(render(template, **base), status)
         return response.defaults(security.hosted_page(nonce))
 
+
+FORM_BYTES = 4096
+"""The largest body the sign-out form's POST may have (it carries one token)."""
 
 SENT_ON_SECONDS = 10
 """How long the sign-in or sign-up page remembers where it just sent a signed-in visitor
