@@ -413,3 +413,17 @@ def test_the_confirmation_code_may_be_typed_with_a_space_or_a_dash(
     field.press("Enter")
     expect(phone.get_by_role("heading", name="You're all set")).to_be_visible()
     lands_signed_in(page, server, email)
+
+
+def test_signing_out_in_one_tab_signs_the_profile_out_in_another(
+    device: Any, server: Server
+) -> None:
+    _, context, profile = signed_in(device, server, "two-tabs-out")
+    profile.goto("/auth/user")
+    expect(profile.get_by_role("heading", name="Your account")).to_be_visible()
+    other = context.new_page()
+    other.goto("/auth/sign-out")
+    other.get_by_role("button", name="Sign out").click()
+    expect(other.get_by_role("heading", name="You're signed out")).to_be_visible()
+    expect(profile.get_by_role("heading", name="You're signed out")).to_be_visible()
+    expect(profile.get_by_text("Signed in as")).to_have_count(0)

@@ -1,6 +1,6 @@
-// client.js: the entry point. MagicLink (load, setSession, signOut, the verification page,
-// the hosted pages' URLs, listeners), createClient, useMagicLink, sharedClient, the default
-// export.
+// client.js: the entry point. MagicLink (load, setSession, signOut and telling the other tabs,
+// the verification page, the hosted pages' URLs, listeners), createClient, useMagicLink,
+// sharedClient, the default export.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
 
 let firstContact = null;
@@ -8,6 +8,18 @@ let firstContact = null;
 // history.state: the outcome the verification page read from its URL (see
 // handleMagicLinkVerification)
 const OUTCOME_KEY = "magiclink:outcome";
+
+// The tabs of this browser tell each other when one signed out (the session cookie is
+// theirs too): a BroadcastChannel per prefix, where the browser has one.
+function signOutChannel(prefix, heard) {
+  if (typeof BroadcastChannel !== "function") return null;
+  const channel = new BroadcastChannel(`magiclink:${prefix}`);
+  channel.unref?.(); // node, which loads the module in the tests: no reason to keep running
+  channel.addEventListener("message", (event) => {
+    if (event.data?.type === "signed-out") heard();
+  });
+  return channel;
+}
 
 /** The browser client for one magiclink prefix. */
 export class MagicLink {
@@ -21,6 +33,10 @@ export class MagicLink {
     this.session = null;
     this.online = true;
     this.loaded = false;
+    // signed out in another tab: read the client again, and tell the listeners
+    this._tabs = signOutChannel(this.prefix, () => {
+      if (this.loaded && this.user) this.load().catch((err) => console.error(err));
+    });
   }
 
   /** Create a client and load the current client and user. */
@@ -115,7 +131,7 @@ export class MagicLink {
     this._emit();
   }
 
-  /** Sign this browser out. */
+  /** Sign this browser out; its other tabs hear of it (their listeners are told). */
   async signOut() {
     const sessionId = this.session?.id || this.client.lastActiveSessionId;
     if (sessionId) {
@@ -128,6 +144,7 @@ export class MagicLink {
     }
     this.session = null;
     this.user = null;
+    this._tabs?.postMessage({ type: "signed-out" });
     this._emit();
   }
 
