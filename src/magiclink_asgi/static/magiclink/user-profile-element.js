@@ -304,7 +304,7 @@ class UserProfileElement extends MagicLinkElement {
       address = await this._guarded(() => this.ml.user.createEmailAddress({ email }));
     } catch (err) {
       this._addBusy(false);
-      this._addError(describeError(err));
+      this._addError(describeError(err), email);
       return;
     }
     await this._verify(address, () => this._addBusy(false));
@@ -318,14 +318,17 @@ class UserProfileElement extends MagicLinkElement {
     button.textContent = busy ? "Adding…" : "Add";
   }
 
-  // The add form's error under its field, tied to it (as the sign-in form's), focus back in it.
-  _addError(message) {
+  // The add form's error under its field, tied to it (as the sign-in form's), focus back in it;
+  // `typed` is put back in the field when the view was drawn again meanwhile ("Confirm it's
+  // you", cancelled).
+  _addError(message, typed = "") {
     const form = this.querySelector("[data-ml-add-email]");
     const input = form?.querySelector("input");
     if (!input) {
       this._announce(message);
       return;
     }
+    if (!input.value) input.value = typed;
     showFieldError(form, input, { message, id: `${input.id}-error` });
     input.focus();
   }
