@@ -196,6 +196,11 @@ def test_errors_are_typed(device: Any, server: Server) -> None:
         try { await ml.handleMagicLinkVerification({}); }
         catch (e) { out.handled = {link: m.isMagicLinkError(e), code: e.code}; }
         out.urlAfter = location.search;
+        // the app's own query, as the landing appends to it, stays byte for byte
+        history.replaceState(null, '',
+          '/examples/components?sig=%ff&flag&a=1;b=2&__magiclink_status=failed#top');
+        try { await ml.handleMagicLinkVerification({}); } catch (e) {}
+        out.appUrlAfter = location.search + location.hash;
         out.signedIn = ml.isSignedIn;
         return out;
     }"""
@@ -210,6 +215,7 @@ def test_errors_are_typed(device: Any, server: Server) -> None:
     assert result["api"]["code"] == "invalid_email_address"
     assert result["handled"] == {"link": True, "code": "expired"}
     assert result["urlAfter"] == ""  # the status is taken out of the URL
+    assert result["appUrlAfter"] == "?sig=%ff&flag&a=1;b=2#top"  # and nothing else
     assert result["signedIn"] is False
 
 

@@ -8,6 +8,7 @@ let firstContact = null;
 // history.state: the outcome the verification page read from its URL (see
 // handleMagicLinkVerification)
 const OUTCOME_KEY = "magiclink:outcome";
+const LANDING_PARAMS = new Set(["__magiclink_status", "__magiclink_created_session"]);
 
 // The tabs of this browser tell each other when one signed out (the session cookie is
 // theirs too): a BroadcastChannel per prefix, where the browser has one.
@@ -164,10 +165,12 @@ export class MagicLink {
     if (status) {
       // out of the address bar, but kept with this page's history entry: a reload, or Back
       // and Forward to it, shows the same outcome (not "this link didn't work")
-      url.searchParams.delete("__magiclink_status");
-      url.searchParams.delete("__magiclink_created_session");
+      // only the landing's own parameters leave: the app's stay byte for byte (deleting them
+      // through searchParams would re-encode the whole query)
+      const kept = url.search.slice(1).split("&")
+        .filter((pair) => pair && !LANDING_PARAMS.has(pair.split("=", 1)[0]));
       history.replaceState({ ...state, [OUTCOME_KEY]: { status, created } }, "",
-        url.pathname + url.search + url.hash);
+        url.pathname + (kept.length ? `?${kept.join("&")}` : "") + url.hash);
     } else if (state[OUTCOME_KEY]) {
       ({ status, created } = state[OUTCOME_KEY]);
     }
