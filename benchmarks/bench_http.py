@@ -264,7 +264,9 @@ class Server:
     async def __aexit__(self, *exc_info: object) -> None:
         self.process.terminate()
         try:
-            self.process.wait(timeout=30)
+            # waited for off the loop: the server's shutdown closes its SMTP connection to the
+            # inbox served by this very loop (a blocking wait stalled its QUIT for the timeout)
+            await asyncio.to_thread(self.process.wait, 30)
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.smtp.close()
