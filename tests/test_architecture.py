@@ -41,7 +41,7 @@ SERVICE = {
 FAMILIES = {
     "memory": {"memory"},
     "sqlite": {"sqlite"},
-    "postgres": {"postgres", "postgres_notifier", "_asyncpg"},
+    "postgres": {"postgres", "postgres_notifier", "_asyncpg", "_pg_connections"},
     "redis": {"redis", "redis_notifier", "_redis_client"},
 }
 # what any adapter may share (neutral helpers, not adapters)

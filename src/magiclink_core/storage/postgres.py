@@ -23,7 +23,6 @@ reconnects by itself when the server is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 from collections.abc import Sequence
@@ -40,12 +39,12 @@ from ._asyncpg import (
     PgConnection,
     PgPool,
     PgRow,
-    PgTransaction,
     asyncpg,
     is_unavailable,
     unavailable,
 )
 from ._connections import ConnectionLimits
+from ._pg_connections import keep_session, release, rollback, usable
 from ._settle import settling, timed_out
 from .postgres_notifier import PostgresNotifier
 
@@ -135,7 +134,7 @@ class PostgresStorage(ConnectionLimits):
                         timeout=self.connect_timeout,
                         command_timeout=self.command_timeout,
                         server_settings=self.server_settings(),
-                        reset=_keep_session,
+                        reset=keep_session,
                         # no idle timer: asyncpg re-arms one on every release (a timer set and
                         # cancelled per storage call); at most max_connections stay open
                         max_inactive_connection_lifetime=0,
@@ -155,9 +154,9 @@ class PostgresStorage(ConnectionLimits):
         parked = self._parked
         while parked and pool is not None:
             connection = parked.pop()
-            if _usable(connection):
+            if usable(connection):
                 return pool, connection
-            await _release(pool, connection, _RELEASE_AFTER_FAILURE)  # the server dropped it
+            await release(pool, connection, _RELEASE_AFTER_FAILURE)  # the server dropped it
         pool = await self._get_pool()
         # the wait for a free connection is bounded by a deadline of this task's, not by
         # asyncpg's acquire(timeout=...), which runs the acquire as a task of its own (two more
@@ -194,7 +193,7 @@ class PostgresStorage(ConnectionLimits):
             pool, self._pool = self._pool, None
             parked, self._parked = self._parked, []
             for connection in parked:  # asyncpg's close waits for every connection given out
-                await _release(pool, connection, self.command_timeout)
+                await release(pool, connection, self.command_timeout)
             await pool.close()
 
     def notifier(self) -> PostgresNotifier:
@@ -310,7 +309,7 @@ class PostgresStorage(ConnectionLimits):
                         await self._write(connection, change)
                 except BaseException:
                     with anyio.CancelScope(shield=True):
-                        await _rollback(connection, transaction)
+                        await rollback(connection, transaction)
                     raise
                 # once COMMIT is sent, see it through: a cancelled caller must not leave an
                 # outcome that lands after apply() has returned
@@ -499,7 +498,7 @@ class _Borrowed:
                 # cut off mid-call (a deadline, a server gone silent), the release's reset
                 # would wait on that server past the caller's deadline: give it a moment,
                 # then asyncpg closes the connection
-                await _release(
+                await release(
                     pool,
                     connection,
                     storage.command_timeout if healthy else _RELEASE_AFTER_FAILURE,
@@ -533,60 +532,10 @@ def _changed_or_gone(change: Change) -> WriteConflict:
     return WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
 
 
-def _usable(connection: PgConnection) -> bool:
-    """Whether a kept connection can serve a call. One the server dropped while it was kept
-    (a restart, ``pg_terminate_backend``, an idle-session timeout) is closed, or already handed
-    back to the pool by asyncpg, which then refuses every call on it, ``is_closed`` included."""
-    try:
-        return not connection.is_closed()
-    except asyncpg.InterfaceError:
-        return False
-
-
 def _settled(scope: anyio.CancelScope) -> None:
     late = timed_out(scope)
     if late is not None:
         raise unavailable(late)
-
-
-async def _release(pool: PgPool, connection: PgConnection, timeout: float) -> None:
-    """Give ``connection`` back to ``pool``, as ``Pool.release`` does but in this task: asyncpg
-    shields the release in a task of its own (three more trips through the event loop on every
-    storage call, which made a one-statement consume cost 2.5 trips' worth more than the same
-    statement on a connection of one's own). Shielded here instead, bounded by ``timeout`` (the
-    release rolls back a transaction left open); a pool or connection without the holder this
-    relies on (another asyncpg, a wrapper) is released the documented way."""
-    holder = getattr(connection, "_holder", None)
-    inner = getattr(connection, "_con", None)
-    if (
-        holder is None
-        or inner is None
-        or getattr(holder, "_pool", None) is not pool
-        or not hasattr(inner, "_on_release")
-    ):
-        await pool.release(connection)
-        return
-    with anyio.CancelScope(shield=True):
-        inner._on_release()
-        await holder.release(timeout)
-
-
-async def _keep_session(connection: PgConnection) -> None:
-    """The pool's reset on release: nothing. asyncpg's default sends ``RESET ALL; UNLISTEN *;
-    ...`` each time, one more round trip per storage call; this storage changes no session state
-    (its settings are fixed at connect, its advisory locks are transaction-scoped, it never
-    listens on a pooled connection), and asyncpg still rolls back a transaction left open."""
-
-
-async def _rollback(connection: PgConnection, transaction: PgTransaction) -> None:
-    """Roll back; a connection that cannot (it broke, or a cancelled statement left it busy) is
-    terminated instead, which makes the server roll back and the pool replace it."""
-    try:
-        await transaction.rollback()
-    except Exception:
-        if not connection.is_closed():
-            with contextlib.suppress(Exception):
-                connection.terminate()
 
 
 def _unique_conflict(exc: asyncpg.UniqueViolationError) -> WriteConflict:
