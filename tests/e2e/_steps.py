@@ -63,6 +63,12 @@ def signed_in(device: Any, server: Server, prefix: str) -> SignedIn:
     return SignedIn(email, context, context.new_page())
 
 
+def open_account(page: Any) -> None:
+    """Go to the hosted account page, signed in, and wait until it shows."""
+    page.goto("/auth/user")
+    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+
+
 def start_sign_in(page: Any, email: str) -> str:
     """Ask for a link on the hosted sign-in page; returns the code it shows."""
     page.goto("/auth/sign-in")

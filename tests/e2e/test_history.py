@@ -15,6 +15,7 @@ from tests.e2e._steps import (
     create_account,
     lands_signed_in,
     not_this,
+    open_account,
     signed_in,
     signing_in,
     start_sign_in,
@@ -76,8 +77,7 @@ def test_the_sign_out_page_reached_again_says_so_and_stays(device: Any, server: 
 def test_signing_out_on_the_profile_replaces_it(device: Any, server: Server) -> None:
     _, _, page = signed_in(device, server, "profile-out")
     page.goto("/")
-    page.goto("/auth/user")
-    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    open_account(page)
     length = history_length(page)
     page.locator("[data-ml-sign-out]").click()
     expect(page.get_by_role("heading", name="You're signed out")).to_be_visible()

@@ -18,6 +18,7 @@ from tests.e2e._steps import (
     create_account,
     lands_signed_in,
     not_this,
+    open_account,
     signed_in,
     signing_in,
     start_sign_in,
@@ -163,8 +164,7 @@ def test_sign_up_rejects_a_bad_address_clearly(device: Any, server: Server) -> N
 def test_profile_adds_and_verifies_a_second_email(device: Any, server: Server) -> None:
     email, context, page = signed_in(device, server, "owner")
     second = server.email("second")
-    page.goto("/auth/user")
-    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    open_account(page)
     row = page.locator(f'[data-email="{email}"]')
     expect(row).to_contain_text("Primary")
     expect(row).to_contain_text("Verified")
@@ -419,8 +419,7 @@ def test_signing_out_in_one_tab_signs_the_profile_out_in_another(
     device: Any, server: Server
 ) -> None:
     _, context, profile = signed_in(device, server, "two-tabs-out")
-    profile.goto("/auth/user")
-    expect(profile.get_by_role("heading", name="Your account")).to_be_visible()
+    open_account(profile)
     other = context.new_page()
     other.goto("/auth/sign-out")
     other.get_by_role("button", name="Sign out").click()

@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.e2e._steps import signed_in
+from tests.e2e._steps import open_account, signed_in
 from tests.e2e.conftest import Server
 from tests.e2e.test_email_codes import code_from_mailbox
 
@@ -21,8 +21,7 @@ def test_an_old_session_confirms_by_email_then_adds_the_address(
     device: Any, server: Server
 ) -> None:
     email, context, page = signed_in(device, server, "reverify")
-    page.goto("/auth/user")
-    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    open_account(page)
     server.clock.advance(STALE)
     second = server.email("added-later")
     page.get_by_label("Add an email address").fill(second)
@@ -46,8 +45,7 @@ def test_an_old_session_confirms_by_email_then_adds_the_address(
 
 def test_cancelled_nothing_changes(device: Any, server: Server) -> None:
     page = signed_in(device, server, "cancel").page
-    page.goto("/auth/user")
-    expect(page.get_by_role("heading", name="Your account")).to_be_visible()
+    open_account(page)
     server.clock.advance(STALE)
     never = server.email("never")
     page.get_by_label("Add an email address").fill(never)
