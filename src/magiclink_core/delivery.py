@@ -17,6 +17,7 @@ reaches the caller as :class:`~magiclink_core.domain.errors.MailDeliveryError`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -182,7 +183,7 @@ class Delivery:
                     self._count(-1)
 
     async def _deliver(self, parcel: Parcel) -> None:
-        pause = self.first_retry.total_seconds()
+        backoff = _Backoff(self.first_retry, self.max_retry)
         try:
             while True:
                 try:
@@ -190,13 +191,12 @@ class Delivery:
                 except Exception as exc:
                     permanent = isinstance(exc, MailDeliveryError) and exc.permanent
                     left = (parcel.deadline - self.clock.now()).total_seconds()
-                    if permanent or left <= pause:
+                    if permanent or left <= backoff.pause:
                         reason = "refused" if permanent else "still failing at its expiry"
                         await self._give_up(parcel, reason)
                         return
                     logger.info("a %s email will be tried again: %s", parcel.message.kind, exc)
-                    await anyio.sleep(pause * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
-                    pause = min(pause * 2, self.max_retry.total_seconds())
+                    await anyio.sleep(backoff.next())
                 else:
                     if parcel.delivered is not None:
                         await parcel.delivered()
@@ -216,14 +216,11 @@ class Delivery:
         """Run ``parcel.undeliverable``; while the storage is unavailable, again with backoff,
         until the parcel's deadline or the end of the shutdown grace (then once more)."""
         kind = parcel.message.kind
-        pause = self.first_retry.total_seconds()
+        backoff = _Backoff(self.first_retry, self.max_retry)
         waiting = False
         while True:
             try:
-                if waiting:
-                    with outage_logged():
-                        await parcel.undeliverable()
-                else:
+                with outage_logged() if waiting else contextlib.nullcontext():
                     await parcel.undeliverable()
             except StorageUnavailableError:
                 left = (parcel.deadline - self.clock.now()).total_seconds()
@@ -242,10 +239,8 @@ class Delivery:
                         kind,
                     )
                     waiting = True
-                jitter = random.uniform(0.5, 1.0)  # noqa: S311 - jitter
-                with anyio.move_on_after(min(pause * jitter, left)):
+                with anyio.move_on_after(min(backoff.next(), left)):
                     await self._cut_off.wait()
-                pause = min(pause * 2, self.max_retry.total_seconds())
             except Exception:
                 logger.exception("withdrawing an unsent %s link failed", kind)
                 return
@@ -260,6 +255,21 @@ class Delivery:
             self._idle.set()
         elif self._idle.is_set():
             self._idle = anyio.Event()
+
+
+class _Backoff:
+    """Pauses between tries (of a send, or of a withdrawal through a storage outage): the first,
+    doubling up to the most, each taken with jitter (half to all of it)."""
+
+    def __init__(self, first: timedelta, most: timedelta) -> None:
+        self.pause = first.total_seconds()  # the next pause, before its jitter
+        self._most = most.total_seconds()
+
+    def next(self) -> float:
+        """The pause to take now; the one after it is twice as long (up to the most)."""
+        taken = self.pause * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        self.pause = min(self.pause * 2, self._most)
+        return taken
 
 
 __all__ = ["Delivery", "Parcel"]
