@@ -252,28 +252,34 @@ def numeric_code(drawn: bytes, digits: int) -> str | None:
     return f"{value % codes:0{digits}d}"
 
 
+_PERCENT = "%(?:25)*"
+"""A ``%`` in a text quoted once (``%5F``) or again (``%255F``, its ``%`` quoted as ``%25``)."""
+
 TOKEN_IN_TEXT = re.compile(
     r"""
-    (?: m (?<!\wm) | %6[Dd] )      # "m" not glued to a word (a \b, checked after the "m" so the
-                                   # search skips at C speed to the next "m" or "%")
-    (?: l | %6[Cc] )
-    (?P<purpose> [lsc] | %6[Cc] | %73 | %63 )
-    (?: 1 | %31 )
-    (?: _ | %5[Ff] )
+    (?: m (?<!\wm) | %% 6[Dd] )     # "m" not glued to a word (a \b, checked after the "m" so the
+                                   # search skips at C speed to the next "m" or "%"). Each %%
+                                   # stands for _PERCENT
+    (?: l | %% 6[Cc] )
+    (?P<purpose> [lsc] | %% 6[Cc] | %% 73 | %% 63 )
+    (?: 1 | %% 31 )
+    (?: _ | %% 5[Ff] )
     (?: [A-Za-z0-9_-]              # 43 body characters of url-safe base64, each maybe encoded:
-      | %(?: 2[Dd] | 3[0-9] | [46][1-9A-Fa-f] | [57][0-9Aa] | 5[Ff] )  # - 0-9 A-Z a-z _
+      | %% (?: 2[Dd] | 3[0-9] | [46][1-9A-Fa-f] | [57][0-9Aa] | 5[Ff] )  # - 0-9 A-Z a-z _
     ){43}
-    """,
+    """.replace("%%", _PERCENT),
     re.VERBOSE,
 )
 """A token anywhere in a text (a URL, a log line), for :func:`redact_tokens`: as minted, or with
-any of its characters percent-encoded (the landing decodes the query, so it accepts those too)."""
+any of its characters percent-encoded (the landing decodes the query, so it accepts those too),
+once or more (a proxy or a log that quotes the URL again: decoding the line as often would give
+the token back)."""
 
 
 def _redacted(found: re.Match[str]) -> str:
     purpose = found["purpose"]
-    if len(purpose) > 1:  # percent-encoded
-        purpose = chr(int(purpose[1:], 16))
+    if len(purpose) > 1:  # percent-encoded: its last two characters are the hex
+        purpose = chr(int(purpose[-2:], 16))
     return f"ml{purpose}1_[redacted]"
 
 
