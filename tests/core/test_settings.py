@@ -75,6 +75,34 @@ def test_unsafe_or_malformed_settings_are_refused(bad: dict[str, object]) -> Non
     assert SECRET[:8] not in str(refused.value), str(refused.value)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"link_ttl": timedelta(seconds=-1)},  # a check of the whole model: its input is every field
+        {"base_url": "ftp://app.example.com"},
+        {"secret": "short"},
+        {"secret_fallbacks": [SECRET + "old", "short"]},
+        {"secret": [SECRET, SECRET + "old"]},
+        {"secret_fallback": [SECRET + "older"]},  # misspelt
+    ],
+)
+def test_a_refusal_never_carries_a_secret_in_its_error_details(bad: dict[str, object]) -> None:
+    """Apps and error trackers log ``errors()`` and ``json()`` too, not only the message."""
+    options: dict[str, object] = {
+        "secret": SECRET,
+        "secret_fallbacks": [SECRET + "old"],
+        "base_url": "https://app.example.com",
+        **bad,
+    }
+    with pytest.raises(ValidationError) as refused:
+        Settings(**options)  # type: ignore[arg-type]
+    details = [refused.value.json(), repr(refused.value.errors()), str(refused.value)]
+    for secret in (SECRET, "short"):
+        assert not any(secret in text for text in details), details
+    # what was wrong is still named
+    assert refused.value.errors()[0]["loc"] in {(), *((name,) for name in bad)}
+
+
 def test_plain_http_is_fine_on_localhost() -> None:
     assert not Settings(secret=SECRET, base_url="http://localhost:8000").is_https
 

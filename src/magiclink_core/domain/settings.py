@@ -5,17 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from .models import CrossDevicePolicy
 from .redirects import origin_of
@@ -261,6 +264,21 @@ class Settings(BaseModel):
                 )
         return self
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _secrets_never_quoted(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Any:
+        # defined last, so that it wraps every other check. hide_input_in_errors hides the
+        # input from the message only: errors() and json(), which apps and error trackers log
+        # as well, would still carry the secrets
+        try:
+            return handler(data)
+        except ValidationError as refused:
+            raise ValidationError.from_exception_data(
+                refused.title,
+                [_without_secrets(error) for error in refused.errors()],
+                hide_input=True,
+            ) from None
+
     def __repr__(self) -> str:
         return (
             f"Settings(base_url={self.base_url!r}, app_name={self.app_name!r}, secret=**********)"
@@ -320,3 +338,25 @@ class Settings(BaseModel):
     @property
     def is_https(self) -> bool:
         return self.base_url.startswith("https://")
+
+
+_HIDDEN = "**********"
+_SECRET_FIELDS = ("secret", "secret_fallbacks")
+
+
+def _without_secrets(error: Any) -> InitErrorDetails:
+    """One of a refusal's errors, its input hidden where it is or holds a secret: an error of a
+    secret field, of an unknown field (a misspelt ``secret_fallback=``), or of the whole model
+    (whose input is every field given)."""
+    hidden = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
+    if "ctx" in error:
+        hidden["ctx"] = error["ctx"]
+    field = error["loc"][0] if error["loc"] else None
+    if error["type"] == "extra_forbidden" or field in _SECRET_FIELDS:
+        hidden["input"] = _HIDDEN
+    elif isinstance(error["input"], dict):
+        hidden["input"] = {
+            key: _HIDDEN if key in _SECRET_FIELDS else value
+            for key, value in error["input"].items()
+        }
+    return hidden
