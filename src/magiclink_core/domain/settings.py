@@ -18,7 +18,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails
 
 from .models import CrossDevicePolicy
 from .redirects import origin_of
@@ -344,11 +343,12 @@ _HIDDEN = "**********"
 _SECRET_FIELDS = ("secret", "secret_fallbacks")
 
 
-def _without_secrets(error: Any) -> InitErrorDetails:
+def _without_secrets(error: Any) -> Any:
     """One of a refusal's errors, its input hidden where it is or holds a secret: an error of a
     secret field, of an unknown field (a misspelt ``secret_fallback=``), or of the whole model
     (whose input is every field given)."""
-    hidden = InitErrorDetails(type=error["type"], loc=error["loc"], input=error["input"])
+    # pydantic_core's InitErrorDetails, a TypedDict (the domain imports pydantic alone)
+    hidden: dict[str, Any] = {"type": error["type"], "loc": error["loc"], "input": error["input"]}
     if "ctx" in error:
         hidden["ctx"] = error["ctx"]
     field = error["loc"][0] if error["loc"] else None
