@@ -4,7 +4,11 @@ storage and the mail connection closed) before the server hears that the app's s
 
 A server ends its event loop once it hears ``lifespan.shutdown.complete``: uvicorn then cancels
 whatever is still running, so a library that closed only after the app returned would lose its
-queued emails and leave the storage open (SQLite's worker thread then keeps the process alive)."""
+queued emails and leave the storage open (SQLite's worker thread then keeps the process alive).
+
+An app that does not speak the protocol (it raises on the ``lifespan`` scope, as ASGI's own
+examples do, or returns without a word) leaves it to the server, which then serves without it.
+The library still needs its life, so the middleware answers the protocol for it."""
 
 from __future__ import annotations
 
@@ -28,21 +32,51 @@ async def run_lifespan(
 ) -> None:
     """Run the app's ``lifespan`` scope inside ``async with magiclinks``, shutting the library
     down before the app's last lifespan message reaches the server. A shutdown that fails turns
-    the app's ``lifespan.shutdown.complete`` into ``lifespan.shutdown.failed`` (logged)."""
+    the app's ``lifespan.shutdown.complete`` into ``lifespan.shutdown.failed`` (logged). An app
+    that ends having sent nothing, and not having failed its startup, has the protocol answered
+    for it: the library lives until the server's shutdown."""
     async with AsyncExitStack() as life:
         await life.enter_async_context(magiclinks)
+        spoke = False
+        heard: list[str] = []
+
+        async def receiving() -> Message:
+            message = await receive()
+            heard.append(message["type"])
+            return message
 
         async def sending(message: Message) -> None:
-            if message["type"] in _ENDS:
-                try:
-                    await life.aclose()  # once: the stack is empty afterwards
-                except Exception as exc:
-                    logger.exception("magiclink could not shut down cleanly")
-                    if message["type"] == "lifespan.shutdown.complete":
-                        message = {
-                            "type": "lifespan.shutdown.failed",
-                            "message": f"magiclink could not shut down cleanly: {exc!r}",
-                        }
-            await send(message)
+            nonlocal spoke
+            spoke = True
+            await send(await _ending(life, message) if message["type"] in _ENDS else message)
 
-        await app(scope, receive, sending)
+        try:
+            await app(scope, receiving, sending)
+        except Exception:
+            if spoke or heard:  # its startup (or shutdown) failed: the server decides
+                raise
+            logger.info("the app does not support the ASGI lifespan; magiclink answers it")
+        if spoke:
+            return
+        if not heard:
+            heard.append((await receive())["type"])
+        if heard[0] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+            heard.append((await receive())["type"])
+        if heard[-1] == "lifespan.shutdown":
+            await send(await _ending(life, {"type": "lifespan.shutdown.complete"}))
+
+
+async def _ending(life: AsyncExitStack, message: Message) -> Message:
+    """``message`` (the app's last) once the library has shut down; a shutdown that fails turns
+    ``lifespan.shutdown.complete`` into ``lifespan.shutdown.failed``."""
+    try:
+        await life.aclose()  # once: the stack is empty afterwards
+    except Exception as exc:
+        logger.exception("magiclink could not shut down cleanly")
+        if message["type"] == "lifespan.shutdown.complete":
+            return {
+                "type": "lifespan.shutdown.failed",
+                "message": f"magiclink could not shut down cleanly: {exc!r}",
+            }
+    return message

@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 
 from magiclink_asgi import MagicLinkMiddleware
 from magiclink_core import MagicLinks, Settings
-from magiclink_core.mailers import SMTPMailer
+from magiclink_core.mailers import MemoryMailer, SMTPMailer
 from magiclink_core.storage import MemoryStorage
 from tests.core._smtp_server import SMTPServer, Transaction, running
 from tests.support import SECRET, free_port
@@ -92,7 +92,7 @@ APP = """
 from starlette.applications import Starlette
 from magiclink_asgi import MagicLinkMiddleware
 from magiclink_core import MagicLinks, Settings
-from magiclink_core.mailers import SMTPMailer
+from magiclink_core.mailers import MemoryMailer, SMTPMailer
 from magiclink_core.storage import SQLiteStorage
 
 links = MagicLinks(
@@ -100,8 +100,30 @@ links = MagicLinks(
     storage=SQLiteStorage("magiclink.sqlite3"),
     mailer=SMTPMailer("127.0.0.1", {smtp_port}, sender="noreply@example.com", tls="none"),
 )
-app = MagicLinkMiddleware(Starlette(), magiclinks=links)
+app = MagicLinkMiddleware({inner}, magiclinks=links)
 """
+
+BARE_APP = """
+
+async def bare(scope, receive, send):
+    # an app that knows no lifespan, as ASGI's own examples are written
+    assert scope["type"] == "http", scope["type"]
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+"""
+
+SILENT_APP = """
+
+async def silent(scope, receive, send):
+    if scope["type"] == "lifespan":
+        return  # says nothing, as some minimal apps do
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+"""
+
+INNER_APPS = {"Starlette()": "", "bare": BARE_APP, "silent": SILENT_APP}
+"""Apps to wrap: one that speaks the lifespan protocol, one that raises on it, one that returns
+without a word (a server then goes on serving without it: magiclink must too)."""
 
 
 class Server:
@@ -133,11 +155,17 @@ class Server:
         assert found, f"never logged {text!r}:\n{''.join(self.lines)}"
 
 
-async def test_ctrl_c_under_uvicorn_sends_the_queued_email_and_exits(tmp_path: Path) -> None:
+@pytest.mark.parametrize("inner", list(INNER_APPS))
+async def test_ctrl_c_under_uvicorn_sends_the_queued_email_and_exits(
+    tmp_path: Path, inner: str
+) -> None:
     port = free_port()
     with gated_smtp() as (smtp, reached, release):
         (tmp_path / "app.py").write_text(
-            textwrap.dedent(APP).format(secret=SECRET, port=port, smtp_port=smtp.port)
+            INNER_APPS[inner]
+            + textwrap.dedent(APP).format(
+                secret=SECRET, port=port, smtp_port=smtp.port, inner=inner
+            )
         )
         server = Server(tmp_path, port)
         try:
@@ -170,3 +198,39 @@ async def test_ctrl_c_under_uvicorn_sends_the_queued_email_and_exits(tmp_path: P
     assert "Application shutdown complete" in log
     assert "Traceback" not in log and "unsupported" not in log, log
     assert [m.rcpt_tos for m in smtp.handler.received] == [["ann@example.org"]]
+
+
+async def test_an_app_whose_startup_raises_is_left_to_the_server() -> None:
+    """An app that took the startup message and then raised failed its startup: the error
+    reaches the server (which decides to stop or serve), nothing is answered for the app, and
+    the library is closed (its storage with it)."""
+
+    class Closing(MemoryStorage):
+        closed = False
+
+        async def close(self) -> None:
+            self.closed = True
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        await receive()
+        raise RuntimeError("the app's database is down")
+
+    storage = Closing()
+    links = MagicLinks(
+        Settings(secret=SECRET, base_url="http://localhost:8000"),
+        storage=storage,
+        mailer=MemoryMailer(),
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    app = MagicLinkMiddleware(failing, magiclinks=links)
+    with pytest.raises(RuntimeError, match="database is down"):
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    assert sent == []
+    assert storage.closed
