@@ -42,7 +42,7 @@ async def run_lifespan(
 
         async def receiving() -> Message:
             message = await receive()
-            heard.append(message["type"])
+            heard.append(message.get("type", ""))
             return message
 
         async def sending(message: Message) -> None:
@@ -59,10 +59,10 @@ async def run_lifespan(
         if spoke:
             return
         if not heard:
-            heard.append((await receive())["type"])
+            heard.append((await receive()).get("type", ""))
         if heard[0] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
-            heard.append((await receive())["type"])
+            heard.append((await receive()).get("type", ""))
         if heard[-1] == "lifespan.shutdown":
             await send(await _ending(life, {"type": "lifespan.shutdown.complete"}))
 
