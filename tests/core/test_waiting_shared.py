@@ -104,7 +104,21 @@ async def started_sign_in(pair: Pair, email: str) -> tuple[Client, SignIn, str]:
     client, _ = await pair.a.create_client()
     sign_in = await pair.a.create_sign_in(client, email)
     sign_in = await pair.a.prepare_first_factor(client, sign_in.id, redirect_url="/home")
+    await everything_published_heard_on_a(pair)
     return client, sign_in, last_token(pair.mailer, email)
+
+
+async def everything_published_heard_on_a(pair: Pair) -> None:
+    """Return once A's listener has heard every wake-up published so far, the echo of its own
+    included (A wakes its waiters at once and again when the echo comes back): a wake-up that
+    B publishes after them reaches A after them, one server delivering them in order. Else a
+    late echo wakes a waiter that a test counts the reads of. (A not listening hears none.)"""
+    if not pair.a.notifier.healthy:
+        return
+    async with pair.a.notifier.subscribe("test:heard") as heard:
+        await pair.b.notifier.publish("test:heard")
+        with anyio.fail_after(BOUND):
+            await heard.wait()
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
