@@ -42,12 +42,16 @@ async def wait_for(
     timeout: timedelta,
     since_version: int | None,
     cancelled: anyio.Event | None,
+    since_status: VerificationStatus | None = None,
 ) -> A:
     """Wait until the attempt ``load`` reads changes (its version or its verification's
     status), at most ``timeout`` (capped at :data:`MAX_WAIT`, and at the link's expiry, which is
-    not a write). Answers at once when ``since_version`` is older than the stored version or the
-    verification is already over. ``cancelled`` ends the wait early with the attempt as it is.
-    ``load`` is read once before the wait (it checks ownership), then once per wake-up.
+    not a write). Answers at once when ``since_version`` is older than the stored version, when
+    the verification's status is not ``since_status``, or (no ``since_status`` given) when the
+    verification is already over: a caller that saw it over (expired) and says so waits on, for
+    a new version (a link renewed from another device). ``cancelled`` ends the wait early with
+    the attempt as it is. ``load`` is read once before the wait (it checks ownership), then once
+    per wake-up.
     """
     if not isinstance(attempt_id, str):  # not an id (a caller passed on any input): no channel
         return await load()  # the read refuses it, as it refuses an unknown id
@@ -55,7 +59,7 @@ async def wait_for(
         notifier=ctx.notifier,
         channel=attempt_channel(kind, attempt_id),
         load=load,
-        watch=_VerificationWatch(ctx, timeout, since_version),
+        watch=_VerificationWatch(ctx, timeout, since_version, since_status),
         poll_interval=ctx.settings.wait_poll_interval,
         cancelled=cancelled,
     )
@@ -63,24 +67,37 @@ async def wait_for(
 
 class _VerificationWatch:
     """What a wait for an attempt waits for: a new version, or its verification's status
-    moving on (one small object per waiter, which it keeps while parked)."""
+    moving on from the one the caller saw (one small object per waiter, which it keeps while
+    parked)."""
 
-    __slots__ = ("_ctx", "_since_version", "_status", "_timeout", "_version")
+    __slots__ = ("_ctx", "_since_status", "_since_version", "_status", "_timeout", "_version")
 
-    def __init__(self, ctx: Context, timeout: timedelta, since_version: int | None) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        timeout: timedelta,
+        since_version: int | None,
+        since_status: VerificationStatus | None,
+    ) -> None:
         self._ctx = ctx
         self._timeout = timeout
         self._since_version = since_version
+        self._since_status = since_status
         self._version = -1
         self._status: VerificationStatus | None = None
 
     def begin(self, first: SignUp | SignIn | EmailAddress) -> float | None:
-        status = self._status = _status_of(first)
-        if first.verification is not None and status is not VerificationStatus.UNVERIFIED:
-            return None  # its verification is over (verified, expired, failed): nothing to await
+        status = _status_of(first)
+        if self._since_status is not None:
+            self._status = self._since_status  # what the caller saw: anything else is news
+        else:
+            self._status = status
+            if first.verification is not None and status is not VerificationStatus.UNVERIFIED:
+                return None  # its verification is over (verified, expired, failed): no wait
         self._version = first.version if self._since_version is None else self._since_version
         longest = min(max(self._timeout, timedelta(0)), MAX_WAIT)
-        if first.verification is not None:  # waiting: wake up when the link expires
+        if first.verification is not None and status is VerificationStatus.UNVERIFIED:
+            # waiting for the link: wake up when it expires
             until_expiry = first.verification.expire_at - self._ctx.now() + _EXPIRY_MARGIN
             longest = min(longest, max(until_expiry, timedelta(0)))
         return longest.total_seconds()
@@ -115,14 +132,18 @@ class WaitMethods:
         *,
         timeout: timedelta = MAX_WAIT,
         since_version: int | None = None,
+        since_status: VerificationStatus | None = None,
         cancelled: anyio.Event | None = None,
     ) -> SignUp:
         """Wait until the sign-up changes (or leaves ``unverified``), at most ``timeout``
         (capped at 30 seconds).
 
         Answers at once when ``since_version`` is older than the stored version, or when the
-        verification is already over (verified, expired, failed). ``cancelled`` ends the wait
-        early with the attempt as it is (the guide's ``cancelMagicLinkFlow``).
+        verification is already over (verified, expired, failed). ``since_status``: the status
+        of the verification the caller last saw; any other is answered at once, and one over
+        is then waited on too (a page showing "expired" hears of a link renewed from another
+        device). ``cancelled`` ends the wait early with the attempt as it is (the guide's
+        ``cancelMagicLinkFlow``).
 
         :raises NotFoundError: no such sign-up for this client.
         """
@@ -133,6 +154,7 @@ class WaitMethods:
             sign_up_id,
             timeout=timeout,
             since_version=since_version,
+            since_status=since_status,
             cancelled=cancelled,
         )
 
@@ -143,6 +165,7 @@ class WaitMethods:
         *,
         timeout: timedelta = MAX_WAIT,
         since_version: int | None = None,
+        since_status: VerificationStatus | None = None,
         cancelled: anyio.Event | None = None,
     ) -> SignIn:
         """As :meth:`wait_for_sign_up`, for a sign-in. :raises NotFoundError:"""
@@ -153,6 +176,7 @@ class WaitMethods:
             sign_in_id,
             timeout=timeout,
             since_version=since_version,
+            since_status=since_status,
             cancelled=cancelled,
         )
 
@@ -163,6 +187,7 @@ class WaitMethods:
         *,
         timeout: timedelta = MAX_WAIT,
         since_version: int | None = None,
+        since_status: VerificationStatus | None = None,
         cancelled: anyio.Event | None = None,
     ) -> EmailAddress:
         """As :meth:`wait_for_sign_up`, for an address's verification. :raises NotFoundError:"""
@@ -173,5 +198,6 @@ class WaitMethods:
             email_address_id,
             timeout=timeout,
             since_version=since_version,
+            since_status=since_status,
             cancelled=cancelled,
         )

@@ -214,6 +214,9 @@ CALLS: dict[str, Call] = {
     "wait_for_sign_in(id)": lambda s, v: s.links.wait_for_sign_in(
         s.client, v, timeout=timedelta(0)
     ),
+    "wait_for_sign_in(since_status)": lambda s, v: s.links.wait_for_sign_in(
+        s.client, s.sign_in.id, timeout=timedelta(0), since_status=v
+    ),
 }
 # the wait's timeout is a timedelta the web layer made of ?wait= (any, however odd)
 TIMEOUT_CALL = "wait_for_email_address(timeout)"

@@ -74,6 +74,68 @@ async def test_a_wait_ends_when_the_link_expires() -> None:
     assert result.verification.status is VerificationStatus.EXPIRED
 
 
+async def test_a_wait_on_an_expired_link_is_held_until_a_resend_from_elsewhere() -> None:
+    """The waiting device showing "expired" waits on: told the caller saw it expired, the wait
+    is held (not answered at once, which would spin), and the resend of the link from another
+    device ends it with the attempt's new, unverified verification."""
+    world = make_world(link_ttl=timedelta(seconds=30), wait_poll_interval=timedelta(seconds=60))
+    starter, sign_in, token = await prepared_sign_in(world)
+    world.clock.advance(seconds=31)
+    expired = await world.links.wait_for_sign_in(starter, sign_in.id)  # over: at once
+    assert expired.verification is not None
+    assert expired.verification.status is VerificationStatus.EXPIRED
+    results = []
+
+    async def wait() -> None:
+        results.append(
+            await world.links.wait_for_sign_in(
+                starter,
+                sign_in.id,
+                timeout=timedelta(seconds=10),
+                since_version=expired.version,
+                since_status=VerificationStatus.EXPIRED,
+            )
+        )
+
+    with anyio.fail_after(2):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            assert results == []  # held, and no timer wakes it
+            await world.links.resend_link(token)
+    renewed = results[0].verification
+    assert renewed is not None and renewed.status is VerificationStatus.UNVERIFIED
+    assert renewed.link_id != expired.verification.link_id
+    assert results[0].version > expired.version
+
+
+async def test_a_wait_told_of_a_status_no_longer_true_answers_at_once() -> None:
+    """A caller that last saw the link unverified hears at once that it expired since (a
+    stale view is never held), and one that saw it expired hears of a new version at once."""
+    world = make_world(link_ttl=timedelta(seconds=30), wait_poll_interval=timedelta(seconds=60))
+    starter, sign_in, token = await prepared_sign_in(world)
+    world.clock.advance(seconds=31)
+    with anyio.fail_after(1):
+        result = await world.links.wait_for_sign_in(
+            starter,
+            sign_in.id,
+            since_version=sign_in.version,
+            since_status=VerificationStatus.UNVERIFIED,
+        )
+    assert result.verification is not None
+    assert result.verification.status is VerificationStatus.EXPIRED
+    await world.links.resend_link(token)
+    with anyio.fail_after(1):
+        result = await world.links.wait_for_sign_in(
+            starter,
+            sign_in.id,
+            since_version=sign_in.version,
+            since_status=VerificationStatus.EXPIRED,
+        )
+    assert result.verification is not None
+    assert result.verification.status is VerificationStatus.UNVERIFIED
+
+
 async def test_cancel_ends_the_wait_cleanly() -> None:
     world = make_world(wait_poll_interval=timedelta(seconds=60))
     starter, sign_in, _ = await prepared_sign_in(world)
