@@ -32,6 +32,7 @@ from magiclink_core import (
     SignUp,
     Strategy,
     UnauthenticatedError,
+    VerificationStatus,
 )
 
 from .cookies import CookieNames, same_origin
@@ -99,6 +100,7 @@ _PREPARE: tuple[Strategy, ...] = ("email_link", "email_code")
 # a query's numbers as JSON writes them: no "nan", "inf", "1_000" or surrounding spaces
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _WHOLE = re.compile(r"\+?[0-9]{1,19}")
+_STATUSES = tuple(status.value for status in VerificationStatus)
 MAX_VERSION = 2**63 - 1  # a version is a 64-bit counter in every storage
 
 
@@ -166,23 +168,33 @@ class Api:
         return call.session
 
     @staticmethod
-    def _wait_args(call: Call) -> tuple[float, int | None]:
-        """``?wait=`` (seconds, 0 to MAX_WAIT) and ``?version=`` (a whole number): absent is
-        the default, anything else that is not such a number (empty included) is a 400."""
+    def _wait_args(call: Call) -> tuple[float, int | None, VerificationStatus | None]:
+        """``?wait=`` (seconds, 0 to MAX_WAIT), ``?version=`` (a whole number) and
+        ``?verification_status=`` (one of the statuses): absent is the default, anything else
+        that is not such a value (empty included) is a 400."""
         query = call.request.query
         wait, version = query.get("wait"), query.get("version")
+        status = query.get("verification_status")
         if wait is not None and _NUMBER.fullmatch(wait) is None:
             raise InvalidRequestError(long_message="wait must be a number of seconds.")
         if version is not None and (
             _WHOLE.fullmatch(version) is None or int(version) > MAX_VERSION
         ):
             raise InvalidRequestError(long_message="version must be a whole number.")
+        if status is not None and status not in _STATUSES:
+            raise InvalidRequestError(
+                long_message=f"verification_status must be one of {', '.join(_STATUSES)}."
+            )
         seconds = 0.0 if wait is None else float(wait)
         if not 0 <= seconds <= MAX_WAIT_SECONDS:
             raise InvalidRequestError(
                 long_message=f"wait must be between 0 and {MAX_WAIT_SECONDS:g}."
             )
-        return seconds, None if version is None else int(version)
+        return (
+            seconds,
+            None if version is None else int(version),
+            None if status is None else VerificationStatus(status),
+        )
 
     async def _read_or_wait(
         self,
@@ -192,11 +204,14 @@ class Api:
     ) -> T | None:
         """``read()`` for a plain GET; with ``?wait=``, the core's wait for a change, ended early
         when the HTTP client goes away (then None: nobody is left to answer)."""
-        wait, version = self._wait_args(call)
+        wait, version, status = self._wait_args(call)
         if not wait:
             return await read()
         return await _until_disconnect(
-            call, lambda: wait_for(timeout=timedelta(seconds=wait), since_version=version)
+            call,
+            lambda: wait_for(
+                timeout=timedelta(seconds=wait), since_version=version, since_status=status
+            ),
         )
 
     # -- client -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import json
 from functools import cache
 from typing import Any
 
-from magiclink_core import MAX_WAIT
+from magiclink_core import MAX_WAIT, VerificationStatus
 
 from . import api, landing
 from .cookies import CookieNames
@@ -98,7 +98,7 @@ def _api_statuses(name: str, method: str, template: str) -> list[int]:
     if "{id}" in template or name in {"get_me", "patch_me"}:
         statuses.add(404)
     if name in _WAITING:
-        statuses.add(400)  # a malformed ?wait= or ?version=
+        statuses.add(400)  # a malformed ?wait=, ?version= or ?verification_status=
     if name.startswith(("prepare_", "attempt_", "touch_", "end_", "revoke_")) or name in {
         "patch_me",
         "delete_email_address",
@@ -234,6 +234,15 @@ def _parameters(name: str, template: str, names: CookieNames) -> list[dict[str, 
                 "in": "query",
                 "description": "The version the caller last saw (default: the current one).",
                 "schema": {"type": "integer", "minimum": 0, "maximum": api.MAX_VERSION},
+            },
+            {
+                "name": "verification_status",
+                "in": "query",
+                "description": "The status of the verification the caller last saw: any "
+                "other is answered at once, and one over (such as `expired`) is then waited "
+                "on too, for a new version (a link renewed from another device). Absent: a "
+                "verification already over is answered at once.",
+                "schema": {"type": "string", "enum": [s.value for s in VerificationStatus]},
             },
         ]
     if name == "click":

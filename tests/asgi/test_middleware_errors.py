@@ -142,6 +142,7 @@ async def test_unknown_ids_and_other_clients_attempts_are_not_found(
         ("GET", "/auth/v1/client/sign_ins/x?wait=31", 400, "invalid_request"),
         ("GET", "/auth/v1/client/sign_ins/x?wait=soon", 400, "invalid_request"),
         ("GET", "/auth/v1/client/sign_ins/x?version=one", 400, "invalid_request"),
+        ("GET", "/auth/v1/client/sign_ins/x?verification_status=gone", 400, "invalid_request"),
         ("GET", "/auth/v1/client/sign_ins/x?wait=%ff", 400, "invalid_request"),
         ("GET", "/auth/v1/client/sign_ins/x?wait=1&note=%e9", 400, "invalid_request"),
         ("POST", "/auth/v1/openapi.json", 405, "method_not_allowed"),

@@ -7,9 +7,11 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import anyio
 import httpx
 import pytest
 
+from magiclink_core.testing import FakeClock
 from tests.support import after_confirm, csrf_token
 
 from .harness import FRAMEWORKS, IPHONE, Browser, Server, serve
@@ -167,3 +169,35 @@ async def _woken_by_a_click_on_another_client(server: Server) -> None:
         assert answer.json()["status"] == "complete"  # woken, not timed out
         latency_ms = (answer.at - clicked_at) * 1000
         print(f"wake-up latency ({server.base_url}): {latency_ms:.1f} ms")
+
+
+async def test_a_wait_on_an_expired_link_is_woken_by_its_resend_on_another_device() -> None:
+    """The laptop showing "expired" long-polls on, saying it saw the link expired: held (not
+    answered at once), it is woken by the resend the phone asks for on the expired link's page,
+    with the new verification. Polling once a minute: only the resend's wake-up ends it."""
+    clock = FakeClock()
+    async with serve("starlette", clock=clock, wait_poll_interval=timedelta(minutes=1)) as server:
+        await has_account(server, "renewed@example.com")
+        async with server.browser() as laptop, server.browser(user_agent=IPHONE) as phone:
+            sign_in = await laptop.start_sign_in("renewed@example.com", f"{server.base_url}/home")
+            old_link = server.last_link("renewed@example.com")
+            clock.advance(minutes=11)
+            path = f"/client/sign_ins/{sign_in['id']}"
+            seen = (await laptop.api("GET", path, params={"wait": 10})).json()  # over: at once
+            assert seen["first_factor_verification"]["status"] == "expired"
+            held = server.long_poll(
+                laptop, path, wait=20, version=seen["version"], verification_status="expired"
+            )
+            with anyio.fail_after(10):  # an answer at once would never be held
+                async with held as answer:
+                    page = await phone.get((await phone.get(old_link)).headers["location"])
+                    assert "Email me a new link" in page.text
+                    resent = await phone.post(
+                        "/auth/v1/verify/resend", data={"csrf_token": csrf_token(page.text)}
+                    )
+                    assert resent.status_code == 303
+                    assert resent.headers["location"] == "/auth/v1/verify/sent"
+            waited = answer.json()
+            assert waited["version"] > seen["version"]
+            assert waited["first_factor_verification"]["status"] == "unverified"
+            assert server.last_link("renewed@example.com") != old_link
