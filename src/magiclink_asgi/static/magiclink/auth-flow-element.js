@@ -1,6 +1,7 @@
 // auth-flow-element.js: <magiclink-sign-in> and <magiclink-sign-up>: the form, the wait for
 // the link (resumed after a reload) beside the field for the code from the email, resend, and
-// the outcome (complete, another tab, started again in another tab, expired, failed).
+// the outcome (complete, another tab, started again in another tab, expired, failed). Expired,
+// it waits on for a new email sent from another device, and then waits for that one.
 // Whichever of the link and the code is used first, the wait ends once and the view moves on
 // once.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
@@ -258,12 +259,17 @@ class AuthFlowElement extends MagicLinkElement {
     ));
   }
 
-  _resend(button) {
-    if (button) button.disabled = true;
+  // "A new email is on its way", in the words of what it carries.
+  _newEmailMessage() {
     const sent = this._sent();
-    const message = sent === "link and code"
+    return sent === "link and code"
       ? "A new email is on its way: use its link or its code."
       : `A new ${sent} is on its way.`;
+  }
+
+  _resend(button) {
+    if (button) button.disabled = true;
+    const message = this._newEmailMessage();
     // until the new email is sent, the wait on the one already sent goes on
     this._wait(true, message).catch((err) => {
       if (button?.isConnected) button.disabled = false;
@@ -284,6 +290,7 @@ class AuthFlowElement extends MagicLinkElement {
     }
     if (status === "expired") {
       this._showExpired();
+      this._awaitNewEmail();
       return;
     }
     if (status === "failed" && v?.failureReason === "replaced") {
@@ -366,10 +373,29 @@ class AuthFlowElement extends MagicLinkElement {
       h("div", { className: "ml-actions" },
         h("button", { className: "ml-button ml-primary", type: "button",
           onclick: (e) => this._resend(e.currentTarget) }, both ? "Send a new email" : `Send a new ${sent}`),
-        h("button", { className: "ml-button ml-quiet", type: "button",
-          onclick: () => this._showForm() }, "Use a different email"),
+        h("button", { className: "ml-button ml-quiet", type: "button", onclick: () => {
+          this._flow?.cancelMagicLinkFlow();
+          this._showForm();
+        } }, "Use a different email"),
       ),
     ));
+  }
+
+  // Expired, the attempt may still get a new email from elsewhere: the expired link's page on
+  // the device it was opened on sends one. The long poll goes on (held by the server until the
+  // attempt changes: nothing is asked while nothing happens), and a new verification brings
+  // the page back to waiting, with its new code. This page's own resend, or "Use a different
+  // email", ends it (they take this._flow's place).
+  async _awaitNewEmail() {
+    const signal = this._resumeSignal();
+    try {
+      await this.resource._waitForNewVerification(signal);
+    } catch {
+      return; // the page says "expired" and offers its own resend: nothing more to say
+    }
+    if (signal.aborted || this._verification()?.status !== "unverified") return;
+    this._wait(false);
+    this._announce(this._newEmailMessage());
   }
 
   // `message`: the server's word on a code that spent the verification (too many wrong

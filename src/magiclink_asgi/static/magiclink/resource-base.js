@@ -85,9 +85,9 @@ class Resource {
     return this.verification || null;
   }
 
-  async _reloadFrom(path, { wait, version, signal } = {}) {
+  async _reloadFrom(path, { wait, version, verificationStatus, signal } = {}) {
     const data = await this._ml._transport.request("GET", path, {
-      query: wait ? { wait, version } : undefined,
+      query: wait ? { wait, version, verification_status: verificationStatus } : undefined,
       signal,
       timeoutMs: wait ? REQUEST_TIMEOUT_MS : 20000,
     });
@@ -138,14 +138,30 @@ class Resource {
 
   // Long-poll until the verification leaves "unverified" (or `signal` aborts).
   async _waitForVerification(signal) {
+    const settled = (v) => !v || v.status !== "unverified";
+    if (await this._pollUntil(signal, settled)) {
+      await this._attempting; // a code typed here finishes first: it says who completed it
+    }
+    return this;
+  }
+
+  // Long-poll while the verification reads expired and the attempt goes on (or until `signal`
+  // aborts): a new email may be sent for it from elsewhere (the expired link's page on another
+  // device). Each wait says it saw "expired", so the server holds it (no request in a loop)
+  // until the attempt changes.
+  async _waitForNewVerification(signal) {
+    const settled = (v) => !v || v.status !== "expired" || this.status === "abandoned";
+    await this._pollUntil(signal, settled, "expired");
+    return this;
+  }
+
+  // Long-poll until `settled(verification)` holds (true) or `signal` aborts (false). With
+  // `seen`, each wait tells the server the verification status it last read.
+  async _pollUntil(signal, settled, seen) {
     let backoff = BACKOFF_FIRST_MS;
     let recovering = false;
     while (!signal.aborted) {
-      const current = this._verification;
-      if (!current || current.status !== "unverified") {
-        await this._attempting; // a code typed here finishes first: it says who completed it
-        return this;
-      }
+      if (settled(this._verification)) return true;
       // one request (or pause) at a time, ended by `signal` or by a typed code (_wakePolls)
       const poll = new AbortController();
       const stop = () => poll.abort();
@@ -155,7 +171,10 @@ class Resource {
         try {
           // after a failure, one quick read first: it proves the way back and catches up
           if (recovering) await this.reload({ signal: poll.signal });
-          else await this.reload({ wait: WAIT_SECONDS, version: this.version, signal: poll.signal });
+          else {
+            await this.reload({ wait: WAIT_SECONDS, version: this.version,
+              verificationStatus: seen, signal: poll.signal });
+          }
           recovering = false;
           backoff = BACKOFF_FIRST_MS;
         } catch (err) {
@@ -179,7 +198,7 @@ class Resource {
       }
       this._ml._emitConnection(true);
     }
-    return this;
+    return false;
   }
 }
 
