@@ -35,6 +35,7 @@ from .domain.errors import NotFoundError as NotFoundError
 from .domain.errors import RateLimitedError as RateLimitedError
 from .domain.errors import ReverificationRequiredError as ReverificationRequiredError
 from .domain.errors import StorageUnavailableError as StorageUnavailableError
+from .domain.errors import TooManyConfirmationCodesError as TooManyConfirmationCodesError
 from .domain.errors import UnauthenticatedError as UnauthenticatedError
 from .domain.events import AuthEvent as AuthEvent
 from .domain.events import Event as Event
@@ -130,6 +131,7 @@ __all__ = [
     "Strategy",
     "SystemClock",
     "TokenRedactingFilter",
+    "TooManyConfirmationCodesError",
     "UnauthenticatedError",
     "User",
     "Verification",

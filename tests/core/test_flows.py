@@ -13,11 +13,20 @@ from magiclink_core import (
     InvalidStateError,
     MagicLinkError,
     MagicLinkExpiredError,
+    MagicLinkFailedError,
     SessionStatus,
+    TooManyConfirmationCodesError,
     VerificationStatus,
 )
 from magiclink_core.domain import flows, session_rules
-from magiclink_core.domain.models import Link, SignIn, Verification
+from magiclink_core.domain.models import (
+    AttemptKind,
+    FailureReason,
+    Link,
+    SignIn,
+    SignUp,
+    Verification,
+)
 from magiclink_core.domain.session_rules import session_expiry_reason as expiry
 from magiclink_core.testing import make_record
 
@@ -111,6 +120,38 @@ def test_wrong_codes_count_down_then_fail_the_link() -> None:
     # and now even the right code fails
     after = judge(link, third.verification, client="client_b", code="123456")
     assert after.outcome is flows.ClickOutcome.REJECTED
+
+
+@pytest.mark.parametrize(
+    ("kind", "attempt_kind"), [(SignIn, AttemptKind.SIGN_IN), (SignUp, AttemptKind.SIGN_UP)]
+)
+def test_a_link_failed_by_wrong_codes_says_so_with_its_attempts_kind(
+    kind: type[SignIn] | type[SignUp], attempt_kind: AttemptKind
+) -> None:
+    """The last wrong code, and every later opening of the link by another client, say that
+    wrong codes were typed (still ``failed``), and for which kind of attempt; a link that
+    failed otherwise does not."""
+    link, verification = waiting()
+    for wrong in ("000000", "111111", "222222"):
+        attempt = make_record(kind, client_id="client_a", verification=verification)
+        decision = click(link, attempt, client="client_b", code=wrong)
+        assert decision.verification is not None
+        verification = decision.verification
+    assert verification.failure_reason == "too_many_confirmation_codes"
+    attempt = make_record(kind, client_id="client_a", verification=verification)
+    for later in (decision, click(link, attempt, client="client_b")):
+        error = later.error
+        assert isinstance(error, TooManyConfirmationCodesError), error
+        assert isinstance(error, MagicLinkFailedError) and error.code == "failed"
+        assert error.kind is attempt_kind and error.status_hint == 422
+        assert error.redirect_url is None  # the generic page: not sent into the app
+    # the client that asked is sent back to its app, with the same word
+    own = click(link, attempt, client="client_a")
+    assert isinstance(own.error, TooManyConfirmationCodesError)
+    assert own.error.redirect_url == verification.redirect_url
+    replaced = verification.model_copy(update={"failure_reason": FailureReason.REPLACED})
+    other = click(link, make_record(kind, client_id="client_a", verification=replaced))
+    assert not isinstance(other.error, TooManyConfirmationCodesError)
 
 
 def test_an_expired_link_says_expired_with_its_time() -> None:

@@ -10,6 +10,7 @@ The base classes cannot be raised directly.
     ├── MagicLinkError (abstract)     the link did not work; ``redirect_url`` set for its owner
     │   ├── MagicLinkExpiredError     expired, 410; carries ``expired_at``
     │   ├── MagicLinkFailedError      failed, 422 (used, superseded, unknown, tampered with)
+    │   │   └── TooManyConfirmationCodesError  disabled by wrong codes; carries the ``kind``
     │   └── ClientMismatchError       client_mismatch, 403 (policy ``deny``)
     ├── ConfirmationCodeError         confirmation_code_incorrect, 422; ``attempts_left``
     ├── EmailCodeError                email_code_incorrect, 422; ``attempts_left``
@@ -38,6 +39,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar
+
+from .models import AttemptKind
 
 
 class ErrorCode(StrEnum):
@@ -138,6 +141,28 @@ class MagicLinkFailedError(MagicLinkError):
 
     code = ErrorCode.FAILED
     status_hint = 422
+
+
+class TooManyConfirmationCodesError(MagicLinkFailedError):
+    """Too many wrong confirmation codes were typed on the device that opened the link, so it
+    no longer works. Still ``failed`` (the guide's code); ``kind`` says what the attempt was, so
+    a page can say where to start again (signing up again for a sign-up)."""
+
+    def __init__(self, kind: AttemptKind, *, redirect_url: str | None = None) -> None:
+        self.kind = kind
+        super().__init__(
+            "Too many wrong codes: this link no longer works.",
+            long_message="Too many wrong codes were typed, so this link no longer works. Ask "
+            f"for a new one on the device where you are {_DOING[kind]}.",
+            redirect_url=redirect_url,
+        )
+
+
+_DOING = {
+    AttemptKind.SIGN_UP: "signing up",
+    AttemptKind.SIGN_IN: "signing in",
+    AttemptKind.EMAIL_ADDRESS: "adding this address",
+}
 
 
 class ClientMismatchError(MagicLinkError):

@@ -28,6 +28,7 @@ the same client *abandons* the older one (its link stops working); an attempt le
         policy allow, confirmed                         ->  verified, attempt complete
         policy confirm, right code                      ->  verified, attempt complete
         policy confirm, wrong code                      ->  one try fewer; the last one fails it
+    link failed by wrong codes (opened again, by anyone) ->  failed, saying so (and the kind)
 
 Everything here takes records and the time and returns new records (or changes to write); the
 service reads and writes them, each once-only change as one atomic storage operation. The
@@ -53,6 +54,7 @@ from .errors import (
     MagicLinkError,
     MagicLinkExpiredError,
     MagicLinkFailedError,
+    TooManyConfirmationCodesError,
 )
 from .models import (
     Attempt,
@@ -412,6 +414,10 @@ def judge_click(
         return _rejected(same_client, MagicLinkExpiredError(expired, redirect_url=back_to))
     if verification.status is CLIENT_MISMATCH:
         return _rejected(same_client, ClientMismatchError(redirect_url=back_to))
+    if verification.failure_reason is FailureReason.CONFIRMATION_CODES:
+        # said so on every later opening too: the device that typed them learns why
+        spent = TooManyConfirmationCodesError(kind_of(attempt), redirect_url=back_to)
+        return _rejected(same_client, spent)
     if not in_progress_at(attempt, now) or verification.status is not UNVERIFIED:
         return _failed(same_client, "This link can no longer be used.", back_to)
 
@@ -434,11 +440,7 @@ def judge_click(
         tries_field="failed_code_attempts",
         limit=max_code_attempts,
         reason=FailureReason.CONFIRMATION_CODES,
-        last=MagicLinkFailedError(
-            "Too many wrong codes: this link no longer works.",
-            long_message="Too many wrong codes were typed, so this link was disabled. "
-            "Ask for a new one from the device you are signing in on.",
-        ),
+        last=TooManyConfirmationCodesError(kind_of(attempt)),
         wrong=ConfirmationCodeError,
     )
 
