@@ -33,6 +33,7 @@ from magiclink_core import (
     NotFoundError,
     RateLimitedError,
     StorageUnavailableError,
+    TooManyConfirmationCodesError,
     is_link_token,
 )
 
@@ -101,6 +102,10 @@ class Landing:
         self.sign_in_url: str | None = None
         """Where a dead end sends a person to start again (the hosted sign-in page, when
         served); the app's home page is offered always."""
+        self.sign_up_url: str | None = None
+        """Where a sign-up's link disabled by wrong codes sends a person to start again."""
+        self.user_profile_url: str | None = None
+        """Where an added address's link disabled by wrong codes sends a person."""
 
     async def handle(self, call: Call, sub: str) -> Response:
         """Answer one landing request; every answer carries the landing headers."""
@@ -175,8 +180,15 @@ class Landing:
         return self._page("error.html", 400, title=title, detail=detail, code="malformed")
 
     def _dead(self, error: MagicLinkError, *, csrf: str | None = None) -> Response:
-        """The page for a link that did not work; an expired one offers a resend."""
+        """The page for a link that did not work; an expired one offers a resend. A link
+        disabled by wrong codes says so (to the device that typed them, as to the one that
+        asked), and the way to start again is its attempt's own."""
         title, detail = ERROR_TEXT.get(error.code, ERROR_TEXT[ErrorCode.FAILED])
+        again: dict[str, str | None] = {}
+        if isinstance(error, TooManyConfirmationCodesError):
+            detail = error.long_message
+            text, url = self._start_again(error.kind)
+            again = {"again_text": text, "again_url": url}
         return self._page(
             "error.html",
             error.status_hint,
@@ -185,7 +197,17 @@ class Landing:
             code=error.code.value,
             resend=csrf is not None and error.code is ErrorCode.EXPIRED,
             csrf_token=csrf or "",
+            **again,
         )
+
+    def _start_again(self, kind: AttemptKind) -> tuple[str, str | None]:
+        """Where a person starts an attempt of ``kind`` again, in words, and its URL (None
+        without the hosted pages)."""
+        if kind is AttemptKind.SIGN_UP:
+            return "Sign up again", self.sign_up_url
+        if kind is AttemptKind.EMAIL_ADDRESS:
+            return "Go to your account", self.user_profile_url
+        return "Sign in again", self.sign_in_url
 
     def _csrf(self, call: Call) -> str:
         token = call.request.cookies.get(self.names.csrf)

@@ -107,6 +107,8 @@ class MagicLinkMiddleware:
         self.pages = self._hosted_pages(pages, dev_mailbox)
         self._static = load_static_files() if self.pages is None else {}
         self.landing.sign_in_url = getattr(self.pages, "sign_in_url", None)
+        self.landing.sign_up_url = getattr(self.pages, "sign_up_url", None)
+        self.landing.user_profile_url = getattr(self.pages, "user_profile_url", None)
         credentials = credentials_type()
         self._signed_in = credentials([AUTHENTICATED])
         self._signed_out = credentials()

@@ -753,3 +753,83 @@ async def test_collecting_the_session_the_cookie_already_holds_changes_nothing()
         assert again.status_code == 200
         assert cookie_header(again, "magiclink_session") != f"magiclink_session={kept}"
         assert (await browser.get("/whoami")).json()["session"] == created.group(1)
+
+
+async def started_with_code(
+    app: Any, owner: httpx.AsyncClient, mailer: Any, kind: str
+) -> tuple[str, str, str]:
+    """A sign-up, or a sign-in of an account made in a browser of its own, started on
+    ``owner``: the link it emailed, the confirmation code ``owner`` shows, and the path that
+    sends the attempt a new email."""
+    email = f"{kind}@example.com"
+    if kind == "sign_in":
+        async with browser_for(app) as first:
+            await first.get(await emailed_link(first, mailer, email))
+        created = await owner.post("/auth/v1/client/sign_ins", json={"identifier": email})
+        prepare = f"/auth/v1/client/sign_ins/{created.json()['id']}/prepare_first_factor"
+    else:
+        created = await owner.post("/auth/v1/client/sign_ups", json={"email_address": email})
+        prepare = f"/auth/v1/client/sign_ups/{created.json()['id']}/prepare_verification"
+    prepared = await owner.post(
+        prepare, json={"strategy": "email_link", "redirect_url": f"{BASE}/done"}
+    )
+    assert prepared.status_code == 200, prepared.text
+    answer = prepared.json()
+    verification = (
+        answer.get("first_factor_verification") or answer["verifications"]["email_address"]
+    )
+    return link_of(mailer, email), verification["confirmation_code"], prepare
+
+
+@pytest.mark.parametrize(
+    ("kind", "again", "other", "url"),
+    [
+        ("sign_up", "Sign up again", "Sign in again", "/auth/sign-up"),
+        ("sign_in", "Sign in again", "Sign up again", "/auth/sign-in"),
+    ],
+)
+async def test_the_last_wrong_code_on_the_other_device_says_so_and_offers_its_flow_again(
+    kind: str, again: str, other: str, url: str
+) -> None:
+    """The phone that typed the wrong codes is told so, as the first device is (not that the
+    link was used or replaced), on the page its last answer leads to, on a reload and when
+    the link is opened again; the way on is the attempt's own (sign up again for a sign-up).
+    A link that died otherwise (replaced by a newer one) still gets the generic page."""
+    magiclinks, mailer = make_magiclinks(BASE)
+    app = build_app("starlette", magiclinks, pages=True)
+    async with browser_for(app) as owner, browser_for(app, **{"user-agent": IPHONE}) as phone:
+        link, code, prepare = await started_with_code(app, owner, mailer, kind)
+        _, page = await code_form(phone, link)
+        csrf = csrf_token(page.text)
+        wrong = "9" * len(code) if code != "9" * len(code) else "1" * len(code)
+        for _ in range(3):
+            answer = await phone.post(
+                "/auth/v1/verify/confirm", data={"confirmation_code": wrong, "csrf_token": csrf}
+            )
+        assert answer.headers["location"] == "/auth/v1/verify/confirm"
+        shown = await phone.get(answer.headers["location"])
+        reloaded = await phone.get(answer.headers["location"])
+        _, reopened = await open_dead(phone, link)
+        for dead in (shown, reloaded, reopened):
+            assert dead.status_code == 422, dead.text
+            assert "This link no longer works" in dead.text
+            assert "Too many wrong codes were typed" in dead.text
+            assert "It was used already" not in dead.text
+            assert f'<a href="{url}">{again}</a>' in dead.text
+            assert other not in dead.text
+            assert "confirmation_code" not in dead.text  # no form to type into
+        # the first device sends a new email: the phone's link is one replaced, said as before
+        again = {"strategy": "email_link", "redirect_url": f"{BASE}/done"}
+        assert (await owner.post(prepare, json=again)).status_code == 200
+        _, replaced = await open_dead(phone, link)
+        assert replaced.status_code == 422
+        assert "It was used already, replaced by a newer one" in replaced.text
+        assert "Too many wrong codes" not in replaced.text
+
+
+async def open_dead(phone: httpx.AsyncClient, link: str) -> tuple[httpx.Response, httpx.Response]:
+    """Open a link that no longer works on another device: the landing's redirect, and the
+    page it leads to."""
+    moved = await phone.get(link)
+    assert moved.status_code == 303, moved.text
+    return moved, await phone.get(moved.headers["location"])

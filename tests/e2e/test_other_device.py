@@ -1,6 +1,8 @@
 """The device that opened the link, and the one that waits, in real Chromium: a link renewed on
 the phone moves the laptop's expired page back to "check your email" (by the long poll it
-keeps, never a reload), and the new link then completes there as usual."""
+keeps, never a reload), and the new link then completes there as usual; wrong codes typed on
+the phone until the link gives out are said to be so on both devices, and the phone is offered
+the attempt's own way to start again."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any, NamedTuple
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e._steps import account, confirm_on_other_device, wait_requests
+from tests.e2e._steps import account, confirm_on_other_device, not_this, wait_requests
 from tests.e2e.conftest import PHONE, Server
 from tests.e2e.test_hosted_pages import resend_button, track_navigations
 
@@ -43,22 +45,40 @@ def current_code(context: Any, flow: Flow) -> str:
     return str(verification["confirmation_code"])
 
 
+class Waiting(NamedTuple):
+    """The laptop's page waiting for the link, and what it asked for."""
+
+    email: str
+    laptop: Any
+    page: Any
+    link: str
+    sent_before: int
+
+
+def start_on_laptop(device: Any, server: Server, mode: str, prefix: str) -> Waiting:
+    """A sign-in (of an account made elsewhere) or a sign-up started on the hosted page of a new
+    device, waiting for its link."""
+    flow = FLOWS[mode]
+    email = account(device, server, prefix) if mode == "sign_in" else server.email(prefix)
+    sent_before = len(server.messages_to(email))
+    laptop = device()
+    page = laptop.new_page()
+    page.goto(flow.path)
+    page.get_by_label("Email address").fill(email)
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+    link = server.wait_for_link(email, count=sent_before + 1)
+    return Waiting(email, laptop, page, link, sent_before)
+
+
 @pytest.mark.parametrize("mode", FLOWS)
 def test_a_link_renewed_on_the_phone_moves_the_expired_laptop_back_to_waiting(
     device: Any, server: Server, mode: str
 ) -> None:
     flow = FLOWS[mode]
-    email = account(device, server, "renewed") if mode == "sign_in" else server.email("renewed")
-    sent_before = len(server.messages_to(email))
-    laptop = device()
-    page = laptop.new_page()
-    page.goto(flow.path)
+    email, laptop, page, old_link, sent_before = start_on_laptop(device, server, mode, "renewed")
     navigations = track_navigations(page)
-    page.get_by_label("Email address").fill(email)
-    page.get_by_role("button", name="Continue").click()
     waiting = page.get_by_role("heading", name="Check your email")
-    expect(waiting).to_be_visible()
-    old_link = server.wait_for_link(email, count=sent_before + 1)
 
     waits = wait_requests(page)
     server.clock.advance(minutes=11)  # past the 10-minute link lifetime, without sleeping
@@ -83,3 +103,35 @@ def test_a_link_renewed_on_the_phone_moves_the_expired_laptop_back_to_waiting(
     expect(phone.get_by_role("heading", name="You're all set")).to_be_visible()
     page.wait_for_url(re.compile(re.escape(server.url + flow.after) + "$"))
     assert navigations == [server.url + flow.after], navigations  # moved on once, no reload
+
+
+@pytest.mark.parametrize(
+    ("mode", "again", "other", "heading"),
+    [
+        ("sign_up", "Sign up again", "Sign in again", "Create your"),
+        ("sign_in", "Sign in again", "Sign up again", "Sign in to"),
+    ],
+)
+def test_wrong_codes_on_the_phone_are_said_so_there_with_the_attempts_way_on(
+    device: Any, server: Server, mode: str, again: str, other: str, heading: str
+) -> None:
+    _, _, page, link, _ = start_on_laptop(device, server, mode, "codes-out")
+    code = page.locator("[data-ml-code]").inner_text().strip()
+    phone = device(PHONE).new_page()
+    phone.goto(link)
+    for left in ("2 tries left", "1 try left"):
+        confirm_on_other_device(phone, not_this(code))
+        expect(phone.get_by_role("alert")).to_contain_text(left)
+    confirm_on_other_device(phone, not_this(code))
+
+    expect(phone.get_by_role("heading", name="This link no longer works")).to_be_visible()
+    expect(phone.get_by_role("alert")).to_contain_text("Too many wrong codes were typed")
+    expect(phone.get_by_text("It was used already")).to_have_count(0)
+    expect(phone.get_by_role("link", name=other)).to_have_count(0)
+    # the laptop says the same, in its words
+    expect(
+        page.get_by_text("Wrong codes were typed on the device where your link was")
+    ).to_be_visible()
+    # and the phone's way on is the attempt's own
+    phone.get_by_role("link", name=again).click()
+    expect(phone.get_by_role("heading", name=re.compile(heading))).to_be_visible()
