@@ -18,6 +18,8 @@ the same client *abandons* the older one (its link stops working); an attempt le
     link used, by this client or for it (its attempt    ->  already complete: the same
       completed by this very link)                          answer again, nothing changes
     link used / superseded / attempt not in progress    ->  failed
+    link failed by wrong codes (opened again, anyone)   ->  failed, saying so, and the
+                                                            attempt's kind
     link past its expiry                                ->  expired
     clicked by the starting client                      ->  verified, attempt complete
     clicked by another client:
@@ -28,7 +30,6 @@ the same client *abandons* the older one (its link stops working); an attempt le
         policy allow, confirmed                         ->  verified, attempt complete
         policy confirm, right code                      ->  verified, attempt complete
         policy confirm, wrong code                      ->  one try fewer; the last one fails it
-    link failed by wrong codes (opened again, by anyone) ->  failed, saying so (and the kind)
 
 Everything here takes records and the time and returns new records (or changes to write); the
 service reads and writes them, each once-only change as one atomic storage operation. The
@@ -88,6 +89,7 @@ UNVERIFIED: Final = VerificationStatus.UNVERIFIED
 VERIFIED: Final = VerificationStatus.VERIFIED
 EXPIRED: Final = VerificationStatus.EXPIRED
 CLIENT_MISMATCH: Final = VerificationStatus.CLIENT_MISMATCH
+WRONG_CODES: Final = FailureReason.CONFIRMATION_CODES
 SIGN_UP_WAITING: Final = SignUpStatus.MISSING_REQUIREMENTS
 SIGN_IN_WAITING: Final = SignInStatus.NEEDS_FIRST_FACTOR
 COMPLETE: Final = ClickOutcome.COMPLETE
@@ -414,7 +416,7 @@ def judge_click(
         return _rejected(same_client, MagicLinkExpiredError(expired, redirect_url=back_to))
     if verification.status is CLIENT_MISMATCH:
         return _rejected(same_client, ClientMismatchError(redirect_url=back_to))
-    if verification.failure_reason is FailureReason.CONFIRMATION_CODES:
+    if verification.failure_reason is WRONG_CODES:
         # said so on every later opening too: the device that typed them learns why
         spent = TooManyConfirmationCodesError(kind_of(attempt), redirect_url=back_to)
         return _rejected(same_client, spent)
