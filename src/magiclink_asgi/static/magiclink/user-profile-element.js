@@ -1,6 +1,7 @@
 // user-profile-element.js: <magiclink-user-profile>: the signed-in user's email addresses
 // (add, verify by link or by the code from the email, make primary, remove) and sessions on
-// every device (sign one out). Adding, removing and making primary need a recent sign-in: on
+// every device (sign one out). An address whose email expired waits on for a new one sent from
+// another device, and then waits for that one. Adding, removing and making primary need a recent sign-in: on
 // 403 `reverification_required` the person confirms by email (a sign-in with their primary
 // address, on this device), and the change is made then.
 // A part of magiclink.js, sharing one module scope with the others (see static_files.py).
@@ -353,29 +354,32 @@ class UserProfileElement extends MagicLinkElement {
   // or could not be.
   async _verify(address, onSent = () => {}) {
     const flow = this.ml.useMagicLink(address);
-    this._flows.get(address.id)?.cancelMagicLinkFlow();
-    this._flows.set(address.id, flow);
-    this._waitingOn.set(address.id, address);
     const redirect = new URL(`${this.prefix}/verify`, location.origin);
     redirect.searchParams.set("flow", "email_address");
     redirect.searchParams.set("after", location.pathname);
+    await this._follow(address, flow, onSent, () => flow.startMagicLinkFlow({
+      redirectUrl: redirect.href,
+      onPrepared: () => {
+        onSent();
+        this._showPending(address);
+      },
+    }));
+  }
+
+  // `address`'s row waits, until `wait()` resolves with the address settled; `flow` (its
+  // cancelMagicLinkFlow) is what ends the wait, and ends any other one on the address first.
+  // `onFailed()` if it throws. The row then says how it went.
+  async _follow(address, flow, onFailed, wait) {
+    const previous = this._flows.get(address.id);
+    if (previous !== flow) previous?.cancelMagicLinkFlow();
+    this._flows.set(address.id, flow);
+    this._waitingOn.set(address.id, address);
     let result;
     try {
-      result = await flow.startMagicLinkFlow({
-        redirectUrl: redirect.href,
-        onPrepared: () => {
-          onSent();
-          this._pending.set(address.id, "waiting");
-          this._codeStates.set(address.id, {});
-          this._spent.delete(address.id);
-          const { link, code } = carried(address.verification);
-          const sent = link && code ? "a link and a code" : code ? "a code" : "a link";
-          this.render(false, `We sent ${sent} to ${address.emailAddress}.`);
-        },
-      });
+      result = await wait();
       await this._codeSubmits.get(address.id); // a code typed here has had its say
     } catch (err) {
-      onSent();
+      onFailed();
       this._pending.delete(address.id);
       await this.render(false);
       this._announce(describeError(err));
@@ -397,6 +401,7 @@ class UserProfileElement extends MagicLinkElement {
       await this.render(false, `${address.emailAddress} is verified.`);
     } else if (status === "expired") {
       await this.render(false, `The email to ${address.emailAddress} expired. Press Verify to get a new one.`);
+      this._awaitNewEmail(address);
     } else if (status === "unverified") {
       await this.render(false, "Stopped waiting. You can send the email again with Verify.");
     } else if (spent) {
@@ -404,6 +409,43 @@ class UserProfileElement extends MagicLinkElement {
     } else {
       await this.render(false, `Verifying ${address.emailAddress} failed. Press Verify to try again.`);
     }
+  }
+
+  // The row of `address` waits for the email just sent: its code field, its confirmation code.
+  _showPending(address) {
+    this._pending.set(address.id, "waiting");
+    this._codeStates.set(address.id, {});
+    this._spent.delete(address.id);
+    const { link, code } = carried(address.verification);
+    const sent = link && code ? "a link and a code" : code ? "a code" : "a link";
+    this.render(false, `We sent ${sent} to ${address.emailAddress}.`);
+  }
+
+  // Expired, the address may still get a new email from elsewhere: the expired link's page on
+  // the device it was opened on sends one. The long poll goes on (held by the server until the
+  // address changes: nothing is asked while nothing happens), and a new verification brings
+  // its row back to waiting, with its new code. Verify (a new email from here), or leaving the
+  // page, ends it (as it ends any wait on the address).
+  async _awaitNewEmail(address) {
+    const controller = new AbortController();
+    const watch = { cancelMagicLinkFlow: () => controller.abort() };
+    this._flows.get(address.id)?.cancelMagicLinkFlow();
+    this._flows.set(address.id, watch);
+    let renewed = false;
+    try {
+      await address._waitForNewVerification(controller.signal);
+      renewed = !controller.signal.aborted && address.verification?.status === "unverified";
+    } catch {
+      // the row says unverified and offers Verify: nothing more to say
+    }
+    if (!renewed) {
+      if (this._flows.get(address.id) === watch) this._flows.delete(address.id);
+      return;
+    }
+    await this._follow(address, watch, () => {}, () => {
+      this._showPending(address);
+      return address._waitForVerification(controller.signal);
+    });
   }
 
   _sessionsSection(sessions) {
