@@ -201,3 +201,47 @@ async def test_a_wait_on_an_expired_link_is_woken_by_its_resend_on_another_devic
             assert waited["version"] > seen["version"]
             assert waited["first_factor_verification"]["status"] == "unverified"
             assert server.last_link("renewed@example.com") != old_link
+
+
+async def test_a_wait_on_an_added_address_expired_link_is_woken_by_its_resend_elsewhere() -> None:
+    """The account page showing an added address's email expired long-polls on the address,
+    saying it saw it expired: held (not answered at once), it is woken by the resend the phone
+    asks for on the expired link's page, with the new verification. Polling once a minute: only
+    the resend's wake-up ends it."""
+    clock = FakeClock()
+    async with (
+        serve("starlette", clock=clock, wait_poll_interval=timedelta(minutes=1)) as server,
+        server.browser() as laptop,
+        server.browser(user_agent=IPHONE) as phone,
+    ):
+        await sign_up(server, laptop, "owner@example.com")
+        address_id = (await laptop.add_address("work@example.com"))["id"]
+        prepared = await laptop.address_step(
+            address_id,
+            "prepare_verification",
+            strategy="email_link",
+            redirect_url=f"{server.base_url}/profile",
+        )
+        assert prepared.status_code == 200, prepared.text
+        old_link = server.last_link("work@example.com")
+        clock.advance(minutes=11)
+        path = f"/me/email_addresses/{address_id}"
+        seen = (await laptop.api("GET", path, params={"wait": 10})).json()  # over: at once
+        assert seen["verification"]["status"] == "expired"
+        held = server.long_poll(
+            laptop, path, wait=20, version=seen["version"], verification_status="expired"
+        )
+        with anyio.fail_after(10):  # an answer at once would never be held
+            async with held as answer:
+                page = await phone.get((await phone.get(old_link)).headers["location"])
+                assert "Email me a new link" in page.text
+                resent = await phone.post(
+                    "/auth/v1/verify/resend", data={"csrf_token": csrf_token(page.text)}
+                )
+                assert resent.status_code == 303
+                assert resent.headers["location"] == "/auth/v1/verify/sent"
+        waited = answer.json()
+        assert waited["version"] > seen["version"]
+        assert waited["verified"] is False
+        assert waited["verification"]["status"] == "unverified"
+        assert server.last_link("work@example.com") != old_link
