@@ -171,6 +171,32 @@ async def _woken_by_a_click_on_another_client(server: Server) -> None:
         print(f"wake-up latency ({server.base_url}): {latency_ms:.1f} ms")
 
 
+async def held_until_resent(
+    server: Server,
+    laptop: Browser,
+    path: str,
+    seen: dict[str, Any],
+    phone: Browser,
+    old_link: str,
+) -> dict[str, Any]:
+    """The laptop's long poll on ``path``, saying it saw the verification expired, held while
+    the phone asks for a new email on the expired ``old_link``'s page; its answer."""
+    held = server.long_poll(
+        laptop, path, wait=20, version=seen["version"], verification_status="expired"
+    )
+    with anyio.fail_after(10):  # an answer at once would never be held
+        async with held as answer:
+            page = await phone.get((await phone.get(old_link)).headers["location"])
+            assert "Email me a new link" in page.text
+            resent = await phone.post(
+                "/auth/v1/verify/resend", data={"csrf_token": csrf_token(page.text)}
+            )
+            assert resent.status_code == 303
+            assert resent.headers["location"] == "/auth/v1/verify/sent"
+    waited: dict[str, Any] = answer.json()
+    return waited
+
+
 async def test_a_wait_on_an_expired_link_is_woken_by_its_resend_on_another_device() -> None:
     """The laptop showing "expired" long-polls on, saying it saw the link expired: held (not
     answered at once), it is woken by the resend the phone asks for on the expired link's page,
@@ -185,19 +211,7 @@ async def test_a_wait_on_an_expired_link_is_woken_by_its_resend_on_another_devic
             path = f"/client/sign_ins/{sign_in['id']}"
             seen = (await laptop.api("GET", path, params={"wait": 10})).json()  # over: at once
             assert seen["first_factor_verification"]["status"] == "expired"
-            held = server.long_poll(
-                laptop, path, wait=20, version=seen["version"], verification_status="expired"
-            )
-            with anyio.fail_after(10):  # an answer at once would never be held
-                async with held as answer:
-                    page = await phone.get((await phone.get(old_link)).headers["location"])
-                    assert "Email me a new link" in page.text
-                    resent = await phone.post(
-                        "/auth/v1/verify/resend", data={"csrf_token": csrf_token(page.text)}
-                    )
-                    assert resent.status_code == 303
-                    assert resent.headers["location"] == "/auth/v1/verify/sent"
-            waited = answer.json()
+            waited = await held_until_resent(server, laptop, path, seen, phone, old_link)
             assert waited["version"] > seen["version"]
             assert waited["first_factor_verification"]["status"] == "unverified"
             assert server.last_link("renewed@example.com") != old_link
@@ -228,19 +242,7 @@ async def test_a_wait_on_an_added_address_expired_link_is_woken_by_its_resend_el
         path = f"/me/email_addresses/{address_id}"
         seen = (await laptop.api("GET", path, params={"wait": 10})).json()  # over: at once
         assert seen["verification"]["status"] == "expired"
-        held = server.long_poll(
-            laptop, path, wait=20, version=seen["version"], verification_status="expired"
-        )
-        with anyio.fail_after(10):  # an answer at once would never be held
-            async with held as answer:
-                page = await phone.get((await phone.get(old_link)).headers["location"])
-                assert "Email me a new link" in page.text
-                resent = await phone.post(
-                    "/auth/v1/verify/resend", data={"csrf_token": csrf_token(page.text)}
-                )
-                assert resent.status_code == 303
-                assert resent.headers["location"] == "/auth/v1/verify/sent"
-        waited = answer.json()
+        waited = await held_until_resent(server, laptop, path, seen, phone, old_link)
         assert waited["version"] > seen["version"]
         assert waited["verified"] is False
         assert waited["verification"]["status"] == "unverified"
