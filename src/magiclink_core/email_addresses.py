@@ -17,6 +17,7 @@ from .domain.errors import (
 )
 from .domain.events import AuthEvent, Event
 from .domain.models import (
+    AttemptKind,
     EmailAddress,
     Link,
     RequestInfo,
@@ -193,6 +194,9 @@ async def remove(
             Delete(EmailAddress, address.id, address.version),
         ]
         if await ctx.try_write(changes):
+            # a page waiting on its verification (this tab or another) hears it is gone now,
+            # not at its wait's timeout
+            await ctx.publish(AttemptKind.EMAIL_ADDRESS, address.id)
             await _changed(ctx, Event.EMAIL_ADDRESS_REMOVED, session, address, request)
             return
     raise ConflictError()

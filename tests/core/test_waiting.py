@@ -184,3 +184,36 @@ async def test_only_the_starting_client_may_wait() -> None:
     # the ownership check is the wait's one read, made once subscribed: refused, it leaves no
     # subscription behind
     assert world.links.notifier._subscribers == {}  # type: ignore[attr-defined]
+
+
+async def test_a_wait_on_an_address_ends_when_the_address_is_removed() -> None:
+    """The account page waiting on an added address's link, in this tab or another: removing
+    the address ends that wait at once (not found), not at the wait's timeout, and a wait
+    asked for afterwards is refused at once."""
+    from magiclink_core import NotFoundError
+
+    # a long poll interval: only the notifier can end the wait in time
+    world = make_world(wait_poll_interval=timedelta(seconds=60))
+    _, token = await signed_up(world)
+    session = await world.links.require_session(token)
+    added = await world.links.add_email_address(session, "work@example.org")
+    added = await world.links.prepare_email_verification(session, added.id, redirect_url="/p")
+    outcome: list[BaseException] = []
+
+    async def wait() -> None:
+        try:
+            await world.links.wait_for_email_address(
+                session, added.id, timeout=timedelta(seconds=30), since_version=added.version
+            )
+        except NotFoundError as exc:
+            outcome.append(exc)
+
+    with anyio.fail_after(10):  # a hang's bound; the wait itself would last 30 s
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            await world.links.remove_email_address(session, added.id)
+    assert len(outcome) == 1
+    assert world.links.notifier._subscribers == {}  # type: ignore[attr-defined]
+    with pytest.raises(NotFoundError):
+        await world.links.wait_for_email_address(session, added.id, timeout=timedelta(seconds=1))

@@ -17,6 +17,7 @@ class UserProfileElement extends MagicLinkElement {
     this._codeStates = new Map(); // address id -> {value, error} of its code field
     this._codeSubmits = new Map(); // address id -> the code typed for it, settling
     this._spent = new Map(); // address id -> why a typed code spent its verification
+    this._removed = new Set(); // ids of addresses removed from this page
     if (!ml.user) {
       this._showSignedOut();
       return;
@@ -148,9 +149,6 @@ class UserProfileElement extends MagicLinkElement {
         this._flows.get(address.id)?.cancelMagicLinkFlow();
       } }, "Cancel")));
     }
-    if (this._pending.get(address.id) === "expired") {
-      row.append(h("p", { className: "ml-error" }, "The link expired."));
-    }
     return row;
   }
 
@@ -160,12 +158,35 @@ class UserProfileElement extends MagicLinkElement {
       "aria-label": `Remove ${address.emailAddress}?` },
       h("span", {}, "Remove? "),
       h("button", { className: "ml-button ml-small ml-danger", type: "button",
-        onclick: () => this._act(async () => { await address.destroy(); await this.ml.user.reload(); },
+        onclick: () => this._act(() => this._remove(address),
           `${address.emailAddress} was removed.`) }, "Yes, remove"),
       h("button", { className: "ml-button ml-small ml-quiet", type: "button",
         onclick: () => this.render(false) }, "Keep"));
     actions.replaceChildren(confirm);
     confirm.querySelector("button").focus();
+  }
+
+  // Remove `address`. A wait on it (its row's, here) then ends "not found" at once, and
+  // says nothing of its own: this removal says what happened.
+  async _remove(address) {
+    this._removed.add(address.id);
+    try {
+      await address.destroy();
+    } catch (err) {
+      this._removed.delete(address.id);
+      throw err;
+    }
+    await this.ml.user.reload();
+  }
+
+  // True when `err` ended a wait on `address` because the address is gone. Removed in another
+  // tab or on another device, the view is drawn again without it and says so.
+  async _gone(address, err) {
+    if (!(err instanceof APIError && err.status === 404)) return false;
+    if (this._removed.has(address.id)) return true;
+    await this.ml.user.reload().catch(() => {});
+    await this.render(false, `${address.emailAddress} was removed.`);
+    return true;
   }
 
   async _act(fn, message) {
@@ -381,6 +402,7 @@ class UserProfileElement extends MagicLinkElement {
     } catch (err) {
       onFailed();
       this._pending.delete(address.id);
+      if (await this._gone(address, err)) return;
       await this.render(false);
       this._announce(describeError(err));
       return;
@@ -435,8 +457,9 @@ class UserProfileElement extends MagicLinkElement {
     try {
       await address._waitForNewVerification(controller.signal);
       renewed = !controller.signal.aborted && address.verification?.status === "unverified";
-    } catch {
-      // the row says unverified and offers Verify: nothing more to say
+    } catch (err) {
+      // gone, the view says so; otherwise the row says unverified and offers Verify
+      await this._gone(address, err);
     }
     if (!renewed) {
       if (this._flows.get(address.id) === watch) this._flows.delete(address.id);

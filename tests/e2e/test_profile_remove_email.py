@@ -1,0 +1,68 @@
+"""Removing an address whose row waits for its email (the link or the code not used yet): the
+wait ends at once, here or in another tab, and the page says the address was removed, never
+"not found" and never thirty seconds later."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e._steps import signed_in
+from tests.e2e.conftest import Server
+
+ADD = "/auth/v1/me/email_addresses"
+
+# the profile element's waits, all ended (each wait's own handling has run to its end)
+NO_WAIT_LEFT = "() => document.querySelector('magiclink-user-profile')._flows.size === 0"
+
+
+def add_and_wait(page: Any, server: Server) -> tuple[str, Any]:
+    """An address added on the account page: its row waits for its email."""
+    second = server.email("second")
+    page.get_by_label("Add an email address").fill(second)
+    page.get_by_role("button", name="Add", exact=True).click()
+    row = page.locator(f'[data-email="{second}"]')
+    expect(row).to_contain_text("Check your email")
+    return second, row
+
+
+def wait_on(server: Server) -> re.Pattern[str]:
+    """The long poll on an added address."""
+    return re.compile(re.escape(server.url + ADD) + r"/[^/?]+\?.*wait=")
+
+
+def test_removing_an_address_that_waits_ends_its_wait_and_says_removed(
+    device: Any, server: Server
+) -> None:
+    _, _, page = signed_in(device, server, "remove-waiting")
+    page.goto("/auth/user")
+    second, row = add_and_wait(page, server)
+    with page.expect_response(wait_on(server), timeout=10_000) as ended:
+        page.get_by_role("button", name=f"Remove {second}").click()
+        page.get_by_role("button", name="Yes, remove").click()
+    assert ended.value.status == 404  # answered at the removal, not at the wait's timeout
+    expect(row).to_have_count(0)
+    page.wait_for_function(NO_WAIT_LEFT)
+    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+    expect(page.get_by_role("alert")).to_have_count(0)
+
+
+def test_an_address_removed_in_another_tab_leaves_the_waiting_page_too(
+    device: Any, server: Server
+) -> None:
+    _, context, page = signed_in(device, server, "remove-elsewhere")
+    page.goto("/auth/user")
+    second, row = add_and_wait(page, server)
+    other = context.new_page()
+    other.goto("/auth/user")
+    with page.expect_response(wait_on(server), timeout=10_000) as ended:
+        other.get_by_role("button", name=f"Remove {second}").click()
+        other.get_by_role("button", name="Yes, remove").click()
+        expect(other.get_by_role("status")).to_have_text(f"{second} was removed.")
+    assert ended.value.status == 404
+    expect(row).to_have_count(0)
+    page.wait_for_function(NO_WAIT_LEFT)
+    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+    expect(page.get_by_role("alert")).to_have_count(0)
