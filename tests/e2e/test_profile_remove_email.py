@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from tests.e2e._steps import signed_in
 from tests.e2e.conftest import Server
+from tests.e2e.test_email_codes import code_from_mailbox
 
 ADD = "/auth/v1/me/email_addresses"
 
@@ -66,3 +67,31 @@ def test_an_address_removed_in_another_tab_leaves_the_waiting_page_too(
     page.wait_for_function(NO_WAIT_LEFT)
     expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
     expect(page.get_by_role("alert")).to_have_count(0)
+
+
+def test_an_expired_address_removed_in_another_tab_leaves_the_page_too(
+    device: Any, server: Server
+) -> None:
+    """Expired, the row waits on for a new email sent from elsewhere (a held long poll): the
+    address removed meanwhile ends that wait as well. (Eleven minutes on, the removal asks the
+    person to confirm it's them first, by the code from an email.)"""
+    email, context, page = signed_in(device, server, "remove-expired")
+    page.goto("/auth/user")
+    second, row = add_and_wait(page, server)
+    server.clock.advance(minutes=11)  # past the 10-minute link lifetime, without sleeping
+    expect(page.get_by_role("status")).to_contain_text(f"The email to {second} expired")
+    other = context.new_page()
+    other.goto("/auth/user")
+    with page.expect_response(wait_on(server), timeout=10_000) as ended:
+        other.get_by_role("button", name=f"Remove {second}").click()
+        other.get_by_role("button", name="Yes, remove").click()
+        other.get_by_role("button", name="Send email").click()
+        expect(other.get_by_role("heading", name="Check your email")).to_be_visible()
+        field = other.get_by_label("Code from the email")
+        field.fill(code_from_mailbox(context.new_page(), email))
+        field.press("Enter")
+        expect(other.get_by_role("status")).to_have_text(f"{second} was removed.")
+    assert ended.value.status == 404
+    expect(row).to_have_count(0)
+    page.wait_for_function(NO_WAIT_LEFT)
+    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
