@@ -95,3 +95,21 @@ def test_an_expired_address_removed_in_another_tab_leaves_the_page_too(
     expect(row).to_have_count(0)
     page.wait_for_function(NO_WAIT_LEFT)
     expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+
+
+def test_a_double_tap_on_yes_remove_sends_one_removal(device: Any, server: Server) -> None:
+    """The second tap used to send a second DELETE, whose 404 ("not found") could be said
+    after, or instead of, "was removed"."""
+    _, _, page = signed_in(device, server, "remove-twice")
+    page.goto("/auth/user")
+    second, row = add_and_wait(page, server)
+    deletes: list[str] = []
+    page.on("request", lambda r: r.method == "DELETE" and deletes.append(r.url))
+    page.get_by_role("button", name=f"Remove {second}").click()
+    with page.expect_response(lambda r: r.request.method == "DELETE") as removed:
+        page.get_by_role("button", name="Yes, remove").dblclick()
+    assert removed.value.status == 200
+    expect(row).to_have_count(0)
+    page.wait_for_function(NO_WAIT_LEFT)
+    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+    assert len(deletes) == 1, deletes

@@ -120,8 +120,8 @@ class UserProfileElement extends MagicLinkElement {
     if (verified && !primary) {
       actions.append(h("button", { className: "ml-button ml-small", type: "button",
         "aria-label": `Make ${address.emailAddress} primary`,
-        onclick: () => this._act(() => address.makePrimary(),
-          `${address.emailAddress} is now your primary address.`) }, "Make primary"));
+        onclick: (e) => this._act(() => address.makePrimary(),
+          `${address.emailAddress} is now your primary address.`, e.currentTarget) }, "Make primary"));
     }
     if (!primary) {
       actions.append(h("button", { className: "ml-button ml-small ml-danger", type: "button",
@@ -158,8 +158,8 @@ class UserProfileElement extends MagicLinkElement {
       "aria-label": `Remove ${address.emailAddress}?` },
       h("span", {}, "Remove? "),
       h("button", { className: "ml-button ml-small ml-danger", type: "button",
-        onclick: () => this._act(() => this._remove(address),
-          `${address.emailAddress} was removed.`) }, "Yes, remove"),
+        onclick: (e) => this._act(() => this._remove(address),
+          `${address.emailAddress} was removed.`, e.currentTarget) }, "Yes, remove"),
       h("button", { className: "ml-button ml-small ml-quiet", type: "button",
         onclick: () => this.render(false) }, "Keep"));
     actions.replaceChildren(confirm);
@@ -189,12 +189,27 @@ class UserProfileElement extends MagicLinkElement {
     return true;
   }
 
-  async _act(fn, message) {
+  // Make the account change `fn`, then draw the view again saying `message`. One change at a
+  // time: `button` is busy until it is made, and a double tap (or another change's button
+  // pressed meanwhile) sends nothing more.
+  async _act(fn, message, button) {
+    if (this._acting) return;
+    this._acting = true;
+    const busy = (on) => {
+      if (!button) return;
+      button.disabled = on;
+      if (on) button.setAttribute("aria-busy", "true");
+      else button.removeAttribute("aria-busy");
+    };
+    busy(true);
     try {
       await this._guarded(fn);
       await this.render(false, message);
     } catch (err) {
+      busy(false);
       this._announce(describeError(err));
+    } finally {
+      this._acting = false;
     }
   }
 
@@ -487,7 +502,7 @@ class UserProfileElement extends MagicLinkElement {
           current ? null : h("div", { className: "ml-row-actions" },
             h("button", { className: "ml-button ml-small", type: "button",
               "aria-label": `Sign out ${device}, ${s.ipAddress || "unknown address"}`,
-              onclick: () => this._act(() => s.revoke(), `Signed out ${device}.`) },
+              onclick: (e) => this._act(() => s.revoke(), `Signed out ${device}.`, e.currentTarget) },
             "Sign out")));
       })));
   }
