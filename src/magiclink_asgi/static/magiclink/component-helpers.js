@@ -119,6 +119,15 @@ function carried(v) {
   return { link: strategies.includes("email_link"), code: strategies.includes("email_code") };
 }
 
+// `button` busy (`on`) while what it asked for is in flight: disabled, so that a double tap
+// sends nothing more, and said busy to assistive technology.
+function busyButton(button, on) {
+  if (!button) return;
+  button.disabled = on;
+  if (on) button.setAttribute("aria-busy", "true");
+  else button.removeAttribute("aria-busy");
+}
+
 // A typed code that spent its verification (too many wrong codes, used, expired): the wait on
 // the verification says what happened, not the field.
 function spentCode(err) {

@@ -62,7 +62,7 @@ class UserProfileElement extends MagicLinkElement {
       this._sessionsSection(sessions),
       h("div", { className: "ml-actions ml-end" },
         h("button", { className: "ml-button", type: "button", "data-ml-sign-out": "",
-          onclick: () => this._signOut() }, "Sign out")),
+          onclick: (e) => this._signOut(e.currentTarget) }, "Sign out")),
     );
     // keep keyboard focus where it was (the same control, or the heading if it is gone)
     const active = this.contains(document.activeElement) ? document.activeElement : null;
@@ -115,7 +115,12 @@ class UserProfileElement extends MagicLinkElement {
     if (!verified && !waiting) {
       actions.append(h("button", { className: "ml-button ml-small", type: "button",
         "aria-label": `Verify ${address.emailAddress}`,
-        onclick: () => this._verify(address) }, "Verify"));
+        onclick: (e) => {
+          // one email per press: a double tap would send a second, making the first one's
+          // link stale. Every outcome draws the row again, with a new button
+          busyButton(e.currentTarget, true);
+          this._verify(address);
+        } }, "Verify"));
     }
     if (verified && !primary) {
       actions.append(h("button", { className: "ml-button ml-small", type: "button",
@@ -195,18 +200,12 @@ class UserProfileElement extends MagicLinkElement {
   async _act(fn, message, button) {
     if (this._acting) return;
     this._acting = true;
-    const busy = (on) => {
-      if (!button) return;
-      button.disabled = on;
-      if (on) button.setAttribute("aria-busy", "true");
-      else button.removeAttribute("aria-busy");
-    };
-    busy(true);
+    busyButton(button, true);
     try {
       await this._guarded(fn);
       await this.render(false, message);
     } catch (err) {
-      busy(false);
+      busyButton(button, false);
       this._announce(describeError(err));
     } finally {
       this._acting = false;
@@ -507,10 +506,12 @@ class UserProfileElement extends MagicLinkElement {
       })));
   }
 
-  async _signOut() {
+  async _signOut(button) {
+    busyButton(button, true);
     try {
       await this.ml.signOut();
     } catch (err) {
+      busyButton(button, false);
       this._announce(describeError(err));
       return;
     }

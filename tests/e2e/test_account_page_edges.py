@@ -1,6 +1,7 @@
-"""Removing an address whose row waits for its email (the link or the code not used yet): the
-wait ends at once, here or in another tab, and the page says the address was removed, never
-"not found" and never thirty seconds later."""
+"""The account page at the edges. An address removed while a page waits on it (the link or the
+code not used yet): the wait ends at once, here or in another tab, and the page says the
+address was removed, never "not found" and never thirty seconds later. A double tap on any of
+its buttons sends one request."""
 
 from __future__ import annotations
 
@@ -113,3 +114,32 @@ def test_a_double_tap_on_yes_remove_sends_one_removal(device: Any, server: Serve
     page.wait_for_function(NO_WAIT_LEFT)
     expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
     assert len(deletes) == 1, deletes
+
+
+def test_a_double_tap_on_verify_sends_one_email(device: Any, server: Server) -> None:
+    """A second email would make the first one's link stale: opened, it would not work."""
+    _, _, page = signed_in(device, server, "verify-twice")
+    page.goto("/auth/user")
+    second, row = add_and_wait(page, server)
+    row.get_by_role("button", name="Cancel").click()
+    verify = row.get_by_role("button", name=f"Verify {second}")
+    expect(verify).to_be_visible()
+    posts: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and posts.append(r.url))
+    with page.expect_response(re.compile(r".*/prepare_verification$")):
+        verify.dblclick()
+    expect(row).to_contain_text("Check your email")
+    assert len(posts) == 1, posts
+    assert len(server.messages_to(second)) == 2  # the one sent when it was added, and this one
+
+
+def test_a_double_tap_on_sign_out_signs_out_once(device: Any, server: Server) -> None:
+    _, _, page = signed_in(device, server, "sign-out-twice")
+    page.goto("/auth/user")
+    ends: list[str] = []
+    page.on(
+        "request", lambda r: r.method == "POST" and r.url.endswith("/end") and ends.append(r.url)
+    )
+    page.get_by_role("button", name="Sign out").dblclick()
+    page.wait_for_url(re.compile(r".*/auth/sign-out$"))
+    assert len(ends) == 1, ends
