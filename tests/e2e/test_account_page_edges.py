@@ -143,3 +143,40 @@ def test_a_double_tap_on_sign_out_signs_out_once(device: Any, server: Server) ->
     page.get_by_role("button", name="Sign out").dblclick()
     page.wait_for_url(re.compile(r".*/auth/sign-out$"))
     assert len(ends) == 1, ends
+
+
+def remove_in(tab: Any, address: str) -> None:
+    tab.goto("/auth/user")
+    tab.get_by_role("button", name=f"Remove {address}").click()
+    tab.get_by_role("button", name="Yes, remove").click()
+    expect(tab.get_by_role("status")).to_have_text(f"{address} was removed.")
+
+
+def test_removing_an_address_another_tab_removed_says_it_is_removed(
+    device: Any, server: Server
+) -> None:
+    """Not "No such email address." beside a row of it that stays: what was asked for is so."""
+    _, context, page = signed_in(device, server, "removed-twice")
+    page.goto("/auth/user")
+    second, row = add_and_wait(page, server)
+    row.get_by_role("button", name="Cancel").click()
+    expect(row.get_by_role("button", name=f"Verify {second}")).to_be_visible()
+    remove_in(context.new_page(), second)
+    page.get_by_role("button", name=f"Remove {second}").click()
+    page.get_by_role("button", name="Yes, remove").click()
+    expect(row).to_have_count(0)
+    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+
+
+def test_a_change_to_an_address_another_tab_removed_redraws_the_list(
+    device: Any, server: Server
+) -> None:
+    _, context, page = signed_in(device, server, "primary-gone")
+    page.goto("/auth/user")
+    second, row = add_and_wait(page, server)
+    context.new_page().goto(server.wait_for_link(second))
+    expect(row).not_to_contain_text("Unverified")
+    remove_in(context.new_page(), second)
+    page.get_by_role("button", name=f"Make {second} primary").click()
+    expect(row).to_have_count(0)
+    expect(page.get_by_role("status")).to_have_text("No such email address.")

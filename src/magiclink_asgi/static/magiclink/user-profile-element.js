@@ -178,8 +178,11 @@ class UserProfileElement extends MagicLinkElement {
     try {
       await address.destroy();
     } catch (err) {
-      this._removed.delete(address.id);
-      throw err;
+      // removed already (in another tab): what was asked for is so
+      if (!(err instanceof APIError && err.status === 404)) {
+        this._removed.delete(address.id);
+        throw err;
+      }
     }
     await this.ml.user.reload();
   }
@@ -206,7 +209,13 @@ class UserProfileElement extends MagicLinkElement {
       await this.render(false, message);
     } catch (err) {
       busyButton(button, false);
-      this._announce(describeError(err));
+      if (err instanceof APIError && err.status === 404) {
+        // what it was about is gone (removed in another tab): the view drawn again without it
+        await this.ml.user.reload().catch(() => {});
+        await this.render(false, describeError(err));
+      } else {
+        this._announce(describeError(err));
+      }
     } finally {
       this._acting = false;
     }
