@@ -35,6 +35,27 @@ def wait_on(server: Server) -> re.Pattern[str]:
     return re.compile(re.escape(server.url + ADD) + r"/[^/?]+\?.*wait=")
 
 
+def press_remove(tab: Any, address: str) -> None:
+    """Remove ``address`` on the account page open in ``tab``: Remove, then "Yes, remove"."""
+    tab.get_by_role("button", name=f"Remove {address}").click()
+    tab.get_by_role("button", name="Yes, remove").click()
+
+
+def remove_in(tab: Any, address: str) -> None:
+    """``address`` removed on the account page opened anew in ``tab``."""
+    tab.goto("/auth/user")
+    press_remove(tab, address)
+    expect(tab.get_by_role("status")).to_have_text(f"{address} was removed.")
+
+
+def gone_from(page: Any, row: Any, address: str) -> None:
+    """``address``'s row gone from ``page``, its waits all ended, the page saying it was
+    removed."""
+    expect(row).to_have_count(0)
+    page.wait_for_function(NO_WAIT_LEFT)
+    expect(page.get_by_role("status")).to_have_text(f"{address} was removed.")
+
+
 def test_removing_an_address_that_waits_ends_its_wait_and_says_removed(
     device: Any, server: Server
 ) -> None:
@@ -42,12 +63,9 @@ def test_removing_an_address_that_waits_ends_its_wait_and_says_removed(
     page.goto("/auth/user")
     second, row = add_and_wait(page, server)
     with page.expect_response(wait_on(server), timeout=10_000) as ended:
-        page.get_by_role("button", name=f"Remove {second}").click()
-        page.get_by_role("button", name="Yes, remove").click()
+        press_remove(page, second)
     assert ended.value.status == 404  # answered at the removal, not at the wait's timeout
-    expect(row).to_have_count(0)
-    page.wait_for_function(NO_WAIT_LEFT)
-    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+    gone_from(page, row, second)
     expect(page.get_by_role("alert")).to_have_count(0)
 
 
@@ -60,13 +78,10 @@ def test_an_address_removed_in_another_tab_leaves_the_waiting_page_too(
     other = context.new_page()
     other.goto("/auth/user")
     with page.expect_response(wait_on(server), timeout=10_000) as ended:
-        other.get_by_role("button", name=f"Remove {second}").click()
-        other.get_by_role("button", name="Yes, remove").click()
+        press_remove(other, second)
         expect(other.get_by_role("status")).to_have_text(f"{second} was removed.")
     assert ended.value.status == 404
-    expect(row).to_have_count(0)
-    page.wait_for_function(NO_WAIT_LEFT)
-    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+    gone_from(page, row, second)
     expect(page.get_by_role("alert")).to_have_count(0)
 
 
@@ -84,8 +99,7 @@ def test_an_expired_address_removed_in_another_tab_leaves_the_page_too(
     other = context.new_page()
     other.goto("/auth/user")
     with page.expect_response(wait_on(server), timeout=10_000) as ended:
-        other.get_by_role("button", name=f"Remove {second}").click()
-        other.get_by_role("button", name="Yes, remove").click()
+        press_remove(other, second)
         other.get_by_role("button", name="Send email").click()
         expect(other.get_by_role("heading", name="Check your email")).to_be_visible()
         field = other.get_by_label("Code from the email")
@@ -93,9 +107,7 @@ def test_an_expired_address_removed_in_another_tab_leaves_the_page_too(
         field.press("Enter")
         expect(other.get_by_role("status")).to_have_text(f"{second} was removed.")
     assert ended.value.status == 404
-    expect(row).to_have_count(0)
-    page.wait_for_function(NO_WAIT_LEFT)
-    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+    gone_from(page, row, second)
 
 
 def test_a_double_tap_on_yes_remove_sends_one_removal(device: Any, server: Server) -> None:
@@ -110,9 +122,7 @@ def test_a_double_tap_on_yes_remove_sends_one_removal(device: Any, server: Serve
     with page.expect_response(lambda r: r.request.method == "DELETE") as removed:
         page.get_by_role("button", name="Yes, remove").dblclick()
     assert removed.value.status == 200
-    expect(row).to_have_count(0)
-    page.wait_for_function(NO_WAIT_LEFT)
-    expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
+    gone_from(page, row, second)
     assert len(deletes) == 1, deletes
 
 
@@ -145,13 +155,6 @@ def test_a_double_tap_on_sign_out_signs_out_once(device: Any, server: Server) ->
     assert len(ends) == 1, ends
 
 
-def remove_in(tab: Any, address: str) -> None:
-    tab.goto("/auth/user")
-    tab.get_by_role("button", name=f"Remove {address}").click()
-    tab.get_by_role("button", name="Yes, remove").click()
-    expect(tab.get_by_role("status")).to_have_text(f"{address} was removed.")
-
-
 def test_removing_an_address_another_tab_removed_says_it_is_removed(
     device: Any, server: Server
 ) -> None:
@@ -162,8 +165,7 @@ def test_removing_an_address_another_tab_removed_says_it_is_removed(
     row.get_by_role("button", name="Cancel").click()
     expect(row.get_by_role("button", name=f"Verify {second}")).to_be_visible()
     remove_in(context.new_page(), second)
-    page.get_by_role("button", name=f"Remove {second}").click()
-    page.get_by_role("button", name="Yes, remove").click()
+    press_remove(page, second)
     expect(row).to_have_count(0)
     expect(page.get_by_role("status")).to_have_text(f"{second} was removed.")
 
