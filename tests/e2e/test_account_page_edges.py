@@ -20,14 +20,17 @@ ADD = "/auth/v1/me/email_addresses"
 NO_WAIT_LEFT = "() => document.querySelector('magiclink-user-profile')._flows.size === 0"
 
 
-def add_and_wait(page: Any, server: Server) -> tuple[str, Any]:
-    """An address added on the account page: its row waits for its email."""
+def account_page_adding(device: Any, server: Server, prefix: str) -> tuple[str, Any, Any, str, Any]:
+    """Signed in on the account page, an address just added there, its row waiting for its
+    email: the account's address, the browser, the page, the added address and its row."""
+    email, context, page = signed_in(device, server, prefix)
+    page.goto("/auth/user")
     second = server.email("second")
     page.get_by_label("Add an email address").fill(second)
     page.get_by_role("button", name="Add", exact=True).click()
     row = page.locator(f'[data-email="{second}"]')
     expect(row).to_contain_text("Check your email")
-    return second, row
+    return email, context, page, second, row
 
 
 def wait_on(server: Server) -> re.Pattern[str]:
@@ -59,9 +62,7 @@ def gone_from(page: Any, row: Any, address: str) -> None:
 def test_removing_an_address_that_waits_ends_its_wait_and_says_removed(
     device: Any, server: Server
 ) -> None:
-    _, _, page = signed_in(device, server, "remove-waiting")
-    page.goto("/auth/user")
-    second, row = add_and_wait(page, server)
+    _, _, page, second, row = account_page_adding(device, server, "remove-waiting")
     with page.expect_response(wait_on(server), timeout=10_000) as ended:
         press_remove(page, second)
     assert ended.value.status == 404  # answered at the removal, not at the wait's timeout
@@ -72,9 +73,7 @@ def test_removing_an_address_that_waits_ends_its_wait_and_says_removed(
 def test_an_address_removed_in_another_tab_leaves_the_waiting_page_too(
     device: Any, server: Server
 ) -> None:
-    _, context, page = signed_in(device, server, "remove-elsewhere")
-    page.goto("/auth/user")
-    second, row = add_and_wait(page, server)
+    _, context, page, second, row = account_page_adding(device, server, "remove-elsewhere")
     other = context.new_page()
     other.goto("/auth/user")
     with page.expect_response(wait_on(server), timeout=10_000) as ended:
@@ -91,9 +90,7 @@ def test_an_expired_address_removed_in_another_tab_leaves_the_page_too(
     """Expired, the row waits on for a new email sent from elsewhere (a held long poll): the
     address removed meanwhile ends that wait as well. (Eleven minutes on, the removal asks the
     person to confirm it's them first, by the code from an email.)"""
-    email, context, page = signed_in(device, server, "remove-expired")
-    page.goto("/auth/user")
-    second, row = add_and_wait(page, server)
+    email, context, page, second, row = account_page_adding(device, server, "remove-expired")
     server.clock.advance(minutes=11)  # past the 10-minute link lifetime, without sleeping
     expect(page.get_by_role("status")).to_contain_text(f"The email to {second} expired")
     other = context.new_page()
@@ -113,9 +110,7 @@ def test_an_expired_address_removed_in_another_tab_leaves_the_page_too(
 def test_a_double_tap_on_yes_remove_sends_one_removal(device: Any, server: Server) -> None:
     """The second tap used to send a second DELETE, whose 404 ("not found") could be said
     after, or instead of, "was removed"."""
-    _, _, page = signed_in(device, server, "remove-twice")
-    page.goto("/auth/user")
-    second, row = add_and_wait(page, server)
+    _, _, page, second, row = account_page_adding(device, server, "remove-twice")
     deletes: list[str] = []
     page.on("request", lambda r: r.method == "DELETE" and deletes.append(r.url))
     page.get_by_role("button", name=f"Remove {second}").click()
@@ -128,9 +123,7 @@ def test_a_double_tap_on_yes_remove_sends_one_removal(device: Any, server: Serve
 
 def test_a_double_tap_on_verify_sends_one_email(device: Any, server: Server) -> None:
     """A second email would make the first one's link stale: opened, it would not work."""
-    _, _, page = signed_in(device, server, "verify-twice")
-    page.goto("/auth/user")
-    second, row = add_and_wait(page, server)
+    _, _, page, second, row = account_page_adding(device, server, "verify-twice")
     row.get_by_role("button", name="Cancel").click()
     verify = row.get_by_role("button", name=f"Verify {second}")
     expect(verify).to_be_visible()
@@ -159,9 +152,7 @@ def test_removing_an_address_another_tab_removed_says_it_is_removed(
     device: Any, server: Server
 ) -> None:
     """Not "No such email address." beside a row of it that stays: what was asked for is so."""
-    _, context, page = signed_in(device, server, "removed-twice")
-    page.goto("/auth/user")
-    second, row = add_and_wait(page, server)
+    _, context, page, second, row = account_page_adding(device, server, "removed-twice")
     row.get_by_role("button", name="Cancel").click()
     expect(row.get_by_role("button", name=f"Verify {second}")).to_be_visible()
     remove_in(context.new_page(), second)
@@ -173,9 +164,7 @@ def test_removing_an_address_another_tab_removed_says_it_is_removed(
 def test_a_change_to_an_address_another_tab_removed_redraws_the_list(
     device: Any, server: Server
 ) -> None:
-    _, context, page = signed_in(device, server, "primary-gone")
-    page.goto("/auth/user")
-    second, row = add_and_wait(page, server)
+    _, context, page, second, row = account_page_adding(device, server, "primary-gone")
     context.new_page().goto(server.wait_for_link(second))
     expect(row).not_to_contain_text("Unverified")
     remove_in(context.new_page(), second)
