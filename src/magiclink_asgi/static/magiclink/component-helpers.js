@@ -128,6 +128,11 @@ function busyButton(button, on) {
   else button.removeAttribute("aria-busy");
 }
 
+// The server's 404: what the request was about is not there (removed, in another tab say).
+function notFound(err) {
+  return err instanceof APIError && err.status === 404;
+}
+
 // A typed code that spent its verification (too many wrong codes, used, expired): the wait on
 // the verification says what happened, not the field.
 function spentCode(err) {

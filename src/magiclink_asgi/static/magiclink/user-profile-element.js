@@ -179,7 +179,7 @@ class UserProfileElement extends MagicLinkElement {
       await address.destroy();
     } catch (err) {
       // removed already (in another tab): what was asked for is so
-      if (!(err instanceof APIError && err.status === 404)) {
+      if (!notFound(err)) {
         this._removed.delete(address.id);
         throw err;
       }
@@ -190,11 +190,15 @@ class UserProfileElement extends MagicLinkElement {
   // True when `err` ended a wait on `address` because the address is gone. Removed in another
   // tab or on another device, the view is drawn again without it and says so.
   async _gone(address, err) {
-    if (!(err instanceof APIError && err.status === 404)) return false;
-    if (this._removed.has(address.id)) return true;
-    await this.ml.user.reload().catch(() => {});
-    await this.render(false, `${address.emailAddress} was removed.`);
+    if (!notFound(err)) return false;
+    if (!this._removed.has(address.id)) await this._redraw(`${address.emailAddress} was removed.`);
     return true;
+  }
+
+  // The user read again and the view drawn from it, saying `message`.
+  async _redraw(message) {
+    await this.ml.user.reload().catch(() => {});
+    await this.render(false, message);
   }
 
   // Make the account change `fn`, then draw the view again saying `message`. One change at a
@@ -209,10 +213,9 @@ class UserProfileElement extends MagicLinkElement {
       await this.render(false, message);
     } catch (err) {
       busyButton(button, false);
-      if (err instanceof APIError && err.status === 404) {
+      if (notFound(err)) {
         // what it was about is gone (removed in another tab): the view drawn again without it
-        await this.ml.user.reload().catch(() => {});
-        await this.render(false, describeError(err));
+        await this._redraw(describeError(err));
       } else {
         this._announce(describeError(err));
       }
