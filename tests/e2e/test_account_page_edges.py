@@ -1,7 +1,8 @@
 """The account page at the edges. An address removed while a page waits on it (the link or the
 code not used yet): the wait ends at once, here or in another tab, and the page says the
 address was removed, never "not found" and never thirty seconds later. A double tap on any of
-its buttons sends one request."""
+its buttons sends one request. A change refused because another tab changed the account draws
+the account as it is, beside why."""
 
 from __future__ import annotations
 
@@ -171,3 +172,23 @@ def test_a_change_to_an_address_another_tab_removed_redraws_the_list(
     page.get_by_role("button", name=f"Make {second} primary").click()
     expect(row).to_have_count(0)
     expect(page.get_by_role("status")).to_have_text("No such email address.")
+
+
+def test_a_change_refused_because_another_tab_changed_the_account_shows_it_as_it_is(
+    device: Any, server: Server
+) -> None:
+    """Made primary in another tab, the address this page still shows as removable is
+    refused: the page then shows the account as it is (that address primary) beside why."""
+    email, context, page, second, row = account_page_adding(device, server, "primary-elsewhere")
+    context.new_page().goto(server.wait_for_link(second))
+    expect(row).not_to_contain_text("Unverified")
+    other = context.new_page()
+    other.goto("/auth/user")
+    other.get_by_role("button", name=f"Make {second} primary").click()
+    expect(other.get_by_role("status")).to_have_text(f"{second} is now your primary address.")
+    press_remove(page, second)
+    expect(page.get_by_role("status")).to_have_text(
+        "This is your primary address: make another one primary first."
+    )
+    expect(row).to_contain_text("Primary")
+    expect(page.locator(f'[data-email="{email}"]')).not_to_contain_text("Primary")

@@ -213,8 +213,9 @@ class UserProfileElement extends MagicLinkElement {
       await this.render(false, message);
     } catch (err) {
       busyButton(button, false);
-      if (notFound(err)) {
-        // what it was about is gone (removed in another tab): the view drawn again without it
+      if (err instanceof APIError) {
+        // refused: the page may be out of date (an address removed or made primary in
+        // another tab), so the view is drawn again from the account as it is, saying why
         await this._redraw(describeError(err));
       } else {
         this._announce(describeError(err));
