@@ -1,8 +1,8 @@
 """The account page at the edges. An address removed while a page waits on it (the link or the
 code not used yet): the wait ends at once, here or in another tab, and the page says the
 address was removed, never "not found" and never thirty seconds later. A double tap on any of
-its buttons sends one request. A change refused because another tab changed the account draws
-the account as it is, beside why."""
+its buttons sends one request. A change or an email refused because another tab changed the
+account draws the account as it is, beside why."""
 
 from __future__ import annotations
 
@@ -192,3 +192,21 @@ def test_a_change_refused_because_another_tab_changed_the_account_shows_it_as_it
     )
     expect(row).to_contain_text("Primary")
     expect(page.locator(f'[data-email="{email}"]')).not_to_contain_text("Primary")
+
+
+def test_verify_on_an_address_another_tab_verified_shows_it_verified(
+    device: Any, server: Server
+) -> None:
+    """Not "This address is verified already." beside a row still saying "Unverified"."""
+    _, context, page, second, row = account_page_adding(device, server, "verified-elsewhere")
+    row.get_by_role("button", name="Cancel").click()
+    verify = row.get_by_role("button", name=f"Verify {second}")
+    expect(verify).to_be_visible()
+    tab = context.new_page()
+    tab.goto(server.wait_for_link(second))
+    expect(tab.get_by_role("heading", name="Email address verified")).to_be_visible()
+    verify.click()
+    expect(page.get_by_role("status")).to_have_text("This address is verified already.")
+    expect(row).not_to_contain_text("Unverified")
+    expect(row).to_contain_text("Verified")
+    assert len(server.messages_to(second)) == 1  # no new email

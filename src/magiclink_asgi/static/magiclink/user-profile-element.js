@@ -430,8 +430,8 @@ class UserProfileElement extends MagicLinkElement {
       onFailed();
       this._pending.delete(address.id);
       if (await this._gone(address, err)) return;
-      await this.render(false);
-      this._announce(describeError(err));
+      // drawn from the account as it is: verified in another tab, say, the row says so
+      await this._redraw(describeError(err));
       return;
     } finally {
       if (this._flows.get(address.id) === flow) {
