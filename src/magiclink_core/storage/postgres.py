@@ -45,7 +45,7 @@ from ._asyncpg import (
 )
 from ._connections import ConnectionLimits
 from ._pg_connections import keep_session, release, rollback, usable
-from ._settle import settling, timed_out
+from ._settle import seen_through
 from .postgres_notifier import PostgresNotifier
 
 # the first key of pg_advisory_xact_lock(int, int) while migrating ("ML" + "mg"); the second is
@@ -288,19 +288,15 @@ class PostgresStorage(ConnectionLimits):
             async with self._connection() as connection:
                 if len(changes) == 1:
                     # one statement is its own transaction: no BEGIN and COMMIT round trips.
-                    # Shielded (command_timeout bounds it) for the reason the COMMIT is below
-                    with settling() as scope:
-                        await self._write(connection, changes[0])
-                    _settled(scope)
+                    # Seen through for the reason the COMMIT is below
+                    await seen_through(self._write(connection, changes[0]))
                     return
                 if self._batches_in_one_trip:
-                    try:
-                        with settling() as scope:  # one statement, seen through as above
-                            await self._write_batch(connection, changes)
+                    try:  # one statement, seen through as above
+                        await seen_through(self._write_batch(connection, changes))
                     except asyncpg.UndefinedFunctionError:
                         self._batches_in_one_trip = False  # migrated before version 3
                     else:
-                        _settled(scope)
                         return
                 transaction = connection.transaction()
                 try:
@@ -312,10 +308,9 @@ class PostgresStorage(ConnectionLimits):
                         await rollback(connection, transaction)
                     raise
                 # once COMMIT is sent, see it through: a cancelled caller must not leave an
-                # outcome that lands after apply() has returned
-                with settling() as scope:
-                    await transaction.commit()
-                _settled(scope)
+                # outcome that lands after apply() has returned (a server with no answer within
+                # the grace: TimeoutError, unavailable)
+                await seen_through(transaction.commit())
         except _CONFLICTS as exc:
             raise WriteConflict(f"a concurrent transaction won: {type(exc).__name__}") from exc
 
@@ -530,12 +525,6 @@ def _changed_or_gone(change: Change) -> WriteConflict:
     else:
         kind, record_id = type(change.record), change.record.id
     return WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
-
-
-def _settled(scope: anyio.CancelScope) -> None:
-    late = timed_out(scope)
-    if late is not None:
-        raise unavailable(late)
 
 
 def _unique_conflict(exc: asyncpg.UniqueViolationError) -> WriteConflict:
