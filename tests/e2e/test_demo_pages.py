@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e._steps import create_account
 from tests.e2e.conftest import DESKTOP, PHONE, Server
@@ -33,3 +35,38 @@ def test_a_long_address_wraps_inside_the_card_instead_of_being_cut(
     )
     assert clipped == []
     assert card.evaluate("card => card.scrollWidth <= card.clientWidth")
+
+
+def test_a_long_address_breaks_after_its_at_sign_not_inside_its_domain(
+    device: Any, server: Server
+) -> None:
+    """The demo's welcome heading on a laptop: a long address wraps after the "@" (as a
+    newcomer's did, "…@example.o" then "rg", before)."""
+    email = f"newcomer{time.time_ns() % 10**14:014d}@example.org"  # no hyphen to break at
+    context = device(DESKTOP)
+    create_account(context, server, email)
+    page = context.new_page()
+    page.goto("/welcome")
+    heading = page.get_by_role("heading", name=f"Welcome, {email}")
+    expect(heading).to_be_visible()
+    lines = heading.evaluate(
+        """(h, domain) => {
+            // the rendered lines the address's domain spans
+            const walker = document.createTreeWalker(h, NodeFilter.SHOW_TEXT);
+            const nodes = [];
+            while (walker.nextNode()) nodes.push(walker.currentNode);
+            const text = nodes.map((n) => n.data).join("");
+            let at = text.lastIndexOf(domain), end = at + domain.length, start = null, stop = null;
+            for (const n of nodes) {
+                if (start === null && at < n.data.length) start = [n, at];
+                if (stop === null && end <= n.data.length) stop = [n, end];
+                at -= n.data.length; end -= n.data.length;
+            }
+            const range = document.createRange();
+            range.setStart(...start);
+            range.setEnd(...stop);
+            return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+        }""",
+        email.partition("@")[2],
+    )
+    assert lines == 1, f"the domain of {email} is split over {lines} lines"

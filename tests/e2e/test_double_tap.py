@@ -77,7 +77,8 @@ def test_a_double_tap_whose_first_answer_comes_last_stays_signed_in(
     hook.release.set()
     first.wait_for_url(re.compile(re.escape(server.url) + r"/\?"))
     # the first answer came last: the browser kept its cookie, and the app sees the user on it
-    assert f"Signed in as <strong>{email}" in landings[0].text()
+    shown = email.replace("@", "@<wbr>")  # the demo lets an address wrap after its "@"
+    assert f"Signed in as <strong>{shown}" in landings[0].text()
     server.clock.advance(hours=1)  # long past the grace of the token the repeat replaced
     first.goto("/")
     expect(first.get_by_test_id("state")).to_contain_text(f"Signed in as {email}")
