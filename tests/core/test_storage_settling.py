@@ -151,6 +151,29 @@ async def test_asyncio_timeout_sees_the_write_through_then_times_out(
     assert stored is not None and stored.consumed_at is not None
 
 
+async def test_a_write_refused_after_its_caller_was_cancelled_still_cancels_it(
+    locked: Locked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock's holder changes the row first: the write, once it has its answer, matched
+    nothing (a lost race). Its caller asked to stop meanwhile, so it gets its cancellation,
+    not the conflict: a cancellation is never swallowed."""
+    monkeypatch.setattr(_settle, "SETTLE_GRACE", 10.0)
+    task, _ = await consume_in_task(locked)
+    task.cancel()
+    done, _ = await asyncio.wait({task}, timeout=HELD)
+    assert not done, "the call ended before its write had an answer"
+    await locked.locker.execute(
+        "UPDATE links SET version = version + 1 WHERE id = $1", locked.link.id
+    )
+    await locked.locker.execute("COMMIT")
+    with anyio.fail_after(10):
+        await asyncio.wait({task})
+    assert task.cancelled()
+    stored = await locked.stored()
+    assert stored is not None and stored.consumed_at is None  # the race was lost: unwritten
+    assert stored.version == locked.link.version + 1
+
+
 @pytest.mark.parametrize("cancel", CANCELS)
 async def test_a_write_with_no_answer_within_the_grace_fails_as_unavailable(
     locked: Locked, cancel: str, monkeypatch: pytest.MonkeyPatch

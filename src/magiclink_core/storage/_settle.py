@@ -70,9 +70,13 @@ class _Settling(Generic[_T]):
                 except StopIteration as done:
                     result: _T = done.value
                     break
-                except asyncio.CancelledError as exc:
-                    if self._gave_up:  # the grace ran out: the outcome is unknown
+                except BaseException as exc:
+                    if self._gave_up and isinstance(exc, asyncio.CancelledError):
+                        # the grace ran out: the outcome is unknown
                         raise TimeoutError("no answer before the caller's deadline") from exc
+                    if self._cancelled is not None and exc is not self._cancelled:
+                        # settled (refused, or failed) while the caller was going: it still goes
+                        raise self._cancelled from exc
                     raise
                 if yielded is None:  # a bare yield (``sleep(0)``): a pause, nothing to answer
                     try:
@@ -106,7 +110,9 @@ class _Settling(Generic[_T]):
         if exc is not None:
             self._cancelled = exc
         if self._give_up is None:
-            loop = asyncio.get_running_loop()
+            # the wait's own loop: ``Task.cancel()`` may be called where no loop runs
+            waiting = self._waiting
+            loop = asyncio.get_running_loop() if waiting is None else waiting.get_loop()
             self._give_up = loop.call_later(SETTLE_GRACE, self._expire)
 
     def _expire(self) -> None:
