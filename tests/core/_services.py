@@ -155,13 +155,15 @@ class Proxy:
 
     async def cut(self) -> None:
         """Stop accepting and drop every open connection."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        # dropped before waiting: since Python 3.12 wait_closed() waits for every connection
         for writer in list(self._pipes):
             writer.transport.abort()
         self._pipes.clear()
+        if server is not None:
+            await server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
