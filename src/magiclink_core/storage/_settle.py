@@ -142,21 +142,6 @@ class _Waiter:
     def add_done_callback(self, fn: Callable[[Any], object], *, context: Any = None) -> None:
         self._future.add_done_callback(fn, context=context)
 
-    def remove_done_callback(self, fn: Callable[[Any], object]) -> int:
-        return self._future.remove_done_callback(fn)
-
-    def done(self) -> bool:
-        return self._future.done()
-
-    def cancelled(self) -> bool:
-        return self._future.cancelled()
-
-    def result(self) -> Any:
-        return self._future.result()
-
-    def exception(self) -> BaseException | None:
-        return self._future.exception()
-
     def cancel(self, msg: Any = None) -> bool:
         self._settling._cancel()
         return False  # the task raises CancelledError once the answer is in
