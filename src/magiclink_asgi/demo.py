@@ -25,6 +25,7 @@ from magiclink_core import Clock, EmailMessage, MagicLinks, Mailer, Settings, St
 from magiclink_core.mailers import MemoryMailer
 
 from .pages import HostedPages
+from .templates import breakable_email
 
 PREFIX = "/auth"
 DEMO_LIMITS = {"attempts_per_ip": 1000, "links_per_ip": 1000}
@@ -220,10 +221,8 @@ def _layout(title: str, body: str, user: Any, head: str = "") -> str:
 
 
 def _shown(name: object) -> str:
-    """A user's name (their address) as HTML: escaped, free to wrap after its "@" first, so a
-    long address breaks there rather than inside its domain (the card still breaks anywhere
-    when one part alone is too wide)."""
-    return escape(str(name)).replace("@", "@<wbr>")
+    """A user's name (their address) as HTML, wrapping as the hosted pages wrap an address."""
+    return str(breakable_email(name))
 
 
 def _home(user: Any, mailbox: bool) -> str:

@@ -70,7 +70,7 @@ async def test_lists_every_email_newest_first_and_opens_one() -> None:
     async with client(HostedPages(links, dev_mailbox=True)) as c:
         r = await c.get("/auth/dev/mailbox")
         assert r.status_code == 200
-        assert r.text.index("bob@example.com") < r.text.index("ada@example.com")
+        assert r.text.index("bob@<wbr>example.com") < r.text.index("ada@<wbr>example.com")
         assert "&lt;b&gt;Hi&lt;/b&gt;" in r.text
         assert 'href="/auth/dev/mailbox/1"' in r.text
 
@@ -127,6 +127,20 @@ async def test_shows_the_code_of_each_email_beside_its_link() -> None:
     assert "Code from the email: type it on the device that asked" in code_only
     assert "data-ml-email-code>77102938<" in code_only
     assert "data-ml-email-code" not in no_code and "Open the link" in no_code
+
+
+async def test_an_address_is_escaped_and_may_wrap_after_its_at_sign() -> None:
+    links = make_links()
+    await links.mailer.send(
+        EmailMessage(to='"<i>o\'neil"@example.com', subject="Hi", text="", html="", kind="")
+    )
+    async with client(HostedPages(links, dev_mailbox=True)) as c:
+        listing = (await c.get("/auth/dev/mailbox")).text
+        opened = (await c.get("/auth/dev/mailbox/1")).text
+    shown = '<span class="ml-email">&#34;&lt;i&gt;o&#39;neil&#34;@<wbr>example.com</span>'
+    assert f"to {shown}" in listing
+    assert f"To {shown}" in opened
+    assert "<i>" not in listing + opened
 
 
 async def test_empty_mailbox() -> None:

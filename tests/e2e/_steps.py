@@ -122,3 +122,30 @@ def confirm_on_other_device(page: Any, code: str) -> None:
     field = page.get_by_label(re.compile("code", re.I))
     field.fill(code)
     field.press("Enter")
+
+
+def lines_spanned(element: Any, text: str) -> int:
+    """How many rendered lines the last occurrence of ``text`` inside ``element`` (a locator)
+    spans, however many text nodes (split by a ``<wbr>``, say) it runs across."""
+    return int(
+        element.evaluate(
+            """(el, text) => {
+                const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+                const nodes = [];
+                while (walker.nextNode()) nodes.push(walker.currentNode);
+                let at = nodes.map((n) => n.data).join("").lastIndexOf(text);
+                if (at < 0) throw new Error(`${text} is not in ${el.outerHTML}`);
+                let end = at + text.length, start = null, stop = null;
+                for (const n of nodes) {
+                    if (start === null && at < n.data.length) start = [n, at];
+                    if (stop === null && end <= n.data.length) stop = [n, end];
+                    at -= n.data.length; end -= n.data.length;
+                }
+                const range = document.createRange();
+                range.setStart(...start);
+                range.setEnd(...stop);
+                return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+            }""",
+            text,
+        )
+    )

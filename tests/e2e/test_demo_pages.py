@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e._steps import create_account
+from tests.e2e._steps import create_account, lines_spanned
 from tests.e2e.conftest import DESKTOP, PHONE, Server
 
 # a real-looking address too long for one line of a phone's heading
@@ -49,24 +49,5 @@ def test_a_long_address_breaks_after_its_at_sign_not_inside_its_domain(
     page.goto("/welcome")
     heading = page.get_by_role("heading", name=f"Welcome, {email}")
     expect(heading).to_be_visible()
-    lines = heading.evaluate(
-        """(h, domain) => {
-            // the rendered lines the address's domain spans
-            const walker = document.createTreeWalker(h, NodeFilter.SHOW_TEXT);
-            const nodes = [];
-            while (walker.nextNode()) nodes.push(walker.currentNode);
-            const text = nodes.map((n) => n.data).join("");
-            let at = text.lastIndexOf(domain), end = at + domain.length, start = null, stop = null;
-            for (const n of nodes) {
-                if (start === null && at < n.data.length) start = [n, at];
-                if (stop === null && end <= n.data.length) stop = [n, end];
-                at -= n.data.length; end -= n.data.length;
-            }
-            const range = document.createRange();
-            range.setStart(...start);
-            range.setEnd(...stop);
-            return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
-        }""",
-        email.partition("@")[2],
-    )
+    lines = lines_spanned(heading, email.partition("@")[2])
     assert lines == 1, f"the domain of {email} is split over {lines} lines"

@@ -12,18 +12,20 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e._steps import create_account, not_this, start_sign_in
+from tests.e2e._steps import create_account, lines_spanned, not_this, start_sign_in
 from tests.e2e.conftest import Server
 
 NARROW = {"width": 320, "height": 640}
 # one unbreakable word, as long as real addresses get
 LONG = "averyveryverylongemailaddressforeverypage{n}@subdomain.example-company-name.com"
+# as long before the "@", with a domain that fits a line but has no hyphen to break at
+LONG_LOCAL = "averyveryverylongemailaddressforeverypage{n}@example.org"
 
 Setup = Callable[[Any, Server, Any, str], None]  # (page, server, make_device, address)
 
 
-def long_address(server: Server) -> str:
-    return LONG.format(n=re.sub(r"\D", "", server.email("n"))[-9:])
+def long_address(server: Server, form: str = LONG) -> str:
+    return form.format(n=re.sub(r"\D", "", server.email("n"))[-9:])
 
 
 def signing_in(page: Any, server: Server, make_device: Any, email: str) -> None:
@@ -122,3 +124,22 @@ def test_a_long_address_wraps_on_a_320_px_phone(device: Any, server: Server, nam
         }).map(el => el.outerHTML.slice(0, 100))"""
     )
     assert cut == [], name
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_a_long_address_breaks_after_its_at_sign_not_inside_its_domain(
+    device: Any, server: Server, name: str
+) -> None:
+    """The address too long for a line breaks after its "@" (the domain kept whole) before it
+    breaks anywhere: "...page1234@" then "example.org", not "...@example.o" then "rg"."""
+    page = device(NARROW).new_page()
+    email = long_address(server, LONG_LOCAL)
+    PAGES[name](page, server, device, email)
+    shown = page.locator(".ml-email").filter(has_text="@example.org")
+    expect(shown.first).to_be_visible()
+    spans = {
+        shown.nth(i).inner_text(): lines_spanned(shown.nth(i), "example.org")
+        for i in range(shown.count())
+    }
+    assert email in spans, f"{name} shows no .ml-email of {email}: {spans}"
+    assert set(spans.values()) == {1}, f"{name}: lines each domain spans {spans}"

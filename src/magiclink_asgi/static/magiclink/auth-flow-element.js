@@ -232,7 +232,7 @@ class AuthFlowElement extends MagicLinkElement {
     this._spentMessage = "";
     const live = this._liveRegion();
     const what = this.mode === "sign_in" ? "sign in" : "finish signing up";
-    const email = h("strong", { className: "ml-email" }, this.email || "");
+    const email = emailText(this.email || "");
     const lead = link && code
       ? ["We sent a link and a code to ", email, `. Open the link, or type the code here, to ${what}.`]
       : code ? ["We sent a code to ", email, `. Type it here to ${what}.`]
@@ -368,7 +368,7 @@ class AuthFlowElement extends MagicLinkElement {
       icon("clock"),
       h("h1", { className: "ml-title" }, both ? "Your link and code have expired" : `Your ${sent} has expired`),
       h("p", { className: "ml-lead" }, `For your safety, ${both ? "they work" : `${sent}s work`} only for a short while. Get a new ${both ? "email" : "one"} sent to `,
-        h("strong", { className: "ml-email" }, this.email || "your address"), "."),
+        emailText(this.email || "your address"), "."),
       this._liveRegion(),
       h("div", { className: "ml-actions" },
         h("button", { className: "ml-button ml-primary", type: "button",

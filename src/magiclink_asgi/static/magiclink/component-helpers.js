@@ -183,8 +183,17 @@ function ensureStylesheet(prefix) {
   }
 }
 
-// The signed-in user's address as the pages show an address: wrapped on a narrow screen.
+// An address as the pages show one (in a <strong> unless `tag` says otherwise): on a narrow
+// screen it breaks after its last "@" first, so the domain stays whole; .ml-email still breaks
+// a part too long for the line anywhere. The text is the address itself (a <wbr> has none).
+function emailText(address, tag = "strong") {
+  const text = String(address ?? "");
+  const at = text.lastIndexOf("@");
+  return h(tag, { className: "ml-email" },
+    at < 0 ? text : [text.slice(0, at + 1), h("wbr"), text.slice(at + 1)]);
+}
+
+// The signed-in user's address, as emailText shows it.
 function primaryEmail(ml) {
-  return h("strong", { className: "ml-email" },
-    ml.user?.primaryEmailAddress?.emailAddress || "you");
+  return emailText(ml.user?.primaryEmailAddress?.emailAddress || "you");
 }

@@ -56,7 +56,7 @@ class UserProfileElement extends MagicLinkElement {
     const view = h("section", { className: "ml-card ml-wide ml-profile" },
       h("h1", { className: "ml-title" }, "Your account"),
       h("p", { className: "ml-lead" }, "Signed in as ",
-        h("strong", { className: "ml-email" }, user.primaryEmailAddress?.emailAddress || "")),
+        emailText(user.primaryEmailAddress?.emailAddress || "")),
       live,
       this._emailsSection(user),
       this._sessionsSection(sessions),
@@ -105,7 +105,7 @@ class UserProfileElement extends MagicLinkElement {
     const waiting = this._pending.has(address.id);
     const row = h("li", { className: "ml-row ml-email-row", "data-email": address.emailAddress },
       h("div", { className: "ml-row-main" },
-        h("span", { className: "ml-email" }, address.emailAddress),
+        emailText(address.emailAddress, "span"),
         h("span", { className: "ml-badges" },
           primary ? h("span", { className: "ml-badge ml-badge-primary" }, "Primary") : null,
           verified ? h("span", { className: "ml-badge ml-badge-ok" }, "Verified")
@@ -137,7 +137,7 @@ class UserProfileElement extends MagicLinkElement {
     if (waiting) {
       const v = (this._waitingOn.get(address.id) || address).verification;
       const { link, code } = carried(v);
-      const email = h("strong", { className: "ml-email" }, address.emailAddress);
+      const email = emailText(address.emailAddress);
       const text = link && code
         ? [" Check your email: we sent a link and a code to ", email,
           ". Type the code here, or open the link: this page updates by itself."]
@@ -269,7 +269,7 @@ class UserProfileElement extends MagicLinkElement {
         icon("mail"),
         h("h1", { className: "ml-title" }, "Confirm it's you"),
         h("p", { className: "ml-lead" }, "For your safety, changing your email addresses needs a ",
-          "recent sign-in. We'll email ", h("strong", { className: "ml-email" }, email || "you"),
+          "recent sign-in. We'll email ", emailText(email || "you"),
           " so you can confirm it's you."),
         this._liveRegion(),
         h("div", { className: "ml-actions" }, send, cancel)));
@@ -323,7 +323,7 @@ class UserProfileElement extends MagicLinkElement {
   _showReverifyWaiting(signIn, email, { submit, cancel }) {
     const v = signIn.firstFactorVerification;
     const { link, code } = carried(v);
-    const strong = h("strong", { className: "ml-email" }, email);
+    const strong = emailText(email);
     const lead = link && code
       ? ["We sent a link and a code to ", strong, ". Open the link, or type the code here."]
       : code ? ["We sent a code to ", strong, ". Type it here."]
