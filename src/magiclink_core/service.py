@@ -307,8 +307,10 @@ class MagicLinks(AccountMethods, WaitMethods):
         its client IP spends the ``attempts_per_ip`` budget.
 
         With enumeration protection (the default) an address with no account gets a sign-in
-        like any other (its ``email_address_id`` a stable keyed pseudo-id of the same shape);
-        its email says there is no account instead of carrying a link.
+        like any other; its email says there is no account instead of carrying a link. Its
+        ``email_address_id`` is then a stable id keyed with the secret, for every address (the
+        address's own record id only with protection off), so it tells nothing either, not even
+        when the secret rotates.
 
         :raises RateLimitedError: too many sign-ups and sign-ins from the client IP.
         :raises InvalidEmailError: the identifier is not a valid email address.

@@ -18,15 +18,21 @@ async def create(
     address = await ctx.storage.find(EmailAddress, "claimed_email", email)
     if address is None and not ctx.settings.enumeration_protection:
         raise IdentifierNotFoundError()
+    # protected, every address's factor gets the keyed id, account or not: the same on every
+    # request, so neither one answer nor two tell them apart, and moving alike when the secret
+    # rotates (a record's own id would stay while an unknown address's moved)
+    factor_id = (
+        address.id
+        if address is not None and not ctx.settings.enumeration_protection
+        else ctx.keyring.pseudo_id(email)
+    )
     return await begin(
         ctx,
         client,
         SignIn,
         email,
         user_id=address.user_id if address else None,
-        # an unknown address gets an id of the same shape, the same on every request, so
-        # neither one answer nor two tell it from an address with an account
-        email_address_id=address.id if address else ctx.keyring.pseudo_id(email),
+        email_address_id=factor_id,
     )
 
 

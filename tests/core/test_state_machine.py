@@ -270,10 +270,13 @@ class MagicLinkMachine(PortalMachine):
         )
         if sign_in is None:
             return multiple()
+        # protected, a known address's factor id is the keyed one an unknown address gets
+        keyed = self.ml.settings.keyring.pseudo_id(email)
         if owner is not None:
-            assert (sign_in.user_id, sign_in.email_address_id) == (owner.user_id, owner.id)
+            expected = keyed if self.model.enumeration_protection else owner.id
+            assert (sign_in.user_id, sign_in.email_address_id) == (owner.user_id, expected)
         else:  # the same kind of attempt, so nobody can tell the account is missing
-            assert sign_in.user_id is None and sign_in.email_address_id
+            assert sign_in.user_id is None and sign_in.email_address_id == keyed
         attempt = MAttempt(
             AttemptKind.SIGN_IN,
             sign_in.id,

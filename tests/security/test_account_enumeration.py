@@ -1,9 +1,10 @@
 """Account enumeration: telling from the answers whether an address has an account. With
 enumeration protection (on by default) a sign-in for an unknown address runs like any other:
-its ``email_address_id`` is a stable keyed pseudo-id of the real ones' shape (so neither one
-answer nor two tell it apart), every field of every answer has the same shape, the status and
-the time to answer are the same within noise (the email goes out off the response path; both
-render one email), and the email it gets says there is no account and where to sign up."""
+its ``email_address_id`` is the stable keyed id every address's sign-in gets (so neither one
+answer nor two, nor a rotation of the secret, tell it apart), every field of every answer has
+the same shape, the status and the time to answer are the same within noise (the email goes out
+off the response path; both render one email), and the email it gets says there is no account
+and where to sign up."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from magiclink_asgi import HostedPages
-from magiclink_core import MagicLinks, Settings
+from magiclink_core import InvalidRequestError, MagicLinks, Settings
 from magiclink_core.mailers import MemoryMailer
 from magiclink_core.storage import MemoryStorage
 from tests.support import SECRET, link_in
@@ -29,6 +30,7 @@ from ._http import make_app
 pytestmark = pytest.mark.anyio
 ID = re.compile(r"^[a-z]+_[0-9a-f]{32}$")
 SAMPLES = 200
+NEW_SECRET = "rotated-secret-" + "z" * 40
 
 
 async def test_an_unknown_address_gets_a_stable_id_shaped_like_a_real_one() -> None:
@@ -46,6 +48,44 @@ async def test_an_unknown_address_gets_a_stable_id_shaped_like_a_real_one() -> N
     elsewhere = make_world(secret="another-secret-" + "y" * 40)  # keyed: not guessable
     stranger = await elsewhere.links.create_sign_in(await elsewhere.client(), "nobody@example.org")
     assert stranger.email_address_id != unknown[0].email_address_id
+
+
+async def test_rotating_the_secret_does_not_tell_an_unknown_address_from_a_known_one() -> None:
+    """An attacker who notes the ``email_address_id`` of two addresses before a rotation and
+    again after it sees both move alike: were a known address's id its record's (fixed) and an
+    unknown one's keyed (new key, new id), the rotation would tell them apart."""
+    before = make_world()
+    await signed_up(before, "known@example.org")
+    after = make_world(before.storage, secret=NEW_SECRET, secret_fallbacks=[SECRET])
+    retired = make_world(before.storage, secret=NEW_SECRET)
+    moved = {}
+    for email in ("known@example.org", "nobody@example.org"):
+        ids = [
+            (await world.links.create_sign_in(await world.client(), email)).email_address_id
+            for world in (before, after, retired)
+        ]
+        moved[email] = [ids[0] != ids[1], ids[1] != ids[2]]
+    assert moved["known@example.org"] == moved["nobody@example.org"], moved
+
+
+async def test_the_factor_id_a_sign_in_gives_is_the_one_it_takes() -> None:
+    """The id of a known address's factor is what ``prepare_first_factor`` accepts, so a client
+    that echoes it back gets its email; one of another sign-in is refused."""
+    world = make_world()
+    await signed_up(world, "known@example.org")
+    client, other = await world.client(), await world.client()
+    sign_in = await world.links.create_sign_in(client, "known@example.org")
+    elsewhere = await world.links.create_sign_in(other, "nobody@example.org")
+    factor = world.links.first_factors(sign_in)[0].email_address_id
+    with pytest.raises(InvalidRequestError):
+        await world.links.prepare_first_factor(
+            client, sign_in.id, email_address_id=elsewhere.email_address_id, redirect_url="/"
+        )
+    sent = await world.links.prepare_first_factor(
+        client, sign_in.id, email_address_id=factor, redirect_url="/"
+    )
+    assert sent.verification is not None
+    assert link_in(world.mailer.outbox[-1].text)
 
 
 def shape(value: Any) -> Any:

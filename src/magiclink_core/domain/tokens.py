@@ -38,7 +38,7 @@ class TokenPurpose(StrEnum):
     SESSION = "s"
     CLIENT = "c"
     EMAIL_CODE = "e"  # not a token: keys the digests of emailed codes (see Keyring.code_digest)
-    PSEUDO_ID = "p"  # not a token: keys the ids of addresses with no account (Keyring.pseudo_id)
+    PSEUDO_ID = "p"  # not a token: keys a sign-in's factor id (Keyring.pseudo_id)
 
 
 # the purposes a link click and a session check name, read once: Python 3.11 reads an enum
@@ -163,9 +163,10 @@ class Keyring:
         return [_hmac(key, f"{binding}:{code}") for key in self._keys[TokenPurpose.EMAIL_CODE]]
 
     def pseudo_id(self, email: str, prefix: str = "idn") -> str:
-        """A stable id for an address with no account, shaped like a real one (``idn_`` and
-        32 hex digits): the same on every request, unguessable without the secret, so a
-        sign-in's ``email_address_id`` does not tell whether the address has an account."""
+        """A stable id of ``email`` shaped like a record's (``idn_`` and 32 hex digits): the
+        same on every request, unguessable without the secret. With enumeration protection,
+        every sign-in's ``email_address_id``, so it does not tell whether the address has an
+        account."""
         return f"{prefix}_{_hmac(self._keys[TokenPurpose.PSEUDO_ID][0], email)[:32]}"
 
 
