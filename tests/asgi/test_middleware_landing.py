@@ -827,6 +827,28 @@ async def test_the_last_wrong_code_on_the_other_device_says_so_and_offers_its_fl
         assert "Too many wrong codes" not in replaced.text
 
 
+async def test_a_link_whose_emailed_code_was_guessed_at_says_why_it_no_longer_works() -> None:
+    """Wrong codes from the email, typed on the device that asked until its email stopped
+    working, make the link of that email say so where it is opened (not the generic "no longer
+    works"), with the sign-in to start again."""
+    magiclinks, mailer = make_magiclinks(BASE)
+    app = build_app("starlette", magiclinks, pages=True)
+    async with browser_for(app) as owner, browser_for(app, **{"user-agent": IPHONE}) as phone:
+        link, _, prepare = await started_with_code(app, owner, mailer, "sign_in")
+        emailed = mailer.outbox[-1].email_code
+        assert emailed is not None
+        wrong = "1" * len(emailed) if emailed != "1" * len(emailed) else "2" * len(emailed)
+        attempt = prepare.replace("prepare_first_factor", "attempt_first_factor")
+        for _ in range(magiclinks.settings.max_email_code_attempts):
+            typed = await owner.post(attempt, json={"strategy": "email_code", "code": wrong})
+            assert typed.status_code == 422, typed.text
+        assert typed.json()["errors"][0]["code"] == "failed"  # the email no longer works
+        _, dead = await open_dead(phone, link)
+        assert dead.status_code == 422, dead.text
+        assert "Too many wrong codes were typed" in dead.text
+        assert '<a href="/auth/sign-in">Sign in again</a>' in dead.text
+
+
 async def open_dead(phone: httpx.AsyncClient, link: str) -> tuple[httpx.Response, httpx.Response]:
     """Open a link that no longer works on another device: the landing's redirect, and the
     page it leads to."""

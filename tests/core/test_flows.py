@@ -154,6 +154,28 @@ def test_a_link_failed_by_wrong_codes_says_so_with_its_attempts_kind(
     assert not isinstance(other.error, TooManyConfirmationCodesError)
 
 
+def test_a_link_whose_emailed_code_was_guessed_at_says_too_many_wrong_codes() -> None:
+    """The email's code typed wrong on the device that asked until the email stopped working:
+    its link, opened anywhere, says wrong codes were typed (not the generic refusal), and the
+    client that asked is sent back to its app."""
+    link, verification = waiting()
+    spent = verification.model_copy(
+        update={
+            "status": VerificationStatus.FAILED,
+            "failure_reason": FailureReason.EMAIL_CODES,
+            "failed_email_code_attempts": 5,
+        }
+    )
+    attempt = make_record(SignIn, client_id="client_a", verification=spent)
+    elsewhere = click(link, attempt, client="client_b")
+    assert isinstance(elsewhere.error, TooManyConfirmationCodesError), elsewhere.error
+    assert elsewhere.error.kind is AttemptKind.SIGN_IN and elsewhere.error.redirect_url is None
+    own = click(link, attempt, client="client_a")
+    assert isinstance(own.error, TooManyConfirmationCodesError)
+    assert own.error.redirect_url == spent.redirect_url
+    assert elsewhere.verification is None  # nothing to write: the refusal changes nothing
+
+
 def test_an_expired_link_says_expired_with_its_time() -> None:
     link, verification = waiting()
     decision = judge(link, verification, now=NOW + timedelta(minutes=10))

@@ -144,9 +144,11 @@ class MagicLinkFailedError(MagicLinkError):
 
 
 class TooManyConfirmationCodesError(MagicLinkFailedError):
-    """Too many wrong confirmation codes were typed on the device that opened the link, so it
-    no longer works. Still ``failed`` (the guide's code); ``kind`` says what the attempt was, so
-    a page can say where to start again (signing up again for a sign-up)."""
+    """Too many wrong codes were typed, so the link no longer works: confirmation codes on the
+    device that opened the link, or the email's own code on the device that asked (the link
+    of that email then says so wherever it is opened). Still ``failed`` (the guide's code);
+    ``kind`` says what the attempt was, so a page can say where to start again (signing up
+    again for a sign-up)."""
 
     def __init__(self, kind: AttemptKind, *, redirect_url: str | None = None) -> None:
         self.kind = kind

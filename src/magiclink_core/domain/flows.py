@@ -90,6 +90,7 @@ VERIFIED: Final = VerificationStatus.VERIFIED
 EXPIRED: Final = VerificationStatus.EXPIRED
 CLIENT_MISMATCH: Final = VerificationStatus.CLIENT_MISMATCH
 WRONG_CODES: Final = FailureReason.CONFIRMATION_CODES
+WRONG_EMAIL_CODES: Final = FailureReason.EMAIL_CODES
 SIGN_UP_WAITING: Final = SignUpStatus.MISSING_REQUIREMENTS
 SIGN_IN_WAITING: Final = SignInStatus.NEEDS_FIRST_FACTOR
 COMPLETE: Final = ClickOutcome.COMPLETE
@@ -416,8 +417,10 @@ def judge_click(
         return _rejected(same_client, MagicLinkExpiredError(expired, redirect_url=back_to))
     if verification.status is CLIENT_MISMATCH:
         return _rejected(same_client, ClientMismatchError(redirect_url=back_to))
-    if verification.failure_reason is WRONG_CODES:
-        # said so on every later opening too: the device that typed them learns why
+    reason = verification.failure_reason
+    if reason is WRONG_CODES or reason is WRONG_EMAIL_CODES:
+        # said so on every later opening too: the device that typed them learns why, and a
+        # link whose email's code was guessed at on the device that asked says so wherever
         spent = TooManyConfirmationCodesError(kind_of(attempt), redirect_url=back_to)
         return _rejected(same_client, spent)
     if not in_progress_at(attempt, now) or verification.status is not UNVERIFIED:
