@@ -135,14 +135,15 @@ def build_app(config: DemoConfig | None = None) -> DemoApp:
         user = user_of(request)
         if not getattr(user, "is_authenticated", False):
             return RedirectResponse(f"{PREFIX}/sign-up", status_code=303)
-        body = f"<h1>Welcome, {_shown(user.display_name)}</h1><p>Your account is ready.</p>"
+        name = breakable_email(user.display_name)
+        body = f"<h1>Welcome, {name}</h1><p>Your account is ready.</p>"
         return HTMLResponse(_layout("Welcome", body, user))
 
     async def protected(request: Request) -> Response:
         user = user_of(request)
         if not getattr(user, "is_authenticated", False):
             return RedirectResponse(f"{PREFIX}/sign-in?redirect_url=/protected", status_code=303)
-        name = _shown(user.display_name)
+        name = breakable_email(user.display_name)
         body = (
             f'<h1>Members only</h1><p data-testid="protected">Hello {name}: only signed-in '
             "people see this page.</p>"
@@ -220,15 +221,10 @@ def _layout(title: str, body: str, user: Any, head: str = "") -> str:
 </body></html>"""
 
 
-def _shown(name: object) -> str:
-    """A user's name (their address) as HTML, wrapping as the hosted pages wrap an address."""
-    return str(breakable_email(name))
-
-
 def _home(user: Any, mailbox: bool) -> str:
     if getattr(user, "is_authenticated", False):
         state = (
-            f'<p data-testid="state">Signed in as <strong>{_shown(user.display_name)}'
+            f'<p data-testid="state">Signed in as <strong>{breakable_email(user.display_name)}'
             '</strong>.</p><p><a href="/protected">Open the members-only page</a></p>'
         )
     else:
