@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from magiclink_core import MagicLinks, SessionStatus
+from magiclink_core import MagicLinks, SessionStatus, StorageUnavailableError
 from magiclink_core.domain.models import Session
 from magiclink_core.local_notifier import LocalNotifier
 from magiclink_core.mailers import MemoryMailer
@@ -333,3 +333,46 @@ async def test_a_replaced_token_made_current_again_stops_the_cached_other_at_its
         for _ in range(3):  # the session's own token again: served from the cache
             assert await links.authenticate(replaced) is not None
         assert storage.reads == reads
+
+
+class LandsThenFails(MemoryStorage):
+    """A store that, when told, writes its next batch and then answers with an outage: the
+    write landed, its answer was lost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_next_answer = False
+
+    async def apply(self, changes: Sequence[Change]) -> None:
+        await super().apply(changes)
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise StorageUnavailableError(long_message="the answer was lost")
+
+
+async def test_a_session_a_click_ended_leaves_the_cache_even_when_the_answer_is_lost() -> None:
+    """Signing in again on a browser ends the session it had, in the click's batch. When that
+    batch lands but its answer is lost, the click fails, yet the ended session must stop being
+    served from the cache at once: an outcome nobody can know is treated as written, as for
+    every other write of a session (``Context.try_write``)."""
+    storage, mailer, clock = LandsThenFails(), MemoryMailer(), FakeClock()
+    links = instance(storage, mailer, clock)
+    async with links:
+        email = "ann@example.org"
+        client, client_token = await links.create_client()
+        sign_up = await links.create_sign_up(client, email)
+        await links.prepare_sign_up_verification(client, sign_up.id, redirect_url="/")
+        await links.mail_sent()
+        old = (await links.verify_link(last_token(mailer, email), client)).session_token
+        assert old is not None and await links.authenticate(old) is not None  # now cached
+        browser = await links.get_client(client_token)
+        assert browser is not None
+        sign_in = await links.create_sign_in(browser, email)
+        await links.prepare_first_factor(browser, sign_in.id, redirect_url="/")
+        await links.mail_sent()
+        storage.lose_next_answer = True
+        with pytest.raises(StorageUnavailableError):
+            await links.verify_link(last_token(mailer, email), browser)
+        stored = await storage.list(Session, "client_id", client.id)
+        assert [s.status for s in stored].count(SessionStatus.ENDED) == 1  # the batch landed
+        assert await links.authenticate(old) is None
