@@ -98,29 +98,41 @@ class Context:
             raise ConflictError()
 
     async def try_write(self, changes: Sequence[Change]) -> bool:
-        """Apply ``changes``; False when a race was lost (nothing was written).
+        """Apply ``changes``; False when a race was lost (nothing was written). Sessions as in
+        :meth:`apply`."""
+        try:
+            await self.apply(changes)
+        except WriteConflict:
+            return False
+        return True
 
-        Every change of a session written here is dropped from the session cache of this
-        instance and announced to the others, even when the outcome is unknown (an error).
+    async def apply(
+        self, changes: Sequence[Change], *, sessions: Sequence[str] | None = None
+    ) -> None:
+        """Apply ``changes`` atomically; :raises WriteConflict: a race was lost (nothing was
+        written).
+
+        Every session the batch changes is dropped from the session cache of this instance and
+        announced to the others, even when the outcome is unknown (an error). ``sessions``: the
+        ids of those sessions when the caller knows them already (the batch is then not
+        scanned for them).
         """
-        sessions = [c.id if isinstance(c, Delete) else c.record.id for c in changes if _session(c)]
+        if sessions is None:
+            sessions = [
+                c.id if isinstance(c, Delete) else c.record.id for c in changes if _session(c)
+            ]
         try:
             await self.storage.apply(changes)
         except WriteConflict:
-            return False
+            raise  # nothing was written: every cached copy is still right
         except BaseException:
             if sessions:  # written or not, nobody can tell: drop the cached copies anyway
                 await self._forget(sessions)
             raise
         if sessions:
             await self._forget(sessions)
-        return True
 
-    async def forget_sessions(self, session_ids: list[str]) -> None:
-        """Drop sessions written outside :meth:`try_write` from every instance's cache."""
-        await self._forget(session_ids)
-
-    async def _forget(self, session_ids: list[str]) -> None:
+    async def _forget(self, session_ids: Sequence[str]) -> None:
         with anyio.CancelScope(shield=True):
             await self.session_cache.announce(self.session_cache.forget(session_ids))
 

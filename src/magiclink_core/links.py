@@ -543,13 +543,8 @@ async def _complete(
         client_sessions=client_sessions,
         announce=ctx.hooks.listening,
     )
-    try:
-        await ctx.storage.apply(completion.changes)
-    finally:
-        # no instance may serve an ended session from its cache; written or not (an error
-        # leaves the outcome unknown), as Context.try_write does for every session it writes
-        if completion.ended:
-            await ctx.forget_sessions(list(completion.ended))
+    # the sessions it ends are named: no instance may serve them from its cache
+    await ctx.apply(completion.changes, sessions=completion.ended)
     if completion.events:
         await ctx.hooks.emit(*completion.events)
     kind = flows.kind_of(attempt)
