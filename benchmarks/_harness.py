@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import random
 import statistics
 import subprocess
 import time
@@ -93,17 +94,22 @@ async def interleaved_wall(
     """Median wall-clock seconds per call of each variant, for calls that wait on another
     process (a database server, a thread), whose work this process's CPU time would not see.
 
-    The variants take turns call by call, the order rotated at every turn, so each pair of
-    neighbouring calls meets the same disk, server and neighbours: a write whose time is mostly
-    a commit's ``fsync`` varies by tens of percent from one moment to the next, and rounds of
-    hundreds of calls by one variant (best round kept) compared moments more than code. The
-    median, because an occasional stall (a WAL checkpoint, the server's own background work)
-    lands on whichever call is running, not on the code that made it."""
+    The variants take turns call by call, in an order drawn afresh at every turn (seeded, so
+    runs repeat), so each meets the same disk, server and neighbours: a write whose time is
+    mostly a commit's ``fsync`` varies by tens of percent from one moment to the next, and
+    rounds of hundreds of calls by one variant (best round kept) compared moments more than
+    code. Drawn rather than rotated: a call pays for what the call before it left behind (a
+    pool's release finishing, a server's backend waking), and with three variants a rotation
+    puts the same one before another two turns in three, charging it to that one (measured:
+    a consume after asyncpg's pool used by hand took 12–21 µs more, whichever came next).
+    The median, because an occasional stall (a WAL checkpoint, the server's own background
+    work) lands on whichever call is running, not on the code that made it."""
     names = list(variants)
     taken: dict[str, list[float]] = {name: [] for name in names}
-    for turn in range(calls):
-        shift = turn % len(names)
-        for name in names[shift:] + names[:shift]:
+    order = random.Random(len(names) * calls)
+    for _ in range(calls):
+        order.shuffle(names)
+        for name in names:
             start = time.perf_counter()
             await variants[name]()
             taken[name].append(time.perf_counter() - start)
