@@ -26,6 +26,7 @@ from magiclink_core.storage import (
     PostgresStorage,
     RedisStorage,
     SQLiteStorage,
+    _sql,
     from_url,
 )
 from magiclink_core.testing import make_record
@@ -280,11 +281,17 @@ async def test_server_that_stops_answering_fails_fast(
     assert await store.get(User, before.id) == before
 
 
-async def _drop_the_batch_function(store: PostgresStorage) -> None:
-    """Make the schema one migrated before version 3, which has no ``magiclink_apply``."""
+async def _drop_the_batch_functions(store: PostgresStorage, *, general: bool = True) -> None:
+    """Make the schema one this magiclink never migrated: without the batch function written
+    for its records, and with ``general`` one migrated before version 3 (no
+    ``magiclink_apply`` either)."""
     async with store._connection() as connection:
-        await connection.execute("DROP FUNCTION magiclink_apply(jsonb)")
-        await connection.execute("DELETE FROM schema_version WHERE version >= 3")
+        await connection.execute(
+            f"DROP FUNCTION IF EXISTS {_sql.shaped_batch_function()[0]}(jsonb)"
+        )
+        if general:
+            await connection.execute("DROP FUNCTION magiclink_apply(jsonb)")
+            await connection.execute("DELETE FROM schema_version WHERE version >= 3")
 
 
 @postgres_only
@@ -304,12 +311,19 @@ async def test_postgres_batches_take_one_round_trip(
 
     await trips_of_a_batch()  # the first prepares its statement
     assert await trips_of_a_batch() == 1
+    # migrated by an older magiclink: its general function, still one trip
+    await _drop_the_batch_functions(store, general=False)
+    await trips_of_a_batch()  # finds no function, then prepares the general one's statement
+    assert await trips_of_a_batch() == 1
     # a schema migrated before version 3: a transaction, BEGIN + 3 statements + COMMIT
-    await _drop_the_batch_function(store)
+    await _drop_the_batch_functions(store)
     await trips_of_a_batch()
     assert await trips_of_a_batch() == 5
-    await store.migrate()  # the function is back, and used again
+    await store.migrate()  # both functions are back, and this magiclink's is used
     await trips_of_a_batch()
+    assert await trips_of_a_batch() == 1
+    async with store._connection() as connection:
+        await connection.execute("DROP FUNCTION magiclink_apply(jsonb)")
     assert await trips_of_a_batch() == 1
 
 
@@ -366,7 +380,7 @@ async def test_postgres_connection_lost_mid_batch_writes_nothing(
 ) -> None:
     # a batch is a transaction on a schema migrated before version 3
     proxy, store = proxied_store
-    await _drop_the_batch_function(store)
+    await _drop_the_batch_functions(store)
     real_write = store._write
     written: list[object] = []
 

@@ -13,7 +13,7 @@ import pytest
 from magiclink_core.domain.errors import StorageUnavailableError
 from magiclink_core.domain.models import RECORD_TYPES, Link, Session
 from magiclink_core.ports import Insert
-from magiclink_core.storage import PostgresNotifier, PostgresStorage, migrate_url, postgres
+from magiclink_core.storage import PostgresNotifier, PostgresStorage, _sql, migrate_url, postgres
 from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import make_record
 from tests.support import POSTGRES_DSN
@@ -323,3 +323,35 @@ async def test_connections_the_server_dropped_while_kept_cost_no_call(
         await all_lost.wait()
     for _ in range(len(kept) + 1):
         assert await pg.get(Link, "nobody") is None
+
+
+def test_the_batch_function_is_named_for_the_columns_it_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a magiclink whose records have other columns (an upgrade half rolled out) must call a
+    # function of its own, never one whose statements would leave its new column out
+    name, statement = _sql.shaped_batch_function()
+    assert name.startswith(f"{_sql.APPLY_BATCH_FUNCTION}_")
+    for kind in RECORD_TYPES:
+        for column in _sql.field_types(kind):
+            assert column in statement
+    grown = {**_sql.field_types(Session), "new_column": "text"}
+    monkeypatch.setitem(_sql._FIELD_TYPES, Session, grown)
+    other, other_statement = _sql.shaped_batch_function()
+    assert other != name
+    assert "new_column" in other_statement
+
+
+@pytest.mark.anyio
+async def test_migrating_keeps_the_batch_function_an_older_magiclink_calls(
+    pg: PostgresStorage,
+) -> None:
+    older = f"{_sql.APPLY_BATCH_FUNCTION}_000000000000"
+    async with pg._connection() as connection:
+        await connection.execute(
+            f"CREATE FUNCTION {older}(changes jsonb) RETURNS void LANGUAGE sql AS 'SELECT NULL'"
+        )
+    await pg.migrate()
+    async with pg._connection() as connection:
+        for function in (older, _sql.shaped_batch_function()[0]):
+            assert await connection.fetchval("SELECT to_regprocedure($1)", f"{function}(jsonb)")

@@ -5,9 +5,11 @@ that let NULLs be). Every :meth:`PostgresStorage.apply` is one transaction of co
 statements (``UPDATE ... WHERE id = $n AND version = $m``, inserts guarded by the primary key and
 unique indexes), never a read followed by a write: of two racing consumers of one link, the second
 finds the version moved and changes nothing. A batch of one change is one statement, atomic by
-itself, so it needs no ``BEGIN``/``COMMIT`` round trips; a batch of several is one call of the
-schema's ``magiclink_apply`` function, which runs the same statements in order, in one round trip
-(on a schema migrated before version 3, the batch is a transaction as before).
+itself, so it needs no ``BEGIN``/``COMMIT`` round trips; a batch of several is one call of a batch
+function of the schema, which runs the same statements in order, in one round trip: the one
+``migrate()`` writes for this magiclink's records (``_sql.shaped_batch_function``), else the
+general ``magiclink_apply`` of version 3 (on a schema migrated before version 3, the batch is a
+transaction as before).
 
 The schema is created and upgraded by :meth:`PostgresStorage.migrate` (``magiclink migrate
 --database postgresql://...``), under an advisory lock so two processes may migrate at once.
@@ -106,8 +108,9 @@ class PostgresStorage(ConnectionLimits):
         self._queued = 0  # calls waiting in the pool for a connection
         self._kept = 0  # calls that ended cleanly, for _HAND_BACK_EVERY
         self._notifier: PostgresNotifier | None = None
-        # False once a batch found no magiclink_apply (a schema not yet migrated to version 3)
-        self._batches_in_one_trip = True
+        # how a batch is sent in one statement: the function written for these records, else
+        # the schema's general one (version 3); None once neither is there (a transaction)
+        self._batch_sql: str | None = _APPLY_SHAPED_SQL
 
     def __repr__(self) -> str:
         return f"PostgresStorage(schema={self.schema!r})"
@@ -240,7 +243,13 @@ class PostgresStorage(ConnectionLimits):
                 await connection.execute(
                     "INSERT INTO schema_version (version) VALUES ($1)", version
                 )
-        self._batches_in_one_trip = True
+            # not a numbered step: its name follows this magiclink's records, and the one an
+            # older magiclink of a rolling upgrade calls stays
+            if not await connection.fetchval(
+                "SELECT to_regprocedure($1) IS NOT NULL", f"{_SHAPED_FUNCTION}(jsonb)"
+            ):
+                await connection.execute(_SHAPED_FUNCTION_SQL)
+        self._batch_sql = _APPLY_SHAPED_SQL
         return newest
 
     async def schema_version(self) -> int:
@@ -291,11 +300,12 @@ class PostgresStorage(ConnectionLimits):
                     # Seen through for the reason the COMMIT is below
                     await seen_through(self._write(connection, changes[0]))
                     return
-                if self._batches_in_one_trip:
+                while (sql := self._batch_sql) is not None:
                     try:  # one statement, seen through as above
-                        await seen_through(self._write_batch(connection, changes))
+                        await seen_through(self._write_batch(connection, sql, changes))
                     except asyncpg.UndefinedFunctionError:
-                        self._batches_in_one_trip = False  # migrated before version 3
+                        # not migrated by this magiclink (or before version 3): the next way
+                        self._batch_sql = _APPLY_BATCH_SQL if sql == _APPLY_SHAPED_SQL else None
                     else:
                         return
                 transaction = connection.transaction()
@@ -335,12 +345,14 @@ class PostgresStorage(ConnectionLimits):
         if not status.endswith(" 1"):  # "INSERT 0 1", "UPDATE 1", "DELETE 1"
             raise _changed_or_gone(change)
 
-    async def _write_batch(self, connection: PgConnection, changes: Sequence[Change]) -> None:
-        """Every change of a batch in one statement, one round trip: the schema's
-        ``magiclink_apply`` runs the statements :meth:`_write` would, in order, and raises
-        ``BATCH_CONFLICT`` naming the change whose row had moved or gone."""
+    async def _write_batch(
+        self, connection: PgConnection, sql: str, changes: Sequence[Change]
+    ) -> None:
+        """Every change of a batch in one statement, one round trip: ``sql`` calls a batch
+        function of the schema, which runs the statements :meth:`_write` would, in order, and
+        raises ``BATCH_CONFLICT`` naming the change whose row had moved or gone."""
         try:
-            await connection.execute(_APPLY_BATCH_SQL, _batch_json(changes))
+            await connection.execute(sql, _batch_json(changes))
         except asyncpg.UniqueViolationError as exc:
             raise _unique_conflict(exc) from None
         except asyncpg.PostgresError as exc:
@@ -419,6 +431,8 @@ def _update_sql(table: str, columns: tuple[str, ...]) -> str:
 
 
 _APPLY_BATCH_SQL = f"SELECT {_sql.APPLY_BATCH_FUNCTION}($1::jsonb)"
+_SHAPED_FUNCTION, _SHAPED_FUNCTION_SQL = _sql.shaped_batch_function()
+_APPLY_SHAPED_SQL = f"SELECT {_SHAPED_FUNCTION}($1::jsonb)"
 
 
 def _batch_json(changes: Sequence[Change]) -> str:
