@@ -203,6 +203,17 @@ BATCH_CONFLICT = "ML409"
 the error's DETAIL is that change's position in the batch, counted from 1."""
 
 
+_EACH_CHANGE_TOUCHED_ITS_ROW = f"""    GET DIAGNOSTICS touched = ROW_COUNT;
+    IF touched <> 1 THEN
+      RAISE EXCEPTION 'magiclink: change % of the batch found its row moved or gone', position
+        USING ERRCODE = '{BATCH_CONFLICT}', DETAIL = position::text;
+    END IF;
+  END LOOP;
+END
+$fn$"""
+"""How each batch function ends a change: one row touched, or the batch fails naming it."""
+
+
 def v3_postgres() -> list[str]:
     """Version 3 (PostgreSQL): :data:`APPLY_BATCH_FUNCTION`, which applies a batch given as a
     JSON array, change by change in order, with the statements a transaction would send
@@ -241,14 +252,7 @@ BEGIN
         ) USING change->'row', change->>'id', (change->>'version')::bigint;
       END IF;
     END IF;
-    GET DIAGNOSTICS touched = ROW_COUNT;
-    IF touched <> 1 THEN
-      RAISE EXCEPTION 'magiclink: change % of the batch found its row moved or gone', position
-        USING ERRCODE = '{BATCH_CONFLICT}', DETAIL = position::text;
-    END IF;
-  END LOOP;
-END
-$fn$"""  # noqa: S608
+{_EACH_CHANGE_TOUCHED_ITS_ROW}"""  # noqa: S608
     ]
 
 
@@ -282,14 +286,7 @@ BEGIN
     op := change->>'op';
     CASE change->>'table'{branches}
     END CASE;
-    GET DIAGNOSTICS touched = ROW_COUNT;
-    IF touched <> 1 THEN
-      RAISE EXCEPTION 'magiclink: change % of the batch found its row moved or gone', position
-        USING ERRCODE = '{BATCH_CONFLICT}', DETAIL = position::text;
-    END IF;
-  END LOOP;
-END
-$fn$"""  # noqa: S608
+{_EACH_CHANGE_TOUCHED_ITS_ROW}"""  # noqa: S608
     )
 
 
