@@ -7,7 +7,9 @@ import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import aiosqlite
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
@@ -17,6 +19,7 @@ from magiclink_core.domain.errors import StorageUnavailableError
 from magiclink_core.domain.models import RECORD_TYPES, EmailAddress, Link, Session, User
 from magiclink_core.ports import Insert, Storage, Update
 from magiclink_core.storage import SQLiteStorage
+from magiclink_core.storage import sqlite as sqlite_storage
 from magiclink_core.storage._sql import migrations
 from magiclink_core.testing import StorageContract, make_record
 from magiclink_core.testing.contract import T0
@@ -28,6 +31,20 @@ from ._support import CounterReads
 class TestSQLiteStorage(StorageContract, CounterReads):
     @pytest.fixture
     async def storage(self, tmp_path: Path) -> AsyncIterator[Storage]:
+        store = SQLiteStorage(tmp_path / "magiclink.db")
+        yield store
+        await store.close()
+
+
+class TestSQLiteStorageStatementByStatement(StorageContract):
+    """The contract again where aiosqlite runs nothing of this library's on its thread (its
+    private ``_execute`` gone): a batch then goes BEGIN, statement by statement, COMMIT."""
+
+    @pytest.fixture
+    async def storage(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> AsyncIterator[Storage]:
+        monkeypatch.setattr(sqlite_storage, "_RUNS_OURS", False)
         store = SQLiteStorage(tmp_path / "magiclink.db")
         yield store
         await store.close()
@@ -298,3 +315,59 @@ async def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> N
     with pytest.raises(StorageUnavailableError):
         await store.apply([Insert(make_record(User))])
     await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_batch_is_one_trip_to_the_writer_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each trip hands the thread a job and wakes the loop when it is done: a click's batch of
+    # three took five (BEGIN, the statements, COMMIT)
+    store = await SQLiteStorage.open(tmp_path / "m.db")
+    trips = 0
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal trips
+        trips += 1
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    try:
+        user, link = make_record(User), make_record(Link)
+        await store.apply([Insert(user), Insert(link), Update(user.bumped(T0))])
+        assert trips == 1
+        assert await store.get(User, user.id) == user.bumped(T0)
+        assert await store.get(Link, link.id) == link
+    finally:
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_batch_handed_to_the_writer_is_seen_through_when_its_caller_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """Once a batch is on the writer's thread its outcome is settled before ``apply`` returns,
+    as a write sent to a server is: here it waits for another process's write lock, its caller
+    is cancelled meanwhile, and it still commits whole, leaving no transaction open."""
+    path = tmp_path / "m.db"
+    store = await SQLiteStorage.open(path)
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        user, link = make_record(User), make_record(Link)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(store.apply, [Insert(user), Insert(link)])
+                await anyio.wait_all_tasks_blocked()  # the batch waits on the writer's thread
+                scope.cancel()
+                other.execute("COMMIT")
+        assert scope.cancelled_caught
+        assert await store.get(User, user.id) == user
+        assert await store.get(Link, link.id) == link
+        later = make_record(User)
+        await store.apply([Insert(later), Update(user.bumped(T0))])  # nothing left open
+        assert await store.get(User, later.id) == later
+    finally:
+        other.close()
+        await store.close()
