@@ -6,13 +6,14 @@ statements (``UPDATE ... WHERE id = ? AND version = ?``, inserts guarded by the 
 unique indexes): all of it commits or none of it does, and it survives a crash or a restart.
 
 Two connections. Writes go through an aiosqlite connection, on its worker thread (a commit waits
-for the disk), a whole transaction per trip there. Reads are indexed lookups that take microseconds, so they run on the event loop,
-on a plain ``sqlite3`` connection of their own: each read executes, fetches every row and ends
-its statement without awaiting in between, so its snapshot ends with it and the next read sees
-every commit made before it started. That reader never waits for a lock (its busy timeout is
-0): in WAL mode a reader is not blocked by the writer, and if SQLite ever answers "busy" (another
-process recovering the WAL after a crash) the read fails at once with
-:class:`~magiclink_core.domain.errors.StorageUnavailableError` rather than stall the loop.
+for the disk), a whole transaction per trip there. Reads are indexed lookups that take
+microseconds, so they run on the event loop, on a plain ``sqlite3`` connection of their own: each
+read executes, fetches every row and ends its statement without awaiting in between, so its
+snapshot ends with it and the next read sees every commit made before it started. That reader never
+waits for a lock (its busy timeout is 0): in WAL mode a reader is not blocked by the writer, and if
+SQLite ever answers "busy" (another process recovering the WAL after a crash) the read fails at
+once with :class:`~magiclink_core.domain.errors.StorageUnavailableError` rather than stall the
+loop.
 
 ``":memory:"`` is a named in-memory database in shared-cache mode, private to the storage and
 gone when it closes; shared-cache connections lock whole tables, so there reads take the write
@@ -412,8 +413,7 @@ def _write_one_change(
         touched = connection.execute(sql, params).rowcount
     except sqlite3.IntegrityError as exc:
         raise _unique_conflict(kind, str(exc)) from None
-    if touched != 1:
-        raise WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
+    _one_row(touched, kind, record_id)
 
 
 async def _conditional(
@@ -430,6 +430,11 @@ async def _conditional(
         touched = (await connection.execute(sql, params)).rowcount
     except sqlite3.IntegrityError as exc:
         raise _unique_conflict(kind, str(exc)) from None
+    _one_row(touched, kind, record_id)
+
+
+def _one_row(touched: int, kind: type[Record], record_id: str) -> None:
+    """A guarded statement that touched no row found its record moved or gone."""
     if touched != 1:
         raise WriteConflict(f"{kind.__name__} {record_id} changed or is gone")
 
