@@ -316,9 +316,10 @@ async def run(quick: bool) -> Section:
         "is a connection of its own with no command timeout (the adapter has one, and sees a "
         "sent write through); the row below it is asyncpg's own pool used by hand, for what a "
         "user would otherwise write. The click's batch on PostgreSQL is one call of the "
-        "schema's `magiclink_apply` (one round trip), beside the same three statements in a "
-        "transaction on a connection of its own (BEGIN, the statements, COMMIT: five round "
-        "trips); not a target, the adapter's own choice measured."
+        "batch function `migrate()` writes for these records (`magiclink_apply_<digest>`, one "
+        "round trip), beside the same three statements in a transaction on a connection of "
+        "its own (BEGIN, the statements, COMMIT: five round trips); not a target, the "
+        "adapter's own choice measured."
     )
     return section
 
