@@ -374,8 +374,8 @@ _RUNS_OURS = callable(getattr(aiosqlite.Connection, "_execute", None)) and hasat
 """Whether aiosqlite can run a function of this module on its writer's thread. It has no public
 call for that (each of its methods is a trip of its own, so a batch of n changes took n + 2:
 BEGIN, the statements, COMMIT); its queue's ``_execute`` and the ``_conn`` it runs on are used
-where they are there (every aiosqlite from 0.17 to 0.22), else a batch goes statement by
-statement."""
+where they are there (every aiosqlite this package allows, 0.20 to 0.22), else a batch goes
+statement by statement."""
 
 
 async def _run_on_writer(writer: aiosqlite.Connection, statements: list[_Statement]) -> None:
