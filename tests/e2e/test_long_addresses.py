@@ -143,3 +143,38 @@ def test_a_long_address_breaks_after_its_at_sign_not_inside_its_domain(
     }
     assert email in spans, f"{name} shows no .ml-email of {email}: {spans}"
     assert set(spans.values()) == {1}, f"{name}: lines each domain spans {spans}"
+
+
+def test_the_account_pages_status_line_breaks_a_long_address_after_its_at_sign(
+    device: Any, server: Server
+) -> None:
+    """The account page says what it did in a status line under its heading ("We sent a link
+    and a code to ..."): the address there breaks after its "@" too, as in the rows below."""
+    page = device(NARROW).new_page()
+    email = long_address(server, LONG_LOCAL)
+    profile(page, server, device, email)
+    status = page.locator("[data-ml-live]")
+    expect(status).to_contain_text(f"We sent a link and a code to second{email}.")
+    # at every width where the domain (and the full stop after it) fits a line, wherever the
+    # line would otherwise end in the address
+    fits = status.evaluate(
+        """(el) => {
+            const text = [...el.querySelectorAll("*"), el].flatMap((n) => [...n.childNodes])
+                .find((n) => n.nodeType === Node.TEXT_NODE && n.data.includes("example.org"));
+            const range = document.createRange();
+            range.setStart(text, text.data.indexOf("example.org"));
+            range.setEnd(text, text.data.length);
+            const tail = el.lastChild;  // the full stop after the address
+            range.setEnd(tail, tail.length ?? tail.childNodes.length);
+            const style = getComputedStyle(el);
+            const around = ["paddingLeft", "paddingRight", "borderLeftWidth", "borderRightWidth"]
+                .reduce((sum, side) => sum + parseFloat(style[side]), 0);
+            return Math.ceil(range.getBoundingClientRect().width + around);
+        }"""
+    )
+    split = []
+    for width in range(fits + 1, 290, 3):
+        status.evaluate("(el, width) => { el.style.width = `${width}px`; }", width)
+        if lines_spanned(status, "example.org") != 1:
+            split.append(width)
+    assert split == [], f"the domain is split at widths {split}"

@@ -52,9 +52,14 @@ class MagicLinkElement extends HTMLElement {
     return h("section", { className: "ml-card" }, ...children);
   }
 
-  _announce(text) {
+  // `message`: a string, or the parts of one (strings and nodes, such as an address from
+  // emailText, which breaks after its "@"). Nodes are copied: a message may be said again.
+  _announce(message) {
     const region = this.querySelector("[data-ml-live]");
-    if (region) region.textContent = text;
+    if (!region) return;
+    const parts = Array.isArray(message) ? message : [message];
+    region.replaceChildren(...parts.map((part) =>
+      (typeof part === "string" ? part : part.cloneNode(true))));
   }
 
   _fatal(err) {

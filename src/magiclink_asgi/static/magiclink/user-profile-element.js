@@ -126,7 +126,7 @@ class UserProfileElement extends MagicLinkElement {
       actions.append(h("button", { className: "ml-button ml-small", type: "button",
         "aria-label": `Make ${address.emailAddress} primary`,
         onclick: (e) => this._act(() => address.makePrimary(),
-          `${address.emailAddress} is now your primary address.`, e.currentTarget) }, "Make primary"));
+          [emailText(address.emailAddress), " is now your primary address."], e.currentTarget) }, "Make primary"));
     }
     if (!primary) {
       actions.append(h("button", { className: "ml-button ml-small ml-danger", type: "button",
@@ -164,7 +164,7 @@ class UserProfileElement extends MagicLinkElement {
       h("span", {}, "Remove? "),
       h("button", { className: "ml-button ml-small ml-danger", type: "button",
         onclick: (e) => this._act(() => this._remove(address),
-          `${address.emailAddress} was removed.`, e.currentTarget) }, "Yes, remove"),
+          [emailText(address.emailAddress), " was removed."], e.currentTarget) }, "Yes, remove"),
       h("button", { className: "ml-button ml-small ml-quiet", type: "button",
         onclick: () => this.render(false) }, "Keep"));
     actions.replaceChildren(confirm);
@@ -191,7 +191,7 @@ class UserProfileElement extends MagicLinkElement {
   // tab or on another device, the view is drawn again without it and says so.
   async _gone(address, err) {
     if (!notFound(err)) return false;
-    if (!this._removed.has(address.id)) await this._redraw(`${address.emailAddress} was removed.`);
+    if (!this._removed.has(address.id)) await this._redraw([emailText(address.emailAddress), " was removed."]);
     return true;
   }
 
@@ -447,16 +447,18 @@ class UserProfileElement extends MagicLinkElement {
     this._spent.delete(address.id);
     await this.ml.user.reload();
     if (status === "verified") {
-      await this.render(false, `${address.emailAddress} is verified.`);
+      await this.render(false, [emailText(address.emailAddress), " is verified."]);
     } else if (status === "expired") {
-      await this.render(false, `The email to ${address.emailAddress} expired. Press Verify to get a new one.`);
+      await this.render(false, ["The email to ", emailText(address.emailAddress),
+        " expired. Press Verify to get a new one."]);
       this._awaitNewEmail(address);
     } else if (status === "unverified") {
       await this.render(false, "Stopped waiting. You can send the email again with Verify.");
     } else if (spent) {
       await this.render(false, `${spent} Press Verify to get a new email.`);
     } else {
-      await this.render(false, `Verifying ${address.emailAddress} failed. Press Verify to try again.`);
+      await this.render(false, ["Verifying ", emailText(address.emailAddress),
+        " failed. Press Verify to try again."]);
     }
   }
 
@@ -467,7 +469,7 @@ class UserProfileElement extends MagicLinkElement {
     this._spent.delete(address.id);
     const { link, code } = carried(address.verification);
     const sent = link && code ? "a link and a code" : code ? "a code" : "a link";
-    this.render(false, `We sent ${sent} to ${address.emailAddress}.`);
+    this.render(false, [`We sent ${sent} to `, emailText(address.emailAddress), "."]);
   }
 
   // Expired, the address may still get a new email from elsewhere: the expired link's page on
