@@ -40,7 +40,7 @@ SERVICE = {
 # adapters of one backend, and the private modules only that backend uses
 FAMILIES = {
     "memory": {"memory"},
-    "sqlite": {"sqlite"},
+    "sqlite": {"sqlite", "sqlite_notifier"},
     "postgres": {"postgres", "postgres_notifier", "_asyncpg", "_pg_connections"},
     "redis": {"redis", "redis_notifier", "_redis_client"},
 }

@@ -156,7 +156,8 @@ class Migratable(Protocol):
 
 @runtime_checkable
 class HasNotifier(Protocol):
-    """A storage adapter whose backend can also carry wake-ups (PostgreSQL, Redis)."""
+    """A storage adapter whose backend can also carry wake-ups (PostgreSQL, Redis, a SQLite
+    file)."""
 
     def notifier(self) -> Notifier: ...
 

@@ -73,8 +73,8 @@ class MagicLinks(AccountMethods, WaitMethods):
     :param settings: the app's :class:`Settings`.
     :param storage: a :class:`~magiclink_core.ports.Storage` adapter.
     :param mailer: a :class:`~magiclink_core.ports.Mailer` adapter.
-    :param notifier: wakes waiters; defaults to the storage's own (PostgreSQL, Redis) or an
-        in-process one.
+    :param notifier: wakes waiters; defaults to the storage's own (PostgreSQL, Redis, a SQLite
+        file) or an in-process one.
     :param clock: defaults to the system clock; tests pass a fake one.
     :param emails: an :class:`EmailRenderer`, to use your own templates.
     :raises TypeError: an adapter's method is sync where the service awaits it (a storage's

@@ -1,4 +1,5 @@
-"""The supervised listener of the notifiers shared across app instances (PostgreSQL, Redis).
+"""The supervised listener of the notifiers shared across app instances (PostgreSQL, Redis, and
+the processes sharing a SQLite file).
 
 A shared notifier holds one connection that listens to its backend, and fans each message out to
 this process's waiters through a :class:`LocalNotifier`. This module owns what both have in

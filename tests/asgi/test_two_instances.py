@@ -1,7 +1,7 @@
 """Two app instances (two middleware stacks, two uvicorn servers) on one database: a sign-in
 started on instance A, its link clicked and confirmed on instance B, and A's waiting tab woken by
 the notification (A polls once a minute, so only a notification wakes its 10-second wait), on
-PostgreSQL (LISTEN/NOTIFY) and on Redis (pub/sub)."""
+PostgreSQL (LISTEN/NOTIFY), on Redis (pub/sub) and on a SQLite file (Unix datagram sockets)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.core._services import SERVERS, Server, storages
+from tests.core._services import SHARED_STORES, Shared, storages
 from tests.support import after_confirm, csrf_token
 
 from .harness import IPHONE, serve
@@ -19,8 +19,8 @@ from .harness import IPHONE, serve
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("kind", SERVERS)
-async def test_a_click_on_instance_b_wakes_the_tab_waiting_on_instance_a(kind: Server) -> None:
+@pytest.mark.parametrize("kind", SHARED_STORES)
+async def test_a_click_on_instance_b_wakes_the_tab_waiting_on_instance_a(kind: Shared) -> None:
     async with (
         storages(kind, count=2) as (store_a, store_b),
         serve("starlette", storage=store_a, wait_poll_interval=timedelta(minutes=1)) as a,

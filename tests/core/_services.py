@@ -1,11 +1,14 @@
 """Helpers for the tests that need a real PostgreSQL or Redis: per-test isolation (a fresh schema,
-a fresh key prefix), storages and notifiers of either kind on it, and a TCP proxy the fault tests
-can cut and restore."""
+a fresh key prefix), storages and notifiers of either kind on it (or several SQLite storages on
+one file, for the tests of instances sharing a store), and a TCP proxy the fault tests can cut and
+restore."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar, Literal
@@ -14,7 +17,13 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from magiclink_core.ports import Notifier, Storage
-from magiclink_core.storage import PostgresNotifier, PostgresStorage, RedisNotifier, RedisStorage
+from magiclink_core.storage import (
+    PostgresNotifier,
+    PostgresStorage,
+    RedisNotifier,
+    RedisStorage,
+    SQLiteStorage,
+)
 from magiclink_core.testing import NotifierContract, Outage, StorageContract
 from tests.support import POSTGRES_DSN, REDIS_URL, service_missing
 
@@ -26,6 +35,10 @@ SERVERS = [
     pytest.param("postgres", marks=pytest.mark.postgres),
     pytest.param("redis", marks=pytest.mark.redis),
 ]
+Shared = Literal["postgres", "redis", "sqlite"]
+# the stores several app instances share, with wake-ups between them: the servers, and a SQLite
+# file (its instances are processes of one machine; here, storage objects of one process)
+SHARED_STORES = [*SERVERS, pytest.param("sqlite")]
 
 
 @contextlib.asynccontextmanager
@@ -98,10 +111,20 @@ def notifier_at(kind: Server, url: str, scope: str, **options: Any) -> Notifier:
 
 @contextlib.asynccontextmanager
 async def storages(
-    kind: Server, count: int = 1
-) -> AsyncIterator[list[PostgresStorage | RedisStorage]]:
-    """``count`` storage objects (as many app instances) on one fresh schema or prefix, migrated;
-    closed afterwards."""
+    kind: Shared, count: int = 1
+) -> AsyncIterator[list[PostgresStorage | RedisStorage | SQLiteStorage]]:
+    """``count`` storage objects (as many app instances) on one fresh schema or prefix, or one
+    fresh SQLite file, migrated; closed afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "shared.db")
+            async with contextlib.AsyncExitStack() as stack:
+                files = [SQLiteStorage(path) for _ in range(count)]
+                for store in files:
+                    stack.push_async_callback(store.close)
+                await files[0].migrate()
+                yield list(files)
+        return
     async with isolated(kind) as scope, contextlib.AsyncExitStack() as stack:
         opened = [storage_at(kind, server_url(kind), scope) for _ in range(count)]
         for store in opened:

@@ -25,7 +25,7 @@ from magiclink_core.storage import MemoryStorage
 from magiclink_core.testing import FakeClock, make_record
 
 from ._flows import last_token, make_links
-from ._services import SERVERS, storages
+from ._services import SHARED_STORES, storages
 from ._support import CountingStorage
 
 pytestmark = pytest.mark.anyio
@@ -231,12 +231,12 @@ def test_the_cache_keeps_at_most_its_size() -> None:
     assert cache.get("key4", sessions[4].created_at) == sessions[4]
 
 
-@pytest.fixture(params=SERVERS)
+@pytest.fixture(params=SHARED_STORES)
 async def two_instances(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[tuple[MagicLinks, MagicLinks, MemoryMailer, FakeClock]]:
-    """Instances A and B on one PostgreSQL schema or Redis prefix, each with its notifier
-    running (as in an app's lifespan), on one frozen clock."""
+    """Instances A and B on one PostgreSQL schema, Redis prefix or SQLite file, each with its
+    notifier running (as in an app's lifespan), on one frozen clock."""
     async with storages(request.param, count=2) as (store_a, store_b):
         mailer, clock = MemoryMailer(), FakeClock()
         a, b = (instance(store, mailer, clock) for store in (store_a, store_b))

@@ -1,6 +1,6 @@
 """Two app instances (two MagicLinks, each with its own storage object and notifier) on one
-PostgreSQL database, and on one Redis: a sign-in started on instance A, its link clicked on
-instance B, and A's waiting request woken within 200 ms."""
+PostgreSQL database, on one Redis, and on one SQLite file: a sign-in started on instance A, its
+link clicked on instance B, and A's waiting request woken within 200 ms."""
 
 from __future__ import annotations
 
@@ -18,16 +18,16 @@ from magiclink_core.storage import MemoryNotifier
 from tests.support import WatchedNotifier
 
 from ._flows import last_token, make_links, sign_up
-from ._services import SERVERS, storages
+from ._services import SHARED_STORES, storages
 
 # polling every minute: only a notification can wake a 10-second wait before it times out
 NO_POLLING = timedelta(minutes=1)
 
 
-@pytest.fixture(params=SERVERS)
+@pytest.fixture(params=SHARED_STORES)
 async def pair(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, Storage, Storage]]:
-    """The server, and two storage objects on it (two app instances) on one fresh schema or
-    prefix."""
+    """The store, and two storage objects on it (two app instances) on one fresh schema,
+    prefix or file."""
     async with storages(request.param, count=2) as (a, b):
         yield request.param, a, b
 

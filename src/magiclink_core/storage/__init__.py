@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .redis import RedisStorage as RedisStorage
     from .redis_notifier import RedisNotifier as RedisNotifier
     from .sqlite import SQLiteStorage as SQLiteStorage
+    from .sqlite_notifier import SQLiteNotifier as SQLiteNotifier
     from .urls import from_url as from_url
     from .urls import migrate_url as migrate_url
 
@@ -26,6 +27,7 @@ __all__ = [
     "PostgresStorage",
     "RedisNotifier",
     "RedisStorage",
+    "SQLiteNotifier",
     "SQLiteStorage",
     "from_url",
     "migrate_url",
@@ -33,6 +35,7 @@ __all__ = [
 
 _LAZY = {
     "SQLiteStorage": ".sqlite",
+    "SQLiteNotifier": ".sqlite_notifier",
     "PostgresStorage": ".postgres",
     "PostgresNotifier": ".postgres_notifier",
     "RedisStorage": ".redis",

@@ -1,4 +1,7 @@
-"""SQLite storage (``magiclink[sqlite]``): the embedded default for one process and the demo.
+"""SQLite storage (``magiclink[sqlite]``): the embedded default for one machine and the demo.
+
+The processes sharing the file (an app's workers) wake each other through
+:class:`~magiclink_core.storage.sqlite_notifier.SQLiteNotifier`, :meth:`SQLiteStorage.notifier`.
 
 Records live in real tables (see ``_sql.py``), in WAL mode so reads never wait for the writer.
 Every :meth:`SQLiteStorage.apply` is one ``BEGIN IMMEDIATE`` transaction of conditional
@@ -26,6 +29,7 @@ creates or upgrades the schema). :meth:`SQLiteStorage.open` does that eagerly.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import uuid
@@ -40,14 +44,18 @@ import anyio.to_thread
 
 from ..domain.errors import StorageUnavailableError
 from ..domain.models import Record
-from ..ports import Change, Insert, R, Update, WriteConflict
+from ..local_notifier import LocalNotifier
+from ..ports import Change, Insert, Notifier, R, Update, WriteConflict
 from . import _records, _sql
 from ._extras import missing_extra
+from .sqlite_notifier import SQLiteNotifier, supported
 
 try:
     import aiosqlite
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     raise missing_extra("SQLiteStorage", "aiosqlite", "sqlite") from exc
+
+logger = logging.getLogger("magiclink.storage")
 
 _MEMORY = ":memory:"
 _Rows = list[sqlite3.Row]
@@ -84,6 +92,7 @@ class SQLiteStorage:
         # extra trip through the event loop a plain Lock takes on every acquire
         self._write_lock = anyio.Lock(fast_acquire=True)
         self._connect_lock = anyio.Lock()
+        self._notifier: Notifier | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
@@ -179,6 +188,26 @@ class SQLiteStorage:
                 reader.close()
             if writer is not None:
                 await writer.close()
+
+    def notifier(self) -> Notifier:
+        """The wake-ups of this database (one per storage): a :class:`SQLiteNotifier`, which
+        reaches every process sharing the file; for ``":memory:"``, or where Unix datagram
+        sockets are missing or the path is too long for one, an in-process notifier (said once
+        in a warning for a file: other processes on it are then not woken)."""
+        if self._notifier is None:
+            why = "" if self._in_memory else supported(self.path)
+            if why is None:
+                self._notifier = SQLiteNotifier(self.path)
+            else:
+                if why:
+                    logger.warning(
+                        "%r: processes sharing this file will not wake each other (%s); waiters "
+                        "on one notice a change made on another at their next poll",
+                        self,
+                        why,
+                    )
+                self._notifier = LocalNotifier()
+        return self._notifier
 
     # -- migrations ----------------------------------------------------------------------------
 
