@@ -1,20 +1,20 @@
 """Click-to-wake over HTTP, in one app instance and across two (target 1).
 
 uvicorn servers, each a child process pinned to core 0 with its own storage object: one instance
-on SQLite (the embedded default, its notifier in-process), PostgreSQL or Redis; two instances, A
-and B, on one fresh schema (PostgreSQL) or key prefix (Redis), so each with its own notifier
-(LISTEN/NOTIFY, pub/sub). Every instance polls storage once a minute (``wait_poll_interval``), so
-only a notification can wake its waiters. The load generator (this process, pinned to core 1)
-holds a browser's long poll on A (``GET /auth/v1/client/sign_ins/{id}?wait=…&version=…``) while
-a phone opens the sign-in's link and types the code on its confirmation page (``POST
-/auth/v1/verify/confirm``): on A itself with one instance, on B with two. The figure is the time
-from sending that POST to the long poll's answer arriving: p50 and p99 over the rounds, alone and
-with 1,000 other idle long polls held by A (each its own browser and sign-in, all through one
-httpx client). Beside it, measured in the same run: for one instance, the phone's own answer
-to its confirm (its redirect to the done page; the waiter is woken in-process, once the click
-is written); across two, the raw
-driver's NOTIFY → LISTEN (asyncpg, two connections) and PUBLISH → subscriber (redis-py), the
-least any wake-up across instances can take.
+on SQLite (the embedded default), PostgreSQL or Redis; two instances, A and B, on one SQLite
+file, one fresh schema (PostgreSQL) or one key prefix (Redis), so each with its own notifier
+(Unix datagram sockets, LISTEN/NOTIFY, pub/sub). Every instance polls storage once a minute
+(``wait_poll_interval``), so only a notification can wake its waiters. The load generator (this
+process, pinned to core 1) holds a browser's long poll on A (``GET
+/auth/v1/client/sign_ins/{id}?wait=…&version=…``) while a phone opens the sign-in's link and
+types the code on its confirmation page (``POST /auth/v1/verify/confirm``): on A itself with one
+instance, on B with two. The figure is the time from sending that POST to the long poll's answer
+arriving: p50 and p99 over the rounds, alone and with 1,000 other idle long polls held by A
+(each its own browser and sign-in, all through one httpx client). Beside it, measured in the
+same run: for one instance, the phone's own answer to its confirm (its redirect to the done
+page; the waiter is woken in-process, once the click is written); across two, a datagram between
+two Unix sockets (SQLite's), the raw driver's NOTIFY → LISTEN (asyncpg, two connections) and
+PUBLISH → subscriber (redis-py), the least any wake-up across instances can take.
 
 Each round's sign-in is started, and its link read from the outbox, with the core on this
 process's own storage object (a setup, not timed); the servers only see the long polls and the
@@ -57,7 +57,7 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _LINK = re.compile(r"https?://\S+/v1/verify\?token=[\w.~-]+")
 NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL", "redis": "Redis"}
 ONE_INSTANCE = ("sqlite", "postgres", "redis")
-TWO_INSTANCES = ("postgres", "redis")  # SQLite's notifier does not leave its process
+TWO_INSTANCES = ("sqlite", "postgres", "redis")  # SQLite: two processes on one file
 
 
 # -- placement: cores and file descriptors --------------------------------------------------------
@@ -222,7 +222,6 @@ async def serve(kind: str, scope: str, port: int, poll: float | None) -> None:
     from ._stores import settings
 
     inner = instance_storage(kind, scope)
-    # SQLite's wake-ups stay in the process (what MagicLinks uses for it when given none)
     notifier = CountingNotifier(
         inner.notifier() if hasattr(inner, "notifier") else MemoryNotifier()
     )
@@ -413,6 +412,33 @@ async def redis_floor(rounds: int, channel: str) -> list[float]:
         reader.cancel()
         await pubsub.aclose()
         await client.aclose()
+
+
+async def unix_datagram_floor(rounds: int, channel: str) -> list[float]:
+    """A datagram sent on one Unix socket → read from another's, in seconds: what
+    ``SQLiteNotifier`` sends between the processes on one file, without it."""
+    import socket
+    import tempfile
+
+    import anyio
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, "floor.sock")
+        listener = await anyio.create_unix_datagram_socket(local_path=path)
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sender.setblocking(False)
+        try:
+            samples = []
+            for _ in range(rounds):
+                sent = time.perf_counter()
+                sender.sendto(channel.encode(), path)
+                with anyio.fail_after(5):
+                    await listener.receive()
+                samples.append(time.perf_counter() - sent)
+            return samples
+        finally:
+            sender.close()
+            await listener.aclose()
 
 
 # -- the load generator ------------------------------------------------------------------------
@@ -735,6 +761,7 @@ class Measured:
 
 
 FLOORS: dict[str, Callable[[int, str], Awaitable[list[float]]]] = {
+    "sqlite": unix_datagram_floor,
     "postgres": asyncpg_floor,
     "redis": redis_floor,
 }
@@ -798,7 +825,11 @@ def p50_p99(samples: list[float]) -> str:
 def report(section: Section, kind: str, result: Measured) -> None:
     name = NAMES[kind]
     one = result.instances == 1
-    driver = "asyncpg NOTIFY → LISTEN" if kind == "postgres" else "redis-py PUBLISH → subscriber"
+    driver = {
+        "sqlite": "a Unix datagram socket → another",
+        "postgres": "asyncpg NOTIFY → LISTEN",
+        "redis": "redis-py PUBLISH → subscriber",
+    }[kind]
     target, limit = ("p99 < 20 ms", TARGET_ONE) if one else ("p99 < 50 ms", TARGET_TWO)
     where = "one instance: confirm on A" if one else "confirm on B"
     for label, rounds in (
@@ -889,7 +920,8 @@ async def run(quick: bool) -> Section:
         "notification wakes its waiters; the idle long polls are all held by A, whose notifier "
         "must find the one waiter to wake among them. With one instance the phone's confirm "
         "goes to A as well, whose notifier wakes A's own waiters in-process (PostgreSQL's and "
-        "Redis's then tell the other instances through the server). The drivers' floors are "
+        "Redis's then tell the other instances through the server, SQLite's through a Unix "
+        "socket per process beside the file). The drivers' floors are "
         "measured from the load generator in the same run. The single instance keeps the "
         "default wait_poll_interval (2 s, the fallback of a notifier that is down); its idle "
         "costs are read while nothing is sent to it: the CPU of its event loop's thread "
