@@ -210,3 +210,27 @@ def test_verify_on_an_address_another_tab_verified_shows_it_verified(
     expect(row).not_to_contain_text("Unverified")
     expect(row).to_contain_text("Verified")
     assert len(server.messages_to(second)) == 1  # no new email
+
+
+def test_an_expired_added_address_link_gets_a_new_one_in_one_click_where_it_was_opened(
+    device: Any, server: Server
+) -> None:
+    """The added address's link, opened late in the browser that added it: the page it lands
+    on sends a new link in one click, and the account page, still open in its tab, waits for
+    that one by itself."""
+    _, context, page, second, row = account_page_adding(device, server, "renew-address")
+    server.clock.advance(minutes=11)  # past the 10-minute link lifetime, without sleeping
+    expect(page.get_by_role("status")).to_contain_text(f"The email to {second} expired")
+    landing = context.new_page()
+    landing.goto(server.wait_for_link(second))
+    expect(landing.get_by_role("heading", name="Your link has expired")).to_be_visible()
+    landing.get_by_role("button", name="Send a new link").click()
+    expect(landing.get_by_role("heading", name="Check your email")).to_be_visible()
+    expect(landing.get_by_role("status")).to_have_text(
+        f"We sent a new link to {second}. Open it to verify the address."
+    )
+    assert len(server.messages_to(second)) == 2
+    expect(row).to_contain_text("Check your email: we sent a link")  # the first tab waits again
+    landing.goto(server.wait_for_link(second, count=2))
+    expect(landing.get_by_role("heading", name="Email address verified")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text(f"{second} is verified.")

@@ -62,14 +62,22 @@ class VerificationElement extends MagicLinkElement {
     const attempt = flow === "sign_up" ? this.ml.client.signUp
       : flow === "sign_in" ? this.ml.client.signIn : null;
     const v = attempt?._verification;
-    const renewable = code === "expired" && attempt?.id && attempt.status !== "complete" &&
-      v && v.status === "expired";
+    // an added address's link: the account's one address whose email expired (with several,
+    // the account page's Verify buttons say which)
+    const address = flow === "email_address" && code === "expired" ? this._expiredAddress() : null;
+    const renewable = Boolean(address) || (code === "expired" && attempt?.id &&
+      attempt.status !== "complete" && v && v.status === "expired");
     const title = code === "expired" ? "Your link has expired"
       : code === "client_mismatch" ? "Open the link on the same device" : "This link didn't work";
     const live = this._liveRegion();
     const resend = async (button) => {
       button.disabled = true;
       try {
+        if (address) {
+          await address.prepareVerification({ redirectUrl: address.verification.redirectUrl });
+          this._showSent(address, again);
+          return;
+        }
         await (flow === "sign_up"
           ? attempt.prepareEmailAddressVerification({ redirectUrl: v.redirectUrl })
           : attempt.prepareFirstFactor({ redirectUrl: v.redirectUrl }));
@@ -92,6 +100,27 @@ class VerificationElement extends MagicLinkElement {
         h("a", { className: renewable ? "ml-button" : "ml-button ml-primary",
           href: again.pathname + again.search },
         flow === "email_address" ? "Back to your account" : renewable ? "Start again" : "Get a new link")),
+    ));
+  }
+
+  _expiredAddress() {
+    const expired = (this.ml.user?.emailAddresses || []).filter((address) =>
+      !address.verified && address.verification?.status === "expired");
+    return expired.length === 1 ? expired[0] : null;
+  }
+
+  // A new link sent to `address` from here: the account page, if still open where it was
+  // added, waits for it by itself.
+  _showSent(address, account) {
+    this._state("resent");
+    this._show(this._card(
+      icon("mail"),
+      h("h1", { className: "ml-title" }, "Check your email"),
+      h("p", { className: "ml-lead", role: "status" }, "We sent a new link to ",
+        emailText(address.emailAddress), ". Open it to verify the address."),
+      h("div", { className: "ml-actions" },
+        h("a", { className: "ml-button", href: account.pathname + account.search },
+          "Back to your account")),
     ));
   }
 }
