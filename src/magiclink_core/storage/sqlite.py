@@ -201,8 +201,9 @@ class SQLiteStorage:
             else:
                 if why:
                     logger.warning(
-                        "%r: processes sharing this file will not wake each other (%s); waiters "
-                        "on one notice a change made on another at their next poll",
+                        "%r: processes sharing this file will not wake each other (%s): a "
+                        "waiter on one hears of a change made on another only when its wait "
+                        "runs out; run one process, or turn the session cache off",
                         self,
                         why,
                     )

@@ -11,10 +11,11 @@ sessions changed.
 A socket left by a process that died is found by the next publish (the kernel refuses the
 datagram: nobody reads there) and removed. A datagram is never half-delivered, but the kernel
 queues only a few for a socket (``net.unix.max_dgram_qlen``, 10 by default on Linux): when a
-process has not read its queue, the messages that do not fit are not sent; that process is owed a
-*resync* instead, sent as soon as it has room, on which it wakes every subscriber once, as after
-a reconnect (each waiter re-reads, the session cache empties). So a burst costs the slow process
-one read per waiter, never a change it does not hear of.
+process has not read its queue, the messages that do not fit are not sent; that process is owed
+a *resync* instead, sent once it has room (tried after 20 ms, then less and less often, at least
+once a second), on which it wakes every subscriber once, as after a reconnect (each waiter
+re-reads, the session cache empties). So a burst costs the slow process one read per waiter,
+never a change it does not hear of.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ SUFFIX = ".sock"
 RESYNC = b"*"
 """The message of a resync (no channel's name: they all start with ``magiclink:``)."""
 
-_RESYNC_RETRY = 0.02
-"""Seconds between tries to send the resyncs owed, while any are (the listener's loop)."""
+_RESYNC_RETRY = (0.02, 1.0)
+"""Seconds between tries to send the resyncs owed, while any are (the listener's loop): the
+first, doubling up to the last while a peer stays full (a process stopped in a debugger)."""
 
 _MAX_PATH = 100
 """The longest socket path this binds: ``sun_path`` holds 108 bytes on Linux, 104 on macOS and
@@ -117,9 +119,10 @@ class SQLiteNotifier(SharedNotifier):
             bound = os.stat(path).st_ino
             self._own = path
             ready()
+            retry = _RESYNC_RETRY[0]
             while True:
                 # while resyncs are owed, the wait is cut short to try them again
-                silence = _RESYNC_RETRY if self._owed else self.keepalive
+                silence = retry if self._owed else self.keepalive
                 heard = False
                 with anyio.CancelScope(deadline=anyio.current_time() + silence) as receiving:
                     self._receiving = receiving
@@ -128,6 +131,7 @@ class SQLiteNotifier(SharedNotifier):
                     heard = True
                 if self._owed:
                     self._resync()
+                    retry = min(retry * 2, _RESYNC_RETRY[1]) if self._owed else _RESYNC_RETRY[0]
                 if not heard and not _still_bound(path, bound):
                     raise ConnectionError(f"{path} was removed: nobody could reach this process")
         finally:
