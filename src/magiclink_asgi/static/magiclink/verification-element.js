@@ -75,7 +75,7 @@ class VerificationElement extends MagicLinkElement {
       try {
         if (address) {
           await address.prepareVerification({ redirectUrl: address.verification.redirectUrl });
-          this._showSent(address, again);
+          await this._showSent(address, again);
           return;
         }
         await (flow === "sign_up"
@@ -109,18 +109,33 @@ class VerificationElement extends MagicLinkElement {
     return expired.length === 1 ? expired[0] : null;
   }
 
-  // A new link sent to `address` from here: the account page, if still open where it was
-  // added, waits for it by itself.
-  _showSent(address, account) {
+  // A new link sent to `address` from here. This page waits for it, as every "check your
+  // email" page does (so does the account page, if still open where the address was added).
+  async _showSent(address, account) {
     this._state("resent");
+    const back = h("a", { className: "ml-button", href: account.pathname + account.search },
+      "Back to your account");
+    const lead = h("p", { className: "ml-lead", role: "status" }, "We sent a new link to ",
+      emailText(address.emailAddress), ". Open it to verify the address: this page moves on by itself.");
+    this._show(this._card(icon("mail"), h("h1", { className: "ml-title" }, "Check your email"),
+      lead, h("div", { className: "ml-actions" }, back)));
+    const leaving = new AbortController();
+    back.addEventListener("click", () => leaving.abort(), { once: true });
+    try {
+      await address._waitForVerification(leaving.signal);
+    } catch (err) {
+      lead.replaceChildren(describeError(err)); // removed meanwhile, say: the account page has it
+      return;
+    }
+    if (leaving.signal.aborted || address.verification?.status !== "verified") return;
+    this._state("verified-email");
     this._show(this._card(
-      icon("mail"),
-      h("h1", { className: "ml-title" }, "Check your email"),
-      h("p", { className: "ml-lead", role: "status" }, "We sent a new link to ",
-        emailText(address.emailAddress), ". Open it to verify the address."),
-      h("div", { className: "ml-actions" },
-        h("a", { className: "ml-button", href: account.pathname + account.search },
-          "Back to your account")),
+      icon("check"),
+      h("h1", { className: "ml-title" }, "Email address verified"),
+      h("p", { className: "ml-lead", role: "status" },
+        emailText(address.emailAddress), " is verified."),
+      h("p", {}, h("a", { className: "ml-button ml-primary",
+        href: account.pathname + account.search }, "Back to your account")),
     ));
   }
 }
