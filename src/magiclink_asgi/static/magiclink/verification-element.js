@@ -30,14 +30,8 @@ class VerificationElement extends MagicLinkElement {
       return;
     }
     if (flow === "email_address") {
-      this._state("verified-email");
-      this._show(this._card(
-        icon("check"),
-        h("h1", { className: "ml-title" }, "Email address verified"),
-        h("p", { className: "ml-lead" }, "You can close this tab: the page where you added it has already moved on."),
-        ml.isSignedIn ? h("p", {}, h("a", { className: "ml-button ml-primary",
-          href: this.attr("user-profile-url", `${this.prefix}/user`) }, "Back to your account")) : null,
-      ));
+      this._showEmailVerified(h("p", { className: "ml-lead" },
+        "You can close this tab: the page where you added it has already moved on."), ml.isSignedIn);
       return;
     }
     this._state("verified-other-device");
@@ -128,14 +122,18 @@ class VerificationElement extends MagicLinkElement {
       return;
     }
     if (leaving.signal.aborted || address.verification?.status !== "verified") return;
+    this._showEmailVerified(h("p", { className: "ml-lead", role: "status" },
+      emailText(address.emailAddress), " is verified."), true);
+  }
+
+  _showEmailVerified(lead, signedIn) {
     this._state("verified-email");
     this._show(this._card(
       icon("check"),
       h("h1", { className: "ml-title" }, "Email address verified"),
-      h("p", { className: "ml-lead", role: "status" },
-        emailText(address.emailAddress), " is verified."),
-      h("p", {}, h("a", { className: "ml-button ml-primary",
-        href: account.pathname + account.search }, "Back to your account")),
+      lead,
+      signedIn ? h("p", {}, h("a", { className: "ml-button ml-primary",
+        href: this.attr("user-profile-url", `${this.prefix}/user`) }, "Back to your account")) : null,
     ));
   }
 }
