@@ -168,6 +168,42 @@ async def test_sqlite_locked_database_fails_fast_writes_nothing_and_recovers(
         await store.close()
 
 
+@pytest.mark.anyio
+async def test_sqlite_write_waiting_on_another_process_ends_at_the_request_storage_timeout(
+    tmp_path: Path,
+) -> None:
+    """A request's storage_timeout bounds a write that waits for another process's write lock
+    (a VACUUM, a stuck writer) as it bounds a server that stops answering: the request fails as
+    unavailable at its deadline, not at the storage's longer busy_timeout, and writes nothing."""
+    from datetime import timedelta
+
+    path = tmp_path / "m.db"
+    store = await SQLiteStorage.open(path, busy_timeout=timedelta(seconds=30))
+    links = MagicLinks(
+        Settings(
+            secret=SECRET,
+            base_url="http://localhost:8000",
+            storage_timeout=timedelta(milliseconds=300),
+        ),
+        storage=store,
+        mailer=MemoryMailer(),
+    )
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        started = time.monotonic()
+        with pytest.raises(StorageUnavailableError):
+            await links.create_client()
+        assert time.monotonic() - started < FAST  # a hang's bound: busy_timeout is 30 s
+        other.execute("ROLLBACK")
+        assert other.execute("SELECT count(*) FROM clients").fetchone() == (0,)
+        client, _ = await links.create_client()  # the lock is gone: writes work again
+        assert await store.get(type(client), client.id) == client
+    finally:
+        other.close()
+        await links.aclose()
+
+
 # -- servers: PostgreSQL and Redis, reached through a proxy the test can cut --------------------
 
 

@@ -371,3 +371,70 @@ async def test_a_batch_handed_to_the_writer_is_seen_through_when_its_caller_is_c
     finally:
         other.close()
         await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_write_waiting_for_another_process_stops_when_its_caller_is_cancelled(
+    tmp_path: Path,
+) -> None:
+    """A write that has not begun (another process holds the write lock) is given up when its
+    caller is cancelled, writing nothing, instead of holding the caller for ``busy_timeout``."""
+    path = tmp_path / "m.db"
+    store = await SQLiteStorage.open(path, busy_timeout=timedelta(seconds=30))
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        user, link = make_record(User), make_record(Link)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with anyio.fail_after(15):  # a hang's bound: busy_timeout is 30 s
+            for changes in ([Insert(user), Insert(link)], [Insert(user)]):  # a batch, a lone one
+                with anyio.CancelScope() as scope:
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(store.apply, changes)
+                        await anyio.wait_all_tasks_blocked()  # it waits on the writer's thread
+                        scope.cancel()
+                assert scope.cancelled_caught
+        other.execute("COMMIT")
+        assert await store.get(User, user.id) is None
+        assert await store.get(Link, link.id) is None
+        await store.apply([Insert(user), Insert(link)])  # nothing left open
+        assert await store.get(Link, link.id) == link
+    finally:
+        other.close()
+        await store.close()
+
+
+@pytest.mark.anyio
+async def test_a_write_waits_out_another_process_lock_held_across_several_tries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite is asked to wait for the lock a short while at a time (so that a cancelled caller
+    can stop in between); a lock held longer than one such wait, but within ``busy_timeout``,
+    still lets the write through once it is released."""
+    path = tmp_path / "m.db"
+    store = await SQLiteStorage.open(path, busy_timeout=timedelta(seconds=30))
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    tries = 0
+    tried_again = anyio.Event()
+    real = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal tries
+        tries += 1
+        if tries == 3:
+            tried_again.set()
+        return await real(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    try:
+        user, link = make_record(User), make_record(Link)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        with anyio.fail_after(15):  # a hang's bound: busy_timeout is 30 s
+            async with anyio.create_task_group() as group:
+                group.start_soon(store.apply, [Insert(user), Insert(link)])
+                await tried_again.wait()  # two waits ran out while the lock was held
+                other.execute("COMMIT")
+        assert await store.get(User, user.id) == user
+        assert await store.get(Link, link.id) == link
+    finally:
+        other.close()
+        await store.close()

@@ -9,7 +9,10 @@ statements (``UPDATE ... WHERE id = ? AND version = ?``, inserts guarded by the 
 unique indexes): all of it commits or none of it does, and it survives a crash or a restart.
 
 Two connections. Writes go through an aiosqlite connection, on its worker thread (a commit waits
-for the disk), a whole transaction per trip there. Reads are indexed lookups that take
+for the disk), a whole transaction per trip there. A write that finds another process holding
+the write lock is tried again until ``busy_timeout`` has passed, SQLite waiting
+``_LOCK_WAIT_SLICE`` at most per try: between tries a caller that was cancelled (a request whose
+``storage_timeout`` ran out) stops, having written nothing. Reads are indexed lookups that take
 microseconds, so they run on the event loop, on a plain ``sqlite3`` connection of their own: each
 read executes, fetches every row and ends its statement without awaiting in between, so its
 snapshot ends with it and the next read sees every commit made before it started. That reader never
@@ -36,7 +39,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.lowlevel
@@ -57,6 +60,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 logger = logging.getLogger("magiclink.storage")
 
+T = TypeVar("T")
+
+_LOCK_WAIT_SLICE = timedelta(milliseconds=100)
+"""The longest SQLite waits for another process's write lock in one trip to the writer's thread
+(its ``busy_timeout`` pragma). A trip runs to its end even when its caller is cancelled, so this
+is how late a cancelled write can stop; ``SQLiteStorage.busy_timeout`` is the wait over all
+tries."""
+
 _MEMORY = ":memory:"
 _Rows = list[sqlite3.Row]
 # Table and column names in SQL text come from the record classes and _records.check_field,
@@ -70,7 +81,9 @@ class SQLiteStorage:
     :param auto_migrate: create or upgrade the schema when first connecting (default True: an
         embedded database has nobody else to run ``magiclink migrate``).
     :param busy_timeout: how long a write waits for another process's write before failing with
-        :class:`~magiclink_core.domain.errors.StorageUnavailableError`.
+        :class:`~magiclink_core.domain.errors.StorageUnavailableError`. A caller cancelled
+        meanwhile (a request past its ``storage_timeout``) stops waiting sooner, writing
+        nothing.
     :param purge_chunk: rows deleted per short write transaction while purging.
     """
 
@@ -150,11 +163,14 @@ class SQLiteStorage:
         except sqlite3.Error as exc:
             raise _unavailable(exc) from exc
         try:
-            timeout_ms = int(self.busy_timeout.total_seconds() * 1000)
-            await connection.execute(f"PRAGMA busy_timeout = {timeout_ms}")
+            # switching a new file to WAL may wait for another process's lock: the whole
+            # busy_timeout; every later write waits a slice per try (_waiting_out_locks)
+            await connection.execute(f"PRAGMA busy_timeout = {_ms(self.busy_timeout)}")
             await connection.execute("PRAGMA journal_mode = WAL")
             # FULL: a committed transaction survives power loss too, not only a crash
             await connection.execute("PRAGMA synchronous = FULL")
+            wait = min(self.busy_timeout, _LOCK_WAIT_SLICE)
+            await connection.execute(f"PRAGMA busy_timeout = {_ms(wait)}")
         except sqlite3.Error as exc:
             await connection.close()
             raise _unavailable(exc) from exc
@@ -248,7 +264,7 @@ class SQLiteStorage:
         async with self._write_lock:
             try:
                 try:
-                    await writer.execute("BEGIN IMMEDIATE")
+                    await self._waiting_out_locks(lambda: writer.execute("BEGIN IMMEDIATE"))
                     yield
                 except BaseException:
                     await _rollback(writer)
@@ -308,14 +324,13 @@ class SQLiteStorage:
         # autocommits), a batch is begun, written and committed there. It runs to its end
         # (committed, or rolled back) even if the caller is cancelled
         async with self._write_lock:
-            with anyio.CancelScope(shield=True):
-                try:
-                    if _RUNS_OURS:
-                        await _run_on_writer(writer, statements)
-                    else:
-                        await _conditional(writer, *statements[0])
-                except sqlite3.Error as exc:
-                    raise _unavailable(exc) from exc
+            try:
+                if _RUNS_OURS:
+                    await self._waiting_out_locks(lambda: _run_on_writer(writer, statements))
+                else:
+                    await self._waiting_out_locks(lambda: _conditional(writer, *statements[0]))
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from exc
 
     async def increment(
         self, key: str, *, window: timedelta, now: datetime, amount: int = 1
@@ -367,12 +382,34 @@ class SQLiteStorage:
         writer = await self._connected_writer()
         rows: _Rows = []
         async with self._write_lock:
+            try:
+                rows = list(
+                    await self._waiting_out_locks(lambda: writer.execute_fetchall(sql, params))
+                )
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from exc
+        return rows
+
+    async def _waiting_out_locks(self, trip: Callable[[], Awaitable[T]]) -> T:
+        """``trip`` (one call on the writer's thread), run to its end even if the caller is
+        cancelled; tried again while another process holds the write lock, for up to
+        ``busy_timeout`` in all. A try that found the lock taken wrote nothing, so a caller
+        cancelled meanwhile stops there: a request's deadline ends the wait, not busy_timeout."""
+        give_up: float | None = None
+        while True:
             with anyio.CancelScope(shield=True):
                 try:
-                    rows = list(await writer.execute_fetchall(sql, params))
-                except sqlite3.Error as exc:
-                    raise _unavailable(exc) from exc
-        return rows
+                    return await trip()
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
+                        raise
+                    now = anyio.current_time()
+                    if give_up is None:  # the first try waited a slice already
+                        waited = min(self.busy_timeout, _LOCK_WAIT_SLICE).total_seconds()
+                        give_up = now - waited + self.busy_timeout.total_seconds()
+                    if now >= give_up:
+                        raise
+            await anyio.lowlevel.checkpoint()  # a cancelled caller stops here
 
 
 _Statement = tuple[str, list[object], type[Record], str]
@@ -533,6 +570,10 @@ def _fetch_all(reader: sqlite3.Connection, sql: str, params: Sequence[object]) -
             cursor.close()
     except sqlite3.Error as exc:
         raise _unavailable(exc) from exc
+
+
+def _ms(wait: timedelta) -> int:
+    return int(wait.total_seconds() * 1000)
 
 
 def _version_of(rows: _Rows) -> int:
