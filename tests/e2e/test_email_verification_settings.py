@@ -28,6 +28,8 @@ def create_account_by_code(context: Any, server: Server, email: str) -> None:
     page.goto("/auth/sign-up")
     page.get_by_label("Email address").fill(email)
     page.get_by_role("button", name="Continue").click()
+    # the page says so once the email is sent: the mailbox read before then may not hold it
+    expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
     type_code(page, code_from_mailbox(context.new_page(), email))
     page.wait_for_url(server.url + "/welcome")
     page.close()
