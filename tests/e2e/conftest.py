@@ -113,9 +113,12 @@ class Server:
 
 
 @contextmanager
-def serve_demo(wrap: Callable[[Any], Any] | None = None, **settings: Any) -> Iterator[Server]:
+def serve_demo(
+    wrap: Callable[[Any], Any] | None = None, *, storage: Any = None, **settings: Any
+) -> Iterator[Server]:
     """The demo app under uvicorn on a free port, with ``settings`` over the tests' own;
-    ``wrap``: an ASGI app of the test's around it (pages of a host app)."""
+    ``wrap``: an ASGI app of the test's around it (pages of a host app); ``storage``: another
+    than a fresh memory storage."""
     import uvicorn
 
     from magiclink_asgi.demo import DemoConfig, build_app
@@ -128,7 +131,7 @@ def serve_demo(wrap: Callable[[Any], Any] | None = None, **settings: Any) -> Ite
         DemoConfig(
             base_url=url,
             secret=SECRET,
-            storage=MemoryStorage(),
+            storage=MemoryStorage() if storage is None else storage,
             mailer=mailer,
             clock=clock,
             dev_mailbox=True,

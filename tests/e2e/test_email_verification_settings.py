@@ -79,10 +79,13 @@ def test_a_spent_budget_of_tries_is_said_plainly(device: Any, server: Server) ->
     expect(page.get_by_role("alert")).to_have_text(
         "That is not the code from the email. 2 tries left."
     )
+    expect(code_field(page)).to_have_attribute("aria-invalid", "true")  # what was typed is wrong
     type_code(page, code)  # the right code, but the address's budget of wrong ones is spent
     expect(page.get_by_role("alert")).to_have_text(
         re.compile(r"^Too many codes were tried\. Try again in \d+ minutes\.$")
     )
+    # a limit, not the code: the field is not said to be wrong (typing another would not help)
+    expect(code_field(page)).not_to_have_attribute("aria-invalid", "true")
     expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
     page.goto("/")
     expect(page.get_by_test_id("state")).to_contain_text("signed out")

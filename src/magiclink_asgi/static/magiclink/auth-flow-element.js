@@ -103,7 +103,8 @@ class AuthFlowElement extends MagicLinkElement {
           otherUrl: this.attr("sign-in-url", `${this.prefix}/sign-in`) };
   }
 
-  _showForm(error) {
+  // The form, with `error` under its field (marked invalid unless `invalid` is false).
+  _showForm(error, invalid = true) {
     this._state("form");
     const t = this._texts();
     const id = uid("email");
@@ -123,12 +124,12 @@ class AuthFlowElement extends MagicLinkElement {
       button.disabled = true;
       button.textContent = "Sending…";
       this.submit(email).catch((err) => {
-        this._showForm(describeError(err));
+        this._showForm(describeError(err), aboutTheField(err));
         this.querySelector("input")?.focus();
       });
     } },
     label, input, button);
-    if (error) showFieldError(form, input, { message: error, id: errId, before: button });
+    if (error) showFieldError(form, input, { message: error, id: errId, before: button, invalid });
     const footer = this.hasAttribute("no-links") ? null : h("p", { className: "ml-switch" },
       `${t.otherText} `, h("a", { href: t.otherUrl }, t.otherLink));
     this._show(this._card(

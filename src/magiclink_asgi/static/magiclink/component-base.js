@@ -120,9 +120,10 @@ class MagicLinkElement extends HTMLElement {
     input.value = state.value || "";
     input.addEventListener("input", () => { state.value = input.value; });
     const button = h("button", { className: "ml-button ml-primary", type: "submit" }, "Verify code");
-    const showError = (message) => {
+    const showError = (message, invalid = true) => {
       state.error = message || "";
-      showFieldError(form, input, { message, id: errorId, hintId });
+      state.invalid = invalid;
+      showFieldError(form, input, { message, id: errorId, hintId, invalid });
     };
     const form = h("form", { className: "ml-form ml-code-form", novalidate: true,
       onsubmit: async (e) => {
@@ -140,7 +141,7 @@ class MagicLinkElement extends HTMLElement {
         try {
           await submit(code);
         } catch (err) {
-          showError(describeCodeError(err));
+          showError(describeCodeError(err), aboutTheField(err));
           if (form.isConnected) {
             input.focus();
             input.select();
@@ -155,7 +156,7 @@ class MagicLinkElement extends HTMLElement {
     h("p", { className: "ml-hint", id: hintId }, length
       ? `The ${length}-digit code in the email, typed on this device.`
       : "The code in the email, typed on this device."));
-    if (state.error) showError(state.error);
+    if (state.error) showError(state.error, state.invalid ?? true);
     return form;
   }
 

@@ -26,14 +26,16 @@ function emailInput(attrs = {}) {
 
 // The error under a field, said the same way by every form of the components: a new
 // paragraph with id `id` (role=alert, so a second error is announced too), put before `before`
-// (a child of `container`) or at its end; the field marked aria-invalid and described by the
-// error (then by `hintId`, its hint). Without a message the error goes, and the field is
-// described by its hint alone.
-function showFieldError(container, input, { message, id, hintId = null, before = null }) {
+// (a child of `container`) or at its end; the field described by the error (then by `hintId`,
+// its hint), and marked aria-invalid unless `invalid` is false (the error is not about what
+// was typed: see aboutTheField). Without a message the error goes, and the field is described
+// by its hint alone.
+function showFieldError(container, input, { message, id, hintId = null, before = null, invalid = true }) {
   container.querySelector(`#${CSS.escape(id)}`)?.remove();
   if (message) {
     container.insertBefore(h("p", { className: "ml-error", id, role: "alert" }, message), before);
-    input.setAttribute("aria-invalid", "true");
+    if (invalid) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
     input.setAttribute("aria-describedby", hintId ? `${id} ${hintId}` : id);
     return;
   }
@@ -98,6 +100,15 @@ function describeError(err) {
   }
   if (err instanceof NetworkError) return "Could not reach the server. Check your connection and try again.";
   return err?.message || "Something went wrong. Please try again.";
+}
+
+// Whether `err` is the server's word on what was typed (an address it refused, a wrong code).
+// A limit (429), an outage (5xx) or a lost connection is said under the field too, but the
+// field is not marked invalid: typing something else would not help.
+function aboutTheField(err) {
+  if (err instanceof NetworkError) return false;
+  if (err instanceof APIError) return err.status < 500 && err.status !== 429;
+  return true;
 }
 
 // What went wrong with a code from the email: the server's word and the tries left.

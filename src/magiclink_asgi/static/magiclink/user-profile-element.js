@@ -353,7 +353,7 @@ class UserProfileElement extends MagicLinkElement {
       address = await this._guarded(() => this.ml.user.createEmailAddress({ email }));
     } catch (err) {
       this._addBusy(false);
-      this._addError(describeError(err), email);
+      this._addError(describeError(err), email, aboutTheField(err));
       return;
     }
     await this._verify(address, () => this._addBusy(false));
@@ -369,8 +369,8 @@ class UserProfileElement extends MagicLinkElement {
 
   // The add form's error under its field, tied to it (as the sign-in form's), focus back in it;
   // `typed` is put back in the field when the view was drawn again meanwhile ("Confirm it's
-  // you", cancelled).
-  _addError(message, typed = "") {
+  // you", cancelled); `invalid` as showFieldError's.
+  _addError(message, typed = "", invalid = true) {
     const form = this.querySelector("[data-ml-add-email]");
     const input = form?.querySelector("input");
     if (!input) {
@@ -378,7 +378,7 @@ class UserProfileElement extends MagicLinkElement {
       return;
     }
     if (!input.value) input.value = typed;
-    showFieldError(form, input, { message, id: `${input.id}-error` });
+    showFieldError(form, input, { message, id: `${input.id}-error`, invalid });
     input.focus();
   }
 
