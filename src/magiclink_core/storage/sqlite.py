@@ -120,6 +120,11 @@ class SQLiteStorage:
     # -- connections ---------------------------------------------------------------------------
 
     @property
+    def _wait_per_try(self) -> timedelta:
+        """How long SQLite waits for another process's lock in one try (the writer's pragma)."""
+        return min(self.busy_timeout, _LOCK_WAIT_SLICE)
+
+    @property
     def _in_memory(self) -> bool:
         return self.path == _MEMORY
 
@@ -169,8 +174,7 @@ class SQLiteStorage:
             await connection.execute("PRAGMA journal_mode = WAL")
             # FULL: a committed transaction survives power loss too, not only a crash
             await connection.execute("PRAGMA synchronous = FULL")
-            wait = min(self.busy_timeout, _LOCK_WAIT_SLICE)
-            await connection.execute(f"PRAGMA busy_timeout = {_ms(wait)}")
+            await connection.execute(f"PRAGMA busy_timeout = {_ms(self._wait_per_try)}")
         except sqlite3.Error as exc:
             await connection.close()
             raise _unavailable(exc) from exc
@@ -404,8 +408,8 @@ class SQLiteStorage:
                     if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                         raise
                     now = anyio.current_time()
-                    if give_up is None:  # the first try waited a slice already
-                        waited = min(self.busy_timeout, _LOCK_WAIT_SLICE).total_seconds()
+                    if give_up is None:  # the first try waited its slice already
+                        waited = self._wait_per_try.total_seconds()
                         give_up = now - waited + self.busy_timeout.total_seconds()
                     if now >= give_up:
                         raise
