@@ -317,8 +317,15 @@ document.getElementById("email-code").addEventListener("submit", async (e) => {
 document.getElementById("sign-in").addEventListener("submit", async (e) => {
   e.preventDefault();
   const emailAddress = document.getElementById("email").value;
-  // Start the sign in flow, by collecting the user's email address.
-  const si = await signIn.create({ identifier: emailAddress });
+  // Start the sign in flow, by collecting the user's email address. A refusal (an address
+  // that is not one, a spent budget, an outage) is said here: err.message is the server's
+  let si;
+  try {
+    si = await signIn.create({ identifier: emailAddress });
+  } catch (err) {
+    status.textContent = err.message;
+    return;
+  }
   const { emailAddressId } = si.supportedFirstFactors.find(
     (ff) => ff.strategy === "email_link",
   );
@@ -382,7 +389,12 @@ document.getElementById("email-code").addEventListener("submit", async (e) => {
 
 document.getElementById("sign-up").addEventListener("submit", async (e) => {
   e.preventDefault();
-  await signUp.create({ emailAddress: document.getElementById("email").value });
+  try {
+    await signUp.create({ emailAddress: document.getElementById("email").value });
+  } catch (err) {
+    status.textContent = err.message;  // the server's word: the address, a budget, an outage
+    return;
+  }
   status.textContent = "Check your email";
   const su = await startMagicLinkFlow({
     redirectUrl: location.origin + "/examples/verification",
@@ -463,9 +475,15 @@ document.getElementById("email-code").addEventListener("submit", async (e) => {
 
 document.getElementById("new-email").addEventListener("submit", async (e) => {
   e.preventDefault();
-  const emailAddress = await ml.user.createEmailAddress({
-    email: document.getElementById("email").value,
-  });
+  let emailAddress;
+  try {
+    emailAddress = await ml.user.createEmailAddress({
+      email: document.getElementById("email").value,
+    });
+  } catch (err) {
+    status.textContent = err.message;  // the server's word: the address, a budget, an outage
+    return;
+  }
   status.textContent = "Waiting for verification...";
   adding = emailAddress;
   const { startMagicLinkFlow } = useMagicLink(emailAddress);

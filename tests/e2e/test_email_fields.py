@@ -132,3 +132,42 @@ def test_the_profile_shows_the_servers_word_on_an_address(device: Any, server: S
     field = page.get_by_label("Add an email address")
     expect(field).to_be_focused()
     expect(field).to_have_attribute("aria-invalid", "true")
+
+
+@pytest.mark.parametrize(
+    ("path", "button", "api", "field"),
+    [
+        ("/examples/custom-sign-in", "Sign in with magic link", "sign_ins", "identifier"),
+        ("/examples/custom-sign-up", "Sign up with magic link", "sign_ups", "email_address"),
+    ],
+)
+def test_the_custom_example_pages_say_the_servers_word_on_an_address(
+    device: Any, server: Server, path: str, button: str, api: str, field: str
+) -> None:
+    # seen in the demo: a typo on these pages showed nothing at all (the refusal went unheard)
+    context = device()
+    page = context.new_page()
+    page.goto(path)
+    page.get_by_label("Email address").fill("ada@@example.com")
+    page.get_by_role("button", name=button).click()
+    said = context.request.post(
+        f"/auth/v1/client/{api}", data={field: "ada@@example.com"}, headers={"Origin": server.url}
+    )
+    assert said.status == 422
+    expect(page.get_by_role("status")).to_have_text(said.json()["errors"][0]["long_message"])
+
+
+def test_the_custom_add_email_page_says_the_servers_word_on_an_address(
+    device: Any, server: Server
+) -> None:
+    _, context, page = signed_in(device, server, "bad-custom-add")
+    page.goto("/examples/add-email")
+    page.get_by_label("New email address").fill("ada@@example.com")
+    page.get_by_role("button", name="Add", exact=True).click()
+    said = context.request.post(
+        "/auth/v1/me/email_addresses",
+        data={"email_address": "ada@@example.com"},
+        headers={"Origin": server.url},
+    )
+    assert said.status == 422
+    expect(page.locator("#status")).to_have_text(said.json()["errors"][0]["long_message"])
