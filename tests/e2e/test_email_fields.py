@@ -104,11 +104,7 @@ def test_the_servers_word_on_an_address_is_shown(
     typed = "ada@@example.com"
     page.get_by_label(label).fill(typed)
     page.get_by_role("button", name=button).click()
-    said = context.request.post(
-        "/auth/v1/client/sign_ins", data={"identifier": typed}, headers={"Origin": server.url}
-    )
-    assert said.status == 422
-    message = said.json()["errors"][0]["long_message"]
+    message = servers_word(context, server, "/auth/v1/client/sign_ins", identifier=typed)
     expect(page.get_by_role("alert")).to_have_text(message)
     field = page.get_by_label(label)
     expect(field).to_be_focused()
@@ -143,11 +139,8 @@ def test_the_custom_example_pages_say_the_servers_word_on_an_address(
     page.goto(path)
     page.get_by_label("Email address").fill("ada@@example.com")
     page.get_by_role("button", name=button).click()
-    said = context.request.post(
-        f"/auth/v1/client/{api}", data={field: "ada@@example.com"}, headers={"Origin": server.url}
-    )
-    assert said.status == 422
-    expect(page.get_by_role("status")).to_have_text(said.json()["errors"][0]["long_message"])
+    message = servers_word(context, server, f"/auth/v1/client/{api}", **{field: "ada@@example.com"})
+    expect(page.get_by_role("status")).to_have_text(message)
 
 
 def test_the_custom_add_email_page_says_the_servers_word_on_an_address(
@@ -161,12 +154,16 @@ def test_the_custom_add_email_page_says_the_servers_word_on_an_address(
 
 
 def word_on_adding(context: Any, server: Server) -> str:
-    """What the server says, with a 422, to the signed-in ``context`` adding the address
+    """What the server says to the signed-in ``context`` adding the address
     ``ada@@example.com``."""
-    said = context.request.post(
-        "/auth/v1/me/email_addresses",
-        data={"email_address": "ada@@example.com"},
-        headers={"Origin": server.url},
+    return servers_word(
+        context, server, "/auth/v1/me/email_addresses", email_address="ada@@example.com"
     )
+
+
+def servers_word(context: Any, server: Server, path: str, **data: str) -> str:
+    """The message of the 422 the API answers ``context`` posting ``data`` to ``path``: what
+    the page must show."""
+    said = context.request.post(path, data=data, headers={"Origin": server.url})
     assert said.status == 422
     return str(said.json()["errors"][0]["long_message"])
