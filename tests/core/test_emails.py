@@ -283,15 +283,15 @@ def _as_jinja_renders_it(
     return " ".join(subject.split()), text_template.render(values), html
 
 
+_RENDERER = EmailRenderer()
+
+
 @settings(max_examples=150, deadline=None)
 @given(email=_emails())
 def test_every_email_renders_as_jinja_renders_its_templates(email: LinkEmail | NoticeEmail) -> None:
     message = _RENDERER.render(email)
     assert (message.subject, message.text, message.html) == _as_jinja_renders_it(_RENDERER, email)
     assert message.subject  # every shipped template has one
-
-
-_RENDERER = EmailRenderer()
 
 
 def _sign_in_email(app_name: str = "Acme") -> LinkEmail:
