@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
+import stat
 import sys
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,9 +24,10 @@ from magiclink_core.mailers import MemoryMailer
 from magiclink_core.ports import Notifier
 from magiclink_core.session_cache import session_channel, shard_of
 from magiclink_core.shared_notifier import Backoff
-from magiclink_core.storage import SQLiteStorage
+from magiclink_core.storage import SQLiteStorage, sqlite_notifier
 from magiclink_core.storage.sqlite_notifier import SQLiteNotifier, sockets_dir, supported
 from magiclink_core.testing import NotifierContract
+from magiclink_core.testing.notifier_contract import Wakes
 from tests.support import WatchedNotifier
 
 from ._flows import last_token, make_links, sign_up
@@ -37,6 +41,14 @@ if supported("/tmp/x.db") is not None:  # pragma: no cover - Unix datagram socke
 
 
 QUICK = {"keepalive": 0.05, "backoff": Backoff(first=0.01, cap=0.05)}
+
+
+@pytest.fixture
+def short_dir() -> Iterator[Path]:
+    """A fresh directory in ``/tmp``: a socket path holds at most 100 bytes, which pytest's own
+    ``tmp_path`` (under ``$TMPDIR``, a worker's folder and the test's name) can pass."""
+    with tempfile.TemporaryDirectory(prefix="ml-", dir="/tmp") as name:
+        yield Path(name)
 
 
 class SocketRemoved:
@@ -58,8 +70,8 @@ class SocketRemoved:
 
 class TestSQLiteNotifier(NotifierContract):
     @pytest.fixture
-    async def notifiers(self, tmp_path: Path) -> AsyncIterator[tuple[Notifier, Notifier]]:
-        database = tmp_path / "shared.db"
+    async def notifiers(self, short_dir: Path) -> AsyncIterator[tuple[Notifier, Notifier]]:
+        database = short_dir / "shared.db"
         yield SQLiteNotifier(database, **QUICK), SQLiteNotifier(database, **QUICK)
 
     @pytest.fixture
@@ -69,31 +81,106 @@ class TestSQLiteNotifier(NotifierContract):
         return SocketRemoved(here)
 
 
+HAS_PROC_FD = os.path.isdir("/proc/self/fd")
+needs_proc_fd = pytest.mark.skipif(
+    not HAS_PROC_FD, reason="no /proc/self/fd (Linux) to reach a deep socket"
+)
+
+
+def deep(directory: Path) -> Path:
+    """A database in ``directory`` so deep that a socket beside it has too long a path."""
+    database = directory / ("d" * 60) / ("e" * 60) / "app.db"
+    database.parent.mkdir(parents=True)
+    assert len(os.fsencode(sockets_dir(database) / ("0" * 16 + ".sock"))) > 108
+    return database
+
+
+@needs_proc_fd
+class TestSQLiteNotifierOfADeepDatabase(TestSQLiteNotifier):
+    """The same contract where the sockets' paths are too long to bind or send to as they are."""
+
+    @pytest.fixture
+    async def notifiers(self, short_dir: Path) -> AsyncIterator[tuple[Notifier, Notifier]]:
+        database = deep(short_dir)
+        pair = SQLiteNotifier(database, **QUICK), SQLiteNotifier(database, **QUICK)
+        yield pair
+        for notifier in pair:
+            await notifier.close()
+
+
 async def test_the_storage_of_a_file_wakes_other_processes_and_one_in_memory_does_not(
-    tmp_path: Path,
+    short_dir: Path,
 ) -> None:
-    on_file, in_memory = SQLiteStorage(tmp_path / "app.db"), SQLiteStorage(":memory:")
+    on_file, in_memory = SQLiteStorage(short_dir / "app.db"), SQLiteStorage(":memory:")
     assert isinstance(on_file.notifier(), SQLiteNotifier)
     assert on_file.notifier() is on_file.notifier()  # one per storage
     assert type(in_memory.notifier()) is LocalNotifier
 
 
-async def test_a_path_too_long_for_a_socket_falls_back_to_this_process_and_says_so(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@needs_proc_fd
+async def test_a_deep_database_wakes_its_processes_through_the_directory_it_holds_open(
+    short_dir: Path,
 ) -> None:
-    deep = tmp_path / ("d" * 60) / ("e" * 60)
-    storage = SQLiteStorage(deep / "app.db")
+    database = deep(short_dir)
+    storage, other = SQLiteStorage(database), SQLiteNotifier(database)
+    notifier = storage.notifier()
+    assert isinstance(notifier, SQLiteNotifier)
+    async with notifier, other, notifier.subscribe("magiclink:sign_in:x") as subscription:
+        path = notifier.socket_path
+        assert path is not None and Path(path).parent == sockets_dir(database)
+        # bound in the real directory, where the other processes look
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+        await other.publish("magiclink:sign_in:x")
+        with anyio.fail_after(BOUND):
+            await subscription.wait()
+    assert list(sockets_dir(database).iterdir()) == []
+    await other.close()
+    await storage.close()
+
+
+async def test_a_deep_database_removed_and_made_anew_is_reached_again(short_dir: Path) -> None:
+    # a cleaner of temporary files removes the sockets directory: each process listens again
+    # in the new one, and a publish reaches it there, not the directory it held before
+    database = deep(short_dir) if HAS_PROC_FD else short_dir / "app.db"
+    here, there = SQLiteNotifier(database, **QUICK), SQLiteNotifier(database, **QUICK)
+    async with (
+        here,
+        there,
+        here.subscribe("magiclink:sign_in:x") as subscription,
+        anyio.create_task_group() as group,
+    ):
+        await there.publish("magiclink:sign_in:x")  # held open once (a deep one)
+        wakes = Wakes(group, here=subscription)
+        await wakes.until(lambda c: c["here"] == 1)
+        shutil.rmtree(sockets_dir(database))
+        # down (its socket is gone), then up again in the new directory: woken for each
+        await wakes.until(lambda c: c["here"] >= 3)
+        assert here.healthy and sockets_dir(database).is_dir()
+        woken = wakes.counts["here"]
+        await there.publish("magiclink:sign_in:x")
+        await wakes.until(lambda c: c["here"] > woken)
+        group.cancel_scope.cancel()
+    await there.close()
+
+
+async def test_a_path_too_long_for_a_socket_falls_back_to_this_process_and_says_so(
+    short_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # where no /proc/self/fd gives a deep directory a shorter name (macOS, the BSDs)
+    monkeypatch.setattr(sqlite_notifier, "_PROC_FD", str(short_dir / "no-proc"))
+    database = deep(short_dir)
+    storage = SQLiteStorage(database)
     with caplog.at_level(logging.WARNING, logger="magiclink.storage"):
         assert type(storage.notifier()) is LocalNotifier
     assert "will not wake each other" in caplog.text and "longer than" in caplog.text
     with pytest.raises(ValueError, match="longer than"):
-        SQLiteNotifier(deep / "app.db")
+        SQLiteNotifier(database)
 
 
 async def test_a_socket_left_by_a_dead_process_is_removed_by_the_next_publish(
-    tmp_path: Path,
+    short_dir: Path,
 ) -> None:
-    database = tmp_path / "app.db"
+    database = short_dir / "app.db"
     directory = sockets_dir(database)
     directory.mkdir(mode=0o700)
     dead = directory / "0123456789abcdef.sock"
@@ -110,11 +197,11 @@ async def test_a_socket_left_by_a_dead_process_is_removed_by_the_next_publish(
 
 
 async def test_a_process_that_reads_too_slowly_is_resynced_and_misses_nothing(
-    tmp_path: Path,
+    short_dir: Path,
 ) -> None:
     # the kernel queues only a few datagrams per socket (10 by default on Linux): a burst
     # published before the other process reads must still reach every one of its waiters
-    database = tmp_path / "app.db"
+    database = short_dir / "app.db"
     publisher, slow = SQLiteNotifier(database), SQLiteNotifier(database)
     channels = [f"magiclink:sign_in:{n}" for n in range(200)]
     async with publisher, slow, anyio.create_task_group() as group:
@@ -146,9 +233,9 @@ async def test_a_process_that_reads_too_slowly_is_resynced_and_misses_nothing(
 
 
 async def test_a_sockets_directory_others_may_write_to_is_refused_until_it_is_fixed(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    short_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    database = tmp_path / "app.db"
+    database = short_dir / "app.db"
     directory = sockets_dir(database)
     directory.mkdir()
     os.chmod(directory, 0o777)  # anyone could bind there and hear which sessions change
@@ -205,10 +292,18 @@ async def _in_another_process(database: Path, action: str, argument: str) -> Non
 
 
 @pytest.fixture
-async def this_process(tmp_path: Path) -> AsyncIterator[tuple[MagicLinks, MemoryMailer, Path]]:
+async def this_process(
+    short_dir: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[MagicLinks, MemoryMailer, Path]]:
     """An app process on a SQLite file, its notifier running, polling once a minute (so only a
-    wake-up from the other process can end a wait before its 10-second timeout)."""
-    database = tmp_path / "app.db"
+    wake-up from the other process can end a wait before its 10-second timeout). Parametrized
+    ``"deep"`` (indirectly), the file lies too deep for a socket path beside it."""
+    if getattr(request, "param", "short") == "deep":
+        if not HAS_PROC_FD:
+            pytest.skip("no /proc/self/fd (Linux) to reach a deep socket")
+        database = deep(short_dir)
+    else:
+        database = short_dir / "app.db"
     storage, mailer = SQLiteStorage(database), MemoryMailer()
     links = make_links(
         storage,
@@ -246,6 +341,7 @@ async def test_a_click_in_another_process_wakes_the_waiter_in_this_one(
     assert result.status is SignInStatus.COMPLETE  # woken, not timed out
 
 
+@pytest.mark.parametrize("this_process", ["short", "deep"], indirect=True)
 async def test_a_session_revoked_in_another_process_stops_working_here_at_once(
     this_process: tuple[MagicLinks, MemoryMailer, Path],
 ) -> None:

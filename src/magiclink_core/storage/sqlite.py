@@ -212,7 +212,8 @@ class SQLiteStorage:
     def notifier(self) -> Notifier:
         """The wake-ups of this database (one per storage): a :class:`SQLiteNotifier`, which
         reaches every process sharing the file; for ``":memory:"``, or where Unix datagram
-        sockets are missing or the path is too long for one, an in-process notifier (said once
+        sockets are missing or the path is too long for one (outside Linux, whose
+        ``/proc/self/fd`` reaches any depth), an in-process notifier (said once
         in a warning for a file: other processes on it are then not woken)."""
         if self._notifier is None:
             why = "" if self._in_memory else supported(self.path)

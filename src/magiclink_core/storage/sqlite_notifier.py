@@ -6,7 +6,8 @@ directory beside the database (``<database>-notify/``, mode 0700, like SQLite's 
 and ``-shm`` files). A publish wakes this process's subscribers, then sends the channel's name,
 as one datagram, to every other socket in that directory. Each process wakes its subscribers of
 that channel, and reads storage itself: nothing of a record travels, only which attempt or which
-sessions changed.
+sessions changed. A socket's path holds about 100 bytes: for a database deeper than that, each
+process holds the directory open and names its sockets through ``/proc/self/fd`` (Linux).
 
 A socket left by a process that died is found by the next publish (the kernel refuses the
 datagram: nobody reads there) and removed. A datagram is never half-delivered, but the kernel
@@ -46,8 +47,13 @@ _RESYNC_RETRY = (0.02, 1.0)
 first, doubling up to the last while a peer stays full (a process stopped in a debugger)."""
 
 _MAX_PATH = 100
-"""The longest socket path this binds: ``sun_path`` holds 108 bytes on Linux, 104 on macOS and
-the BSDs, with its terminating zero."""
+"""The longest socket path this binds or sends to as it is: ``sun_path`` holds 108 bytes on
+Linux, 104 on macOS and the BSDs, with its terminating zero."""
+
+_PROC_FD = "/proc/self/fd"
+"""Where Linux names this process's open files: a sockets directory whose path is too long for a
+socket is opened, and its sockets are reached as ``/proc/self/fd/<n>/<name>`` (about 45 bytes,
+however deep the database lies)."""
 
 
 def sockets_dir(database: str | os.PathLike[str]) -> Path:
@@ -58,13 +64,19 @@ def sockets_dir(database: str | os.PathLike[str]) -> Path:
 
 def supported(database: str | os.PathLike[str]) -> str | None:
     """Why a :class:`SQLiteNotifier` cannot run for ``database`` here (no Unix datagram
-    sockets on this platform, or a path too long for one), or None when it can."""
+    sockets on this platform, or a path too long for one where no ``/proc/self/fd`` gives a
+    shorter name), or None when it can."""
     if os.name != "posix" or not hasattr(socket, "AF_UNIX"):
         return "this platform has no Unix sockets"
-    longest = os.path.join(sockets_dir(database), "0" * 16 + SUFFIX)
-    if len(os.fsencode(longest)) > _MAX_PATH:
+    if _too_long(sockets_dir(database)) and not os.path.isdir(_PROC_FD):
+        longest = os.path.join(sockets_dir(database), "0" * 16 + SUFFIX)
         return f"the socket path {longest!r} is longer than {_MAX_PATH} bytes"
     return None
+
+
+def _too_long(directory: Path) -> bool:
+    """Whether a socket in ``directory`` has a path too long to bind or send to as it is."""
+    return len(os.fsencode(os.path.join(directory, "0" * 16 + SUFFIX))) > _MAX_PATH
 
 
 class SQLiteNotifier(SharedNotifier):
@@ -97,6 +109,10 @@ class SQLiteNotifier(SharedNotifier):
         super().__init__(backoff=backoff)
         self.directory = sockets_dir(database)
         self.keepalive = keepalive
+        # a directory too deep for a socket path is held open and its sockets reached through
+        # /proc/self/fd (Linux); a path is still what names a socket everywhere else here
+        self._deep = _too_long(self.directory)
+        self._handle: int | None = None
         self._own: str | None = None  # this process's socket path while it listens
         self._sender: socket.socket | None = None
         self._owed: set[str] = set()  # peers whose queue was full: a resync is owed to them
@@ -113,8 +129,11 @@ class SQLiteNotifier(SharedNotifier):
     async def _listen(self, ready: Callable[[], None]) -> None:
         self.directory.mkdir(mode=0o700, exist_ok=True)
         _check_private(self.directory)
+        self._hold_directory()
         path = str(self.directory / (secrets.token_hex(8) + SUFFIX))
-        listener = await anyio.create_unix_datagram_socket(local_path=path, local_mode=0o600)
+        listener = await anyio.create_unix_datagram_socket(
+            local_path=self._address(path), local_mode=0o600
+        )
         try:
             bound = os.stat(path).st_ino
             self._own = path
@@ -152,6 +171,7 @@ class SQLiteNotifier(SharedNotifier):
         listening beside the same database."""
         self._deliver(channel)
         try:
+            self._hold_directory()
             peers = os.scandir(self.directory)
         except FileNotFoundError:
             return  # no process has listened yet
@@ -181,7 +201,7 @@ class SQLiteNotifier(SharedNotifier):
             sender = self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             sender.setblocking(False)
         try:
-            sender.sendto(payload, peer)
+            sender.sendto(payload, self._address(peer))
         except ConnectionRefusedError:
             # nobody reads there: the process that bound it is gone
             with contextlib.suppress(FileNotFoundError):
@@ -195,11 +215,38 @@ class SQLiteNotifier(SharedNotifier):
             return False
         return True
 
+    def _hold_directory(self) -> None:
+        """For a deep sockets directory: hold it open, as it is now (one removed and made anew,
+        by a cleaner of temporary files, is opened anew). No-op for a short one.
+
+        :raises FileNotFoundError: the directory does not exist.
+        """
+        if not self._deep:
+            return
+        now = os.stat(self.directory)
+        if self._handle is not None:
+            held = os.fstat(self._handle)
+            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                return
+            os.close(self._handle)
+            self._handle = None
+        self._handle = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+
+    def _address(self, path: str) -> str:
+        """What a socket call is given for the socket at ``path`` (in :attr:`directory`): the
+        path itself, or for a deep directory its name through this process's handle on it."""
+        if self._handle is None:
+            return path
+        return f"{_PROC_FD}/{self._handle}/{os.path.basename(path)}"
+
     async def close(self) -> None:
         await super().close()
         if self._sender is not None:
             self._sender.close()
             self._sender = None
+        if self._handle is not None:
+            os.close(self._handle)
+            self._handle = None
 
 
 def _still_bound(path: str, inode: int) -> bool:
