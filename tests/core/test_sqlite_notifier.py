@@ -196,12 +196,13 @@ async def test_a_socket_left_by_a_dead_process_is_removed_by_the_next_publish(
     assert list(directory.iterdir()) == []  # and each live one removed its own on leaving
 
 
+@pytest.mark.parametrize("depth", ["short", pytest.param("deep", marks=needs_proc_fd)])
 async def test_a_process_that_reads_too_slowly_is_resynced_and_misses_nothing(
-    short_dir: Path,
+    short_dir: Path, depth: str
 ) -> None:
     # the kernel queues only a few datagrams per socket (10 by default on Linux): a burst
     # published before the other process reads must still reach every one of its waiters
-    database = short_dir / "app.db"
+    database = deep(short_dir) if depth == "deep" else short_dir / "app.db"
     publisher, slow = SQLiteNotifier(database), SQLiteNotifier(database)
     channels = [f"magiclink:sign_in:{n}" for n in range(200)]
     async with publisher, slow, anyio.create_task_group() as group:
