@@ -4,6 +4,7 @@ two real processes, one clicking or revoking while the other waits or serves fro
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -163,18 +164,93 @@ async def test_a_deep_database_removed_and_made_anew_is_reached_again(short_dir:
     await there.close()
 
 
-async def test_a_path_too_long_for_a_socket_falls_back_to_this_process_and_says_so(
-    short_dir: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # where no /proc/self/fd gives a deep directory a shorter name (macOS, the BSDs)
+@pytest.fixture
+def unreachable(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A database too deep for a socket path, on a system without ``/proc/self/fd`` (as macOS
+    and the BSDs are): its processes cannot reach each other."""
     monkeypatch.setattr(sqlite_notifier, "_PROC_FD", str(short_dir / "no-proc"))
-    database = deep(short_dir)
-    storage = SQLiteStorage(database)
+    return deep(short_dir)
+
+
+async def test_a_file_whose_processes_cannot_reach_each_other_gets_a_notifier_never_healthy(
+    unreachable: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a publish in another process never reaches it: that is what "not healthy" means, so its
+    # waiters poll storage and the session cache does not serve
+    storage = SQLiteStorage(unreachable)
     with caplog.at_level(logging.WARNING, logger="magiclink.storage"):
-        assert type(storage.notifier()) is LocalNotifier
-    assert "will not wake each other" in caplog.text and "longer than" in caplog.text
+        notifier = storage.notifier()
+    assert isinstance(notifier, LocalNotifier) and not notifier.healthy
+    assert "cannot wake each other" in caplog.text and "longer than" in caplog.text
+    assert "session cache is off" in caplog.text
+    async with notifier, notifier.subscribe("magiclink:sign_in:x") as subscription:
+        await notifier.publish("magiclink:sign_in:x")  # this process's waiters are still woken
+        with anyio.fail_after(BOUND):
+            await subscription.wait()
     with pytest.raises(ValueError, match="longer than"):
-        SQLiteNotifier(database)
+        SQLiteNotifier(unreachable)
+    assert SQLiteStorage(":memory:").notifier().healthy  # nobody else can share that one
+
+
+@pytest.fixture
+async def two_processes(
+    unreachable: Path,
+) -> AsyncIterator[tuple[tuple[MagicLinks, MemoryMailer], tuple[MagicLinks, MemoryMailer]]]:
+    """Two app instances on that file, as two processes are: a storage (and notifier) each,
+    running (session caches on, as by default)."""
+    pairs = []
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(2):
+            storage, mailer = SQLiteStorage(unreachable), MemoryMailer()
+            links = make_links(
+                storage,
+                mailer,
+                WatchedNotifier(storage.notifier()),
+                wait_poll_interval=timedelta(milliseconds=50),
+            )
+            await stack.enter_async_context(links)
+            pairs.append((links, mailer))
+        yield pairs[0], pairs[1]
+
+
+async def test_a_session_revoked_in_a_process_that_cannot_reach_this_one_stops_working_here(
+    two_processes: tuple[tuple[MagicLinks, MemoryMailer], tuple[MagicLinks, MemoryMailer]],
+) -> None:
+    (here, mailer), (there, _) = two_processes
+    client = await sign_up(here, mailer, "ann@example.org")
+    [session] = (await here.client_state(client)).sessions
+    token = (await here.activate_session(client, session.id))[1]
+    await anyio.wait_all_tasks_blocked()  # the activation's own announcement is heard first
+    assert await here.authenticate(token) is not None  # read here (a cache would keep it)
+    await there.revoke_sessions(session.user_id)
+    assert await here.authenticate(token) is None  # at once: no cache served it
+
+
+async def test_a_click_in_a_process_that_cannot_reach_this_one_is_seen_by_polling(
+    two_processes: tuple[tuple[MagicLinks, MemoryMailer], tuple[MagicLinks, MemoryMailer]],
+) -> None:
+    (here, mailer), (there, _) = two_processes
+    await sign_up(here, mailer, "ann@example.org")
+    client, _ = await here.create_client()
+    attempt = await here.create_sign_in(client, "ann@example.org")
+    await here.prepare_first_factor(client, attempt.id, redirect_url="/home")
+    token = last_token(mailer, "ann@example.org")
+    notifier = here.notifier
+    assert isinstance(notifier, WatchedNotifier)
+    results = []
+
+    async def wait() -> None:
+        # a wait far longer than the bound: only polling can end it in time
+        wait_for = here.wait_for_sign_in(client, attempt.id, timeout=timedelta(minutes=5))
+        results.append(await wait_for)
+
+    with anyio.fail_after(BOUND):
+        async with anyio.create_task_group() as group:
+            group.start_soon(wait)
+            await notifier.until_waiting()  # it read the sign-in pending, and waits
+            await there.verify_link(token, None)
+    [result] = results
+    assert result.status is SignInStatus.COMPLETE
 
 
 async def test_a_socket_left_by_a_dead_process_is_removed_by_the_next_publish(

@@ -211,23 +211,26 @@ class SQLiteStorage:
 
     def notifier(self) -> Notifier:
         """The wake-ups of this database (one per storage): a :class:`SQLiteNotifier`, which
-        reaches every process sharing the file; for ``":memory:"``, or where Unix datagram
-        sockets are missing or the path is too long for one (outside Linux, whose
-        ``/proc/self/fd`` reaches any depth), an in-process notifier (said once
-        in a warning for a file: other processes on it are then not woken)."""
+        reaches every process sharing the file; for ``":memory:"``, an in-process notifier.
+        Where a file's processes cannot reach each other (no Unix datagram sockets, or a path
+        too long for one outside Linux, whose ``/proc/self/fd`` reaches any depth), an
+        in-process notifier that is never :attr:`~Notifier.healthy`, said once in a warning:
+        waiters then poll storage and the session cache does not serve, so that what another
+        process changes is still seen (a revoked session stops working at once)."""
         if self._notifier is None:
             why = "" if self._in_memory else supported(self.path)
             if why is None:
                 self._notifier = SQLiteNotifier(self.path)
+            elif why:
+                logger.warning(
+                    "%r: processes sharing this file cannot wake each other (%s), so waiters "
+                    "poll it every wait_poll_interval and the session cache is off; "
+                    "PostgreSQL or Redis wake every instance at once",
+                    self,
+                    why,
+                )
+                self._notifier = _ThisProcessOnly()
             else:
-                if why:
-                    logger.warning(
-                        "%r: processes sharing this file will not wake each other (%s): a "
-                        "waiter on one hears of a change made on another only when its wait "
-                        "runs out; run one process, or turn the session cache off",
-                        self,
-                        why,
-                    )
                 self._notifier = LocalNotifier()
         return self._notifier
 
@@ -592,6 +595,19 @@ def _unavailable(exc: sqlite3.Error) -> StorageUnavailableError:
 
 def _closed() -> StorageUnavailableError:
     return StorageUnavailableError(long_message="SQLite: the storage was closed")
+
+
+class _ThisProcessOnly(LocalNotifier):
+    """The wake-ups of a SQLite file whose other processes this one cannot reach. It wakes this
+    process's waiters as :class:`LocalNotifier` does, but is never :attr:`healthy`: a publish
+    in another process never reaches it, which is what the port's ``healthy`` means. So
+    waiters also poll storage, and the session cache does not serve (it could serve a session
+    that another process ended)."""
+
+    @property
+    def healthy(self) -> bool:
+        """Always False: other processes on the file are never heard."""
+        return False
 
 
 __all__ = ["SQLiteStorage"]
