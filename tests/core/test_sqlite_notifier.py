@@ -12,7 +12,7 @@ import socket
 import stat
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -192,6 +192,14 @@ async def test_a_file_whose_processes_cannot_reach_each_other_gets_a_notifier_ne
     assert SQLiteStorage(":memory:").notifier().healthy  # nobody else can share that one
 
 
+def app_on(database: Path, *, poll: timedelta) -> tuple[MagicLinks, MemoryMailer]:
+    """An app instance on the SQLite file ``database``, with the storage's own notifier (watched,
+    so a test can tell when a waiter waits), polling every ``poll`` while it is not healthy."""
+    storage, mailer = SQLiteStorage(database), MemoryMailer()
+    notifier = WatchedNotifier(storage.notifier())
+    return make_links(storage, mailer, notifier, wait_poll_interval=poll), mailer
+
+
 @pytest.fixture
 async def two_processes(
     unreachable: Path,
@@ -201,13 +209,7 @@ async def two_processes(
     pairs = []
     async with contextlib.AsyncExitStack() as stack:
         for _ in range(2):
-            storage, mailer = SQLiteStorage(unreachable), MemoryMailer()
-            links = make_links(
-                storage,
-                mailer,
-                WatchedNotifier(storage.notifier()),
-                wait_poll_interval=timedelta(milliseconds=50),
-            )
+            links, mailer = app_on(unreachable, poll=timedelta(milliseconds=50))
             await stack.enter_async_context(links)
             pairs.append((links, mailer))
         yield pairs[0], pairs[1]
@@ -230,27 +232,45 @@ async def test_a_click_in_a_process_that_cannot_reach_this_one_is_seen_by_pollin
     two_processes: tuple[tuple[MagicLinks, MemoryMailer], tuple[MagicLinks, MemoryMailer]],
 ) -> None:
     (here, mailer), (there, _) = two_processes
-    await sign_up(here, mailer, "ann@example.org")
-    client, _ = await here.create_client()
-    attempt = await here.create_sign_in(client, "ann@example.org")
-    await here.prepare_first_factor(client, attempt.id, redirect_url="/home")
+
+    async def click(token: str) -> None:
+        await there.verify_link(token, None)
+
+    # a wait far longer than the bound: only polling can end it in time
+    status = await sign_in_waited_on(here, mailer, timeout=timedelta(minutes=5), click=click)
+    assert status is SignInStatus.COMPLETE
+
+
+async def sign_in_waited_on(
+    links: MagicLinks,
+    mailer: MemoryMailer,
+    *,
+    timeout: timedelta,
+    click: Callable[[str], Awaitable[None]],
+) -> SignInStatus:
+    """A sign-in of a signed-up user started on ``links`` and waited on there for up to
+    ``timeout``, its link opened by ``click`` once the waiter has read it pending (``links``'
+    notifier is a :class:`WatchedNotifier`); the sign-in's status when the wait ended, which
+    must be within ``BOUND``."""
+    await sign_up(links, mailer, "ann@example.org")
+    client, _ = await links.create_client()
+    attempt = await links.create_sign_in(client, "ann@example.org")
+    await links.prepare_first_factor(client, attempt.id, redirect_url="/home")
     token = last_token(mailer, "ann@example.org")
-    notifier = here.notifier
+    notifier = links.notifier
     assert isinstance(notifier, WatchedNotifier)
     results = []
 
     async def wait() -> None:
-        # a wait far longer than the bound: only polling can end it in time
-        wait_for = here.wait_for_sign_in(client, attempt.id, timeout=timedelta(minutes=5))
-        results.append(await wait_for)
+        results.append(await links.wait_for_sign_in(client, attempt.id, timeout=timeout))
 
     with anyio.fail_after(BOUND):
         async with anyio.create_task_group() as group:
             group.start_soon(wait)
-            await notifier.until_waiting()  # it read the sign-in pending, and waits
-            await there.verify_link(token, None)
+            await notifier.until_waiting()
+            await click(token)
     [result] = results
-    assert result.status is SignInStatus.COMPLETE
+    return result.status
 
 
 async def test_a_socket_left_by_a_dead_process_is_removed_by_the_next_publish(
@@ -381,13 +401,7 @@ async def this_process(
         database = deep(short_dir)
     else:
         database = short_dir / "app.db"
-    storage, mailer = SQLiteStorage(database), MemoryMailer()
-    links = make_links(
-        storage,
-        mailer,
-        WatchedNotifier(storage.notifier()),
-        wait_poll_interval=timedelta(minutes=1),
-    )
+    links, mailer = app_on(database, poll=timedelta(minutes=1))
     async with links:
         yield links, mailer, database
 
@@ -396,26 +410,12 @@ async def test_a_click_in_another_process_wakes_the_waiter_in_this_one(
     this_process: tuple[MagicLinks, MemoryMailer, Path],
 ) -> None:
     links, mailer, database = this_process
-    await sign_up(links, mailer, "ann@example.org")
-    client, _ = await links.create_client()
-    attempt = await links.create_sign_in(client, "ann@example.org")
-    await links.prepare_first_factor(client, attempt.id, redirect_url="/home")
-    token = last_token(mailer, "ann@example.org")
-    notifier = links.notifier
-    assert isinstance(notifier, WatchedNotifier)
-    results = []
 
-    async def wait() -> None:
-        wait_for = links.wait_for_sign_in(client, attempt.id, timeout=timedelta(seconds=10))
-        results.append(await wait_for)
+    async def click(token: str) -> None:
+        await _in_another_process(database, "click", token)
 
-    with anyio.fail_after(BOUND):
-        async with anyio.create_task_group() as group:
-            group.start_soon(wait)
-            await notifier.until_waiting()
-            await _in_another_process(database, "click", token)
-    [result] = results
-    assert result.status is SignInStatus.COMPLETE  # woken, not timed out
+    status = await sign_in_waited_on(links, mailer, timeout=timedelta(seconds=10), click=click)
+    assert status is SignInStatus.COMPLETE  # woken, not timed out
 
 
 @pytest.mark.parametrize("this_process", ["short", "deep"], indirect=True)

@@ -51,7 +51,7 @@ from ..local_notifier import LocalNotifier
 from ..ports import Change, Insert, Notifier, R, Update, WriteConflict
 from . import _records, _sql
 from ._extras import missing_extra
-from .sqlite_notifier import SQLiteNotifier, supported
+from .sqlite_notifier import SQLiteNotifier, UnsharedNotifier, supported
 
 try:
     import aiosqlite
@@ -229,7 +229,7 @@ class SQLiteStorage:
                     self,
                     why,
                 )
-                self._notifier = _ThisProcessOnly()
+                self._notifier = UnsharedNotifier()
             else:
                 self._notifier = LocalNotifier()
         return self._notifier
@@ -595,19 +595,6 @@ def _unavailable(exc: sqlite3.Error) -> StorageUnavailableError:
 
 def _closed() -> StorageUnavailableError:
     return StorageUnavailableError(long_message="SQLite: the storage was closed")
-
-
-class _ThisProcessOnly(LocalNotifier):
-    """The wake-ups of a SQLite file whose other processes this one cannot reach. It wakes this
-    process's waiters as :class:`LocalNotifier` does, but is never :attr:`healthy`: a publish
-    in another process never reaches it, which is what the port's ``healthy`` means. So
-    waiters also poll storage, and the session cache does not serve (it could serve a session
-    that another process ended)."""
-
-    @property
-    def healthy(self) -> bool:
-        """Always False: other processes on the file are never heard."""
-        return False
 
 
 __all__ = ["SQLiteStorage"]

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import anyio
 
+from ..local_notifier import LocalNotifier
 from ..shared_notifier import Backoff, SharedNotifier
 
 logger = logging.getLogger("magiclink.storage")
@@ -247,6 +248,19 @@ class SQLiteNotifier(SharedNotifier):
         if self._handle is not None:
             os.close(self._handle)
             self._handle = None
+
+
+class UnsharedNotifier(LocalNotifier):
+    """The wake-ups of a SQLite file whose other processes this one cannot reach. It wakes this
+    process's waiters as :class:`LocalNotifier` does, but is never :attr:`healthy`: a publish
+    in another process never reaches it, which is what the port's ``healthy`` means. So
+    waiters also poll storage, and the session cache does not serve (it could serve a session
+    that another process ended)."""
+
+    @property
+    def healthy(self) -> bool:
+        """Always False: other processes on the file are never heard."""
+        return False
 
 
 def _still_bound(path: str, inode: int) -> bool:
