@@ -69,15 +69,20 @@ def supported(database: str | os.PathLike[str]) -> str | None:
     shorter name), or None when it can."""
     if os.name != "posix" or not hasattr(socket, "AF_UNIX"):
         return "this platform has no Unix sockets"
-    if _too_long(sockets_dir(database)) and not os.path.isdir(_PROC_FD):
-        longest = os.path.join(sockets_dir(database), "0" * 16 + SUFFIX)
-        return f"the socket path {longest!r} is longer than {_MAX_PATH} bytes"
+    directory = sockets_dir(database)
+    if _too_long(directory) and not os.path.isdir(_PROC_FD):
+        return f"the socket path {_longest(directory)!r} is longer than {_MAX_PATH} bytes"
     return None
+
+
+def _longest(directory: Path) -> str:
+    """The path of a socket in ``directory`` (their names are all this long)."""
+    return os.path.join(directory, "0" * 16 + SUFFIX)
 
 
 def _too_long(directory: Path) -> bool:
     """Whether a socket in ``directory`` has a path too long to bind or send to as it is."""
-    return len(os.fsencode(os.path.join(directory, "0" * 16 + SUFFIX))) > _MAX_PATH
+    return len(os.fsencode(_longest(directory))) > _MAX_PATH
 
 
 class SQLiteNotifier(SharedNotifier):
