@@ -207,8 +207,9 @@ async def run(quick: bool) -> Section:
             ratio(mine, peer_time or base),
         )
     section.note(
-        "CPU time of this process per request, best of rounds taken in turns. With the cache "
-        "on, a signed-in request does no storage read (see the session cache rows of the "
-        "session-check table); off, PostgreSQL and Redis rows exclude the servers' own time."
+        "CPU time of this process per request, best of rounds taken in turns (an order drawn "
+        "each round). With the cache on, a signed-in request does no storage read (see the "
+        "session cache rows of the session-check table); off, PostgreSQL and Redis rows exclude "
+        "the servers' own time."
     )
     return section
