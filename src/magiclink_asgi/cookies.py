@@ -91,6 +91,9 @@ class CookieNames:
     def clear_session(self) -> str:
         return serialise_cookie(self.session, "", max_age=0, secure=self.secure)
 
+    def clear_client(self) -> str:
+        return serialise_cookie(self.client, "", max_age=0, secure=self.secure)
+
     def set_landing(self, name: str, value: str, path: str) -> str:
         return serialise_cookie(
             name, value, path=path, max_age=self.landing_max_age, secure=self.secure

@@ -307,6 +307,7 @@ class HostedPages:
             except StorageUnavailableError:
                 return self._unavailable(scope)
             response.add("Set-Cookie", names.clear_session())
+            response.add("Set-Cookie", names.clear_client())
             response.add(*security.SIGNED_OUT)
         return response
 

@@ -31,9 +31,11 @@ def hsts(seconds: int | None, *, https: bool) -> tuple[bytes, bytes] | None:
 
 
 NO_STORE = ("Cache-Control", "no-store")
-SIGNED_OUT = ("Clear-Site-Data", '"cache", "cookies"')
-"""The sign-out answer: the browser drops its cache and cookies of this site (not "storage":
-that would wipe the host app's own local data)."""
+SIGNED_OUT = ("Clear-Site-Data", '"cache"')
+"""The sign-out answer: the browser drops its cache of this site, where pages of the signed-in
+person may be kept. Not "cookies": that removes every cookie of the site's registrable domain,
+the host app's own and its sibling subdomains' (our two are cleared by name beside this); not
+"storage": that would wipe the host app's own local data."""
 _FRAMES = ("X-Frame-Options", "DENY")  # for old browsers: frame-ancestors is the rule
 # a page opened from another site shares no window with it (no tabnabbing, no frame counting)
 _OPENER = ("Cross-Origin-Opener-Policy", "same-origin")

@@ -447,8 +447,11 @@ async def test_a_used_link_answers_no_one_else_and_not_after_sign_out() -> None:
         ended = await browser.post(f"/auth/v1/client/sessions/{session_id}/end")
         assert ended.status_code == 200, ended.text
         assert (await browser.get("/whoami")).json()["authenticated"] is False
-        # the same client, without the session now: signed out means out, the link is used
-        assert "status=failed" in (await browser.get(link)).headers["location"]
+        # signing out dropped this browser's client too: it is another client now, and the
+        # link answers it as it answers anyone else
+        moved = await browser.get(link)
+        page = await browser.get(moved.headers["location"])
+        assert page.status_code == 422 and "no longer works" in page.text
         assert (await browser.get("/whoami")).json()["authenticated"] is False
 
 
