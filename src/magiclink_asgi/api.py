@@ -338,8 +338,7 @@ class Api:
         )
         response = json_response(session_json(session, current))
         if session.id == current:  # signing this browser out: drop what it kept of the session
-            call.cookies_out.append(self.names.clear_session())
-            call.cookies_out.append(self.names.clear_client())
+            call.cookies_out.extend(self.names.signed_out())
             response.add(*SIGNED_OUT)
         return response
 

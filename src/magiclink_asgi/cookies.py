@@ -91,8 +91,13 @@ class CookieNames:
     def clear_session(self) -> str:
         return serialise_cookie(self.session, "", max_age=0, secure=self.secure)
 
-    def clear_client(self) -> str:
-        return serialise_cookie(self.client, "", max_age=0, secure=self.secure)
+    def signed_out(self) -> list[str]:
+        """What a browser signing itself out drops: its session and its client (which would
+        still show the signed-out person's sign-in to whoever uses the browser next)."""
+        return [
+            self.clear_session(),
+            serialise_cookie(self.client, "", max_age=0, secure=self.secure),
+        ]
 
     def set_landing(self, name: str, value: str, path: str) -> str:
         return serialise_cookie(

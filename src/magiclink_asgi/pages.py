@@ -306,8 +306,8 @@ class HostedPages:
                 pass  # ended meanwhile (another tab, another device): signed out all the same
             except StorageUnavailableError:
                 return self._unavailable(scope)
-            response.add("Set-Cookie", names.clear_session())
-            response.add("Set-Cookie", names.clear_client())
+            for cleared in names.signed_out():
+                response.add("Set-Cookie", cleared)
             response.add(*security.SIGNED_OUT)
         return response
 
