@@ -37,6 +37,8 @@ def test_signing_out_keeps_the_apps_own_cookies(device: Any, server: Server, sig
     assert {"theme", "magiclink_session", "magiclink_client"} <= before.keys()
 
     sign_out(page)
+    # the account page says so before it moves on to the sign-out page: wait for that page
+    page.wait_for_url(server.url + "/auth/sign-out")
     expect(page.get_by_role("heading", name="You're signed out")).to_be_visible()
 
     kept = {cookie["name"]: cookie["value"] for cookie in context.cookies()}
