@@ -416,9 +416,11 @@ class Api:
         revoked = await self.magiclinks.end_session(
             params["id"], user_id=session.user_id, status=SessionStatus.REVOKED
         )
-        if revoked.id == session.id:
-            call.cookies_out.append(self.names.clear_session())
-        return json_response(session_json(revoked, session.id))
+        response = json_response(session_json(revoked, session.id))
+        if revoked.id == session.id:  # this browser's own: a sign-out, as end_session's
+            call.cookies_out.extend(self.names.signed_out())
+            response.add(*SIGNED_OUT)
+        return response
 
 
 async def _until_disconnect(call: Call, wait: Callable[[], Awaitable[T]]) -> T | None:

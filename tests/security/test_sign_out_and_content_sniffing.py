@@ -64,3 +64,33 @@ async def test_nosniff_on_every_answer_including_landing_pages_and_redirects() -
         answers.update(await every_kind_of_answer(c))
     for name, response in answers.items():
         assert response.headers.get("x-content-type-options") == "nosniff", name
+
+
+async def test_revoking_this_browsers_own_session_signs_it_out_as_sign_out_does() -> None:
+    # the account page's "revoke" on the session in use is a sign-out: a browser that kept its
+    # client would still show the revoked person's address to whoever uses it next
+    app = make_app()
+    async with app.browser() as laptop, app.browser("192.0.2.44") as phone:
+        await signed_up(app, laptop, "ann@example.org")
+        await signed_up(app, phone, "ann.phone@example.org")
+        laptop_session = (await laptop.get("/auth/v1/client")).json()["sessions"][0]["id"]
+        assert "ann@example.org" in (await laptop.get("/auth/v1/client")).text
+        out = await laptop.post(f"/auth/v1/me/sessions/{laptop_session}/revoke")
+        assert out.status_code == 200, out.text
+        assert out.json()["status"] == "revoked"
+        assert out.headers["clear-site-data"] == '"cache"'
+        cleared = out.headers.get_list("set-cookie")
+        for name in ("magiclink_session", "magiclink_client"):
+            assert any(f"{name}=" in c and "Max-Age=0" in c for c in cleared), cleared
+        assert (await laptop.get("/auth/v1/me")).status_code == 401
+        assert "ann@example.org" not in (await laptop.get("/auth/v1/client")).text
+        # revoking another session of the same user leaves this browser's cookies alone
+        await signed_up(app, laptop, "ann.phone@example.org")
+        mine = (await laptop.get("/auth/v1/client")).json()["sessions"][0]["id"]
+        sessions = (await laptop.get("/auth/v1/me/sessions")).json()["data"]
+        other = next(s["id"] for s in sessions if s["id"] != mine and s["status"] == "active")
+        kept = await laptop.post(f"/auth/v1/me/sessions/{other}/revoke")
+        assert kept.status_code == 200, kept.text
+        assert "clear-site-data" not in kept.headers
+        assert not kept.headers.get_list("set-cookie")
+        assert (await laptop.get("/auth/v1/me")).status_code == 200
