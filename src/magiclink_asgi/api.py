@@ -337,9 +337,8 @@ class Api:
             user_id=call.session.user_id if call.session else None,
         )
         response = json_response(session_json(session, current))
-        if session.id == current:  # signing this browser out: drop what it kept of the session
-            call.cookies_out.extend(self.names.signed_out())
-            response.add(*SIGNED_OUT)
+        if session.id == current:
+            self._sign_out_here(call, response)
         return response
 
     # -- the signed-in user ---------------------------------------------------------------------
@@ -418,9 +417,14 @@ class Api:
         )
         response = json_response(session_json(revoked, session.id))
         if revoked.id == session.id:  # this browser's own: a sign-out, as end_session's
-            call.cookies_out.extend(self.names.signed_out())
-            response.add(*SIGNED_OUT)
+            self._sign_out_here(call, response)
         return response
+
+    def _sign_out_here(self, call: Call, response: Response) -> None:
+        """The answer that ended this browser's own session drops what the browser kept of it:
+        the session and client cookies, and the site's cache."""
+        call.cookies_out.extend(self.names.signed_out())
+        response.add(*SIGNED_OUT)
 
 
 async def _until_disconnect(call: Call, wait: Callable[[], Awaitable[T]]) -> T | None:
